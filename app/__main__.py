@@ -1,0 +1,16 @@
+"""Entry point: `python -m app` = `csos-desk`."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main() -> int:
+    import app.logging_setup  # noqa: F401  - quiet default handlers before anything logs
+    from app.cli import main as cli_main
+
+    return cli_main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

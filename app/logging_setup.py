@@ -1,0 +1,35 @@
+"""Log to a rotating file in the profile's data folder. Only codes and identifiers are logged, never secrets."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+from pathlib import Path
+
+_configured: set[Path] = set()
+
+# Library loggers stay quiet unless something is wrong; without a handler Python's last-resort handler would print
+# our records (and tracebacks) on the terminal.
+logging.getLogger("app").addHandler(logging.NullHandler())
+
+
+def log_path(data_dir: Path) -> Path:
+    return Path(data_dir) / "logs" / "csos-desk.log"
+
+
+def setup_logging(data_dir: Path, *, level: int = logging.INFO) -> Path:
+    path = log_path(data_dir)
+    if path in _configured:
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=2_000_000, backupCount=5, encoding="utf-8")
+    except OSError:
+        return path  # a read-only data folder must not stop the program; storage errors surface elsewhere
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    app_logger = logging.getLogger("app")
+    app_logger.addHandler(handler)
+    app_logger.setLevel(level)
+    _configured.add(path)
+    return path

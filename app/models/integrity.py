@@ -1,0 +1,175 @@
+"""Integrity rules the store enforces by itself: signed content is immutable, the audit log is an append-only
+hash chain. Kept at the model layer so no service, script or future UI can bypass them through the ORM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session
+
+from app.errors import ImmutableRecord
+from app.models.orderbook import AuditEvent, LinkedRecord, Order, OrderLine, Receipt
+
+GENESIS_HASH = "0" * 64
+
+ORDER_SIGNED_FIELDS = (
+    "order_number", "registration_id", "supplier_id", "signed_at", "signer_fingerprint", "signed_document",
+    "payload_sha256",
+)
+LINE_SIGNED_FIELDS = ("order_id", "line_number", "product_id", "ndc", "description", "packages", "package_quantity",
+                      "unit")
+
+
+def _was_set_before(obj: Any, attribute: str) -> bool:
+    history = inspect(obj).attrs[attribute].history
+    previous = list(history.unchanged) + list(history.deleted)
+    return any(value is not None for value in previous)
+
+
+def _changed(obj: Any, attributes: Iterable[str]) -> list[str]:
+    state = inspect(obj)
+    return [name for name in attributes if state.attrs[name].history.has_changes()]
+
+
+def _order_was_signed(order: Order | None) -> bool:
+    if order is None:
+        return False
+    state = inspect(order)
+    if state.pending or state.transient:
+        return False
+    return _was_set_before(order, "signed_document")
+
+
+def _line_order(session: Session, line: OrderLine) -> Order | None:
+    if line.order is not None:
+        return line.order
+    if line.order_id is None:
+        return None
+    with session.no_autoflush:
+        return session.get(Order, line.order_id)
+
+
+def _refuse_changes_to_signed_content(session: Session, flush_context: Any, instances: Any) -> None:
+    for obj in session.dirty:
+        if isinstance(obj, Order) and _was_set_before(obj, "signed_document"):
+            changed = _changed(obj, ORDER_SIGNED_FIELDS)
+            if changed:
+                raise ImmutableRecord(
+                    f"Order {obj.order_number} is signed; its signed content cannot be changed "
+                    f"({', '.join(changed)}). Issue a new order instead.",
+                    code="order.signed_immutable",
+                )
+        elif isinstance(obj, OrderLine) and _order_was_signed(_line_order(session, obj)):
+            changed = _changed(obj, LINE_SIGNED_FIELDS)
+            if changed:
+                raise ImmutableRecord(
+                    f"Line {obj.line_number} belongs to a signed order and cannot be changed. Issue a new order "
+                    "instead.",
+                    code="order.signed_immutable",
+                )
+        elif isinstance(obj, AuditEvent) and session.is_modified(obj):
+            raise ImmutableRecord("Audit events cannot be changed.", code="audit.append_only")
+        elif isinstance(obj, LinkedRecord) and _changed(obj, ("raw", "raw_sha256", "order_id", "kind")):
+            raise ImmutableRecord("A linked record is kept exactly as received or sent.", code="linked_record.immutable")
+        elif isinstance(obj, Receipt) and _changed(obj, ("packages_received", "received_on", "order_line_id")):
+            raise ImmutableRecord("A recorded receipt cannot be changed; record a correction instead.",
+                                  code="receipt.immutable")
+    for obj in session.new:
+        if isinstance(obj, OrderLine) and _order_was_signed(_line_order(session, obj)):
+            raise ImmutableRecord("Lines cannot be added to a signed order.", code="order.signed_immutable")
+    for obj in session.deleted:
+        if isinstance(obj, Order) and _was_set_before(obj, "signed_document"):
+            raise ImmutableRecord(f"Signed order {obj.order_number} must be kept (2-year record duty).",
+                                  code="order.signed_immutable")
+        if isinstance(obj, OrderLine) and _order_was_signed(_line_order(session, obj)):
+            raise ImmutableRecord("Lines of a signed order cannot be removed.", code="order.signed_immutable")
+        if isinstance(obj, (AuditEvent, LinkedRecord, Receipt)):
+            raise ImmutableRecord("Records are kept; they cannot be deleted.", code="record.append_only")
+
+
+def install_integrity_rules(session_factory: Any) -> None:
+    """Attach the before-flush rules to a sessionmaker (idempotent)."""
+    if not event.contains(session_factory, "before_flush", _refuse_changes_to_signed_content):
+        event.listen(session_factory, "before_flush", _refuse_changes_to_signed_content)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Audit chain
+
+
+def canonical_event_content(*, at: dt.datetime, actor: str, action: str, order_id: int | None,
+                            details: dict[str, Any], previous_hash: str) -> bytes:
+    payload = {
+        "at": at.astimezone(dt.timezone.utc).isoformat(timespec="microseconds"),
+        "actor": actor,
+        "action": action,
+        "order_id": order_id,
+        "details": details,
+        "previous_hash": previous_hash,
+    }
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str).encode()
+
+
+def append_audit_event(session: Session, *, action: str, actor: str = "", order_id: int | None = None,
+                       details: dict[str, Any] | None = None, at: dt.datetime | None = None) -> AuditEvent:
+    """Add the next event of the chain to ``session`` (flushed, not committed).
+
+    ``previous_hash`` is unique in the table, so two writers racing for the same predecessor cannot fork the chain:
+    the loser's commit fails and its transaction is retried by the caller.
+    """
+    at = at or dt.datetime.now(dt.timezone.utc)
+    # Round-trip through JSON now so the hash covers exactly what the database will give back.
+    details = json.loads(json.dumps(details or {}, sort_keys=True, default=str))
+    session.flush()
+    last = session.execute(select(AuditEvent.event_hash).order_by(AuditEvent.id.desc()).limit(1)).scalar()
+    previous_hash = last or GENESIS_HASH
+    digest = hashlib.sha256(canonical_event_content(
+        at=at, actor=actor, action=action, order_id=order_id, details=details, previous_hash=previous_hash,
+    )).hexdigest()
+    audit = AuditEvent(at=at, actor=actor, action=action, order_id=order_id, details=details,
+                       previous_hash=previous_hash, event_hash=digest)
+    session.add(audit)
+    session.flush()
+    return audit
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    event_id: int
+    code: str
+    message: str
+
+
+def verify_audit_chain(session: Session, *, batch_size: int = 5000) -> list[ChainProblem]:
+    """Walk the whole chain; report every event whose content or link does not match."""
+    problems: list[ChainProblem] = []
+    expected_previous = GENESIS_HASH
+    last_id = 0
+    while True:
+        rows = session.execute(
+            select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch_size)
+        ).scalars().all()
+        if not rows:
+            break
+        for audit in rows:
+            if audit.previous_hash != expected_previous:
+                problems.append(ChainProblem(audit.id, "audit.chain_broken",
+                                             f"Audit event {audit.id} does not follow the event before it "
+                                             "(an event was removed or inserted)."))
+            digest = hashlib.sha256(canonical_event_content(
+                at=audit.at, actor=audit.actor, action=audit.action, order_id=audit.order_id,
+                details=audit.details, previous_hash=audit.previous_hash,
+            )).hexdigest()
+            if digest != audit.event_hash:
+                problems.append(ChainProblem(audit.id, "audit.event_altered",
+                                             f"Audit event {audit.id} was changed after it was written."))
+            expected_previous = audit.event_hash
+            last_id = audit.id
+        session.expunge_all()
+    return problems
