@@ -25,6 +25,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -112,6 +114,11 @@ class Product(Base):
     """One package (NDC-11) from the FDA NDC Directory or entered by hand."""
 
     __tablename__ = "products"
+    __table_args__ = (
+        # Prefix search on names ("oxyc…") through an index, on SQLite and PostgreSQL alike.
+        Index("ix_products_name_lower", func.lower(text("name"))),
+        Index("ix_products_generic_name_lower", func.lower(text("generic_name"))),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ndc: Mapped[str] = mapped_column(String(11), unique=True)

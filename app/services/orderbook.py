@@ -7,12 +7,13 @@ chain in the same transaction.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import and_, exists, func, literal, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -28,12 +29,14 @@ from app.models.orderbook import (
     Product,
     Registration,
     Supplier,
+    UtcDateTime,
     utcnow,
 )
 from app.models.states import OrderStatus, check_transition
 from app.models.values import DeaNumber, Ndc, OrderNumber, Schedule
 
 MAX_ORDER_SEQUENCE = 999_999
+_ORDER_NUMBER_PREFIX = re.compile(r"^[0-9]{2}X[0-9A-Z]{0,6}$")
 
 
 class DuplicateRecord(CsosError):
@@ -69,7 +72,7 @@ class OrderFilter:
     schedule: Schedule | None = None
     text: str = ""
 
-    def clauses(self) -> list[Any]:
+    def clauses(self, session: Session) -> list[Any]:
         where: list[Any] = []
         if self.statuses:
             where.append(Order.status.in_(sorted(self.statuses, key=lambda s: s.value)))
@@ -85,17 +88,62 @@ class OrderFilter:
             where.append(exists().where(and_(OrderLine.order_id == Order.id,
                                              OrderLine.schedule == self.schedule.value)))
         text = self.text.strip()
-        if text:
-            upper = text.upper()
-            digits = "".join(c for c in text if c.isdigit())
-            line_match = [OrderLine.description.ilike(f"%{text}%")]
-            if len(digits) >= 4 and digits == text.replace("-", ""):
-                line_match.append(OrderLine.ndc.like(f"%{digits}%"))
-            where.append(or_(
-                Order.order_number.like(f"{upper}%"),
-                exists().where(and_(OrderLine.order_id == Order.id, or_(*line_match))),
-            ))
+        if text and _ORDER_NUMBER_PREFIX.match(text.upper()):
+            # An order number (or its start): a range on the indexed column, nothing else can look like it.
+            prefix = text.upper()
+            where.append(and_(Order.order_number >= prefix, Order.order_number <= prefix + "~"))
+        elif text:
+            where.append(_product_clause(session, text))
         return where
+
+
+# Below this many matching lines, find the orders through the lines' NDC index; above it, walking orders newest-first
+# finds a page of matches quickly.
+_SELECTIVE_LINE_COUNT = 2000
+
+
+def _product_clause(session: Session, text: str) -> Any:
+    """Orders with a line for a product whose name or NDC matches ``text``.
+
+    Lines always carry a catalog NDC (``add_line`` requires one), so the catalog (small) is searched first and the
+    order lines (large) only through their NDC index.
+    """
+    ndc_prefix = _ndc_prefix(text)
+    if ndc_prefix is not None:
+        product_match = [and_(Product.ndc >= ndc_prefix, Product.ndc <= ndc_prefix + "~")]
+    else:
+        # Start of the product or generic name, through the lower(name) indexes: what people type ("oxyc").
+        low = text.lower()
+        high = low[:-1] + chr(ord(low[-1]) + 1)
+        product_match = [and_(func.lower(Product.name) >= low, func.lower(Product.name) < high),
+                         and_(func.lower(Product.generic_name) >= low, func.lower(Product.generic_name) < high)]
+    ndcs = list(session.scalars(select(Product.ndc).where(or_(*product_match)).limit(5000)))
+    if not ndcs:
+        return literal(False)
+    matching_lines = select(OrderLine.order_id).where(OrderLine.ndc.in_(ndcs))
+    count = session.scalar(select(func.count()).select_from(matching_lines.limit(_SELECTIVE_LINE_COUNT + 1)
+                                                            .subquery()))
+    if count <= _SELECTIVE_LINE_COUNT:
+        return Order.id.in_(list(session.scalars(matching_lines)))
+    return exists().where(and_(OrderLine.order_id == Order.id, OrderLine.ndc.in_(ndcs)))
+
+
+def _ndc_prefix(text: str) -> str | None:
+    """The 11-digit-NDC prefix a typed (partial) NDC stands for, or None when the text is not an NDC."""
+    compact = text.replace(" ", "")
+    if not compact or not all(c.isdigit() or c == "-" for c in compact) or sum(c.isdigit() for c in compact) < 4:
+        return None
+    try:
+        return Ndc.parse(compact).digits
+    except InvalidValue:
+        pass
+    segments = compact.split("-")
+    if len(segments) == 1:
+        return segments[0][:11]
+    widths = (5, 4, 2)
+    padded = [segment.zfill(width) if i < len(segments) - 1 else segment
+              for i, (segment, width) in enumerate(zip(segments, widths))]
+    return "".join(padded)
 
 
 @dataclass(frozen=True)
@@ -386,14 +434,12 @@ class OrderBook:
                        after: PageKey | None = None, limit: int = 100,
                        newest_first: bool = True) -> list[PageKey]:
         """Keyset pagination by (created_at, id): constant cost for any page depth."""
-        query = select(Order.created_at, Order.id).where(*order_filter.clauses())
+        query = select(Order.created_at, Order.id).where(*order_filter.clauses(session))
         if after is not None:
-            if newest_first:
-                query = query.where(or_(Order.created_at < after.created_at,
-                                        and_(Order.created_at == after.created_at, Order.id < after.id)))
-            else:
-                query = query.where(or_(Order.created_at > after.created_at,
-                                        and_(Order.created_at == after.created_at, Order.id > after.id)))
+            # Row-value comparison so the (created_at, id) index serves any depth.
+            key = tuple_(Order.created_at, Order.id)
+            bound = tuple_(literal(after.created_at, UtcDateTime()), literal(after.id))
+            query = query.where(key < bound if newest_first else key > bound)
         if newest_first:
             query = query.order_by(Order.created_at.desc(), Order.id.desc())
         else:
@@ -401,7 +447,7 @@ class OrderBook:
         return [PageKey(created_at, order_id) for created_at, order_id in session.execute(query.limit(limit))]
 
     def count_orders(self, session: Session, order_filter: OrderFilter = OrderFilter()) -> int:
-        return session.scalar(select(func.count(Order.id)).where(*order_filter.clauses())) or 0
+        return session.scalar(select(func.count(Order.id)).where(*order_filter.clauses(session))) or 0
 
     def order_rows(self, session: Session, ids: Sequence[int]) -> dict[int, OrderRow]:
         if not ids:

@@ -36,6 +36,8 @@ def upgrade() -> None:
     with op.batch_alter_table('products', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_products_name'), ['name'], unique=False)
         batch_op.create_index(batch_op.f('ix_products_product_ndc'), ['product_ndc'], unique=False)
+        batch_op.create_index('ix_products_name_lower', [sa.text('lower(name)')], unique=False)
+        batch_op.create_index('ix_products_generic_name_lower', [sa.text('lower(generic_name)')], unique=False)
 
     op.create_table('registrations',
     sa.Column('id', sa.Integer(), nullable=False),
