@@ -1,0 +1,100 @@
+"""Starting the GUI: `csos-desk` with no command.
+
+Qt and the order book are imported inside the functions, so `csos-desk --help` and the CLI commands stay fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_CANNOT_START = 2
+
+APP_DISPLAY_NAME = "CSOS Desk"
+
+
+def show_error(title: str, message: str, parent: Any = None) -> None:
+    """A modal message for the person at the counter (tests replace this)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    QMessageBox.critical(parent, title, message)
+
+
+def _application() -> Any:
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from app import __version__
+    from app.ui import theme
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("csos-desk")
+    app.setApplicationDisplayName(APP_DISPLAY_NAME)
+    app.setApplicationVersion(__version__)
+    app.setOrganizationName("CSOS Desk")
+    app.setDesktopFileName("csos-desk")
+    if Path(theme.ICON_PATH).is_file():
+        app.setWindowIcon(QIcon(str(theme.ICON_PATH)))
+    return app
+
+
+def _install_excepthook() -> Any:
+    """A failure inside a slot: log it, tell the person in plain words, keep running. Never a traceback."""
+    from app.errors import CsosError
+
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        if isinstance(exc, CsosError):
+            log.info("operation failed: %s", exc.code)
+            show_error(APP_DISPLAY_NAME, exc.message)
+        elif isinstance(exc, KeyboardInterrupt):
+            previous(kind, exc, tb)
+        else:
+            log.error("unexpected failure", exc_info=(kind, exc, tb))
+            show_error(APP_DISPLAY_NAME, "Something unexpected went wrong. What you were doing may not have "
+                                         "finished; details were written to the log file in the data folder.")
+
+    sys.excepthook = hook
+    return previous
+
+
+def run_gui(*, data_dir: str | Path | None, database_url: str | None, profile: str | None) -> int:
+    """Open the configured order book and run the main window; returns the process exit code."""
+    from app.config import load_config
+    from app.errors import CsosError
+    from app.logging_setup import setup_logging
+    from app.models.database import open_database
+    from app.services.orderbook import OrderBook
+
+    app = _application()
+    try:
+        config = load_config(data_dir=data_dir, database_url=database_url, profile=profile)
+        setup_logging(config.data_dir)
+        db = open_database(config.database_url)
+    except CsosError as exc:
+        log.info("cannot start: %s", exc.code)
+        show_error(f"{APP_DISPLAY_NAME} cannot start", exc.message)
+        return EXIT_CANNOT_START
+
+    from app.ui.main_window import MainWindow
+
+    previous_hook = _install_excepthook()
+    try:
+        window = MainWindow(config, OrderBook(db, actor="gui"), db)
+        window.show()
+        log.info("gui started (profile %s)", config.profile.value)
+        return int(app.exec())
+    except CsosError as exc:
+        log.info("cannot start: %s", exc.code)
+        show_error(f"{APP_DISPLAY_NAME} cannot start", exc.message)
+        return EXIT_CANNOT_START
+    finally:
+        sys.excepthook = previous_hook
+        db.close()
