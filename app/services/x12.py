@@ -1,0 +1,1315 @@
+"""ASC X12 004010 codec for CSOS orders and the supplier's replies (DESIGN.md §5).
+
+Four transaction sets, one interchange / one functional group / one transaction set each:
+
+- **850** purchase order — the payload that gets signed (duty O1, O2, O3);
+- **855** purchase order acknowledgement — acceptance, acceptance with changes, non-acceptance (O6);
+- **856** ship notice — packages shipped per line and the ship date (O4, O5);
+- **865** seller-initiated change — our *void notice*, whole order or per line (O8).
+
+Delimiters are fixed: ``~`` segment terminator, ``*`` element separator, ``>`` sub-element separator. Data never
+contains a delimiter: the writer rejects it (never escapes it), the parser never sees one inside an element.
+
+The codec is canonical. The writer produces exactly one byte string for a document (no whitespace, no trailing
+empty elements, numbers without leading zeros, decimals normalised), and the parser accepts only that canonical
+form (plus optional whitespace after a segment terminator, which VANs add). So an accepted 850 has one meaning and
+one spelling: ``write(parse(data)) == data`` once whitespace after ``~`` is removed. The mapping of every field is
+in ``docs/x12-mapping.md``.
+
+Text: printable ASCII only (0x20-0x7E, the X12 basic and extended character sets), minus the three delimiters,
+without leading or trailing spaces. Anything else is rejected on write and on parse (``x12.charset``).
+
+Every failure is an :class:`X12Error` with a stable ``code`` and, where it applies, the segment id and its position
+(segment index in the interchange, ISA = 1; element index, 1-based).
+
+The codec works on its own frozen dataclasses; it knows nothing about the order book.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Union
+
+from app.errors import CsosError, InvalidValue
+from app.models.values import DeaNumber, Ndc, OrderNumber, PackageUnit
+
+__all__ = [
+    "SEGMENT_TERMINATOR", "ELEMENT_SEPARATOR", "SUBELEMENT_SEPARATOR",
+    "X12Error", "Party", "OrderLine850", "PurchaseOrder", "AckStatus", "LineStatus", "AckLine",
+    "Acknowledgement855", "ShipmentLine", "Shipment856", "VoidNotice", "Document", "Envelope", "Interchange",
+    "write", "write_850", "write_855", "write_856", "write_void", "write_865",
+    "parse_interchange", "parse_any", "parse_850", "parse_855", "parse_856", "parse_void", "parse_865",
+]
+
+SEGMENT_TERMINATOR = "~"
+ELEMENT_SEPARATOR = "*"
+SUBELEMENT_SEPARATOR = ">"
+_DELIMITERS = frozenset(SEGMENT_TERMINATOR + ELEMENT_SEPARATOR + SUBELEMENT_SEPARATOR)
+_WHITESPACE_AFTER_TERMINATOR = " \t\r\n"
+_ISA_LENGTH = 106  # "ISA" + 16 separators + 86 characters of fixed-width data + terminator
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Errors
+
+
+class X12Error(CsosError):
+    """An X12 document could not be written or parsed.
+
+    ``segment`` is the segment id concerned (``"N1"``), ``position`` is ``(segment index, element index)`` with the
+    segment index counted from ISA = 1 across the whole interchange and the element index 1-based (``None`` when the
+    whole segment is concerned). ``value_code`` carries the code of a wrapped :class:`InvalidValue`
+    (e.g. ``dea.check_digit``) when ``code == "x12.invalid_value"``.
+    """
+
+    code = "x12.malformed"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        segment: str | None = None,
+        position: tuple[int, int | None] | None = None,
+        value_code: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code)
+        self.segment = segment
+        self.position = position
+        self.value_code = value_code
+
+    @property
+    def segment_index(self) -> int | None:
+        return self.position[0] if self.position else None
+
+    @property
+    def element_index(self) -> int | None:
+        return self.position[1] if self.position else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Loc:
+    segment: str
+    index: int
+    element: int | None = None
+
+    def describe(self) -> str:
+        if self.element is None:
+            return f"segment {self.index} ({self.segment})"
+        return f"segment {self.index} ({self.segment}), element {self.segment}{self.element:02d}"
+
+
+def _fail(code: str, loc: _Loc | None, what: str, *, value_code: str | None = None) -> X12Error:
+    prefix = f"X12 {loc.describe()}: " if loc is not None else "X12: "
+    return X12Error(
+        prefix + what,
+        code=code,
+        segment=loc.segment if loc else None,
+        position=(loc.index, loc.element) if loc else None,
+        value_code=value_code,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Documents
+
+
+def _as_tuple(obj: Any, name: str) -> None:
+    value = getattr(obj, name)
+    if isinstance(value, list):
+        object.__setattr__(obj, name, tuple(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """N1 loop. ``dea_number`` and the address may be absent for the supplier only (O1: the supplier completes them);
+    the address is all or nothing: 1-4 address lines, city, state, postal code."""
+
+    name: str
+    dea_number: str | None = None
+    address_lines: tuple[str, ...] = ()
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+
+    def __post_init__(self) -> None:
+        _as_tuple(self, "address_lines")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine850:
+    """One PO1 loop: PO1 (line number, packages, NDC) + PID (description) + PO4 (quantity in one package, unit)."""
+
+    line_number: int
+    packages: int
+    ndc: str  # 11 digits, no hyphens
+    description: str  # product name and strength
+    package_quantity: int | Decimal
+    unit: PackageUnit
+
+
+@dataclass(frozen=True, slots=True)
+class PurchaseOrder:
+    """850. The signed payload."""
+
+    order_number: str
+    date_signed: _dt.date
+    purchaser: Party
+    supplier: Party
+    lines: tuple[OrderLine850, ...]
+
+    def __post_init__(self) -> None:
+        _as_tuple(self, "lines")
+
+
+class AckStatus(enum.Enum):
+    """BAK02 (X12 element 587). Member names give the meaning X12 assigns to each code."""
+
+    ACCEPTED = "AD"  # Acknowledge - With Detail, No Change
+    ACCEPTED_WITH_CHANGES = "AC"  # Acknowledge - With Detail and Change
+    REJECTED = "RJ"  # Rejected (statement of non-acceptance, O6)
+
+
+class LineStatus(enum.Enum):
+    """ACK01 (X12 element 668)."""
+
+    ACCEPTED = "IA"  # Item Accepted
+    REJECTED = "IR"  # Item Rejected
+    BACKORDERED = "IB"  # Item Backordered
+    QUANTITY_CHANGED = "IQ"  # Item Accepted - Quantity Changed
+
+
+@dataclass(frozen=True, slots=True)
+class AckLine:
+    """One 855 PO1 loop: PO1 (line number, optional NDC) + ACK (status, packages) + optional N9/MSG reason."""
+
+    line_number: int
+    status: LineStatus
+    quantity: int  # packages the status applies to (accepted, backordered, new quantity...); 0 allowed
+    ndc: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement855:
+    order_number: str
+    order_date: _dt.date  # BAK04, mandatory in 004010: the date the order was signed
+    status: AckStatus
+    date: _dt.date  # BAK09 acknowledgement date
+    reason: str | None = None  # heading N9*L1*REASON + MSG
+    lines: tuple[AckLine, ...] = ()
+
+    def __post_init__(self) -> None:
+        _as_tuple(self, "lines")
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentLine:
+    line_number: int  # LIN01: the order's PO1 line number
+    ndc: str
+    packages_shipped: int  # SN102; 0 allowed
+
+
+@dataclass(frozen=True, slots=True)
+class Shipment856:
+    order_number: str
+    shipment_id: str  # BSN02, 2-30 characters
+    ship_date: _dt.date  # DTM*011
+    created_at: _dt.datetime  # BSN03/BSN04: when the supplier made the notice (minute precision)
+    lines: tuple[ShipmentLine, ...]
+
+    def __post_init__(self) -> None:
+        _as_tuple(self, "lines")
+
+
+@dataclass(frozen=True, slots=True)
+class VoidNotice:
+    """865 seller-initiated change. Whole order: BCA01 = 01 (cancellation), no POC. Partial: BCA01 = 04 (change),
+    one ``POC*<line>*DI`` (delete item) per voided line."""
+
+    order_number: str
+    order_date: _dt.date  # BCA06, mandatory: the date the order was signed
+    date: _dt.date  # BCA10: date of the void
+    whole_order: bool
+    voided_lines: tuple[int, ...] = ()
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        _as_tuple(self, "voided_lines")
+
+
+Document = Union[PurchaseOrder, Acknowledgement855, Shipment856, VoidNotice]
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """ISA/GS/ST values. Control numbers are the caller's job (unique per sender); the writer only formats them.
+
+    ``application_sender_id``/``application_receiver_id`` (GS02/GS03) default to the interchange ids (ISA06/ISA08);
+    they are normalised to ``None`` when equal so a parsed envelope compares equal to the one written.
+    ``created_at`` goes to ISA09/ISA10 and GS04/GS05 at minute precision (seconds are dropped, the wall-clock time is
+    written as is).
+    """
+
+    sender_id: str
+    receiver_id: str
+    created_at: _dt.datetime
+    interchange_control_number: int
+    group_control_number: int
+    transaction_control_number: int = 1
+    sender_qualifier: str = "ZZ"
+    receiver_qualifier: str = "ZZ"
+    usage_indicator: str = "P"  # P production, T test
+    acknowledgment_requested: bool = False
+    application_sender_id: str | None = None
+    application_receiver_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.application_sender_id == self.sender_id:
+            object.__setattr__(self, "application_sender_id", None)
+        if self.application_receiver_id == self.receiver_id:
+            object.__setattr__(self, "application_receiver_id", None)
+
+
+@dataclass(frozen=True, slots=True)
+class Interchange:
+    envelope: Envelope
+    document: Document
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Element codecs: each turns one Python value into one element and back, validating both ways with the same rules.
+
+
+def _check_chars(text: str, loc: _Loc) -> None:
+    for ch in text:
+        if ch in _DELIMITERS:
+            raise _fail("x12.delimiter_in_data", loc, f"the delimiter {ch!r} is not allowed inside data.")
+        if not (" " <= ch <= "~"):
+            raise _fail(
+                "x12.charset", loc,
+                f"the character {ch!r} is outside the X12 character set (printable ASCII).",
+            )
+
+
+class _Codec:
+    def encode(self, value: Any, loc: _Loc) -> str:
+        raise NotImplementedError
+
+    def decode(self, text: str, loc: _Loc) -> Any:
+        raise NotImplementedError
+
+
+class _Text(_Codec):
+    def __init__(self, min_len: int, max_len: int, label: str) -> None:
+        self.min_len, self.max_len, self.label = min_len, max_len, label
+
+    def _check(self, text: str, loc: _Loc) -> str:
+        _check_chars(text, loc)
+        if text == "":
+            raise _fail("x12.missing_element", loc, f"the {self.label} is empty.")
+        if text.strip(" ") != text:
+            raise _fail("x12.bad_element", loc, f"the {self.label} has leading or trailing spaces.")
+        if not self.min_len <= len(text) <= self.max_len:
+            raise _fail(
+                "x12.bad_element", loc,
+                f"the {self.label} has {len(text)} characters; X12 allows {self.min_len} to {self.max_len}.",
+            )
+        return text
+
+    def encode(self, value: Any, loc: _Loc) -> str:
+        if not isinstance(value, str):
+            raise _fail("x12.bad_element", loc, f"the {self.label} must be text, not {type(value).__name__}.")
+        return self._check(value, loc)
+
+    def decode(self, text: str, loc: _Loc) -> str:
+        return self._check(text, loc)
+
+
+class _Literal(_Codec):
+    """A fixed code. A different value is an unknown qualifier (or ``code`` if given)."""
+
+    def __init__(self, literal: str, label: str, code: str = "x12.unknown_qualifier") -> None:
+        self.literal, self.label, self.code = literal, label, code
+
+    def encode(self, value: Any, loc: _Loc) -> str:
+        if value != self.literal:
+            raise _fail(self.code, loc, f"the {self.label} must be {self.literal!r}, not {value!r}.")
+        return self.literal
+
+    def decode(self, text: str, loc: _Loc) -> str:
+        if text != self.literal:
+            raise _fail(self.code, loc, f"the {self.label} must be {self.literal!r}, not {text!r}.")
+        return text
+
+
+class _Code(_Codec):
+    """One of a set of codes, mapped to Python values (enum members, strings, booleans...)."""
+
+    def __init__(self, mapping: dict[str, Any], label: str) -> None:
+        self.mapping, self.label = mapping, label
+        self.reverse = [(v, k) for k, v in mapping.items()]
+
+    def encode(self, value: Any, loc: _Loc) -> str:
+        for v, k in self.reverse:
+            if type(v) is type(value) and v == value:
+                return k
+        raise _fail("x12.unknown_qualifier", loc, f"{value!r} is not a valid {self.label}.")
+
+    def decode(self, text: str, loc: _Loc) -> Any:
+        if text not in self.mapping:
+            allowed = ", ".join(self.mapping)
+            raise _fail("x12.unknown_qualifier", loc, f"{text!r} is not a valid {self.label} ({allowed}).")
+        return self.mapping[text]
+
+
+class _Int(_Codec):
+    """A whole number without leading zeros (X12 N0 / R without fraction) in ``[minimum, 10**max_digits - 1]``."""
+
+    def __init__(self, label: str, *, minimum: int, max_digits: int) -> None:
+        self.label, self.minimum, self.max_digits = label, minimum, max_digits
+        self.pattern = re.compile(r"(0|[1-9][0-9]*)")
+
+    def _range(self, number: int, loc: _Loc) -> int:
+        if number < self.minimum:
+            rule = "greater than zero" if self.minimum == 1 else f"at least {self.minimum}"
+            raise _fail("x12.bad_element", loc, f"the {self.label} must be {rule}, not {number}.")
+        if number >= 10 ** self.max_digits:
+            raise _fail("x12.bad_element", loc, f"the {self.label} has more than {self.max_digits} digits.")
+        return number
+
+    def encode(self, value: Any, loc: _Loc) -> str:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _fail("x12.bad_element", loc, f"the {self.label} must be a whole number, not {value!r}.")
+        return str(self._range(value, loc))
+
+    def decode(self, text: str, loc: _Loc) -> int:
+        if len(text) > self.max_digits + 1 or not self.pattern.fullmatch(text):
+            raise _fail("x12.bad_element", loc, f"the {self.label} {text!r} is not a whole number.")
+        return self._range(int(text), loc)
+
+
+class _PackageQuantity(_Codec):
+    """PO402 (R, 1-8 digits): a positive int or Decimal. Written without exponent, leading or trailing zeros."""
+
+    pattern = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]*[1-9])?")
+    label = "quantity in one package"
+
+    def _digits_ok(self, text: str, loc: _Loc) -> None:
+        if sum(c.isdigit() for c in text) > 8:
+            raise _fail("x12.bad_element", loc, f"the {self.label} {text} has more than 8 digits.")
+
+    def encode(self, value: Any, loc: _Loc) -> str:
+        if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
+            raise _fail("x12.bad_element", loc, f"the {self.label} must be an int or Decimal, not {value!r}.")
+        if isinstance(value, Decimal) and not value.is_finite():
+            raise _fail("x12.bad_element", loc, f"the {self.label} must be a number, not {value}.")
+        if value <= 0:
+            raise _fail("x12.bad_element", loc, f"the {self.label} must be greater than zero, not {value}.")
+        if isinstance(value, int):
+            text = str(value)
+        else:
+            text = format(value.normalize(), "f")
+            if "." in text:
+                text = text.rstrip("0").rstrip(".")
+        self._digits_ok(text, loc)
+        return text
+
+    def decode(self, text: str, loc: _Loc) -> int | Decimal:
+        if len(text) > 10 or not self.pattern.fullmatch(text):
+            raise _fail("x12.bad_element", loc,
+                        f"the {self.label} {text!r} is not a number as X12 writes it (e.g. 100 or 2.5).")
+        self._digits_ok(text, loc)
+        value: int | Decimal = Decimal(text) if "." in text else int(text)
+        if value <= 0:
+            raise _fail("x12.bad_element", loc, f"the {self.label} must be greater than zero, not {text}.")
+        return value
+
+
+class _Date8(_Codec):
+    """CCYYMMDD."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def encode(self, value: Any, loc: _Loc) -> str:
+        if not isinstance(value, _dt.date) or isinstance(value, _dt.datetime):
+            raise _fail("x12.bad_element", loc, f"the {self.label} must be a date, not {value!r}.")
+        return f"{value.year:04d}{value.month:02d}{value.day:02d}"
+
+    def decode(self, text: str, loc: _Loc) -> _dt.date:
+        if len(text) == 8 and text.isascii() and text.isdigit():
+            try:
+                return _dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+            except ValueError:
+                pass
+        raise _fail("x12.bad_element", loc, f"the {self.label} {text!r} is not a date CCYYMMDD.")
+
+
+class _Time4(_Codec):
+    """HHMM."""
+
+    pattern = re.compile(r"([01][0-9]|2[0-3])[0-5][0-9]")
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def encode(self, value: Any, loc: _Loc) -> str:
+        if not isinstance(value, _dt.time):
+            raise _fail("x12.bad_element", loc, f"the {self.label} must be a time, not {value!r}.")
+        return f"{value.hour:02d}{value.minute:02d}"
+
+    def decode(self, text: str, loc: _Loc) -> _dt.time:
+        if not self.pattern.fullmatch(text):
+            raise _fail("x12.bad_element", loc, f"the {self.label} {text!r} is not a time HHMM.")
+        return _dt.time(int(text[:2]), int(text[2:]))
+
+
+class _Domain(_Codec):
+    """A domain value from app.models.values: must parse and be written in its canonical spelling."""
+
+    def __init__(self, label: str, parse: Callable[[str], Any], canonical: Callable[[Any], str],
+                 shape: re.Pattern[str], shape_hint: str) -> None:
+        self.label, self.parse, self.canonical, self.shape, self.shape_hint = label, parse, canonical, shape, shape_hint
+
+    def _check(self, text: str, loc: _Loc) -> str:
+        _check_chars(text, loc)
+        try:
+            parsed = self.parse(text)
+        except InvalidValue as exc:
+            raise _fail("x12.invalid_value", loc, f"{exc.message} [{exc.code}]", value_code=exc.code) from None
+        if self.canonical(parsed) != text or not self.shape.fullmatch(text):
+            raise _fail("x12.bad_element", loc, f"the {self.label} {text!r} must be written {self.shape_hint}.")
+        return text
+
+    def encode(self, value: Any, loc: _Loc) -> str:
+        if not isinstance(value, str):
+            raise _fail("x12.bad_element", loc, f"the {self.label} must be text, not {type(value).__name__}.")
+        return self._check(value, loc)
+
+    def decode(self, text: str, loc: _Loc) -> str:
+        return self._check(text, loc)
+
+
+_DEA = _Domain("DEA number", DeaNumber.parse, lambda v: v.value, re.compile(r"[A-Z]{2}[0-9]{7}"),
+               "as 2 capital letters and 7 digits")
+_NDC = _Domain("NDC", Ndc.parse, lambda v: v.digits, re.compile(r"[0-9]{11}"), "as 11 digits without hyphens")
+_ORDER_NUMBER = _Domain("order number", OrderNumber.parse, lambda v: v.value, re.compile(r"[0-9]{2}X[0-9A-Z]{6}"),
+                        "in capitals, e.g. 26X000001")
+
+
+class _Control(_Codec):
+    """Control numbers: ISA13/IEA02 (9 digits, zero-padded), GS06/GE02 (1-9 digits), ST02/SE02 (4-9 digits)."""
+
+    def __init__(self, label: str, width: int) -> None:
+        self.label, self.width = label, width
+
+    def encode(self, value: Any, loc: _Loc) -> str:
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 999_999_999:
+            raise _fail("x12.envelope", loc, f"the {self.label} must be a whole number 1-999999999, not {value!r}.")
+        return f"{value:0{self.width}d}"
+
+    def decode(self, text: str, loc: _Loc) -> int:
+        if len(text) <= 9 and text.isascii() and text.isdigit():
+            number = int(text)
+            if 1 <= number and f"{number:0{self.width}d}" == text:
+                return number
+        raise _fail("x12.envelope", loc, f"the {self.label} {text!r} is not {self.width}-digit control number.")
+
+
+_UNIT = _Code({u.value: u for u in PackageUnit}, "package unit (PO403)")
+_ACK_STATUS = _Code({s.value: s for s in AckStatus}, "acknowledgement type (BAK02)")
+_LINE_STATUS = _Code({s.value: s for s in LineStatus}, "line item status (ACK01)")
+_LINE_NUMBER = _Int("line number", minimum=1, max_digits=6)
+_PACKAGES = _Int("number of packages", minimum=1, max_digits=9)
+_QUANTITY = _Int("quantity", minimum=0, max_digits=9)
+_COUNT = _Int("count", minimum=0, max_digits=6)
+_HL_ID = _Int("hierarchical id", minimum=1, max_digits=6)
+_CONTROL_ISA = _Control("interchange control number", 9)
+_CONTROL_GS = _Control("group control number", 1)
+_CONTROL_ST = _Control("transaction set control number", 4)
+
+
+# An element spec is None (must be empty) or (codec, required).
+_Spec = Sequence[Union[tuple[_Codec, bool], None]]
+
+
+def _req(codec: _Codec) -> tuple[_Codec, bool]:
+    return (codec, True)
+
+
+def _opt(codec: _Codec) -> tuple[_Codec, bool]:
+    return (codec, False)
+
+
+_TX_FUNCTIONAL_ID = {"850": "PO", "855": "PR", "856": "SH", "865": "CA"}
+_GS_SPEC: _Spec = (
+    _req(_Code({v: v for v in _TX_FUNCTIONAL_ID.values()}, "functional identifier code (GS01)")),
+    _req(_Text(2, 15, "application sender's code")),
+    _req(_Text(2, 15, "application receiver's code")),
+    _req(_Date8("group date")),
+    _req(_Time4("group time")),
+    _req(_CONTROL_GS),
+    _req(_Literal("X", "responsible agency code")),
+    _req(_Literal("004010", "X12 version", code="x12.envelope")),
+)
+_ST_SPEC: _Spec = (_req(_Text(3, 3, "transaction set id")), _req(_CONTROL_ST))
+_SE_SPEC: _Spec = (_req(_COUNT), _req(_CONTROL_ST))
+_GE_SPEC: _Spec = (_req(_COUNT), _req(_CONTROL_GS))
+_IEA_SPEC: _Spec = (_req(_COUNT), _req(_CONTROL_ISA))
+
+_N1_SPEC: _Spec = (
+    _req(_Code({"BY": "BY", "SU": "SU"}, "entity identifier code (N101)")),
+    _req(_Text(1, 60, "name")),
+    _opt(_Literal("11", "identification code qualifier (11 = DEA number)")),
+    _opt(_DEA),
+)
+_N3_SPEC: _Spec = (_req(_Text(1, 55, "address line")), _opt(_Text(1, 55, "address line")))
+_N4_SPEC: _Spec = (
+    _req(_Text(2, 30, "city")),
+    _req(_Domain("state", lambda s: s, lambda s: s, re.compile(r"[A-Z]{2}"), "as 2 capital letters")),
+    _req(_Text(3, 15, "postal code")),
+)
+_CTT_SPEC: _Spec = (_req(_COUNT),)
+_N9_SPEC: _Spec = (_req(_Literal("L1", "reference qualifier")), _req(_Literal("REASON", "reference id")))
+_MSG_SPEC: _Spec = (_req(_Text(1, 264, "reason")),)
+
+_BEG_SPEC: _Spec = (
+    _req(_Literal("00", "transaction set purpose code (00 = original)")),
+    _req(_Literal("SA", "purchase order type code (SA = stand-alone)")),
+    _req(_ORDER_NUMBER),
+    None,
+    _req(_Date8("date signed")),
+)
+_PO1_850_SPEC: _Spec = (
+    _req(_LINE_NUMBER),
+    _req(_PACKAGES),
+    _req(_Literal("EA", "unit of the number of packages")),
+    None,
+    None,
+    _req(_Literal("N4", "product id qualifier (N4 = NDC 5-4-2)")),
+    _req(_NDC),
+)
+_PID_SPEC: _Spec = (_req(_Literal("F", "item description type (F = free-form)")), None, None, None,
+                    _req(_Text(1, 80, "product name and strength")))
+_PO4_SPEC: _Spec = (_req(_Literal("1", "pack", code="x12.bad_element")), _req(_PackageQuantity()), _req(_UNIT))
+
+_BAK_SPEC: _Spec = (
+    _req(_Literal("00", "transaction set purpose code (00 = original)")),
+    _req(_ACK_STATUS),
+    _req(_ORDER_NUMBER),
+    _req(_Date8("order date")),
+    None, None, None, None,
+    _req(_Date8("acknowledgement date")),
+)
+_PO1_855_SPEC: _Spec = (
+    _req(_LINE_NUMBER), None, None, None, None,
+    _opt(_Literal("N4", "product id qualifier (N4 = NDC 5-4-2)")),
+    _opt(_NDC),
+)
+_ACK_SPEC: _Spec = (_req(_LINE_STATUS), _req(_QUANTITY), _req(_Literal("EA", "unit of the quantity")))
+
+_BSN_SPEC: _Spec = (
+    _req(_Literal("00", "transaction set purpose code (00 = original)")),
+    _req(_Text(2, 30, "shipment id")),
+    _req(_Date8("notice date")),
+    _req(_Time4("notice time")),
+)
+_HL_SPEC: _Spec = (
+    _req(_HL_ID), _opt(_HL_ID),
+    _req(_Code({"S": "S", "O": "O", "I": "I"}, "hierarchical level code (S, O, I)")),
+)
+_DTM_SPEC: _Spec = (_req(_Literal("011", "date/time qualifier (011 = shipped)")), _req(_Date8("ship date")))
+_PRF_SPEC: _Spec = (_req(_ORDER_NUMBER),)
+_LIN_SPEC: _Spec = (_req(_LINE_NUMBER), _req(_Literal("N4", "product id qualifier (N4 = NDC 5-4-2)")), _req(_NDC))
+_SN1_SPEC: _Spec = (None, _req(_QUANTITY), _req(_Literal("EA", "unit of the packages shipped")))
+
+_BCA_SPEC: _Spec = (
+    _req(_Code({"01": True, "04": False}, "transaction set purpose code (01 = cancellation, 04 = change)")),
+    None,
+    _req(_ORDER_NUMBER),
+    None, None,
+    _req(_Date8("order date")),
+    None, None, None,
+    _req(_Date8("void date")),
+)
+_POC_SPEC: _Spec = (_req(_LINE_NUMBER), _req(_Literal("DI", "change type code (DI = delete item)")))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Writing
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.segments: list[str] = []
+
+    @property
+    def next_index(self) -> int:
+        return len(self.segments) + 1
+
+    def loc(self, segment: str, element: int | None = None) -> _Loc:
+        return _Loc(segment, self.next_index, element)
+
+    def emit(self, segment: str, spec: _Spec, values: Sequence[Any]) -> None:
+        assert len(values) == len(spec), segment
+        out: list[str] = []
+        for number, (element, value) in enumerate(zip(spec, values), start=1):
+            loc = self.loc(segment, number)
+            if element is None:
+                out.append("")
+                continue
+            codec, required = element
+            if value is None:
+                if required:
+                    raise _fail("x12.missing_element", loc, "a required value is missing.")
+                out.append("")
+                continue
+            text = codec.encode(value, loc)
+            _check_chars(text, loc)
+            out.append(text)
+        while out and out[-1] == "":
+            out.pop()
+        self.segments.append(segment + "".join(ELEMENT_SEPARATOR + t for t in out))
+
+    def raw(self, text: str) -> None:
+        self.segments.append(text)
+
+    def bytes(self) -> bytes:
+        return "".join(s + SEGMENT_TERMINATOR for s in self.segments).encode("ascii")
+
+
+def _isa_id(value: Any, loc: _Loc, label: str) -> str:
+    text = _Text(2, 15, label).encode(value, loc)
+    return text.ljust(15)
+
+
+def _isa_code(value: Any, loc: _Loc, allowed: set[str] | None, label: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9A-Z]{2}" if allowed is None else r"[A-Z]", value) or (
+        allowed is not None and value not in allowed
+    ):
+        raise _fail("x12.envelope", loc, f"{value!r} is not a valid {label}.")
+    return value
+
+
+def _write_envelope_head(w: _Writer, env: Envelope, transaction_set: str) -> None:
+    if not isinstance(env, Envelope):
+        raise _fail("x12.envelope", None, f"the envelope must be an Envelope, not {type(env).__name__}.")
+    created = env.created_at
+    if not isinstance(created, _dt.datetime):
+        raise _fail("x12.envelope", _Loc("ISA", 1, 9), f"created_at must be a datetime, not {created!r}.")
+    fields = [
+        "00", " " * 10, "00", " " * 10,
+        _isa_code(env.sender_qualifier, _Loc("ISA", 1, 5), None, "interchange id qualifier"),
+        _isa_id(env.sender_id, _Loc("ISA", 1, 6), "interchange sender id"),
+        _isa_code(env.receiver_qualifier, _Loc("ISA", 1, 7), None, "interchange id qualifier"),
+        _isa_id(env.receiver_id, _Loc("ISA", 1, 8), "interchange receiver id"),
+        f"{created.year % 100:02d}{created.month:02d}{created.day:02d}",
+        f"{created.hour:02d}{created.minute:02d}",
+        "U", "00401",
+        _CONTROL_ISA.encode(env.interchange_control_number, _Loc("ISA", 1, 13)),
+        "1" if _bool(env.acknowledgment_requested, _Loc("ISA", 1, 14)) else "0",
+        _isa_code(env.usage_indicator, _Loc("ISA", 1, 15), {"P", "T"}, "usage indicator (P or T)"),
+        SUBELEMENT_SEPARATOR,
+    ]
+    isa = "ISA" + "".join(ELEMENT_SEPARATOR + f for f in fields)
+    assert len(isa) == _ISA_LENGTH - 1
+    w.raw(isa)
+    w.emit("GS", _GS_SPEC, [
+        _TX_FUNCTIONAL_ID[transaction_set],
+        env.application_sender_id if env.application_sender_id is not None else env.sender_id,
+        env.application_receiver_id if env.application_receiver_id is not None else env.receiver_id,
+        created.date(), created.time(), env.group_control_number, "X", "004010",
+    ])
+    w.emit("ST", _ST_SPEC, [transaction_set, env.transaction_control_number])
+
+
+def _bool(value: Any, loc: _Loc) -> bool:
+    if not isinstance(value, bool):
+        raise _fail("x12.bad_element", loc, f"expected True or False, not {value!r}.")
+    return value
+
+
+def _write_envelope_tail(w: _Writer, env: Envelope, st_index: int) -> None:
+    w.emit("SE", _SE_SPEC, [w.next_index - st_index + 1, env.transaction_control_number])
+    w.emit("GE", _GE_SPEC, [1, env.group_control_number])
+    w.emit("IEA", _IEA_SPEC, [1, env.interchange_control_number])
+
+
+def _expect_type(value: Any, cls: type, loc: _Loc | None) -> None:
+    if not isinstance(value, cls):
+        raise _fail("x12.bad_element", loc, f"expected a {cls.__name__}, not {type(value).__name__}.")
+
+
+def _check_unique(number: Any, seen: set[int], loc: _Loc) -> None:
+    if isinstance(number, int) and number in seen:
+        raise _fail("x12.duplicate_line", loc, f"line number {number} appears more than once.")
+    if isinstance(number, int):
+        seen.add(number)
+
+
+def _write_reason(w: _Writer, reason: str | None) -> None:
+    if reason is not None:
+        w.emit("N9", _N9_SPEC, ["L1", "REASON"])
+        w.emit("MSG", _MSG_SPEC, [reason])
+
+
+def _write_party(w: _Writer, entity: str, party: Party, *, require_dea: bool, require_address: bool) -> None:
+    _expect_type(party, Party, w.loc("N1"))
+    if require_dea and party.dea_number is None:
+        raise _fail("x12.missing_element", w.loc("N1", 4), "the purchaser's DEA number is required.")
+    dea = party.dea_number
+    w.emit("N1", _N1_SPEC, [entity, party.name, None if dea is None else "11", dea])
+    lines = party.address_lines
+    _expect_type(lines, tuple, w.loc("N3"))
+    if not lines and party.city is None and party.state is None and party.postal_code is None:
+        if require_address:
+            raise _fail("x12.missing_segment", w.loc("N3"), "the purchaser's address is required.")
+        return
+    if not lines:
+        raise _fail("x12.missing_element", w.loc("N3", 1), "the address has a city but no address line.")
+    if len(lines) > 4:
+        raise _fail("x12.bad_element", w.loc("N3"), f"an address has at most 4 lines, not {len(lines)}.")
+    for start in range(0, len(lines), 2):
+        pair = list(lines[start:start + 2])
+        w.emit("N3", _N3_SPEC, pair + [None] * (2 - len(pair)))
+    w.emit("N4", _N4_SPEC, [party.city, party.state, party.postal_code])
+
+
+def _write_850_body(w: _Writer, order: PurchaseOrder) -> None:
+    w.emit("BEG", _BEG_SPEC, ["00", "SA", order.order_number, None, order.date_signed])
+    _write_party(w, "BY", order.purchaser, require_dea=True, require_address=True)
+    _write_party(w, "SU", order.supplier, require_dea=False, require_address=False)
+    _expect_type(order.lines, tuple, w.loc("PO1"))
+    if not order.lines:
+        raise _fail("x12.missing_segment", w.loc("PO1"), "an order needs at least one line.")
+    seen: set[int] = set()
+    for line in order.lines:
+        _expect_type(line, OrderLine850, w.loc("PO1"))
+        _check_unique(line.line_number, seen, w.loc("PO1", 1))
+        w.emit("PO1", _PO1_850_SPEC, [line.line_number, line.packages, "EA", None, None, "N4", line.ndc])
+        w.emit("PID", _PID_SPEC, ["F", None, None, None, line.description])
+        w.emit("PO4", _PO4_SPEC, ["1", line.package_quantity, line.unit])
+    w.emit("CTT", _CTT_SPEC, [len(order.lines)])
+
+
+def _write_855_body(w: _Writer, ack: Acknowledgement855) -> None:
+    w.emit("BAK", _BAK_SPEC, ["00", ack.status, ack.order_number, ack.order_date, None, None, None, None, ack.date])
+    _write_reason(w, ack.reason)
+    _expect_type(ack.lines, tuple, w.loc("PO1"))
+    seen: set[int] = set()
+    for line in ack.lines:
+        _expect_type(line, AckLine, w.loc("PO1"))
+        _check_unique(line.line_number, seen, w.loc("PO1", 1))
+        w.emit("PO1", _PO1_855_SPEC, [line.line_number, None, None, None, None,
+                                      None if line.ndc is None else "N4", line.ndc])
+        w.emit("ACK", _ACK_SPEC, [line.status, line.quantity, "EA"])
+        _write_reason(w, line.reason)
+    w.emit("CTT", _CTT_SPEC, [len(ack.lines)])
+
+
+def _write_856_body(w: _Writer, shipment: Shipment856) -> None:
+    created = shipment.created_at
+    if not isinstance(created, _dt.datetime):
+        raise _fail("x12.bad_element", w.loc("BSN", 3), f"created_at must be a datetime, not {created!r}.")
+    w.emit("BSN", _BSN_SPEC, ["00", shipment.shipment_id, created.date(), created.time()])
+    w.emit("HL", _HL_SPEC, [1, None, "S"])
+    w.emit("DTM", _DTM_SPEC, ["011", shipment.ship_date])
+    w.emit("HL", _HL_SPEC, [2, 1, "O"])
+    w.emit("PRF", _PRF_SPEC, [shipment.order_number])
+    _expect_type(shipment.lines, tuple, w.loc("HL"))
+    if not shipment.lines:
+        raise _fail("x12.missing_segment", w.loc("HL"), "a ship notice needs at least one item.")
+    seen: set[int] = set()
+    for number, line in enumerate(shipment.lines, start=3):
+        _expect_type(line, ShipmentLine, w.loc("HL"))
+        w.emit("HL", _HL_SPEC, [number, 2, "I"])
+        _check_unique(line.line_number, seen, w.loc("LIN", 1))
+        w.emit("LIN", _LIN_SPEC, [line.line_number, "N4", line.ndc])
+        w.emit("SN1", _SN1_SPEC, [None, line.packages_shipped, "EA"])
+    w.emit("CTT", _CTT_SPEC, [len(shipment.lines)])
+
+
+def _write_865_body(w: _Writer, void: VoidNotice) -> None:
+    whole = _bool(void.whole_order, w.loc("BCA", 1))
+    _expect_type(void.voided_lines, tuple, w.loc("POC"))
+    if whole and void.voided_lines:
+        raise _fail("x12.bad_element", w.loc("BCA", 1),
+                    "a whole-order void lists no lines (voided_lines must be empty).")
+    w.emit("BCA", _BCA_SPEC, [whole, None, void.order_number, None, None, void.order_date, None, None, None,
+                              void.date])
+    _write_reason(w, void.reason)
+    if not whole and not void.voided_lines:
+        raise _fail("x12.missing_segment", w.loc("POC"), "a partial void lists at least one voided line.")
+    seen: set[int] = set()
+    for line_number in void.voided_lines:
+        _check_unique(line_number, seen, w.loc("POC", 1))
+        w.emit("POC", _POC_SPEC, [line_number, "DI"])
+    w.emit("CTT", _CTT_SPEC, [len(void.voided_lines)])
+
+
+_WRITERS: dict[type, tuple[str, Callable[[_Writer, Any], None]]] = {
+    PurchaseOrder: ("850", _write_850_body),
+    Acknowledgement855: ("855", _write_855_body),
+    Shipment856: ("856", _write_856_body),
+    VoidNotice: ("865", _write_865_body),
+}
+
+
+def write(document: Document, envelope: Envelope) -> bytes:
+    """Write one document in one interchange. Deterministic: the same input always gives the same bytes."""
+    entry = _WRITERS.get(type(document))
+    if entry is None:
+        raise _fail("x12.bad_element", None, f"cannot write a {type(document).__name__} as X12.")
+    transaction_set, body = entry
+    w = _Writer()
+    _write_envelope_head(w, envelope, transaction_set)
+    st_index = len(w.segments)
+    body(w, document)
+    _write_envelope_tail(w, envelope, st_index)
+    return w.bytes()
+
+
+def _envelope_writer(name: str, cls: type) -> Callable[..., bytes]:
+    def writer(
+        document: Any,
+        *,
+        interchange_control_number: int,
+        group_control_number: int,
+        sender_id: str,
+        receiver_id: str,
+        created_at: _dt.datetime,
+        transaction_control_number: int = 1,
+        sender_qualifier: str = "ZZ",
+        receiver_qualifier: str = "ZZ",
+        usage_indicator: str = "P",
+        acknowledgment_requested: bool = False,
+        application_sender_id: str | None = None,
+        application_receiver_id: str | None = None,
+    ) -> bytes:
+        if not isinstance(document, cls):
+            raise _fail("x12.bad_element", None, f"{name} writes a {cls.__name__}, not {type(document).__name__}.")
+        return write(document, Envelope(
+            sender_id=sender_id, receiver_id=receiver_id, created_at=created_at,
+            interchange_control_number=interchange_control_number, group_control_number=group_control_number,
+            transaction_control_number=transaction_control_number, sender_qualifier=sender_qualifier,
+            receiver_qualifier=receiver_qualifier, usage_indicator=usage_indicator,
+            acknowledgment_requested=acknowledgment_requested, application_sender_id=application_sender_id,
+            application_receiver_id=application_receiver_id,
+        ))
+
+    writer.__name__ = writer.__qualname__ = name
+    writer.__doc__ = (f"Write a {cls.__name__} as one X12 interchange. Keyword arguments are the Envelope fields; "
+                      "control numbers must be unique per sender (the caller's job).")
+    return writer
+
+
+write_850 = _envelope_writer("write_850", PurchaseOrder)
+write_855 = _envelope_writer("write_855", Acknowledgement855)
+write_856 = _envelope_writer("write_856", Shipment856)
+write_865 = _envelope_writer("write_865", VoidNotice)
+write_void = write_865
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Parsing
+
+
+@dataclass(slots=True)
+class _Seg:
+    id: str
+    elements: list[str]
+    index: int
+
+    def loc(self, element: int | None = None) -> _Loc:
+        return _Loc(self.id, self.index, element)
+
+
+_SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{1,2}")
+
+
+def _tokenize(data: Any) -> tuple[str, list[_Seg]]:
+    """Split an interchange into the ISA text (fixed width, checked later) and the following segments."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise _fail("x12.malformed", None, f"X12 data must be bytes, not {type(data).__name__}.")
+    raw = bytes(data)
+    if not raw.strip(_WHITESPACE_AFTER_TERMINATOR.encode()):
+        raise _fail("x12.empty", None, "the document is empty.")
+    text = raw.decode("latin-1")  # every byte maps to one character; non-ASCII is rejected per element below
+    isa_loc = _Loc("ISA", 1)
+    if not text.startswith("ISA"):
+        raise _fail("x12.envelope", isa_loc, "an X12 interchange starts with ISA.")
+    if len(text) < _ISA_LENGTH:
+        raise _fail("x12.envelope", isa_loc, f"the ISA segment is short: an interchange has at least {_ISA_LENGTH} "
+                                             f"characters of ISA, this document has {len(text)} in all.")
+    if text[3] != ELEMENT_SEPARATOR:
+        raise _fail("x12.envelope", isa_loc, f"the element separator must be '*', not {text[3]!r}.")
+    if text[_ISA_LENGTH - 1] != SEGMENT_TERMINATOR:
+        raise _fail("x12.envelope", isa_loc, f"the ISA segment must be exactly {_ISA_LENGTH} characters long and end "
+                                             f"with '~' (found {text[_ISA_LENGTH - 1]!r} at position {_ISA_LENGTH}).")
+    isa = text[:_ISA_LENGTH - 1]
+    segments: list[_Seg] = []
+    pieces = text[_ISA_LENGTH:].split(SEGMENT_TERMINATOR)
+    tail = pieces.pop()
+    for index, piece in enumerate(pieces, start=2):
+        body = piece.lstrip(_WHITESPACE_AFTER_TERMINATOR)
+        loc = _Loc(body[:3] or "?", index)
+        if not body:
+            raise _fail("x12.malformed", loc, "empty segment (two terminators in a row).")
+        parts = body.split(ELEMENT_SEPARATOR)
+        if not _SEGMENT_ID.fullmatch(parts[0]):
+            raise _fail("x12.malformed", _Loc(parts[0][:3], index), f"{parts[0][:20]!r} is not a segment id.")
+        seg = _Seg(parts[0], parts[1:], index)
+        for number, element in enumerate(seg.elements, start=1):
+            _check_chars(element, seg.loc(number))
+        if seg.elements and seg.elements[-1] == "":
+            raise _fail("x12.bad_element", seg.loc(len(seg.elements)),
+                        "trailing empty element (X12 omits trailing separators).")
+        segments.append(seg)
+    if tail.strip(_WHITESPACE_AFTER_TERMINATOR):
+        index = len(pieces) + 2
+        if any(s.id == "IEA" for s in segments):
+            raise _fail("x12.trailing_data", _Loc(tail.lstrip()[:3], index), "data after the end of the interchange.")
+        raise _fail("x12.envelope", _Loc(tail.lstrip()[:3], index),
+                    "the interchange is truncated: the last segment has no terminator '~'.")
+    return isa, segments
+
+
+def _decode(seg: _Seg, spec: _Spec) -> list[Any]:
+    if len(seg.elements) > len(spec):
+        raise _fail("x12.unexpected_element", seg.loc(len(spec) + 1),
+                    f"{seg.id} has {len(seg.elements)} elements; at most {len(spec)} are used.")
+    out: list[Any] = []
+    for number, element in enumerate(spec, start=1):
+        text = seg.elements[number - 1] if number <= len(seg.elements) else ""
+        loc = seg.loc(number)
+        if element is None:
+            if text:
+                raise _fail("x12.unexpected_element", loc, "this element is not used and must be empty.")
+            out.append(None)
+            continue
+        codec, required = element
+        if text == "":
+            if required:
+                raise _fail("x12.missing_element", loc, "a required element is missing.")
+            out.append(None)
+            continue
+        out.append(codec.decode(text, loc))
+    return out
+
+
+class _Reader:
+    def __init__(self, segments: list[_Seg], known: frozenset[str]) -> None:
+        self.segments, self.known, self.pos = segments, known, 0
+
+    def peek_id(self) -> str | None:
+        return self.segments[self.pos].id if self.pos < len(self.segments) else None
+
+    @property
+    def next_index(self) -> int:
+        if self.pos < len(self.segments):
+            return self.segments[self.pos].index
+        return (self.segments[-1].index + 1) if self.segments else 2
+
+    def take(self, segment_id: str, what: str = "") -> _Seg:
+        what = what or segment_id
+        if self.pos >= len(self.segments):
+            raise _fail("x12.missing_segment", _Loc(segment_id, self.next_index),
+                        f"the document ends where {what} was expected.")
+        seg = self.segments[self.pos]
+        if seg.id != segment_id:
+            if seg.id in self.known:
+                raise _fail("x12.missing_segment", _Loc(segment_id, seg.index),
+                            f"{what} was expected here, found {seg.id}.")
+            raise _fail("x12.unexpected_segment", seg.loc(), f"{seg.id} is not expected here ({what} was).")
+        self.pos += 1
+        return seg
+
+    def take_if(self, segment_id: str) -> _Seg | None:
+        if self.peek_id() == segment_id:
+            return self.take(segment_id)
+        return None
+
+
+def _parse_isa(isa: str) -> dict[str, Any]:
+    fields = isa.split(ELEMENT_SEPARATOR)[1:]
+    widths = (2, 10, 2, 10, 2, 15, 2, 15, 6, 4, 1, 5, 9, 1, 1, 1)
+    if len(fields) != 16:
+        raise _fail("x12.envelope", _Loc("ISA", 1), f"ISA must have 16 elements, not {len(fields)}.")
+    for number, (field, width) in enumerate(zip(fields, widths), start=1):
+        loc = _Loc("ISA", 1, number)
+        if len(field) != width:
+            raise _fail("x12.envelope", loc, f"ISA{number:02d} must be exactly {width} characters, not {len(field)}.")
+        if number != 16:
+            _check_chars(field, loc)
+
+    def fixed(number: int, expected: str, label: str) -> None:
+        if fields[number - 1] != expected:
+            raise _fail("x12.envelope", _Loc("ISA", 1, number),
+                        f"the {label} must be {expected!r}, not {fields[number - 1]!r}.")
+
+    fixed(1, "00", "authorization information qualifier")
+    fixed(2, " " * 10, "authorization information (blank)")
+    fixed(3, "00", "security information qualifier")
+    fixed(4, " " * 10, "security information (blank)")
+    for number in (5, 7):
+        _isa_code(fields[number - 1], _Loc("ISA", 1, number), None, "interchange id qualifier")
+    ids = {}
+    for number, label in ((6, "interchange sender id"), (8, "interchange receiver id")):
+        ids[number] = _Text(2, 15, label).decode(fields[number - 1].rstrip(" "), _Loc("ISA", 1, number))
+    if not re.fullmatch(r"[0-9]{6}", fields[8]):
+        raise _fail("x12.envelope", _Loc("ISA", 1, 9), f"the interchange date {fields[8]!r} is not YYMMDD.")
+    if not _Time4.pattern.fullmatch(fields[9]):
+        raise _fail("x12.envelope", _Loc("ISA", 1, 10), f"the interchange time {fields[9]!r} is not HHMM.")
+    fixed(11, "U", "interchange control standards identifier")
+    fixed(12, "00401", "interchange control version number")
+    control = _CONTROL_ISA.decode(fields[12], _Loc("ISA", 1, 13))
+    if fields[13] not in ("0", "1"):
+        raise _fail("x12.envelope", _Loc("ISA", 1, 14), f"acknowledgment requested must be 0 or 1, not {fields[13]!r}.")
+    _isa_code(fields[14], _Loc("ISA", 1, 15), {"P", "T"}, "usage indicator (P or T)")
+    if fields[15] != SUBELEMENT_SEPARATOR:
+        raise _fail("x12.envelope", _Loc("ISA", 1, 16),
+                    f"the sub-element separator must be '>', not {fields[15]!r}.")
+    return {
+        "sender_qualifier": fields[4], "sender_id": ids[6], "receiver_qualifier": fields[6], "receiver_id": ids[8],
+        "date": fields[8], "time": fields[9], "interchange_control_number": control,
+        "acknowledgment_requested": fields[13] == "1", "usage_indicator": fields[14],
+    }
+
+
+def _parse_reason(r: _Reader) -> str | None:
+    n9 = r.take_if("N9")
+    if n9 is None:
+        return None
+    _decode(n9, _N9_SPEC)
+    (reason,) = _decode(r.take("MSG", "MSG (the reason text after N9)"), _MSG_SPEC)
+    return reason
+
+
+def _parse_party(r: _Reader, entity: str, *, require_dea: bool, require_address: bool) -> Party:
+    role = "purchaser (N1*BY)" if entity == "BY" else "supplier (N1*SU)"
+    n1 = r.take("N1", f"the {role}")
+    code, name, qualifier, dea = _decode(n1, _N1_SPEC)
+    if code != entity:
+        raise _fail("x12.missing_segment", n1.loc(1), f"the {role} was expected here, found N1*{code}.")
+    if qualifier is not None and dea is None:
+        raise _fail("x12.missing_element", n1.loc(4), "the DEA number is missing after qualifier 11.")
+    if dea is not None and qualifier is None:
+        raise _fail("x12.missing_element", n1.loc(3), "the identification code qualifier (11) is missing.")
+    if require_dea and dea is None:
+        raise _fail("x12.missing_element", n1.loc(3), f"the {role} must carry its DEA number (N1*BY*name*11*DEA).")
+    lines: list[str] = []
+    n3_count = 0
+    while r.peek_id() == "N3":
+        n3 = r.take("N3")
+        n3_count += 1
+        if n3_count > 2:
+            raise _fail("x12.unexpected_segment", n3.loc(), "at most two N3 segments per party.")
+        lines.extend(v for v in _decode(n3, _N3_SPEC) if v is not None)
+    city = state = postal = None
+    n4 = r.take_if("N4")
+    if n4 is not None:
+        city, state, postal = _decode(n4, _N4_SPEC)
+        if not lines:
+            raise _fail("x12.missing_segment", _Loc("N3", n4.index), f"the {role} has N4 but no N3 address line.")
+    elif lines:
+        raise _fail("x12.missing_segment", _Loc("N4", r.next_index), f"the {role} address has no N4 (city, state).")
+    elif require_address:
+        raise _fail("x12.missing_segment", _Loc("N3", r.next_index), f"the {role} address is required.")
+    return Party(name, dea, tuple(lines), city, state, postal)
+
+
+def _parse_count(r: _Reader, actual: int, what: str) -> None:
+    ctt = r.take("CTT")
+    (count,) = _decode(ctt, _CTT_SPEC)
+    if count != actual:
+        raise _fail("x12.count_mismatch", ctt.loc(1), f"CTT says {count} {what}, the document has {actual}.")
+
+
+def _parse_850_body(r: _Reader) -> PurchaseOrder:
+    _, _, order_number, _, date_signed = _decode(r.take("BEG"), _BEG_SPEC)
+    purchaser = _parse_party(r, "BY", require_dea=True, require_address=True)
+    supplier = _parse_party(r, "SU", require_dea=False, require_address=False)
+    lines: list[OrderLine850] = []
+    seen: set[int] = set()
+    while r.peek_id() == "PO1" or not lines:
+        po1 = r.take("PO1", "PO1 (at least one order line)")
+        line_number, packages, _, _, _, _, ndc = _decode(po1, _PO1_850_SPEC)
+        _check_unique(line_number, seen, po1.loc(1))
+        *_, description = _decode(r.take("PID", "PID (product name and strength)"), _PID_SPEC)
+        _, quantity, unit = _decode(r.take("PO4", "PO4 (quantity in one package)"), _PO4_SPEC)
+        lines.append(OrderLine850(line_number, packages, ndc, description, quantity, unit))
+    _parse_count(r, len(lines), "line items")
+    return PurchaseOrder(order_number, date_signed, purchaser, supplier, tuple(lines))
+
+
+def _parse_855_body(r: _Reader) -> Acknowledgement855:
+    _, status, order_number, order_date, *_, ack_date = _decode(r.take("BAK"), _BAK_SPEC)
+    reason = _parse_reason(r)
+    lines: list[AckLine] = []
+    seen: set[int] = set()
+    while r.peek_id() == "PO1":
+        po1 = r.take("PO1")
+        line_number, _, _, _, _, qualifier, ndc = _decode(po1, _PO1_855_SPEC)
+        if (qualifier is None) != (ndc is None):
+            raise _fail("x12.missing_element", po1.loc(7 if ndc is None else 6),
+                        "the product id qualifier (N4) and the NDC go together.")
+        _check_unique(line_number, seen, po1.loc(1))
+        line_status, quantity, _ = _decode(r.take("ACK", "ACK (line item status)"), _ACK_SPEC)
+        lines.append(AckLine(line_number, line_status, quantity, ndc, _parse_reason(r)))
+    _parse_count(r, len(lines), "line items")
+    return Acknowledgement855(order_number, order_date, status, ack_date, reason, tuple(lines))
+
+
+def _parse_hl(r: _Reader, expected_id: int, parent: int | None, level: str) -> _Seg:
+    hl = r.take("HL", f"HL level {level}")
+    hl_id, hl_parent, hl_level = _decode(hl, _HL_SPEC)
+    if hl_level != level:
+        raise _fail("x12.bad_element", hl.loc(3), f"hierarchical level {level} expected here, found {hl_level}.")
+    if hl_id != expected_id:
+        raise _fail("x12.bad_element", hl.loc(1), f"hierarchical id {expected_id} expected, found {hl_id}.")
+    if hl_parent != parent:
+        raise _fail("x12.bad_element", hl.loc(2), f"parent hierarchical id {parent} expected, found {hl_parent}.")
+    return hl
+
+
+def _parse_856_body(r: _Reader) -> Shipment856:
+    _, shipment_id, notice_date, notice_time = _decode(r.take("BSN"), _BSN_SPEC)
+    _parse_hl(r, 1, None, "S")
+    _, ship_date = _decode(r.take("DTM", "DTM*011 (ship date)"), _DTM_SPEC)
+    _parse_hl(r, 2, 1, "O")
+    (order_number,) = _decode(r.take("PRF", "PRF (order number)"), _PRF_SPEC)
+    lines: list[ShipmentLine] = []
+    seen: set[int] = set()
+    while r.peek_id() == "HL" or not lines:
+        _parse_hl(r, len(lines) + 3, 2, "I")
+        lin = r.take("LIN", "LIN (order line and NDC)")
+        line_number, _, ndc = _decode(lin, _LIN_SPEC)
+        _check_unique(line_number, seen, lin.loc(1))
+        _, shipped, _ = _decode(r.take("SN1", "SN1 (packages shipped)"), _SN1_SPEC)
+        lines.append(ShipmentLine(line_number, ndc, shipped))
+    _parse_count(r, len(lines), "items")
+    created_at = _dt.datetime.combine(notice_date, notice_time)
+    return Shipment856(order_number, shipment_id, ship_date, created_at, tuple(lines))
+
+
+def _parse_865_body(r: _Reader) -> VoidNotice:
+    bca = r.take("BCA")
+    whole, _, order_number, _, _, order_date, _, _, _, void_date = _decode(bca, _BCA_SPEC)
+    reason = _parse_reason(r)
+    voided: list[int] = []
+    seen: set[int] = set()
+    while r.peek_id() == "POC":
+        poc = r.take("POC")
+        if whole:
+            raise _fail("x12.unexpected_segment", poc.loc(), "a whole-order void (BCA01 = 01) lists no lines.")
+        line_number, _ = _decode(poc, _POC_SPEC)
+        _check_unique(line_number, seen, poc.loc(1))
+        voided.append(line_number)
+    if not whole and not voided:
+        raise _fail("x12.missing_segment", _Loc("POC", r.next_index), "a partial void (BCA01 = 04) lists its lines.")
+    _parse_count(r, len(voided), "voided lines")
+    return VoidNotice(order_number, order_date, void_date, whole, tuple(voided), reason)
+
+
+_PARSERS: dict[str, tuple[Callable[[_Reader], Any], frozenset[str]]] = {
+    "850": (_parse_850_body, frozenset({"BEG", "N1", "N3", "N4", "PO1", "PID", "PO4", "CTT"})),
+    "855": (_parse_855_body, frozenset({"BAK", "N9", "MSG", "PO1", "ACK", "CTT"})),
+    "856": (_parse_856_body, frozenset({"BSN", "HL", "DTM", "PRF", "LIN", "SN1", "CTT"})),
+    "865": (_parse_865_body, frozenset({"BCA", "N9", "MSG", "POC", "CTT"})),
+}
+_TRAILERS = frozenset({"SE", "GE", "IEA"})
+_ALL_KNOWN = frozenset({"GS", "ST"}).union(_TRAILERS, *(known for _, known in _PARSERS.values()))
+
+
+def parse_interchange(data: bytes, *, expected: str | None = None) -> Interchange:
+    """Parse one interchange holding one 850, 855, 856 or 865. ``expected`` (e.g. ``"850"``) rejects other sets.
+
+    Raises only :class:`X12Error`.
+    """
+    isa_text, segments = _tokenize(data)
+    isa = _parse_isa(isa_text)
+    r = _Reader(segments, _ALL_KNOWN)
+    gs = r.take("GS", "GS (functional group header)")
+    functional_id, app_sender, app_receiver, group_date, group_time, group_control, _, _ = _decode(gs, _GS_SPEC)
+    yymmdd = f"{group_date.year % 100:02d}{group_date.month:02d}{group_date.day:02d}"
+    if yymmdd != isa["date"]:
+        raise _fail("x12.envelope", _Loc("ISA", 1, 9), f"the interchange date (ISA09) {isa['date']} differs from "
+                                                       f"the group date (GS04) {group_date:%Y%m%d}.")
+    if f"{group_time.hour:02d}{group_time.minute:02d}" != isa["time"]:
+        raise _fail("x12.envelope", _Loc("ISA", 1, 10), f"the interchange time (ISA10) {isa['time']} differs from "
+                                                        f"the group time (GS05).")
+    st = r.take("ST", "ST (transaction set header)")
+    transaction_set, transaction_control = _decode(st, _ST_SPEC)
+    if transaction_set not in _PARSERS:
+        raise _fail("x12.unsupported_transaction_set", st.loc(1),
+                    f"transaction set {transaction_set} is not one CSOS Desk reads (850, 855, 856, 865).")
+    if expected is not None and transaction_set != expected:
+        raise _fail("x12.wrong_transaction_set", st.loc(1), f"expected a {expected}, this is a {transaction_set}.")
+    if _TX_FUNCTIONAL_ID[transaction_set] != functional_id:
+        raise _fail("x12.envelope", gs.loc(1), f"functional group {functional_id} cannot hold a {transaction_set} "
+                                               f"(expected {_TX_FUNCTIONAL_ID[transaction_set]}).")
+    body, known = _PARSERS[transaction_set]
+    r.known = known | _TRAILERS
+    document = body(r)
+    se = r.take("SE", "SE (transaction set trailer)")
+    count, se_control = _decode(se, _SE_SPEC)
+    if count != se.index - st.index + 1:
+        raise _fail("x12.count_mismatch", se.loc(1),
+                    f"SE01 says {count} segments, the transaction set has {se.index - st.index + 1} (ST to SE).")
+    if se_control != transaction_control:
+        raise _fail("x12.control_mismatch", se.loc(2), f"SE02 {se_control} differs from ST02 {transaction_control}.")
+    ge = r.take("GE", "GE (functional group trailer)")
+    group_count, ge_control = _decode(ge, _GE_SPEC)
+    if group_count != 1:
+        raise _fail("x12.count_mismatch", ge.loc(1), f"GE01 says {group_count} transaction sets, the group has 1.")
+    if ge_control != group_control:
+        raise _fail("x12.control_mismatch", ge.loc(2), f"GE02 {ge_control} differs from GS06 {group_control}.")
+    iea = r.take("IEA", "IEA (interchange trailer)")
+    interchange_count, iea_control = _decode(iea, _IEA_SPEC)
+    if interchange_count != 1:
+        raise _fail("x12.count_mismatch", iea.loc(1), f"IEA01 says {interchange_count} groups, the interchange has 1.")
+    if iea_control != isa["interchange_control_number"]:
+        raise _fail("x12.control_mismatch", iea.loc(2),
+                    f"IEA02 {iea_control} differs from ISA13 {isa['interchange_control_number']}.")
+    if r.pos < len(r.segments):
+        extra = r.segments[r.pos]
+        raise _fail("x12.trailing_data", extra.loc(), "data after the end of the interchange (IEA).")
+    envelope = Envelope(
+        sender_id=isa["sender_id"], receiver_id=isa["receiver_id"],
+        created_at=_dt.datetime.combine(group_date, group_time),
+        interchange_control_number=isa["interchange_control_number"], group_control_number=group_control,
+        transaction_control_number=transaction_control, sender_qualifier=isa["sender_qualifier"],
+        receiver_qualifier=isa["receiver_qualifier"], usage_indicator=isa["usage_indicator"],
+        acknowledgment_requested=isa["acknowledgment_requested"],
+        application_sender_id=app_sender, application_receiver_id=app_receiver,
+    )
+    return Interchange(envelope, document)
+
+
+def parse_any(data: bytes) -> Document:
+    """Parse an 850, 855, 856 or 865 (void notice), dispatching on ST01."""
+    return parse_interchange(data).document
+
+
+def parse_850(data: bytes) -> PurchaseOrder:
+    return parse_interchange(data, expected="850").document  # type: ignore[return-value]
+
+
+def parse_855(data: bytes) -> Acknowledgement855:
+    return parse_interchange(data, expected="855").document  # type: ignore[return-value]
+
+
+def parse_856(data: bytes) -> Shipment856:
+    return parse_interchange(data, expected="856").document  # type: ignore[return-value]
+
+
+def parse_865(data: bytes) -> VoidNotice:
+    return parse_interchange(data, expected="865").document  # type: ignore[return-value]
+
+
+parse_void = parse_865
