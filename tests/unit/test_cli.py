@@ -59,6 +59,15 @@ def test_registration_supplier_order_round_trip(cli):
     assert [o["order_number"] for o in listed] == [created["order_number"]]
     shown = json.loads(cli("order", "show", created["order_number"], "--json").stdout)
     assert shown["status"] == "draft" and shown["supplier"] == "Acme Drug" and shown["lines"] == []
+    imported = json.loads(cli("catalog", "import", str(ROOT / "resources/catalog/product.txt"),
+                              str(ROOT / "resources/catalog/package.txt"), "--json").stdout)
+    assert imported["packages"] >= 40 and imported["controlled"] >= 20
+    cli("order", "add-line", created["order_number"], "--ndc", "0406-0552-01", "--packages", "2")
+    line = json.loads(cli("order", "show", created["order_number"], "--json").stdout)["lines"][0]
+    assert (line["ndc"], line["packages"], line["schedule"], line["unit"]) == ("00406055201", 2, "II", "EA")
+    assert "Oxycodone" in line["description"]
+    found = json.loads(cli("order", "list", "--search", "oxycodone", "--json").stdout)
+    assert [o["order_number"] for o in found] == [created["order_number"]]
     # Problems are explained with their code and nothing is changed.
     failed = cli("order", "add-line", created["order_number"], "--ndc", "12345-6789-01", "--packages", "1", expect=1)
     assert "catalog.unknown_ndc" in failed.stderr
