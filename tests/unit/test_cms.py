@@ -8,29 +8,13 @@ import subprocess
 
 import pytest
 from asn1crypto import cms as asn1_cms
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives import serialization
 
 from app.services.cms import CmsError, check_signature, parse_signed_document, sign_content
 from tests.pki import build_training_pki
+from tests.signers import KeySigner
 
 CONTENT = b"ISA*00*          *00*          *ZZ*BJ6125341      *ZZ*RA1234563      *261130*1200*U*00401*000000001*0*P*>~"
-
-
-class KeySigner:
-    """A real signer over a cryptography private key (what SoftwareKeyStore's signer does, minus the file)."""
-
-    def __init__(self, key):
-        self.key = key
-
-    @property
-    def signature_algorithm(self) -> str:
-        return "sha256_rsa" if isinstance(self.key, rsa.RSAPrivateKey) else "sha256_ecdsa"
-
-    def sign(self, data: bytes) -> bytes:
-        if isinstance(self.key, rsa.RSAPrivateKey):
-            return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-        return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
 
 
 @pytest.fixture(params=["rsa", "ec"])
