@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from app import __version__
 from app.errors import CsosError, InvalidValue
@@ -27,11 +27,11 @@ class UsageError(CsosError):
     code = "usage"
 
 
-def _print_json(value: Any) -> None:
+def print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
-def _context(args: argparse.Namespace) -> Any:
+def open_context(args: argparse.Namespace) -> Any:
     """Open the configured order book (lazily: `check` and `--help` never touch the database)."""
     from app.config import load_config
     from app.logging_setup import setup_logging
@@ -77,25 +77,25 @@ def _registration_json(r: Any) -> dict[str, Any]:
 
 
 def cmd_registration_add(args: argparse.Namespace) -> int:
-    _, db, book = _context(args)
-    expires = _parse_date(args.expires, "--expires") if args.expires else None
+    _, db, book = open_context(args)
+    expires = parse_date(args.expires, "--expires") if args.expires else None
     registration = book.add_registration(
         dea_number=args.dea, name=args.name, address_lines=args.address or [], city=args.city, state=args.state,
         postal_code=args.zip, schedules=[s for s in (args.schedules or "").split(",") if s.strip()],
         expires_on=expires, business_activity=args.business_activity,
     )
     if args.json:
-        _print_json(_registration_json(registration))
+        print_json(_registration_json(registration))
     else:
         print(f"Added registration {registration.dea_number} ({registration.name}).")
     return EXIT_OK
 
 
 def cmd_registration_list(args: argparse.Namespace) -> int:
-    _, db, book = _context(args)
+    _, db, book = open_context(args)
     items = [_registration_json(r) for r in book.list_registrations()]
     if args.json:
-        _print_json(items)
+        print_json(items)
     elif not items:
         print("No registrations yet. Add one with: csos-desk registration add --dea … --name …")
     else:
@@ -111,7 +111,7 @@ def _supplier_json(s: Any) -> dict[str, Any]:
 
 
 def cmd_supplier_add(args: argparse.Namespace) -> int:
-    _, db, book = _context(args)
+    _, db, book = open_context(args)
     connector: dict[str, Any] = {"kind": args.connector}
     if args.url:
         connector["url"] = args.url
@@ -120,17 +120,17 @@ def cmd_supplier_add(args: argparse.Namespace) -> int:
     supplier = book.add_supplier(name=args.name, dea_number=args.dea, address_lines=args.address or [],
                                  city=args.city, state=args.state, postal_code=args.zip, connector=connector)
     if args.json:
-        _print_json(_supplier_json(supplier))
+        print_json(_supplier_json(supplier))
     else:
         print(f"Added supplier {supplier.name}.")
     return EXIT_OK
 
 
 def cmd_supplier_list(args: argparse.Namespace) -> int:
-    _, db, book = _context(args)
+    _, db, book = open_context(args)
     items = [_supplier_json(s) for s in book.list_suppliers()]
     if args.json:
-        _print_json(items)
+        print_json(items)
     elif not items:
         print("No suppliers yet. Add one with: csos-desk supplier add --name …")
     else:
@@ -147,7 +147,7 @@ def cmd_supplier_list(args: argparse.Namespace) -> int:
 def cmd_catalog_import(args: argparse.Namespace) -> int:
     from app.services.catalog import import_fda_catalog
 
-    _, db, _book = _context(args)
+    _, db, _book = open_context(args)
     product_txt, package_txt = Path(args.product_txt), Path(args.package_txt)
     for path in (product_txt, package_txt):
         if not path.is_file():
@@ -170,7 +170,7 @@ def cmd_catalog_import(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     data = summary.__dict__ if hasattr(summary, "__dict__") else dict(summary)
     if args.json:
-        _print_json(data)
+        print_json(data)
     else:
         print("Catalog imported: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in data.items()
                                                  if isinstance(v, int)))
@@ -180,13 +180,13 @@ def cmd_catalog_import(args: argparse.Namespace) -> int:
 def cmd_catalog_search(args: argparse.Namespace) -> int:
     from app.services.catalog import search_products
 
-    _, db, _book = _context(args)
+    _, db, _book = open_context(args)
     with db.session() as session:
         items = [{"ndc": p.ndc, "name": p.name, "strength": p.strength, "schedule": p.schedule,
                   "package": f"{p.package_quantity.normalize():f} {p.unit}", "description": p.package_description}
                  for p in search_products(session, args.text, limit=args.limit)]
     if args.json:
-        _print_json(items)
+        print_json(items)
     else:
         for p in items:
             print(f"{p['ndc'][:5]}-{p['ndc'][5:9]}-{p['ndc'][9:]}  {p['schedule']:>4}  {p['name']} {p['strength']}"
@@ -227,22 +227,22 @@ def _order_json(order: Any) -> dict[str, Any]:
 
 
 def cmd_order_new(args: argparse.Namespace) -> int:
-    _, db, book = _context(args)
+    _, db, book = open_context(args)
     order = book.new_order(registration_dea=args.registration, supplier_name=args.supplier,
                            order_number=args.number)
     if args.json:
-        _print_json(_order_json(order))
+        print_json(_order_json(order))
     else:
         print(f"Draft order {order.order_number} created for {order.registration.dea_number} → {order.supplier.name}.")
     return EXIT_OK
 
 
 def cmd_order_add_line(args: argparse.Namespace) -> int:
-    _, db, book = _context(args)
+    _, db, book = open_context(args)
     order = book.find_order(args.order_number, registration_dea=args.registration)
     line = book.add_line(order.id, ndc=args.ndc, packages=args.packages)
     if args.json:
-        _print_json(_order_json(book.get_order(order.id)))
+        print_json(_order_json(book.get_order(order.id)))
     else:
         print(f"Line {line.line_number}: {line.packages} × {line.description} "
               f"({line.package_quantity.normalize():f} {line.unit}), schedule {line.schedule}.")
@@ -253,7 +253,7 @@ def cmd_order_list(args: argparse.Namespace) -> int:
     from app.models.states import OrderStatus
     from app.services.orderbook import OrderFilter
 
-    _, db, book = _context(args)
+    _, db, book = open_context(args)
     statuses = frozenset(OrderStatus(s) for s in (args.status or []))
     supplier_id = book.supplier(args.supplier).id if args.supplier else None
     registration_id = book.registration(args.registration).id if args.registration else None
@@ -265,7 +265,7 @@ def cmd_order_list(args: argparse.Namespace) -> int:
         total = book.count_orders(session, order_filter)
     items = [rows[k.id] for k in keys]
     if args.json:
-        _print_json([{"order_number": r.order_number, "status": r.status.value, "registration": r.registration_dea,
+        print_json([{"order_number": r.order_number, "status": r.status.value, "registration": r.registration_dea,
                       "supplier": r.supplier_name, "created_at": r.created_at.isoformat(),
                       "signed_at": r.signed_at.isoformat() if r.signed_at else None, "lines": r.line_count}
                      for r in items])
@@ -281,11 +281,11 @@ def cmd_order_list(args: argparse.Namespace) -> int:
 
 
 def cmd_order_show(args: argparse.Namespace) -> int:
-    _, db, book = _context(args)
+    _, db, book = open_context(args)
     order = book.find_order(args.order_number, registration_dea=args.registration)
     data = _order_json(order)
     if args.json:
-        _print_json(data)
+        print_json(data)
         return EXIT_OK
     print(f"Order {data['order_number']}  ({data['status']})")
     print(f"  Purchaser: {order.registration.name}, DEA {order.registration.dea_number}")
@@ -308,7 +308,7 @@ def cmd_order_show(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    config, db, book = _context(args)
+    config, db, book = open_context(args)
     summary = book.summary()
     banner = "TRAINING — practice data, not real orders" if config.is_training else "PRODUCTION"
     print(f"CSOS Desk {__version__}  [{banner}]")
@@ -329,14 +329,14 @@ def cmd_gui(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _parse_date(text: str, option: str) -> dt.date:
+def parse_date(text: str, option: str) -> dt.date:
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise UsageError(f"{option}: '{text}' is not a date (use YYYY-MM-DD).", code="usage.date") from None
 
 
-def _add_json(p: argparse.ArgumentParser) -> None:
+def add_json_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -368,10 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--schedules", default="", help="e.g. II,IIN,III,IIIN,IV,V")
     p.add_argument("--expires", help="registration expiry date YYYY-MM-DD")
     p.add_argument("--business-activity", default="RETAIL PHARMACY")
-    _add_json(p)
+    add_json_flag(p)
     p.set_defaults(handler=cmd_registration_add)
     p = registration.add_parser("list", help="list registrations")
-    _add_json(p)
+    add_json_flag(p)
     p.set_defaults(handler=cmd_registration_list)
 
     supplier = commands.add_parser("supplier", help="suppliers").add_subparsers(dest="action", metavar="ACTION",
@@ -386,10 +386,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connector", choices=["https", "folder", "manual"], default="manual")
     p.add_argument("--url", help="https connector: supplier's order endpoint")
     p.add_argument("--folder", help="folder connector: drop folder")
-    _add_json(p)
+    add_json_flag(p)
     p.set_defaults(handler=cmd_supplier_add)
     p = supplier.add_parser("list", help="list suppliers")
-    _add_json(p)
+    add_json_flag(p)
     p.set_defaults(handler=cmd_supplier_list)
 
     catalog = commands.add_parser("catalog", help="product catalog").add_subparsers(dest="action", metavar="ACTION",
@@ -397,12 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = catalog.add_parser("import", help="import FDA NDC Directory product.txt + package.txt")
     p.add_argument("product_txt")
     p.add_argument("package_txt")
-    _add_json(p)
+    add_json_flag(p)
     p.set_defaults(handler=cmd_catalog_import)
     p = catalog.add_parser("search", help="find products by name or NDC")
     p.add_argument("text")
     p.add_argument("--limit", type=int, default=20)
-    _add_json(p)
+    add_json_flag(p)
     p.set_defaults(handler=cmd_catalog_search)
 
     order = commands.add_parser("order", help="orders").add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -410,14 +410,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registration", required=True, help="purchaser DEA number")
     p.add_argument("--supplier", required=True, help="supplier name")
     p.add_argument("--number", help="order number (default: next free one)")
-    _add_json(p)
+    add_json_flag(p)
     p.set_defaults(handler=cmd_order_new)
     p = order.add_parser("add-line", help="add a product line to a draft order")
     p.add_argument("order_number")
     p.add_argument("--ndc", required=True)
     p.add_argument("--packages", type=int, required=True)
     p.add_argument("--registration")
-    _add_json(p)
+    add_json_flag(p)
     p.set_defaults(handler=cmd_order_add_line)
     p = order.add_parser("list", help="list orders, newest first")
     p.add_argument("--status", action="append", choices=[s.value for s in _order_statuses()])
@@ -425,15 +425,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--registration")
     p.add_argument("--search", help="order number, NDC or product name")
     p.add_argument("--limit", type=int, default=50)
-    _add_json(p)
+    add_json_flag(p)
     p.set_defaults(handler=cmd_order_list)
     p = order.add_parser("show", help="show one order")
     p.add_argument("order_number")
     p.add_argument("--registration")
-    _add_json(p)
+    add_json_flag(p)
     p.set_defaults(handler=cmd_order_show)
 
-    _extend_parser(commands)
+    _extend_parser(commands, {"order": order, "registration": registration, "supplier": supplier,
+                              "catalog": catalog})
     return parser
 
 
@@ -443,13 +444,24 @@ def _order_statuses() -> list[Any]:
     return list(OrderStatus)
 
 
-# Later issues register more commands here (cert, token, verify, sandbox, records …) without touching the above.
-EXTENSIONS: list[Callable[[Any], None]] = []
+# Each area adds its commands from its own module: ``register(commands, groups)`` where ``commands`` is the top-level
+# subparsers object and ``groups`` holds the existing groups' subparsers ("order", "registration", …). Modules import
+# what they need inside their handlers so `csos-desk --help` stays fast.
+EXTENSION_MODULES = ("app.cli_certs", "app.cli_signing", "app.cli_sandbox", "app.cli_lifecycle", "app.cli_records",
+                     "app.cli_db", "app.cli_support")
 
 
-def _extend_parser(commands: Any) -> None:
-    for extend in EXTENSIONS:
-        extend(commands)
+def _extend_parser(commands: Any, groups: dict[str, Any]) -> None:
+    import importlib
+
+    for name in EXTENSION_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # that area is not built yet
+            raise
+        module.register(commands, groups)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
