@@ -134,4 +134,8 @@ class OrderSigningService:
             self.book.transition(order_id, OrderStatus.SIGNED, session=session,
                                  details={"signer_fingerprint": fingerprint,
                                           "document_sha256": hashlib.sha256(document).hexdigest()})
-        return SignedOrder(order=self.book.get_order(order_id), document=document, content=content, verdict=final)
+            stored_status = stored.status
+        # The detached order read at the start, brought up to date without another round trip.
+        order.signed_document, order.signed_at, order.signer_fingerprint = document, now, fingerprint
+        order.payload_sha256, order.status = hashlib.sha256(content).hexdigest(), stored_status
+        return SignedOrder(order=order, document=document, content=content, verdict=final)

@@ -8,6 +8,7 @@ has a stable code; messages are plain language.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
@@ -132,7 +133,7 @@ class OrderVerifier:
             return Verdict(False, [Reason("malformed", exc.message)])
         reasons = [Reason(code, message) for code, message in check_signature(document)]
         try:
-            signer = CsosCertificate.from_certificate(document.signer_certificate)
+            signer = _csos_view(document.signer_certificate)
         except CertificateProfileError as exc:
             reasons.append(Reason("malformed", f"The signer's certificate has a malformed CSOS extension: "
                                                f"{exc.message}"))
@@ -173,7 +174,7 @@ class OrderVerifier:
         now = now or self.clock()
         reasons: list[Reason] = []
         try:
-            signer: CsosCertificate | None = CsosCertificate.from_certificate(certificate)
+            signer: CsosCertificate | None = _csos_view(certificate)
         except CertificateProfileError as exc:
             reasons.append(Reason("malformed", exc.message))
             signer = None
@@ -184,6 +185,12 @@ class OrderVerifier:
         reasons += order_reasons_for(order, signer, schedules, signing_time=now)
         unique = _unique(reasons)
         return Verdict(not unique, unique, order=order, signer=signer, signing_time=now, line_schedules=schedules)
+
+
+@functools.lru_cache(maxsize=256)
+def _csos_view(certificate: x509.Certificate) -> CsosCertificate:
+    """The CSOS view of a certificate, built once per certificate (x509.Certificate hashes by its DER)."""
+    return CsosCertificate.from_certificate(certificate)
 
 
 def _parse_order(document: SignedDocument) -> tuple[PurchaseOrder | None, list[Reason]]:

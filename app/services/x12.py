@@ -285,7 +285,14 @@ class Interchange:
 # Element codecs: each turns one Python value into one element and back, validating both ways with the same rules.
 
 
+# Printable ASCII without the three delimiters; the fast path for the common, clean case.
+_CLEAN_ELEMENT = re.compile(r"[\x20-\x29\x2B-\x3D\x3F-\x7D]*")
+_CLEAN_SEGMENT = re.compile(r"[\x20-\x3D\x3F-\x7D]*")  # the same plus the element separator
+
+
 def _check_chars(text: str, loc: _Loc) -> None:
+    if _CLEAN_ELEMENT.fullmatch(text):
+        return
     for ch in text:
         if ch in _DELIMITERS:
             raise _fail("x12.delimiter_in_data", loc, f"the delimiter {ch!r} is not allowed inside data.")
@@ -964,8 +971,9 @@ def _tokenize(data: Any) -> tuple[str, list[_Seg]]:
         if not _SEGMENT_ID.fullmatch(parts[0]):
             raise _fail("x12.malformed", _Loc(parts[0][:3], index), f"{parts[0][:20]!r} is not a segment id.")
         seg = _Seg(parts[0], parts[1:], index)
-        for number, element in enumerate(seg.elements, start=1):
-            _check_chars(element, seg.loc(number))
+        if not _CLEAN_SEGMENT.fullmatch(body):
+            for number, element in enumerate(seg.elements, start=1):
+                _check_chars(element, seg.loc(number))
         if seg.elements and seg.elements[-1] == "":
             raise _fail("x12.bad_element", seg.loc(len(seg.elements)),
                         "trailing empty element (X12 omits trailing separators).")

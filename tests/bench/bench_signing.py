@@ -1,0 +1,197 @@
+"""Signing and verification benchmark (issue 3/10).
+
+Run: .venv/bin/python -m tests.bench.bench_signing [--orders N] [--json OUT]
+
+Figures, each with a floor measured in the same run:
+- sign one order end to end (order book → 850 → pre-sign check → CMS → final verify → store + audit, one commit)
+  with an unlocked software key, vs raw RSA-2048 sign + one commit            target ≤ 1.5×
+- the same on a SoftHSM token vs raw token sign (python-pkcs11) + one commit   target ≤ 1.5×
+- verify a signed order with warm caches (certificate + CRL memo), one core      target ≥ 3,000 orders/s
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from sqlalchemy import text
+
+from app.models.database import open_database, sqlite_url
+from app.services.crl_cache import CrlCache
+from app.services.keys.base import KeyAlgorithm
+from app.services.keys.software import SoftwareKeyStore
+from app.services.orderbook import OrderBook
+from app.services.signing import OrderSigningService
+from app.services.validation import CertificateValidationService
+from app.services.verifier import MappingSchedules, OrderVerifier
+from tests.factories import draft_order, seed
+from tests.pki import build_training_pki, make_csr, serve_directory
+
+PASSWORD = "Bench-Tulip-Ledger-2026!"
+
+
+def _median(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def _signing_world(folder: Path):
+    db = open_database(sqlite_url(folder / "bench.sqlite3"))
+    book = OrderBook(db)
+    seed(book)
+    with db.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE floor_rows (id INTEGER PRIMARY KEY, signature BLOB)"))
+    return db, book
+
+
+def _issue(pki, signer):
+    from app.models.values import DeaNumber, Schedule
+    from app.services.csos_profile import RegistrationFacts, SubscriberIdentity
+    from tests.factories import PURCHASER_DEA
+
+    registration = RegistrationFacts(
+        dea_number=DeaNumber.parse(PURCHASER_DEA), registrant_name="Main Street Pharmacy",
+        address_lines=("1 Main St",), business_activity="RETAIL PHARMACY",
+        schedules=frozenset({Schedule.II, Schedule.IIN, Schedule.III, Schedule.IIIN, Schedule.IV, Schedule.V}),
+        expires=pki.now + dt.timedelta(days=365))
+    return pki.sub.issue_signing_certificate(make_csr(signer.as_private_key()),
+                                             subscriber=SubscriberIdentity("Pat Purchaser", "p@example.org", "42"),
+                                             registration=registration)
+
+
+def bench_sign(folder: Path, signer, raw_sign, orders: int, label: str) -> dict:
+    db, book = _signing_world(folder)
+    with serve_directory(folder / "crl") as server:
+        # A certificate and CRLs of some age, as at a real pharmacy (not minted this second).
+        now = dt.datetime.now(dt.timezone.utc)
+        pki = build_training_pki(folder, crl_base_url=server.base_url, now=now - dt.timedelta(days=3))
+        pki.write_crls(now=now - dt.timedelta(hours=1))
+        certificate = _issue(pki, signer)
+        validation = CertificateValidationService(trust_roots=pki.trust_roots, crl_cache=CrlCache(folder / "cache"))
+        verifier = OrderVerifier(validation=validation, catalog=MappingSchedules.from_database(db))
+        service = OrderSigningService(book, verifier)
+        drafts = [draft_order(book, lines=3).id for _ in range(orders + 3)]
+        for order_id in drafts[:3]:  # warm caches (CRL fetch, memo, statement cache)
+            service.sign(order_id, signer=signer, certificate=certificate, intermediates=pki.intermediates)
+        ours = []
+        for order_id in drafts[3:]:
+            started = time.perf_counter()
+            service.sign(order_id, signer=signer, certificate=certificate, intermediates=pki.intermediates)
+            ours.append(time.perf_counter() - started)
+        floor = []
+        payload = os.urandom(900)
+        with db.engine.connect() as connection:
+            for i in range(orders):
+                started = time.perf_counter()
+                signature = raw_sign(payload)
+                connection.execute(text("INSERT INTO floor_rows (signature) VALUES (:s)"), {"s": signature})
+                connection.commit()
+                floor.append(time.perf_counter() - started)
+    db.close()
+    ours_ms, floor_ms = _median(ours), _median(floor)
+    return {"figure": f"sign one order ({label})", "value": ours_ms, "unit": "ms", "floor": floor_ms,
+            "ratio": ours_ms / floor_ms, "target": "≤ 1.5×", "ok": ours_ms / floor_ms <= 1.5}
+
+
+def bench_verify(folder: Path, seconds: float = 3.0) -> list[dict]:
+    from app.services.cms import sign_content
+    from tests.integration.test_verifier import CATALOG, make_order, x12
+    from tests.signers import KeySigner
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    with serve_directory(folder / "crl") as server:
+        pki = build_training_pki(folder, now=now - dt.timedelta(days=10), crl_base_url=server.base_url)
+        pki.write_crls(now=now - dt.timedelta(minutes=1))
+        subscriber = pki.issue(now=now - dt.timedelta(days=5))
+        data = sign_content(x12(make_order()), signer=KeySigner(subscriber.key), certificate_der=subscriber.der,
+                            intermediates_der=[pki.sub.certificate.public_bytes(Encoding.DER)], signing_time=now)
+        validation = CertificateValidationService(trust_roots=pki.trust_roots, crl_cache=CrlCache(folder / "vc"))
+        verifier = OrderVerifier(validation=validation, catalog=CATALOG)
+        assert verifier.verify(data, now=now).accepted
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            verifier.verify(data, now=now)
+            count += 1
+        rate = count / (time.perf_counter() - started)
+        # Floor: the one cryptographic operation a verification cannot avoid (RSA-2048 public-key verify).
+        public_key = subscriber.cert.public_key()
+        signature = subscriber.key.sign(data[:500], padding.PKCS1v15(), hashes.SHA256())
+        floor_count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < 1.0:
+            public_key.verify(signature, data[:500], padding.PKCS1v15(), hashes.SHA256())
+            floor_count += 1
+        floor_rate = floor_count / (time.perf_counter() - started)
+    return [{"figure": "verify, warm caches", "value": rate, "unit": "orders/s", "floor": floor_rate,
+             "ratio": rate / floor_rate, "target": "≥ 3000/s", "ok": rate >= 3000}]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=40)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        base = Path(folder)
+        store = SoftwareKeyStore(base / "keys")
+        ref = store.generate_key(algorithm=KeyAlgorithm.RSA_2048, label="bench", secret=PASSWORD)
+        signer = store.open_signer(ref, secret=PASSWORD)  # unlocked once, as a signing session is
+        floor_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        rows.append(bench_sign(base / "software", signer,
+                               lambda d: floor_key.sign(d, padding.PKCS1v15(), hashes.SHA256()), args.orders,
+                               "software key"))
+        signer.close()
+        token_row = _bench_token(base, args.orders)
+        if token_row:
+            rows.append(token_row)
+        rows += bench_verify(base / "verify")
+    print(f"{'figure':<34}{'value':>12}{'floor':>12}{'ratio':>8}  target")
+    for row in rows:
+        unit = row["unit"]
+        print(f"{row['figure']:<34}{row['value']:>9.2f} {unit:<3}{row['floor']:>9.2f} {unit:<3}"
+              f"{row['ratio']:>6.2f}x  {row['target']} {'ok' if row['ok'] else 'MISS'}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+def _bench_token(base: Path, orders: int) -> dict | None:
+    util = shutil.which("softhsm2-util")
+    module = "/usr/lib/softhsm/libsofthsm2.so"
+    if not util or not os.path.exists(module):
+        print("SoftHSM not installed: token figure skipped")
+        return None
+    conf = base / "softhsm2.conf"
+    (base / "tokens").mkdir()
+    conf.write_text(f"directories.tokendir = {base / 'tokens'}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    os.environ["SOFTHSM2_CONF"] = str(conf)
+    subprocess.run([util, "--init-token", "--free", "--label", "bench", "--so-pin", "0000", "--pin", "123456"],
+                   check=True, capture_output=True)
+    from app.services.keys.pkcs11_store import Pkcs11KeyStore
+
+    store = Pkcs11KeyStore(module, token_label="bench")
+    ref = store.generate_key(algorithm=KeyAlgorithm.RSA_2048, label="bench", secret="123456")
+    signer = store.open_signer(ref, secret="123456")
+    # Floor: a raw token sign through python-pkcs11 on the same key and worker thread, nothing else.
+    from pkcs11 import Mechanism
+
+    def raw(data: bytes) -> bytes:
+        return store._run(lambda: signer._key.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS))
+
+    row = bench_sign(base / "token", signer, raw, orders, "SoftHSM token")
+    signer.close()
+    store.close()
+    return row
+
+
+if __name__ == "__main__":
+    main()
