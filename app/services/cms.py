@@ -16,7 +16,7 @@ from asn1crypto import cms, core
 from asn1crypto import tsp  # noqa: F401  - registers the signingCertificateV2 attribute with cms
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -208,8 +208,19 @@ def parse_signed_document(data: bytes) -> SignedDocument:
 
 @functools.lru_cache(maxsize=256)
 def _load_certificate(der: bytes) -> x509.Certificate:
-    """Signers send the same few certificates with every order: parse each once."""
-    return x509.load_der_x509_certificate(der)
+    """Signers send the same few certificates with every order: parse each once.
+
+    cryptography decodes names, extensions and the key lazily; touching them here means a damaged certificate is
+    reported as a malformed document now, not as a surprise deep inside a later check.
+    """
+    try:
+        certificate = x509.load_der_x509_certificate(der)
+        certificate.subject, certificate.issuer, certificate.extensions  # noqa: B018 - decode now
+        certificate.public_key()
+        certificate.not_valid_before_utc, certificate.not_valid_after_utc  # noqa: B018
+    except (ValueError, x509.DuplicateExtension, UnsupportedAlgorithm) as exc:
+        raise CmsError(f"A certificate in the signed document cannot be read ({type(exc).__name__}).") from None
+    return certificate
 
 
 def _der_length(length: int) -> bytes:

@@ -317,10 +317,15 @@ class CsosCertificate:
     def from_certificate(cls, cert: x509.Certificate) -> "CsosCertificate":
         try:
             extensions = cert.extensions
-        except ValueError as exc:  # cryptography refuses duplicate / badly encoded known extensions
+        except (ValueError, x509.DuplicateExtension) as exc:  # duplicate / badly encoded known extensions
             raise CertificateProfileError(
                 f"The certificate's extensions cannot be read ({exc}).", code="certificate.extension"
             ) from None
+        try:
+            cert.subject, cert.issuer  # noqa: B018 - cryptography decodes names lazily
+        except ValueError:
+            raise CertificateProfileError("The certificate's subject or issuer name cannot be read.",
+                                          code="certificate.malformed") from None
         csos: dict[x509.ObjectIdentifier, bytes] = {}
         email = None
         crl_urls: list[str] = []

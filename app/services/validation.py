@@ -159,7 +159,7 @@ class _CertInfo:
                         urls.append(name.value)
         except x509.ExtensionNotFound:
             pass
-        except ValueError:
+        except (ValueError, x509.DuplicateExtension):
             pass  # unreadable extension: pyhanko reports the certificate
         self.crl_urls = tuple(urls)
         cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -309,7 +309,7 @@ class CertificateValidationService:
             leaf = _info(cert)
             extra = [_info(c) for c in intermediates]
             given_crls = [_crl_entry(c) for c in (crls or ())]
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, x509.DuplicateExtension) as exc:
             return ValidationResult(False, (Problem(MALFORMED, f"The certificate or CRL cannot be read ({exc})."),))
         inter = list({i.fingerprint: i for i in (*self.intermediates, *extra)}.values())
         chain = self._name_chain(leaf, inter)
@@ -322,7 +322,11 @@ class CertificateValidationService:
             self.memo_hits += 1
             return hit
         self.memo_misses += 1
-        result = self._validate(leaf, inter, crl_set, failures, at=at, strict=strict)
+        try:
+            result = self._validate(leaf, inter, crl_set, failures, at=at, strict=strict)
+        except (ValueError, TypeError, KeyError, x509.DuplicateExtension) as exc:  # undecodable certificate fields
+            return ValidationResult(False, (Problem(MALFORMED, f"A certificate cannot be read ({type(exc).__name__})."
+                                                    ),))
         self._memo_put(key, at, result, self._boundaries(leaf, inter, crl_set))
         return result
 
@@ -460,7 +464,7 @@ class CertificateValidationService:
                 reason = None
                 try:
                     reason = revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason.value
-                except (x509.ExtensionNotFound, ValueError):
+                except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
                     pass
                 return Problem(CERTIFICATE_REVOKED, _revoked_message(
                     leaf.label, None if info is leaf else f"its CA certificate '{info.label}'",
@@ -516,7 +520,7 @@ def _is_ca(cert: x509.Certificate) -> bool:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
         return False
-    except ValueError:
+    except (ValueError, x509.DuplicateExtension):
         return False  # unreadable extensions: pyhanko reports the certificate
 
 
