@@ -104,12 +104,23 @@ def sqlite_floor(directory: Path, packages: int) -> float:
     return elapsed
 
 
-def main() -> None:
-    packages = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+def rows(quick: bool = False) -> list[dict]:
+    """Rows for ./bench (tests/bench/runner.py)."""
+    packages = 20_000 if quick else 100_000
+    first, second, floor_csv, _floor_sql = measure(packages)
+    target = 5.0 * packages / 100_000
+    return [{"figure": f"FDA catalog import, {packages:,} packages", "value": first.seconds, "unit": "s",
+             "floor": floor_csv, "floor_name": "read + split the files", "ratio": first.seconds / floor_csv,
+             "target": f"≤ {target:.0f} s", "ok": first.seconds <= target},
+            {"figure": "FDA catalog re-import (upsert)", "value": second.seconds, "unit": "s",
+             "floor": floor_csv, "floor_name": "read + split the files", "ratio": second.seconds / floor_csv,
+             "target": f"≤ {target:.0f} s", "ok": second.seconds <= target}]
+
+
+def measure(packages: int):
     with tempfile.TemporaryDirectory(prefix="bench-catalog-") as tmp:
         directory = Path(tmp)
         product_txt, package_txt = generate(directory, packages)
-        size_mb = (product_txt.stat().st_size + package_txt.stat().st_size) / 1e6
         db = open_database(sqlite_url(directory / "orderbook.sqlite"))
         try:
             floor_csv = csv_floor(product_txt, package_txt)
@@ -120,7 +131,13 @@ def main() -> None:
             db.close()
     assert first.packages == packages and first.inserted == packages, first
     assert second.updated == packages and second.inserted == 0, second
-    print(f"catalog import: {packages} packages / {first.products} products, files {size_mb:.1f} MB")
+    return first, second, floor_csv, floor_sql
+
+
+def main() -> None:
+    packages = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    first, second, floor_csv, floor_sql = measure(packages)
+    print(f"catalog import: {packages} packages / {first.products} products")
     print(f"  first import (insert)  {first.seconds:7.3f} s  {packages / first.seconds:10.0f} rows/s  "
           f"controlled={first.controlled}  by_schedule={first.by_schedule}")
     print(f"  re-import (upsert)     {second.seconds:7.3f} s  {packages / second.seconds:10.0f} rows/s")

@@ -142,6 +142,33 @@ def measure(path: Path) -> dict:
     return results
 
 
+PAGE_FIGURES = ("first_page_ms", "filtered_page_ms", "deepest_page_ms", "search_product_ms", "search_order_number_ms",
+                "search_absent_product_ms")
+
+
+def run(orders: int) -> tuple[float, dict]:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bench.sqlite3"
+        build_seconds = build(path, orders)
+        done = subprocess.run([sys.executable, "-m", "tests.bench.bench_orderbook", "--measure", str(path)],
+                              capture_output=True, text=True, check=True)
+        return build_seconds, json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def rows(quick: bool = False) -> list[dict]:
+    """Rows for ./bench (tests/bench/runner.py)."""
+    orders = 30_000 if quick else 300_000
+    _build, results = run(orders)
+    floor = results["floor_ms"]
+    out = [{"figure": f"order book {orders:,} orders: {key[:-3].replace('_', ' ')}", "value": results[key],
+            "unit": "ms", "floor": floor, "floor_name": "raw sqlite3 read of 100 ids", "ratio": results[key] / floor,
+            "target": "≤ 20 ms", "ok": results[key] <= 20} for key in PAGE_FIGURES]
+    out.append({"figure": f"order book {orders:,} orders: peak RSS", "value": results["peak_rss_mb"], "unit": "MB",
+                "floor": None, "floor_name": "", "ratio": None, "target": "≤ 350 MB",
+                "ok": results["peak_rss_mb"] <= 350})
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--orders", type=int, default=300_000)
@@ -151,14 +178,8 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(Path(args.measure))))
         return
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "bench.sqlite3"
-        build_seconds = build(path, args.orders)
-        print(f"built {args.orders:,} orders / {args.orders * 3:,} lines in {build_seconds:.1f} s "
-              f"({path.stat().st_size / 1e6:.0f} MB)")
-        done = subprocess.run([sys.executable, "-m", "tests.bench.bench_orderbook", "--measure", str(path)],
-                              capture_output=True, text=True, check=True)
-        results = json.loads(done.stdout.strip().splitlines()[-1])
+    build_seconds, results = run(args.orders)
+    print(f"built {args.orders:,} orders / {args.orders * 3:,} lines in {build_seconds:.1f} s")
     floor = results["floor_ms"]
     print(f"{'figure':<24}{'value':>10}{'floor':>10}{'ratio':>8}{'target':>10}")
     for key in ("first_page_ms", "filtered_page_ms", "deepest_page_ms", "search_product_ms",
