@@ -159,31 +159,32 @@ def cmd_order_sign(args: argparse.Namespace) -> int:
 
     config, db, book = open_context(args)
     order = book.find_order(args.order_number, registration_dea=args.registration)
-    certificates = CertificateBook(db, config)
-    record = certificates.signing_certificate_for(order.registration.dea_number, at=dt.datetime.now(dt.timezone.utc))
-    certificate, intermediates = certificates.chain(record)
-    trust = configured_trust_roots(config)
-    cache = CrlCache(config.cache_dir / "crl", tls_ca_bundle=config.settings.get("tls_bundle"))
-    verifier = OrderVerifier(validation=CertificateValidationService(trust_roots=trust, crl_cache=cache),
-                             catalog=MappingSchedules.from_database(db))
-    sntp = config.settings.get("sntp_server")
-    clock_check = None
-    if not args.skip_clock_check and sntp:
-        host, _, port = str(sntp).partition(":")
-        clock_check = lambda: check_clock(host, port=int(port or 123))  # noqa: E731
-    service = OrderSigningService(book, verifier, clock_check=clock_check)
-    verdict = service.check(order.id, certificate=certificate, intermediates=intermediates)
-    if not verdict.accepted:
-        print("The order cannot be signed; a supplier would refuse it:", file=sys.stderr)
-        for reason in verdict.reasons:
-            print(f"{reason.code}: {reason.message}", file=sys.stderr)
-        return EXIT_RULE
-    secret = read_secret(args, f"Password or PIN for {record.subscriber_name or 'your key'}: ")
-    signer = certificates.open_signer(record, secret=secret)
-    try:
-        signed = service.sign(order.id, signer=signer, certificate=certificate, intermediates=intermediates)
-    finally:
-        signer.close()
+    with CertificateBook(db, config) as certificates:  # closes token logins on the way out
+        record = certificates.signing_certificate_for(order.registration.dea_number,
+                                                      at=dt.datetime.now(dt.timezone.utc))
+        certificate, intermediates = certificates.chain(record)
+        trust = configured_trust_roots(config)
+        cache = CrlCache(config.cache_dir / "crl", tls_ca_bundle=config.settings.get("tls_bundle"))
+        verifier = OrderVerifier(validation=CertificateValidationService(trust_roots=trust, crl_cache=cache),
+                                 catalog=MappingSchedules.from_database(db))
+        sntp = config.settings.get("sntp_server")
+        clock_check = None
+        if not args.skip_clock_check and sntp:
+            host, _, port = str(sntp).partition(":")
+            clock_check = lambda: check_clock(host, port=int(port or 123))  # noqa: E731
+        service = OrderSigningService(book, verifier, clock_check=clock_check)
+        verdict = service.check(order.id, certificate=certificate, intermediates=intermediates)
+        if not verdict.accepted:
+            print("The order cannot be signed; a supplier would refuse it:", file=sys.stderr)
+            for reason in verdict.reasons:
+                print(f"{reason.code}: {reason.message}", file=sys.stderr)
+            return EXIT_RULE
+        secret = read_secret(args, f"Password or PIN for {record.subscriber_name or 'your key'}: ")
+        signer = certificates.open_signer(record, secret=secret)
+        try:
+            signed = service.sign(order.id, signer=signer, certificate=certificate, intermediates=intermediates)
+        finally:
+            signer.close()
     if args.json:
         print_json({"order_number": signed.order.order_number, "status": signed.order.status.value,
                     "signed_at": signed.order.signed_at.isoformat(), "bytes": len(signed.document),
