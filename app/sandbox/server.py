@@ -1,0 +1,315 @@
+"""Start the training sandbox: portal/CA and suppliers in one Flask app, served over HTTPS in a daemon thread.
+
+    with start_sandbox(tmp_path) as sandbox:
+        requests.get(sandbox.portal_url + "/registrations", verify=sandbox.tls_bundle)
+
+Everything lives in ``directory``: the TLS authority (``tls/``), the CSOS training CAs (``ca/``), their CRLs
+(``crl/``), the training root (``csos-trust.pem``), the state database (``sandbox.sqlite3``), the suppliers' catalog
+(``catalog.sqlite3``) and ``sandbox.json`` (addresses of the running sandbox, read by ``csos-desk sandbox supplier``).
+Starting again on the same directory keeps all of it, and reuses the last port when it is free, because issued
+certificates carry the CRL address.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify
+from sqlalchemy import func, select
+from werkzeug.exceptions import HTTPException
+from werkzeug.security import generate_password_hash
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from app.errors import CsosError
+from app.models.database import open_database, sqlite_url
+from app.models.orderbook import Product
+from app.sandbox.api import SandboxApiError
+from app.sandbox.authority import SandboxAuthority
+from app.sandbox.portal import PASSWORD_HASH_METHOD, Portal, portal_blueprint
+from app.sandbox.sntp import SntpServer
+from app.sandbox.state import Account, Coordinator, SandboxRegistration, SandboxState
+from app.sandbox.suppliers import FaultInjector, SandboxSupplier, SupplierDesk, suppliers_blueprint
+from app.sandbox.tls import ensure_tls
+from app.services import ca as ca_engine
+from app.services.catalog import bundled_catalog_paths, import_fda_catalog
+from app.services.verifier import MappingSchedules
+
+log = logging.getLogger(__name__)
+
+SEED_FILE = Path(__file__).resolve().parents[2] / "resources" / "sandbox" / "seed.json"
+STATE_FILE = "sandbox.json"
+
+
+class SandboxError(CsosError):
+    """The sandbox cannot start. Codes: ``sandbox.port_in_use``, ``sandbox.seed``."""
+
+    code = "sandbox.error"
+
+
+@dataclass(frozen=True)
+class SandboxRegistrationInfo:
+    """A seeded pharmacy/clinic registration (what the client's order book needs to practise with it)."""
+
+    dea_number: str
+    name: str
+    address_lines: tuple[str, ...]
+    city: str
+    state: str
+    postal_code: str
+    business_activity: str
+    schedules: tuple[str, ...]
+    expires_at: dt.datetime
+    coordinator_email: str | None
+
+
+@dataclass
+class SandboxHandle:
+    """A running sandbox. ``stop()`` (or leaving the ``with`` block) shuts it down; the directory stays."""
+
+    directory: Path
+    base_url: str
+    port: int
+    portal_url: str
+    mailbox_url: str
+    suppliers: list[SandboxSupplier]
+    tls_bundle: Path  # PEM: verify the sandbox's HTTPS with this (requests: verify=str(tls_bundle))
+    trust_bundle: Path  # PEM: the CSOS training root, to validate CSOS certificates and signed orders
+    crl_urls: dict[str, str]  # {"root": ..., "sub": ...}
+    registrations: list[SandboxRegistrationInfo]
+    sntp_port: int | None = None  # loopback SNTP server for the training clock check (K6)
+    _stop: Callable[[], None] | None = field(default=None, repr=False)
+
+    def supplier(self, slug: str) -> SandboxSupplier:
+        for supplier in self.suppliers:
+            if supplier.slug == slug:
+                return supplier
+        raise KeyError(f"The sandbox has no supplier '{slug}'; it has {', '.join(s.slug for s in self.suppliers)}.")
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            stop, self._stop = self._stop, None
+            stop()
+
+    def __enter__(self) -> "SandboxHandle":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Requests go to our logger at debug level instead of werkzeug's console lines."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        log.debug("%s %s -> %s", self.command, getattr(self, "path", "?"), code)
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("http: " + format, *args)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _bind(host: str, port: int, remembered: int | None) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    candidates = [port] if port else ([remembered, 0] if remembered else [0])
+    for candidate in candidates:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, candidate))
+        except OSError as exc:
+            sock.close()
+            if candidate == candidates[-1]:
+                raise SandboxError(f"The sandbox cannot listen on {host}:{candidate} ({exc.strerror}). Is another "
+                                   "sandbox running? Stop it or choose another --port.",
+                                   code="sandbox.port_in_use") from None
+            continue
+        sock.listen(128)
+        return sock
+    raise AssertionError("unreachable")
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _seed(state: SandboxState, clock: Callable[[], dt.datetime]) -> list[dict[str, Any]]:
+    """First start: registrations, coordinator and purchaser accounts (training passwords), suppliers."""
+    seeded = state.get_setting("suppliers")
+    if seeded is not None:
+        return seeded
+    try:
+        seed = json.loads(SEED_FILE.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SandboxError(f"The sandbox seed file {SEED_FILE} cannot be read ({exc}).", code="sandbox.seed") from None
+    now = clock()
+    with state.session() as session:
+        for item in seed["registrations"]:
+            expires = dt.datetime.combine((now + dt.timedelta(days=item["expires_in_days"])).date(),
+                                          dt.time(23, 59, 59), dt.timezone.utc)
+            session.add(SandboxRegistration(
+                dea_number=item["dea_number"], name=item["name"], address_lines=item["address_lines"],
+                city=item["city"], state=item["state"], postal_code=item["postal_code"],
+                business_activity=item["business_activity"], schedules=item["schedules"], expires_at=expires,
+                renewal_requires_approval=item["renewal_requires_approval"]))
+            people = [(item["coordinator"], True)] + [(p, False) for p in item.get("purchasers", [])]
+            for person, is_coordinator in people:
+                account = Account(email=person["email"], full_name=person["full_name"],
+                                  password_hash=generate_password_hash(person["password"], method=PASSWORD_HASH_METHOD),
+                                  subscriber_serial=ca_engine.new_subscriber_serial(), created_at=now)
+                session.add(account)
+                session.flush()
+                if is_coordinator:
+                    session.add(Coordinator(registration_dea=item["dea_number"], account_id=account.id,
+                                            role="principal"))
+        state.put_setting(session, "suppliers", seed["suppliers"])
+        session.commit()
+    return seed["suppliers"]
+
+
+def _catalog(directory: Path) -> tuple[MappingSchedules, dict[str, dict[str, Any]]]:
+    db = open_database(sqlite_url(directory / "catalog.sqlite3"))
+    try:
+        with db.session() as session:
+            count = session.scalar(select(func.count()).select_from(Product))
+        if not count:
+            import_fda_catalog(db, *bundled_catalog_paths(), source="sandbox")
+        schedules = MappingSchedules.from_database(db)
+        with db.session() as session:
+            products = {p.ndc: {"name": p.name, "strength": p.strength, "schedule": p.schedule}
+                        for p in session.scalars(select(Product))}
+    finally:
+        db.close()
+    return schedules, products
+
+
+def _registrations(state: SandboxState) -> list[SandboxRegistrationInfo]:
+    with state.session() as session:
+        out = []
+        for reg in session.scalars(select(SandboxRegistration).order_by(SandboxRegistration.dea_number)):
+            email = session.scalar(select(Account.email).join(Coordinator, Coordinator.account_id == Account.id)
+                                   .where(Coordinator.registration_dea == reg.dea_number,
+                                          Coordinator.role == "principal"))
+            out.append(SandboxRegistrationInfo(
+                dea_number=reg.dea_number, name=reg.name, address_lines=tuple(reg.address_lines), city=reg.city,
+                state=reg.state, postal_code=reg.postal_code, business_activity=reg.business_activity,
+                schedules=tuple(reg.schedules), expires_at=reg.expires_at, coordinator_email=email))
+        return out
+
+
+def create_app(portal: Portal, desk: SupplierDesk, authority: SandboxAuthority) -> Flask:
+    app = Flask("csos_sandbox")
+    app.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024
+    app.json.sort_keys = False
+    app.register_blueprint(portal_blueprint(portal, authority))
+    app.register_blueprint(suppliers_blueprint(desk))
+
+    @app.errorhandler(SandboxApiError)
+    def api_error(exc: SandboxApiError):
+        return jsonify(exc.body()), exc.status
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return jsonify({"error": code, "message": exc.description}), exc.code
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.exception("sandbox request failed")
+        return jsonify({"error": "internal_error", "message": "The training sandbox hit an unexpected problem; see "
+                                                              "its log."}), 500
+
+    app.wsgi_app = FaultInjector(app.wsgi_app, desk)  # type: ignore[method-assign]
+    return app
+
+
+def start_sandbox(directory: Path | str, *, host: str = "127.0.0.1", port: int = 0, sntp: bool = True,
+                  clock: Callable[[], dt.datetime] = _utcnow) -> SandboxHandle:
+    """Start portal/CA + suppliers on ``host:port`` (0 = the port used last time if free, else one the OS picks)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state_path = directory / STATE_FILE
+    remembered = None
+    try:
+        remembered = int(json.loads(state_path.read_text("utf-8")).get("port") or 0) or None
+    except (OSError, ValueError, TypeError, AttributeError):
+        remembered = None
+    sock = _bind(host, port, remembered)
+    resources: list[Callable[[], None]] = [sock.close]
+    try:
+        bound_port = sock.getsockname()[1]
+        base_url = f"https://{_url_host(host)}:{bound_port}"
+        tls = ensure_tls(directory / "tls", host)
+        state = SandboxState(directory / "sandbox.sqlite3")
+        resources.append(state.close)
+        authority = SandboxAuthority(directory, base_url, clock=clock)
+        supplier_seed = _seed(state, clock)
+        schedules, products = _catalog(directory)
+        suppliers = [SandboxSupplier(name=s["name"], slug=s["slug"], dea_number=s["dea_number"],
+                                     url=f"{base_url}/suppliers/{s['slug']}", address_lines=tuple(s["address_lines"]),
+                                     city=s["city"], state=s["state"], postal_code=s["postal_code"],
+                                     backordered_ndcs=tuple(s.get("backordered_ndcs", ())))
+                     for s in supplier_seed]
+        portal = Portal(state, authority, clock=clock)
+        desk = SupplierDesk(state, authority, suppliers, schedules, products, clock=clock)
+        app = create_app(portal, desk, authority)
+        server = make_server(host, bound_port, app, threaded=True, request_handler=_QuietHandler,
+                             ssl_context=tls.server_context(), fd=sock.fileno())
+        sock.close()  # the server holds its own duplicate of the listening socket
+        resources = [state.close]
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                  name="csos-sandbox", daemon=True)
+        thread.start()
+        sntp_server = SntpServer(host="127.0.0.1").start() if sntp else None
+    except BaseException:
+        for release in reversed(resources):
+            release()
+        raise
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        if sntp_server is not None:
+            sntp_server.stop()
+        state.close()
+
+    handle = SandboxHandle(
+        directory=directory, base_url=base_url, port=bound_port, portal_url=f"{base_url}/portal",
+        mailbox_url=f"{base_url}/portal/mailbox", suppliers=suppliers, tls_bundle=tls.bundle,
+        trust_bundle=authority.trust_bundle, crl_urls=dict(authority.crl_urls), registrations=_registrations(state),
+        sntp_port=sntp_server.port if sntp_server else None, _stop=stop)
+    _write_state(state_path, handle, host)
+    log.info("training sandbox listening on %s", base_url)
+    return handle
+
+
+def _write_state(path: Path, handle: SandboxHandle, host: str) -> None:
+    data = {
+        "base_url": handle.base_url, "host": host, "port": handle.port, "pid": os.getpid(),
+        "portal_url": handle.portal_url, "mailbox_url": handle.mailbox_url,
+        "tls_bundle": str(handle.tls_bundle), "trust_bundle": str(handle.trust_bundle), "crl_urls": handle.crl_urls,
+        "sntp_port": handle.sntp_port,
+        "suppliers": [{**asdict(s), "address_lines": list(s.address_lines),
+                       "backordered_ndcs": list(s.backordered_ndcs)} for s in handle.suppliers],
+        "registrations": [{**asdict(r), "address_lines": list(r.address_lines), "schedules": list(r.schedules),
+                           "expires_at": r.expires_at.isoformat()} for r in handle.registrations],
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
