@@ -51,18 +51,15 @@ def cmd_records_export(args: argparse.Namespace) -> int:
 
 
 def _trust_roots(args: argparse.Namespace, config: Any, db: Any) -> list[Any] | None:
-    from app.services.validation import load_trust_bundle
+    from app.errors import ConfigError
+    from app.services.trust import configured_trust_roots
 
-    if args.trust:
-        return load_trust_bundle(args.trust)
-    if config.settings.get("trust_bundle"):
-        return load_trust_bundle(config.settings["trust_bundle"])
     try:
-        from app.services.certificates import CertificateBook
-    except ImportError:
+        return configured_trust_roots(config, explicit=args.trust)
+    except ConfigError:
+        if args.trust:
+            raise
         return None
-    roots = getattr(CertificateBook(db, config), "trust_roots", None)
-    return roots() if callable(roots) else None
 
 
 def cmd_records_check(args: argparse.Namespace) -> int:

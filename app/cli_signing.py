@@ -113,28 +113,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict.accepted else EXIT_RULE
 
 
-def configured_trust_roots(config: Any) -> list[Any]:
-    """CSOS trust roots for signing checks: the `csos_trust_bundle` setting (or CSOS_TRUST_BUNDLE), else the bundle
-    shipped for the profile in resources/trust/<profile>/. Never the operating system's store."""
-    import os
-
-    from app.services.validation import load_trust_bundle
-
-    configured = os.environ.get("CSOS_TRUST_BUNDLE") or config.settings.get("csos_trust_bundle")
-    if configured:
-        return load_trust_bundle(configured)
-    shipped = Path(__file__).resolve().parent.parent / "resources" / "trust" / config.profile.value
-    bundles = sorted(shipped.glob("*.pem")) if shipped.is_dir() else []
-    if not bundles:
-        raise UsageError(f"No CSOS trust roots are configured for the {config.profile.value} profile. Set "
-                         "'csos_trust_bundle' in Settings (training: the sandbox's trust bundle).",
-                         code="config.no_trust_roots")
-    roots = []
-    for bundle in bundles:
-        roots += load_trust_bundle(bundle)
-    return roots
-
-
 def read_secret(args: argparse.Namespace, prompt: str) -> str:
     """A password or PIN: one line from stdin with --password-stdin, else asked masked on the terminal (K1)."""
     if getattr(args, "password_stdin", False):
@@ -152,6 +130,7 @@ def read_secret(args: argparse.Namespace, prompt: str) -> str:
 def cmd_order_sign(args: argparse.Namespace) -> int:
     from app.services.certificates import CertificateBook
     from app.services.clock import check_clock
+    from app.services.trust import configured_trust_roots
     from app.services.crl_cache import CrlCache
     from app.services.signing import OrderSigningService
     from app.services.validation import CertificateValidationService

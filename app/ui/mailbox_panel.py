@@ -1,0 +1,145 @@
+"""The training mailbox: the sandbox's "e-mail" and "postal" messages, so a trainee sees where the codes come from.
+
+Training only: in production the codes arrive in real e-mail and by post. The panel refreshes by itself while shown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QShowEvent, QHideEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+from PySide6.QtCore import Qt
+
+from app.errors import CsosError
+from app.services.enrollment import EnrollmentAuthority, MailMessage
+from app.ui import theme
+from app.ui.jobs import JobRunner
+from app.ui.widgets import RowsTableModel, make_table
+
+REFRESH_MS = 3000
+CHANNEL_TEXT = {"email": "E-mail", "postal": "Letter (post)"}
+
+
+class MailboxPanel(QWidget):
+    def __init__(self, authority: EnrollmentAuthority, jobs: JobRunner, *, email: str = "",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.authority = authority
+        self.jobs = jobs
+        self.messages: list[MailMessage] = []
+        self._loading = False
+        self.setObjectName("mailboxPanel")
+        self.setWindowTitle("Training mailbox — TRAINING")
+        self.resize(760, 480)
+        layout = QVBoxLayout(self)
+        banner = QLabel("TRAINING mailbox — these stand in for the e-mails and letters DEA's CA sends. The reference "
+                        "number comes by e-mail and the access code by post, separately, on purpose.", self)
+        banner.setObjectName("trainingBanner")
+        banner.setWordWrap(True)
+        banner.setStyleSheet(theme.TRAINING_BANNER_STYLE)
+        layout.addWidget(banner)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Messages for:", self))
+        self.email = QLineEdit(email, self)
+        self.email.setObjectName("mailboxEmail")
+        self.email.setAccessibleName("E-mail address")
+        self.email.setPlaceholderText("your e-mail address")
+        self.channel = QComboBox(self)
+        self.channel.setObjectName("mailboxChannel")
+        self.channel.setAccessibleName("Channel")
+        self.channel.addItem("E-mail and post", None)
+        self.channel.addItem("E-mail only", "email")
+        self.channel.addItem("Post only", "postal")
+        self.refresh_button = QPushButton("Refresh", self)
+        self.refresh_button.setObjectName("mailboxRefresh")
+        row.addWidget(self.email, 1)
+        row.addWidget(self.channel)
+        row.addWidget(self.refresh_button)
+        layout.addLayout(row)
+        self.model = RowsTableModel(("Received", "Channel", "Subject"), parent=self)
+        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.table = make_table(splitter, self.model, name="mailboxTable", accessible_name="Messages",
+                                stretch_column=2)
+        self.body = QPlainTextEdit(splitter)
+        self.body.setObjectName("mailboxBody")
+        self.body.setReadOnly(True)
+        splitter.addWidget(self.table)
+        splitter.addWidget(self.body)
+        layout.addWidget(splitter, 1)
+        self.status = QLabel(self)
+        self.status.setObjectName("mailboxStatus")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        self.timer = QTimer(self)
+        self.timer.setInterval(REFRESH_MS)
+        self.timer.timeout.connect(self.refresh)
+        self.refresh_button.clicked.connect(self.refresh)
+        self.email.returnPressed.connect(self.refresh)
+        self.channel.currentIndexChanged.connect(lambda *_: self.refresh())
+        self.table.selectionModel().selectionChanged.connect(lambda *_: self._show_selected())
+
+    def set_email(self, email: str) -> None:
+        self.email.setText(email)
+        self.refresh()
+
+    def refresh(self) -> None:
+        email = self.email.text().strip().lower()
+        if not email:
+            self.status.setText("Enter the e-mail address you applied with.")
+            return
+        if self._loading:
+            return
+        self._loading = True
+        channel = self.channel.currentData()
+        self.jobs.run("Reading the training mailbox", lambda _c: self.authority.mailbox(email, channel),
+                      on_success=self._loaded, on_failure=self._failed)
+
+    def _loaded(self, messages: Any) -> None:
+        self._loading = False
+        selected = self._selected_id()
+        self.messages = list(reversed(messages))  # newest first
+        self.model.set_rows([(f"{m.created_at.astimezone():%Y-%m-%d %H:%M:%S}" if m.created_at else "",
+                              CHANNEL_TEXT.get(m.channel, m.channel), m.subject) for m in self.messages])
+        self.status.setText(f"{len(self.messages)} message(s).")
+        row = next((i for i, m in enumerate(self.messages) if m.id == selected), 0 if self.messages else None)
+        if row is not None:
+            self.table.selectRow(row)
+        self._show_selected()
+
+    def _failed(self, error: CsosError) -> None:
+        self._loading = False
+        self.status.setText(error.message)
+
+    def _selected_id(self) -> int | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        return self.messages[rows[0].row()].id if rows and rows[0].row() < len(self.messages) else None
+
+    def _show_selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if rows and rows[0].row() < len(self.messages):
+            message = self.messages[rows[0].row()]
+            self.body.setPlainText(f"To: {message.to}\nBy: {CHANNEL_TEXT.get(message.channel, message.channel)}\n"
+                                   f"Subject: {message.subject}\n\n{message.body}")
+        else:
+            self.body.clear()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.timer.start()
+        self.refresh()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        self.timer.stop()
+        super().hideEvent(event)

@@ -1,0 +1,205 @@
+"""Entry points for the certificate wizards, and the offscreen page screenshots ``csos-desk demo --screenshots`` uses.
+
+    dialog = open_enrollment_wizard(window, facade)          # resumes saved progress, if any
+    dialog.test_order_requested.connect(window.open_test_order)
+
+Each ``open_*`` shows a non-modal ``WizardDialog`` and returns it (None, after telling the person why, when the
+authority cannot be reached from this profile — e.g. training mode without its sandbox).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtWidgets import QWidget
+
+from app.errors import CsosError
+from app.services.enrollment import EnrollmentAuthority, PortalAuthority, SandboxAuthority, authority_for
+from app.services.enrollment_flows import EnrollmentFlow, Flow, ImportFlow, RenewalFlow, RevocationFlow
+from app.services.wizard import WizardStateStore
+from app.ui import messages
+from app.ui.wizards.host import WizardDialog
+
+log = logging.getLogger(__name__)
+
+__all__ = ["WizardDialog", "open_enrollment_wizard", "open_import_wizard", "open_mailbox", "open_renewal_wizard",
+           "open_revocation_wizard", "render_wizard_screenshots", "wizard_state_store"]
+
+
+def wizard_state_store(config: Any) -> WizardStateStore:
+    return WizardStateStore(Path(config.data_dir) / "wizards")
+
+
+def _services(facade: Any, authority: EnrollmentAuthority | None, certificates: Any) -> tuple[Any, Any]:
+    if authority is None:
+        authority = authority_for(facade.config)
+    if certificates is None:
+        from app.services.certificates import CertificateBook
+
+        certificates = CertificateBook(facade.db, facade.config, actor="gui")
+    return authority, certificates
+
+
+def _open(parent: QWidget | None, facade: Any, flow_type: type[Flow], *, authority: EnrollmentAuthority | None,
+          certificates: Any, **kwargs: Any) -> WizardDialog | None:
+    try:
+        authority, certificates = _services(facade, authority, certificates)
+        flow = flow_type(authority=authority, certificates=certificates, store=wizard_state_store(facade.config),
+                         clock=facade.clock, **kwargs)
+    except CsosError as exc:
+        log.info("wizard %s not opened: %s", flow_type.name, exc.code)
+        messages.alert(parent, flow_type.title, exc.message)
+        return None
+    dialog = WizardDialog(flow, jobs=facade.jobs, parent=parent,
+                          mailbox_opener=(lambda email: open_mailbox(dialog, facade, authority=authority, email=email))
+                          if authority.training else None)
+    dialog.show()
+    dialog.begin()
+    return dialog
+
+
+def open_enrollment_wizard(parent: QWidget | None, facade: Any, *, authority: EnrollmentAuthority | None = None,
+                           certificates: Any = None, resume: bool = True) -> WizardDialog | None:
+    return _open(parent, facade, EnrollmentFlow, authority=authority, certificates=certificates, resume=resume)
+
+
+def open_import_wizard(parent: QWidget | None, facade: Any, *, authority: EnrollmentAuthority | None = None,
+                       certificates: Any = None) -> WizardDialog | None:
+    return _open(parent, facade, ImportFlow, authority=authority or PortalAuthority(), certificates=certificates,
+                 resume=False)
+
+
+def open_renewal_wizard(parent: QWidget | None, facade: Any, fingerprint: str, *,
+                        authority: EnrollmentAuthority | None = None, certificates: Any = None) -> WizardDialog | None:
+    return _open(parent, facade, RenewalFlow, authority=authority, certificates=certificates, fingerprint=fingerprint)
+
+
+def open_revocation_wizard(parent: QWidget | None, facade: Any, fingerprint: str, *,
+                           authority: EnrollmentAuthority | None = None,
+                           certificates: Any = None) -> WizardDialog | None:
+    return _open(parent, facade, RevocationFlow, authority=authority, certificates=certificates,
+                 fingerprint=fingerprint)
+
+
+def open_mailbox(parent: QWidget | None, facade: Any, *, authority: EnrollmentAuthority | None = None,
+                 email: str = "") -> Any:
+    """The training mailbox as its own window (training only)."""
+    from PySide6.QtCore import Qt
+
+    from app.ui.mailbox_panel import MailboxPanel
+
+    try:
+        authority = authority or authority_for(facade.config)
+    except CsosError as exc:
+        messages.alert(parent, "Training mailbox", exc.message)
+        return None
+    panel = MailboxPanel(authority, facade.jobs, email=email, parent=parent)
+    panel.setWindowFlag(Qt.WindowType.Window, True)
+    panel.show()
+    return panel
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Screenshots of every page (issue item 8)
+
+_SAMPLE = {
+    "automatic": True, "role": "registrant", "full_name": "Jordan Example", "email": "jordan@mainstreet.example",
+    "title": "Pharmacist in charge", "registrations": ["BJ6125341"],
+    "registration_names": {"BJ6125341": "Main Street Pharmacy"}, "poa_file": "/home/jordan/power-of-attorney.pdf",
+    "agreement_accepted": True, "identity_document_type": "drivers_license", "account_choice": "new",
+    "sign_in_message": "A one-time code was sent to your sandbox mailbox (e-mail channel).",
+    "application_id": "q3J9-training-application", "application_status": "pending",
+    "submitted_at": "2026-03-02T10:15:00+00:00", "key_store": "software",
+    "key_id": "5f2a9c0e11d04b7c", "key_description": "'CSOS Jordan Example 2026-03-02' (RSA-2048, key file on this "
+                                                     "computer)",
+    "csr_pem": "-----BEGIN CERTIFICATE REQUEST-----\nMIICvDCCAaQCAQAwdzELMAkGA1UEBhMCVVMx…\n"
+               "-----END CERTIFICATE REQUEST-----\n",
+    "csr_sha256": "9b1c7e0d4f6a28e3b5c0d9a17f42e6b8c3d5e7f90a1b2c3d4e5f60718293a4b5",
+    "installed": [{"subscriber": "Jordan Example", "kind": "signing", "registration": "BJ6125341",
+                   "registration_name": "Main Street Pharmacy", "schedules": "II,IIN,III,IIIN,IV,V",
+                   "not_after": "2027-03-01T23:59:59+00:00", "key_location": "Key file 5f2a9c0e… on this computer",
+                   "email": "jordan@mainstreet.example", "fingerprint": "ab12"}],
+    "check_problems": [], "test_order_registration": "BJ6125341",
+    "application_reason": "Not on our staff list yet — see the pharmacist in charge.",
+    "p12_file": "/home/jordan/csos-2025.p12",
+    "p12_summary": {"subject": "CN=Jordan Example,O=Main Street Pharmacy,C=US",
+                    "not_after": "2026-09-30T23:59:59+00:00"},
+    "renewal_id": "renewal-7Hq2", "renewal_status": "pending", "old_status": "superseded",
+    "key_available": True, "reason": "key_compromise", "noticed_at": "2026-03-02T09:30:00+00:00",
+    "deadline_text": "DEA must be told within 24 hours: revoke by 2026-03-03 09:30 (your computer's time).",
+    "key_destroyed": True,
+}
+_CERT = {"subscriber": "Jordan Example", "email": "jordan@mainstreet.example", "registration": "BJ6125341",
+         "registration_name": "Main Street Pharmacy", "schedules": "II,IIN,III,IIIN,IV,V",
+         "not_after": "2026-04-10T23:59:59+00:00", "key_location": "Key file 5f2a9c0e… on this computer",
+         "status": "active", "kind": "signing", "fingerprint": "ab12"}
+_CONTEXT = {
+    "registrations": [
+        {"dea_number": "BJ6125341", "name": "Main Street Pharmacy", "city": "Springfield", "state": "IL",
+         "schedules": ["II", "IIN", "III", "IIIN", "IV", "V"], "expires_at": "2027-03-01T23:59:59+00:00"},
+        {"dea_number": "FR3141594", "name": "Riverside Family Clinic", "city": "Dayton", "state": "OH",
+         "schedules": ["III", "IIIN", "IV", "V"], "expires_at": "2027-01-25T23:59:59+00:00"}],
+    "tokens": [{"serial": "7c1e55a02b", "label": "csos-jordan", "manufacturer": "SafeNet", "model": "eToken 5110",
+                "pin_pad": False, "pin_locked": False, "module": ""}],
+    "reasons": [], "current_on_token": False, "current_pin_pad": False, "on_token": False, "pin_pad": False,
+}
+
+
+_UNREACHABLE = {("renewal", "request", True), ("renewal", "waiting", False), ("enrollment", "codes", False)}
+
+
+def render_wizard_screenshots(folder: str | Path, *, width: int = 720, height: int = 660) -> list[Path]:
+    """Render every page of every wizard offscreen into ``folder`` as PNGs (sample data; no network, no keys).
+
+    Views that look different in production (DEA's portal in the browser) are rendered a second time with a
+    ``-production`` suffix.
+    """
+    from PySide6.QtWidgets import QApplication
+
+    from app.services import enrollment_flows as flows
+    from app.ui.jobs import JobRunner
+
+    app = QApplication.instance()
+    if app is None:
+        raise CsosError("Screenshots need the Qt application to be running.", code="screenshots.no_app")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    training = SandboxAuthority("https://127.0.0.1:1/portal", tls_bundle=folder / "unused.pem")
+    production = PortalAuthority()
+    jobs = JobRunner()
+    written: list[Path] = []
+    differ = {"identity", "submit", "waiting", "request", "confirm"}
+    try:
+        for flow_type in (EnrollmentFlow, ImportFlow, RenewalFlow, RevocationFlow):
+            for index, view in enumerate(flow_type(authority=training, certificates=None).navmap):
+                for authority in (training, production):
+                    if authority is production and view not in differ:
+                        continue
+                    if (flow_type.name, view, authority.automatic) in _UNREACHABLE:
+                        continue
+                    flow = flow_type(authority=authority, certificates=None, store=None,
+                                     data={**_SAMPLE, "automatic": authority.automatic,
+                                           "current": _CERT, "certificate": _CERT})
+                    flow.context.update(_CONTEXT)
+                    flow.context["reasons"] = [(r, flows.REVOCATION_TEXT[r]) for r in flows.REVOCATION_REASONS]
+                    flow.context["lost_text"] = flows.LOST_KEY_TEXT.format(hours=24)
+                    flow.context["portal_url"] = authority.portal_url
+                    flow.wizard.view = view
+                    flow.wizard.stack = list(flow.navmap)[:index]
+                    if view == "key_location" or view == "destination":
+                        flow.data.pop("key_id", None)
+                    dialog = WizardDialog(flow, jobs=jobs)
+                    dialog.resize(width, height)
+                    dialog.render()
+                    app.processEvents()
+                    suffix = "-production" if authority is production else ""
+                    target = folder / f"{flow.name}-{index + 1:02d}-{view}{suffix}.png"
+                    dialog.grab().save(str(target))
+                    written.append(target)
+                    dialog.deleteLater()
+            app.processEvents()
+    finally:
+        jobs.shutdown()
+    return written

@@ -1,0 +1,281 @@
+"""The wizard window: renders the flow's current view with its page, runs Next/Back, polls waiting views.
+
+Slow steps (network, key generation, tokens) run on the facade's job runner, never on the GUI thread; the buttons
+are disabled meanwhile and a short "working" line says what is happening. A refusal about one entry is shown under
+that entry; anything else in the message line at the bottom. Nothing typed is lost on a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from PySide6.QtCore import QTimer, QUrl, Signal
+from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtWidgets import (
+    QDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.errors import CsosError
+from app.services.enrollment_flows import Flow
+from app.ui import theme
+from app.ui.jobs import JobRunner
+from app.ui.wizards.pages import WizardPage, page_for
+
+log = logging.getLogger(__name__)
+
+
+class WizardDialog(QDialog):
+    """Hosts one ``Flow``. ``finished_flow`` when the last page is accepted; ``test_order_requested(dea)``."""
+
+    test_order_requested = Signal(str)
+    enrollment_requested = Signal()
+    flow_finished = Signal(str)
+    view_changed = Signal(str)
+
+    def __init__(self, flow: Flow, *, jobs: JobRunner, mailbox_opener: Callable[[str], Any] | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.flow = flow
+        self.jobs = jobs
+        self.mailbox_opener = mailbox_opener
+        self.busy = False
+        self.rendered_view: str | None = None
+        self.page: WizardPage | None = None
+        self.last_error: CsosError | None = None
+        self.setObjectName(f"wizard_{flow.name}")
+        self.setWindowTitle(flow.title + (" — TRAINING" if flow.authority.training else ""))
+        self.resize(700, 640)
+
+        outer = QVBoxLayout(self)
+        if flow.authority.training:
+            banner = QLabel("TRAINING — practice certificates from the training portal; nothing reaches DEA", self)
+            banner.setObjectName("trainingBanner")
+            banner.setStyleSheet(theme.TRAINING_BANNER_STYLE)
+            outer.addWidget(banner)
+        self.heading = QLabel(self)
+        self.heading.setObjectName("wizardHeading")
+        self.heading.setStyleSheet("QLabel { font-size: 14pt; font-weight: bold; }")
+        self.progress_label = QLabel(self)
+        self.progress_label.setObjectName("wizardProgress")
+        outer.addWidget(self.progress_label)
+        outer.addWidget(self.heading)
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        outer.addWidget(self.scroll, 1)
+        self.message = QLabel(self)
+        self.message.setObjectName("wizardMessage")
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet(theme.FIELD_ERROR_STYLE + " QLabel#wizardMessage { color: #b3261e; }")
+        self.message.setVisible(False)
+        outer.addWidget(self.message)
+        self.working = QLabel(self)
+        self.working.setObjectName("wizardWorking")
+        self.working.setVisible(False)
+        outer.addWidget(self.working)
+        buttons = QHBoxLayout()
+        self.close_button = QPushButton("Close (continue later)", self)
+        self.close_button.setObjectName("wizardClose")
+        self.back_button = QPushButton("< Back", self)
+        self.back_button.setObjectName("wizardBack")
+        self.next_button = QPushButton("Next >", self)
+        self.next_button.setObjectName("wizardNext")
+        self.next_button.setDefault(True)
+        buttons.addWidget(self.close_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.back_button)
+        buttons.addWidget(self.next_button)
+        outer.addLayout(buttons)
+        self.close_button.clicked.connect(self.close)
+        self.back_button.clicked.connect(self.go_back)
+        self.next_button.clicked.connect(self.go_next)
+
+        self.poll_timer = QTimer(self)
+        self.poll_timer.setSingleShot(True)
+        self.poll_timer.timeout.connect(self._poll)
+
+    # -- rendering ------------------------------------------------------------------------------------------------
+
+    def begin(self) -> None:
+        """Prepare the first (or resumed) view, off the GUI thread, then show it."""
+        self.render(preparing=True)
+        self._run("Preparing the page", self.flow.start, self._after_move)
+
+    def render(self, *, preparing: bool = False) -> None:
+        flow = self.flow
+        step = flow.step
+        self.heading.setText(step.title)
+        self.progress_label.setText(f"{flow.title} · step {len(flow.wizard.path)}"
+                                    + (" · continued where you left off" if flow.resumed else ""))
+        old = self.scroll.takeWidget()
+        if old is not None:
+            old.deleteLater()
+        if preparing:
+            self.page = None
+            placeholder = QLabel("Preparing…", self)
+            self.scroll.setWidget(placeholder)
+        else:
+            self.page = page_for(flow, self)
+            self.page.action_requested.connect(self._on_action)
+            holder = QWidget(self)
+            layout = QVBoxLayout(holder)
+            layout.addWidget(self.page)
+            self.scroll.setWidget(holder)
+        self._set_message(None)
+        self.rendered_view = None if preparing else flow.view
+        self._update_buttons()
+        self.view_changed.emit(flow.view)
+
+    def _update_buttons(self) -> None:
+        flow = self.flow
+        idle = not self.busy
+        self.back_button.setEnabled(idle and flow.can_go_back)
+        self.back_button.setVisible(not flow.is_last)
+        self.next_button.setEnabled(idle and self.page is not None)
+        self.next_button.setText("Finish" if flow.is_last else ("Check now" if flow.view == "waiting"
+                                                                 and flow.data.get("automatic") else "Next >"))
+        self.close_button.setText("Close" if flow.is_last else "Close (continue later)")
+
+    def _set_message(self, text: str | None) -> None:
+        self.message.setText(text or "")
+        self.message.setVisible(bool(text))
+
+    # -- moving ---------------------------------------------------------------------------------------------------
+
+    def go_next(self) -> None:
+        if self.busy or self.page is None:
+            return
+        if self.flow.is_last:
+            self.flow.finish()
+            self.flow_finished.emit(self.flow.name)
+            self.accept()
+            return
+        values = self.page.collect()
+        self.page.clear_problems()
+        self._set_message(None)
+        title = f"Working on: {self.flow.step.title}"
+        if self.flow.step.slow:
+            self._run(title, lambda: self.flow.next(values), self._after_move)
+        else:
+            try:
+                self.flow.next(values)
+            except CsosError as exc:
+                self._failed(exc)
+                return
+            self._after_move(None)
+
+    def go_back(self) -> None:
+        if self.busy or not self.flow.can_go_back:
+            return
+        if self.page is not None:
+            self.flow.data.update({k: v for k, v in self.page.collect().items() if not _is_secret(k)})
+        self.flow.back()
+        self.render()
+        self._schedule_poll()
+
+    def _run(self, title: str, work: Callable[[], Any], done: Callable[[Any], None]) -> None:
+        self.busy = True
+        self.working.setText(title + "…")
+        self.working.setVisible(True)
+        self._update_buttons()
+
+        def finish_ok(result: Any) -> None:
+            self._idle()
+            done(result)
+
+        def finish_failed(error: CsosError) -> None:
+            self._idle()
+            self._failed(error)
+
+        self.jobs.run(title, lambda _context: work(), on_success=finish_ok, on_failure=finish_failed)
+
+    def _idle(self) -> None:
+        self.busy = False
+        self.working.setVisible(False)
+        self._update_buttons()
+
+    def _after_move(self, _result: Any) -> None:
+        self.render()
+        self._schedule_poll()
+
+    def _failed(self, error: CsosError) -> None:
+        self.last_error = error
+        log.info("wizard %s step %s refused: %s", self.flow.name, self.flow.view, error.code)
+        if self.page is None:
+            self.render()
+        shown = self.page.show_problem(getattr(error, "field", None), error.message) if self.page else False
+        if not shown:
+            self._set_message(error.message)
+        self._update_buttons()
+
+    # -- waiting views --------------------------------------------------------------------------------------------
+
+    def _schedule_poll(self) -> None:
+        seconds = self.flow.poll_seconds()
+        if seconds:
+            self.poll_timer.start(int(seconds * 1000))
+        else:
+            self.poll_timer.stop()
+
+    def _poll(self) -> None:
+        if self.busy:
+            self._schedule_poll()
+            return
+        view = self.flow.view
+        self.busy = True  # the flow may move on in the background: no Next/Back meanwhile
+        self._update_buttons()
+
+        def done(changed: Any) -> None:
+            self._idle()
+            if changed or self.flow.view != view:
+                self.render()
+            self._schedule_poll()
+
+        def failed(error: CsosError) -> None:
+            self._idle()
+            self._set_message(error.message)
+            self._schedule_poll()
+
+        self.jobs.run("Checking for news", lambda _c: self.flow.poll(), on_success=done, on_failure=failed)
+
+    def poll_now(self) -> None:
+        """Check at once (tests; the person pressed nothing)."""
+        self.poll_timer.stop()
+        self._poll()
+
+    # -- page actions ---------------------------------------------------------------------------------------------
+
+    def _on_action(self, action: str) -> None:
+        if action == "open_mailbox":
+            if self.mailbox_opener is not None:
+                self.mailbox_opener(str(self.flow.data.get("email") or ""))
+        elif action == "test_order":
+            dea = self.flow.data.get("test_order_registration")
+            if dea:
+                self.test_order_requested.emit(str(dea))
+        elif action == "enroll":
+            self.enrollment_requested.emit()
+        elif action.startswith("open_url:"):
+            url = action.removeprefix("open_url:")
+            if url:
+                QDesktopServices.openUrl(QUrl(url))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.poll_timer.stop()
+        if self.flow.is_last:
+            self.flow.finish()
+        super().closeEvent(event)
+
+
+def _is_secret(key: str) -> bool:
+    from app.services.wizard import is_secret_key
+
+    return is_secret_key(key)
