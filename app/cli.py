@@ -308,6 +308,23 @@ def cmd_order_show(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """The whole life of an order in the training sandbox; with --summary only the order book summary."""
+    if args.summary:
+        return _order_book_summary(args)
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the PDF and screenshots render without a display
+    from app.demo import run_demo
+
+    out = Path(args.out) if args.out else Path.cwd() / f"csos-demo-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    try:
+        run_demo(out, screenshots=args.screenshots)
+    except FileExistsError as exc:
+        raise UsageError(str(exc), code="usage.out_not_empty") from None
+    return EXIT_OK
+
+
+def _order_book_summary(args: argparse.Namespace) -> int:
     config, db, book = open_context(args)
     summary = book.summary()
     banner = "TRAINING — practice data, not real orders" if config.is_training else "PRODUCTION"
@@ -346,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="folder for the order book, keys and settings")
     parser.add_argument("--database-url", help="SQLAlchemy URL of the order book (default: SQLite in the data dir)")
     parser.add_argument("--profile", choices=["training", "production"], help="training (default) or production")
+    parser.add_argument("--self-test", action="store_true", help="check this installation and exit (= self-test)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = commands.add_parser("check", help="check a DEA number, NDC or order number")
@@ -353,7 +371,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("value")
     p.set_defaults(handler=cmd_check)
 
-    p = commands.add_parser("demo", help="headless demo / order book summary")
+    p = commands.add_parser("demo", help="the whole life of an order in the training sandbox, headless")
+    p.add_argument("--out", help="new folder for the signed orders, records and summary.json")
+    p.add_argument("--screenshots", action="store_true", help="also save a PNG of each screen")
+    p.add_argument("--summary", action="store_true", help="only print the order book summary")
     p.set_defaults(handler=cmd_demo)
 
     registration = commands.add_parser("registration", help="DEA registrations of this pharmacy").add_subparsers(
@@ -468,6 +489,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None) or cmd_gui
+    if args.self_test and handler is cmd_gui:
+        from app.cli_support import cmd_self_test
+
+        handler = cmd_self_test
     try:
         return handler(args)
     except UsageError as exc:
