@@ -106,7 +106,7 @@ def _ensure_application() -> Any:
 
 def render_records_pdf(views: Sequence[Any], meta: dict[str, Any], path: Path) -> None:
     """Write the records of ``views`` as a PDF at ``path`` (A4/Letter by locale default: Letter for US records)."""
-    from PySide6.QtCore import QMarginsF, QSizeF
+    from PySide6.QtCore import QMarginsF
     from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
 
     _ensure_application()
@@ -119,8 +119,7 @@ def render_records_pdf(views: Sequence[Any], meta: dict[str, Any], path: Path) -
     document = QTextDocument()
     document.setDefaultStyleSheet(_STYLE)
     document.setHtml(records_html(views, meta))
-    layout = writer.pageLayout()
-    rect = layout.paintRectPixels(writer.resolution())
-    document.setPageSize(QSizeF(rect.width(), rect.height()))
+    # No explicit page size: print_() then lays the text out in points and scales it to the writer's resolution
+    # (a page size in device pixels would shrink the text by 96/300).
     document.print_(writer)
     del writer  # finishes the file

@@ -78,9 +78,9 @@ def test_registration_supplier_order_round_trip(cli):
 
 
 def test_demo_summary_and_a_damaged_database(cli):
-    out = cli("demo").stdout
+    out = cli("demo", "--summary").stdout
     assert "TRAINING" in out and "orders 0" in out
     database = cli.data_dir / "training" / "orderbook.sqlite3"
     database.write_bytes(b"garbage" * 1000)
-    failed = cli("demo", expect=2)
+    failed = cli("demo", "--summary", expect=2)
     assert "storage.corrupt" in failed.stderr
