@@ -63,3 +63,15 @@ def test_no_bare_except_and_no_tls_verification_switched_off(path):
     for node in ast.walk(tree):
         if isinstance(node, ast.keyword) and node.arg == "verify" and isinstance(node.value, ast.Constant):
             assert node.value.value is not False, f"verify=False in {path}:{node.value.lineno}"
+
+
+SANDBOX_USERS = {"training.py", "demo.py"}  # plus the CLI modules (cli*.py) and the sandbox itself
+
+
+@pytest.mark.parametrize("path", [p for p in _sources() if p.relative_to(APP).parts[0] != "sandbox"
+                                  and not p.name.startswith("cli") and p.name not in SANDBOX_USERS],
+                         ids=lambda p: str(p.relative_to(APP)))
+def test_only_the_cli_and_the_training_starter_import_the_sandbox(path):
+    offending = {name for name in _imports(path) if name.startswith("app.sandbox")}
+    if path.parent.name == "app" or path.relative_to(APP).parts[0] in ("services", "models", "ui"):
+        assert not offending, f"{path} imports {offending}: only the CLI and app/training.py start the sandbox"
