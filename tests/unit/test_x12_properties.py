@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import re
 from decimal import Decimal
 
@@ -223,13 +224,16 @@ def _parse_or_x12_error(data: bytes):
         return None
 
 
-@settings(max_examples=300, deadline=None)
+FUZZ_EXAMPLES = int(os.environ.get("CSOS_FUZZ_EXAMPLES", "300"))  # ./bench raises it (100k cases in all)
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None)
 @given(st.binary(max_size=400))
 def test_arbitrary_bytes_raise_only_x12_error(data):
     _parse_or_x12_error(data)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None)
 @given(st.binary(max_size=300))
 def test_bytes_after_a_valid_isa_raise_only_x12_error(tail):
     from tests.unit.test_x12 import KNOWN_850
@@ -276,7 +280,7 @@ def mutated(draw) -> tuple[bytes, bytes]:
     return data, bytes(out)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None)
 @given(mutated())
 def test_mutated_documents_raise_only_x12_error(pair):
     original, data = pair
