@@ -65,15 +65,46 @@ def _install_excepthook() -> Any:
     return previous
 
 
+def _profile_to_open(data_dir: str | Path | None, profile: str | None) -> str | None:
+    """An explicit choice wins (argument, CSOS_PROFILE); otherwise the profile last chosen in Settings."""
+    import os
+
+    from app.config import default_data_root
+    from app.services.app_settings import remembered_profile
+
+    if profile or os.environ.get("CSOS_PROFILE"):
+        return profile
+    root = Path(data_dir or os.environ.get("CSOS_DATA_DIR") or default_data_root()).expanduser()
+    return remembered_profile(root)
+
+
 def run_gui(*, data_dir: str | Path | None, database_url: str | None, profile: str | None) -> int:
-    """Open the configured order book and run the main window; returns the process exit code."""
+    """Open the configured order book and run the main window; returns the process exit code.
+
+    Choosing the other profile in Settings closes the window and opens the other profile's order book in a new one.
+    """
+    app = _application()
+    wanted = _profile_to_open(data_dir, profile)
+    previous_hook = _install_excepthook()
+    try:
+        while True:
+            outcome = _run_profile(app, data_dir=data_dir, database_url=database_url, profile=wanted)
+            if not isinstance(outcome, str):
+                return outcome
+            wanted, database_url = outcome, None  # a database URL given for one profile is not the other's
+    finally:
+        sys.excepthook = previous_hook
+
+
+def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | None,
+                 profile: str | None) -> int | str:
+    """Run one profile's window: the exit code, or the profile to open next."""
     from app.config import load_config
     from app.errors import CsosError
     from app.logging_setup import setup_logging
     from app.models.database import open_database
     from app.services.orderbook import OrderBook
 
-    app = _application()
     try:
         config = load_config(data_dir=data_dir, database_url=database_url, profile=profile)
         setup_logging(config.data_dir)
@@ -83,18 +114,31 @@ def run_gui(*, data_dir: str | Path | None, database_url: str | None, profile: s
         show_error(f"{APP_DISPLAY_NAME} cannot start", exc.message)
         return EXIT_CANNOT_START
 
+    from PySide6.QtCore import Qt
+
+    from app.ui.facade import AppFacade
     from app.ui.main_window import MainWindow
 
-    previous_hook = _install_excepthook()
+    switch_to: list[str] = []
     try:
-        window = MainWindow(config, OrderBook(db, actor="gui"), db)
+        book = OrderBook(db, actor="gui")
+        facade = AppFacade(config, book, db)
+        window = MainWindow(config, book, db, facade=facade)
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def switch(target: str) -> None:
+            switch_to.append(target)
+            window.close()
+
+        facade.profile_switch_requested.connect(switch)
         window.show()
         log.info("gui started (profile %s)", config.profile.value)
-        return int(app.exec())
+        code = int(app.exec())
+        facade.shutdown()
+        return switch_to[-1] if switch_to else code
     except CsosError as exc:
         log.info("cannot start: %s", exc.code)
         show_error(f"{APP_DISPLAY_NAME} cannot start", exc.message)
         return EXIT_CANNOT_START
     finally:
-        sys.excepthook = previous_hook
         db.close()

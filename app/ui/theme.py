@@ -52,3 +52,28 @@ STATUS_COLOURS: dict[OrderStatus, str] = {
 
 def status_colour(status: OrderStatus) -> str:
     return STATUS_COLOURS.get(status, _GREY)
+
+ICONS_DIR = ICON_PATH.parent
+
+
+def icon_path(name: str) -> Path:
+    return ICONS_DIR / f"{name}.svg"
+
+
+def icon(name: str) -> "QIcon":  # noqa: F821 - Qt is imported lazily so this module stays importable without Qt
+    """An SVG icon from resources/icons (crisp at any scale); an empty icon if the file is missing."""
+    from PySide6.QtGui import QIcon
+
+    path = icon_path(name)
+    return QIcon(str(path)) if path.is_file() else QIcon()
+
+
+NOTICE_STYLE = (
+    "QFrame#noticeBar { background-color: #fff4d6; border-bottom: 1px solid #e0c77a; }"
+    " QFrame#noticeBar[urgent=\"true\"] { background-color: #fde2df; border-bottom: 1px solid #e3a59e; }"
+    " QFrame#noticeBar QLabel { color: #1f1f1f; }"
+)
+
+FIELD_ERROR_STYLE = "QLabel[role=\"fieldError\"] { color: #b3261e; }"
+
+CLOCK_COLOURS = {"ok": _GREEN, "off": _RED, "unknown": _AMBER, "unchecked": _GREY}

@@ -167,3 +167,69 @@ def add_book_parties(book: OrderBook) -> None:
     book.add_registration(dea_number=dea, name=name, address_lines=["1 Main St"], city="Springfield", state="IL",
                           postal_code="62701", schedules=["II", "IIN", "III", "IIIN", "IV", "V"])
     book.add_supplier(name=SUPPLIERS[0])
+
+
+# -- the bundled FDA catalog, registrations and suppliers, as the order editor and settings tests use them ------------
+
+LIMITED_DEA = "FN5623740"  # a second registration that may only order schedules IV and V
+
+
+def seed_catalog_book(book: OrderBook) -> None:
+    """The bundled catalog plus two registrations (one for every schedule, one for IV and V only) and a supplier."""
+    from app.services.catalog import bundled_catalog_paths, import_fda_catalog
+
+    import_fda_catalog(book.db, *bundled_catalog_paths())
+    book.add_registration(dea_number=REGISTRATIONS[0][0], name=REGISTRATIONS[0][1], address_lines=["1 Main St"],
+                          city="Springfield", state="IL", postal_code="62701",
+                          schedules=["II", "IIN", "III", "IIIN", "IV", "V"], expires_on=dt.date(2030, 6, 30))
+    book.add_registration(dea_number=LIMITED_DEA, name="Riverside Clinic", address_lines=["5 River Rd"],
+                          city="Springfield", state="IL", postal_code="62702", schedules=["IV", "V"],
+                          expires_on=dt.date(2030, 6, 30))
+    book.add_supplier(name="Acme Drug", dea_number="RA1234563", address_lines=["9 Depot Rd"], city="Memphis",
+                      state="TN", postal_code="38118")
+
+
+@pytest.fixture
+def catalog_book(book: OrderBook) -> OrderBook:
+    seed_catalog_book(book)
+    return book
+
+
+@pytest.fixture
+def facade(qtbot, training_config, book, db):
+    """The app-wide façade over the tmp order book; at teardown no worker thread may be left running."""
+    from PySide6.QtCore import QThreadPool
+
+    from app.ui.facade import AppFacade
+
+    made = AppFacade(training_config, book, db)
+    yield made
+    assert made.jobs.shutdown(5000), "background work still running at teardown"
+    assert made.jobs.pool.activeThreadCount() == 0
+    assert QThreadPool.globalInstance().activeThreadCount() == 0
+
+
+class ModalAnswers:
+    """Stands in for the modal boxes of ``app.ui.messages`` (a real one would wait for a click forever)."""
+
+    def __init__(self) -> None:
+        self.alerts: list[tuple[str, str]] = []
+        self.questions: list[tuple[str, str]] = []
+        self.answers: list[bool] = []
+
+    def alert(self, parent: Any, title: str, message: str) -> None:
+        self.alerts.append((title, message))
+
+    def confirm(self, parent: Any, title: str, message: str, **kwargs: Any) -> bool:
+        self.questions.append((title, message))
+        return self.answers.pop(0) if self.answers else True
+
+
+@pytest.fixture(autouse=True)
+def modal_boxes(monkeypatch) -> ModalAnswers:
+    from app.ui import messages
+
+    answers = ModalAnswers()
+    monkeypatch.setattr(messages, "alert", answers.alert)
+    monkeypatch.setattr(messages, "confirm", answers.confirm)
+    return answers

@@ -1,0 +1,149 @@
+"""Small widgets and models the screens share: a problem message beside a field, a read-only table."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSize, Qt
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QTableView, QWidget
+
+from app.ui import theme
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+
+class FieldMessage(QWidget):
+    """A problem shown right next to the field it is about (hidden when there is none).
+
+    Screen readers get the text as the accessible description of the field too, so the problem is announced where
+    the focus is.
+    """
+
+    def __init__(self, field: QWidget | None, parent: QWidget | None = None, *, name: str = "") -> None:
+        super().__init__(parent)
+        self.field = field
+        self.setObjectName(name or (f"{field.objectName()}Problem" if field is not None else "problem"))
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(5)
+        self.icon_label = QLabel(self)
+        size = QFontMetrics(self.font()).height()
+        self.icon_label.setPixmap(theme.icon("error").pixmap(QSize(size, size)))
+        self.icon_label.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.text_label = QLabel(self)
+        self.text_label.setObjectName(self.objectName() + "Text")
+        self.text_label.setWordWrap(True)
+        self.text_label.setProperty("role", "fieldError")
+        self.text_label.setStyleSheet(theme.FIELD_ERROR_STYLE)
+        self.text_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.icon_label, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addWidget(self.text_label, 1)
+        self.setAccessibleName("Problem")
+        self.setVisible(False)
+
+    @property
+    def text(self) -> str:
+        return self.text_label.text() if not self.isHidden() else ""
+
+    def show_problem(self, message: str) -> None:
+        self.text_label.setText(message)
+        self.setAccessibleDescription(message)
+        if self.field is not None:
+            self.field.setAccessibleDescription(message)
+            self.field.setProperty("invalid", True)
+        self.setVisible(True)
+
+    def clear(self) -> None:
+        self.text_label.clear()
+        if self.field is not None:
+            self.field.setAccessibleDescription("")
+            self.field.setProperty("invalid", False)
+        self.setVisible(False)
+
+    def set_problem(self, message: str | None) -> None:
+        if message:
+            self.show_problem(message)
+        else:
+            self.clear()
+
+
+class RowsTableModel(QAbstractTableModel):
+    """Read-only rows of text (the detail pane's lines, timeline, receipts and audit trail)."""
+
+    def __init__(self, headers: Sequence[str], *, numeric_columns: Sequence[int] = (), parent: Any = None) -> None:
+        super().__init__(parent)
+        self.headers = tuple(headers)
+        self.numeric_columns = frozenset(numeric_columns)
+        self._rows: list[tuple[str, ...]] = []
+        self._tooltips: list[tuple[str, ...] | None] = []
+
+    def set_rows(self, rows: Sequence[Sequence[Any]], tooltips: Sequence[Sequence[str] | None] | None = None) -> None:
+        self.beginResetModel()
+        self._rows = [tuple("" if value is None else str(value) for value in row) for row in rows]
+        self._tooltips = [tuple(t) if t else None for t in (tooltips or [None] * len(self._rows))]
+        self.endResetModel()
+
+    def row_values(self, row: int) -> tuple[str, ...]:
+        return self._rows[row]
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.headers)
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.headers):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.headers[section]
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(self._alignment(section))
+        return None
+
+    def _alignment(self, column: int) -> Qt.AlignmentFlag:
+        horizontal = Qt.AlignmentFlag.AlignRight if column in self.numeric_columns else Qt.AlignmentFlag.AlignLeft
+        return horizontal | Qt.AlignmentFlag.AlignVCenter
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows) or not 0 <= index.column() < len(self.headers):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._rows[index.row()][index.column()]
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(self._alignment(index.column()))
+        if role == Qt.ItemDataRole.ToolTipRole:
+            tips = self._tooltips[index.row()] if index.row() < len(self._tooltips) else None
+            if tips and index.column() < len(tips) and tips[index.column()]:
+                return tips[index.column()]
+            return None
+        return None
+
+
+def make_table(parent: QWidget, model: QAbstractTableModel, *, name: str, accessible_name: str,
+               stretch_column: int | None = None) -> QTableView:
+    table = QTableView(parent)
+    table.setObjectName(name)
+    table.setAccessibleName(accessible_name)
+    table.setModel(model)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.setAlternatingRowColors(True)
+    table.setShowGrid(False)
+    table.setWordWrap(False)
+    table.setTabKeyNavigation(False)  # Tab leaves the table: keyboard users move between fields, arrows move rows
+    table.verticalHeader().setVisible(False)
+    table.verticalHeader().setDefaultSectionSize(QFontMetrics(table.font()).height() + 8)
+    header = table.horizontalHeader()
+    header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+    header.setHighlightSections(False)
+    if stretch_column is not None:
+        header.setSectionResizeMode(stretch_column, QHeaderView.ResizeMode.Stretch)
+    return table
