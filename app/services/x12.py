@@ -33,7 +33,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 from app.errors import CsosError, InvalidValue
 from app.models.values import DeaNumber, Ndc, OrderNumber, PackageUnit
@@ -91,8 +91,9 @@ class X12Error(CsosError):
         return self.position[1] if self.position else None
 
 
-@dataclass(frozen=True, slots=True)
-class _Loc:
+class _Loc(NamedTuple):
+    """Where in the interchange: made for every element parsed, so kept as cheap as a tuple."""
+
     segment: str
     index: int
     element: int | None = None
