@@ -315,3 +315,36 @@ def test_keyset_pages_cover_every_order_once_and_filters_narrow(book):
         assert book.count_orders(session) == 25
         rows = book.order_rows(session, [ids[0]])
         assert rows[ids[0]].line_count == 3 and rows[ids[0]].status is OrderStatus.SIGNED
+
+
+def test_an_order_book_from_the_first_release_is_upgraded_without_losing_anything(tmp_path):
+    """A database written at revision 0001 (no outbox yet) opens with today's code: every later migration runs
+    and the orders, lines and audit chain are as they were."""
+    from alembic import command
+
+    from app.models.database import _alembic_config, make_engine
+
+    url = sqlite_url(tmp_path / "old.sqlite3")
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        config = _alembic_config(engine)
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    engine.dispose()
+    with sqlite3.connect(tmp_path / "old.sqlite3") as connection:
+        assert "outbox_entries" not in {r[0] for r in connection.execute("SELECT name FROM sqlite_master")}
+    # Content written by the old schema (through today's models, which only add tables on top of 0001).
+    db = open_database(url, migrate=False)
+    book = OrderBook(db)
+    seed(book)
+    order = draft_order(book)
+    db.close()
+    db = open_database(url)
+    assert schema_revision(db.engine) == head_revision() != "0001"
+    with sqlite3.connect(tmp_path / "old.sqlite3") as connection:
+        assert "outbox_entries" in {r[0] for r in connection.execute("SELECT name FROM sqlite_master")}
+    kept = OrderBook(db).get_order(order.id)
+    assert [line.ndc for line in kept.lines] == ["00406055262", "00555097302"]
+    with db.session() as session:
+        assert verify_audit_chain(session) == []
+    db.close()
