@@ -81,12 +81,10 @@ def order_html(view: Any) -> str:
 
 
 def records_html(views: Sequence[Any], meta: dict[str, Any]) -> str:
-    head = (f"<h1>CSOS order records</h1><p>{_e('; '.join(meta.get('registrants', [])) or '')}<br>"
-            f"Orders created {_e(meta.get('date_from'))} to {_e(meta.get('date_to'))}: {len(views)} order(s). "
-            f"Exported {_e(str(meta.get('exported_at', ''))[:16].replace('T', ' '))} UTC"
-            f"{' by CSOS Desk ' + _e(meta['version']) if meta.get('version') else ''}.</p>")
+    """The whole export as one HTML page (print preview); the PDF is painted order by order instead."""
+    head = _head_html(views, meta)
     if not views:
-        return f"<html><head><style>{_STYLE}</style></head><body>{head}<p>No orders in this period.</p></body></html>"
+        return f"<html><head><style>{_STYLE}</style></head><body>{head}</body></html>"
     pages = [order_html(view) for view in views]
     separator = "<div style='page-break-before: always'></div>"
     return (f"<html><head><style>{_STYLE}</style></head><body>{head}{separator}"
@@ -105,9 +103,13 @@ def _ensure_application() -> Any:
 
 
 def render_records_pdf(views: Sequence[Any], meta: dict[str, Any], path: Path) -> None:
-    """Write the records of ``views`` as a PDF at ``path`` (A4/Letter by locale default: Letter for US records)."""
-    from PySide6.QtCore import QMarginsF
-    from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
+    """Write the records of ``views`` as a PDF at ``path`` (US Letter): a cover page, then each order from a new page.
+
+    Each order is laid out as its own small document and painted page by page, so memory stays flat whatever the
+    number of orders (one document of 20,000 orders would hold every page in memory at once).
+    """
+    from PySide6.QtCore import QMarginsF, QRectF, QSizeF, Qt
+    from PySide6.QtGui import QFont, QPageLayout, QPageSize, QPainter, QPdfWriter, QTextDocument
 
     _ensure_application()
     writer = QPdfWriter(str(path))
@@ -116,10 +118,42 @@ def render_records_pdf(views: Sequence[Any], meta: dict[str, Any], path: Path) -
     writer.setResolution(300)
     writer.setTitle("CSOS order records")
     writer.setCreator("CSOS Desk")
-    document = QTextDocument()
-    document.setDefaultStyleSheet(_STYLE)
-    document.setHtml(records_html(views, meta))
-    # No explicit page size: print_() then lays the text out in points and scales it to the writer's resolution
-    # (a page size in device pixels would shrink the text by 96/300).
-    document.print_(writer)
-    del writer  # finishes the file
+    painter = QPainter(writer)
+    try:
+        scale = writer.resolution() / 96.0  # lay text out at 96 units per inch, as on screen, then scale to 300
+        painter.scale(scale, scale)
+        area = writer.pageLayout().paintRectPixels(writer.resolution())
+        width, height = area.width() / scale, area.height() / scale
+        footer = 18.0
+        body = height - footer
+        footer_font = QFont("DejaVu Sans")
+        footer_font.setPixelSize(10)  # painter units are 1/96 inch: about 7.5 pt
+        page_number = 0
+        sections = [_head_html(views, meta)] + [order_html(view) for view in views]
+        for section in sections:
+            document = QTextDocument()
+            document.setDefaultStyleSheet(_STYLE)
+            document.setHtml(f"<html><body>{section}</body></html>")
+            document.setPageSize(QSizeF(width, body))
+            for page in range(document.pageCount()):
+                if page_number:
+                    writer.newPage()
+                page_number += 1
+                painter.save()
+                painter.translate(0, -page * body)
+                document.drawContents(painter, QRectF(0, page * body, width, body))
+                painter.restore()
+                painter.setFont(footer_font)
+                painter.drawText(QRectF(0, height - footer + 4, width, footer - 4),
+                                 int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom),
+                                 f"CSOS order records — page {page_number}")
+    finally:
+        painter.end()
+
+
+def _head_html(views: Sequence[Any], meta: dict[str, Any]) -> str:
+    head = (f"<h1>CSOS order records</h1><p>{_e('; '.join(meta.get('registrants', [])) or '')}<br>"
+            f"Orders created {_e(meta.get('date_from'))} to {_e(meta.get('date_to'))}: {len(views)} order(s). "
+            f"Exported {_e(str(meta.get('exported_at', ''))[:16].replace('T', ' '))} UTC"
+            f"{' by CSOS Desk ' + _e(meta['version']) if meta.get('version') else ''}.</p>")
+    return head if views else head + "<p>No orders in this period.</p>"

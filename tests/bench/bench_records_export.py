@@ -1,0 +1,146 @@
+"""Records export benchmark: 20,000 signed orders with their linked records → PDF + CSV + archive + zip (O9).
+
+Run: .venv/bin/python -m tests.bench.bench_records_export [--orders N]
+The order book is filled with Core bulk inserts (one real signed document and real 855/856 bytes, reused), then
+exported twice: without and with the person-readable PDF. The floor, measured in the same run, writes the same
+signed documents and linked records as plain files and zips them — the I/O an export cannot avoid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def _fill(path: Path, orders: int) -> tuple[bytes, list[bytes]]:
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from sqlalchemy import insert
+
+    from app.models.database import open_database, sqlite_url
+    from app.models.orderbook import LinkedRecord, Order, OrderLine, Receipt
+    from app.services.cms import sign_content
+    from app.services.orderbook import OrderBook
+    from tests.factories import seed
+    from tests.integration.test_verifier import make_order, x12
+    from tests.pki import build_training_pki
+    from tests.signers import KeySigner
+
+    db = open_database(sqlite_url(path))
+    seed(OrderBook(db))
+    pki = build_training_pki(path.parent / "pki")
+    subscriber = pki.issue()
+    now = dt.datetime.now(dt.timezone.utc)
+    document = sign_content(x12(make_order()), signer=KeySigner(subscriber.key), certificate_der=subscriber.der,
+                            intermediates_der=[pki.sub.certificate.public_bytes(Encoding.DER)], signing_time=now)
+    records = [b"ISA*...855 acknowledgement...~" * 8, b"ISA*...856 shipment...~" * 10]
+    with db.engine.begin() as connection:
+        batch = 5000
+        for start in range(1, orders + 1, batch):
+            ids = range(start, min(start + batch, orders + 1))
+            connection.execute(insert(Order), [{
+                "id": i, "order_number": f"{now:%y}X{i:06d}", "registration_id": 1, "supplier_id": 1,
+                "status": "received", "created_at": now, "updated_at": now, "signed_at": now,
+                "signer_fingerprint": "ab" * 32, "signed_document": document,
+                "payload_sha256": hashlib.sha256(document).hexdigest(), "note": ""} for i in ids])
+            connection.execute(insert(OrderLine), [{
+                "id": i * 2 + k, "order_id": i, "line_number": k + 1, "ndc": "00406055262",
+                "description": "Oxycodone Hydrochloride 5 mg", "schedule": "II", "packages": 2,
+                "package_quantity": 100, "unit": "EA", "line_status": "accepted", "packages_confirmed": 2}
+                for i in ids for k in range(2)])
+            connection.execute(insert(LinkedRecord), [{
+                "order_id": i, "kind": kind, "direction": "in", "created_at": now, "media_type": "application/edi-x12",
+                "raw": raw, "raw_sha256": hashlib.sha256(raw).hexdigest(), "parsed": {}}
+                for i in ids for kind, raw in (("acknowledgement", records[0]), ("shipment", records[1]))])
+            connection.execute(insert(Receipt), [{
+                "order_line_id": i * 2 + k, "packages_received": 2, "received_on": now.date(), "recorded_at": now,
+                "recorded_by": "bench", "reason": ""} for i in ids for k in range(2)])
+    db.close()
+    return document, records
+
+
+def _floor(folder: Path, orders: int, document: bytes, records: list[bytes]) -> float:
+    started = time.perf_counter()
+    for i in range(1, orders + 1):
+        order = folder / f"{i:06d}"
+        (order / "records").mkdir(parents=True)
+        (order / "order.csos").write_bytes(document)
+        for n, raw in enumerate(records):
+            (order / "records" / f"{n}.x12").write_bytes(raw)
+    with zipfile.ZipFile(folder.with_suffix(".zip"), "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(folder))
+    return time.perf_counter() - started
+
+
+def measure(orders: int, *, pdf: bool) -> dict:
+    from app.models.database import open_database, sqlite_url
+    from app.services.records import export_records
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        document, records = _fill(base / "book.sqlite3", orders)
+        floor = _floor(base / "floor", orders, document, records)
+        db = open_database(sqlite_url(base / "book.sqlite3"))
+        renderer = None
+        if pdf:
+            from app.ui.records_pdf import render_records_pdf
+
+            renderer = render_records_pdf
+        today = dt.date.today()
+        started = time.perf_counter()
+        summary = export_records(db, date_from=today - dt.timedelta(days=1), date_to=today + dt.timedelta(days=1),
+                                 out_dir=base / "export", render_pdf=renderer)
+        seconds = time.perf_counter() - started
+        assert summary.orders == orders, summary
+        pdf_mb = (base / "export" / "records.pdf").stat().st_size / 1e6 if pdf else 0.0
+        db.close()
+    return {"seconds": seconds, "floor": floor, "pdf_mb": pdf_mb,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def rows(quick: bool = False) -> list[dict]:
+    orders = 2_000 if quick else 20_000
+    out = []
+    for pdf in (False, True):
+        done = subprocess.run([sys.executable, "-m", "tests.bench.bench_records_export", "--orders", str(orders),
+                               "--pdf" if pdf else "--no-pdf", "--emit"], capture_output=True, text=True, check=True)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        out.append({"figure": f"records export, {orders:,} orders" + (" incl. PDF" if pdf else " (CSV+archive+zip)"),
+                    "value": result["seconds"], "unit": "s", "floor": result["floor"],
+                    "floor_name": "write the same files + zip them", "ratio": result["seconds"] / result["floor"],
+                    "target": "figure only", "ok": True, "peak_rss_mb": round(result["peak_rss_mb"]),
+                    "pdf_mb": round(result["pdf_mb"], 1)})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=20_000)
+    parser.add_argument("--pdf", dest="pdf", action="store_true", default=True)
+    parser.add_argument("--no-pdf", dest="pdf", action="store_false")
+    parser.add_argument("--emit", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    result = measure(args.orders, pdf=args.pdf)
+    if args.emit:
+        print(json.dumps(result))
+        return
+    print(f"records export of {args.orders:,} orders{' with PDF' if args.pdf else ''}: {result['seconds']:.1f} s "
+          f"(floor {result['floor']:.1f} s, ratio {result['seconds'] / result['floor']:.1f}x), "
+          f"PDF {result['pdf_mb']:.1f} MB, peak RSS {result['peak_rss_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
