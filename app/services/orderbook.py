@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.errors import CsosError, InvalidValue, NotFound
-from app.models.database import Database, explain_storage_failure
+from app.models.database import Database, explain_storage_failure, lock_writers
 from app.models.integrity import append_audit_event
 from app.models.orderbook import (
     LinkedRecord,
@@ -489,6 +489,11 @@ class _WriteTransaction:
     def __enter__(self) -> Session:
         self.session = self.db.session()
         self.session.begin()
+        try:
+            lock_writers(self.session)  # PostgreSQL: one writer at a time, as on SQLite (audit chain tip)
+        except OperationalError as failure:
+            self.session.close()
+            raise explain_storage_failure(failure, self.db.url) from failure
         return self.session
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
