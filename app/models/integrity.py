@@ -123,6 +123,9 @@ def append_audit_event(session: Session, *, action: str, actor: str = "", order_
     ``previous_hash`` is unique in the table, so two writers racing for the same predecessor cannot fork the chain:
     the loser's commit fails and its transaction is retried by the caller.
     """
+    from app.models.database import lock_writers  # here, not at the top: database.py imports this module
+
+    lock_writers(session)  # PostgreSQL: one appender at a time, even for writers outside OrderBook's helper
     at = at or dt.datetime.now(dt.timezone.utc)
     # Round-trip through JSON now so the hash covers exactly what the database will give back.
     details = json.loads(json.dumps(details or {}, sort_keys=True, default=str))
