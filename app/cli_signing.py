@@ -129,7 +129,7 @@ def read_secret(args: argparse.Namespace, prompt: str) -> str:
 
 def cmd_order_sign(args: argparse.Namespace) -> int:
     from app.services.certificates import CertificateBook
-    from app.services.clock import check_clock
+    from app.services.clock import DEFAULT_SERVER, ClockOff, ClockState, check_clock
     from app.services.trust import configured_trust_roots
     from app.services.crl_cache import CrlCache
     from app.services.signing import OrderSigningService
@@ -146,12 +146,15 @@ def cmd_order_sign(args: argparse.Namespace) -> int:
         cache = CrlCache(config.cache_dir / "crl", tls_ca_bundle=config.settings.get("tls_bundle"))
         verifier = OrderVerifier(validation=CertificateValidationService(trust_roots=trust, crl_cache=cache),
                                  catalog=MappingSchedules.from_database(db))
-        sntp = config.settings.get("sntp_server")
-        clock_check = None
-        if not args.skip_clock_check and sntp:
-            host, _, port = str(sntp).partition(":")
-            clock_check = lambda: check_clock(host, port=int(port or 123))  # noqa: E731
-        service = OrderSigningService(book, verifier, clock_check=clock_check)
+        if not args.skip_clock_check:
+            # K6: more than 5 minutes off blocks signing; an unreachable time server only warns.
+            host, _, port = str(config.settings.get("sntp_server") or DEFAULT_SERVER).partition(":")
+            clock = check_clock(host, port=int(port or 123))
+            if clock.blocks_signing:
+                raise ClockOff(clock.message)
+            if clock.state is ClockState.UNKNOWN:
+                print(f"warning: {clock.message}", file=sys.stderr)
+        service = OrderSigningService(book, verifier)
         verdict = service.check(order.id, certificate=certificate, intermediates=intermediates)
         if not verdict.accepted:
             print("The order cannot be signed; a supplier would refuse it:", file=sys.stderr)

@@ -62,9 +62,10 @@ def query_offset(server: str = DEFAULT_SERVER, *, port: int = 123, timeout: floa
     t1 = clock()
     seconds, fraction = _to_ntp(t1)
     struct.pack_into("!II", request, 40, seconds, fraction)  # transmit timestamp, echoed as originate
-    with socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    family, address = _resolve(server, port, timeout)
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
         sock.settimeout(timeout)
-        sock.sendto(bytes(request), (server, port))
+        sock.sendto(bytes(request), address)
         data, _ = sock.recvfrom(512)
     t4 = clock()
     if len(data) < 48:
@@ -80,6 +81,26 @@ def query_offset(server: str = DEFAULT_SERVER, *, port: int = 123, timeout: floa
     t2 = _from_ntp(*fields[11:13])  # receive
     t3 = _from_ntp(*fields[13:15])  # transmit
     return ((t2 - t1) + (t3 - t4)) / 2
+
+
+def _resolve(server: str, port: int, timeout: float) -> tuple[int, tuple]:
+    """Name lookup with a deadline: getaddrinfo itself cannot time out, and a pharmacy behind a broken DNS must
+    not wait a minute before signing."""
+    import concurrent.futures
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="sntp-resolve")
+    try:
+        future = pool.submit(socket.getaddrinfo, server, port, 0, socket.SOCK_DGRAM)
+        try:
+            infos = future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            raise OSError(f"looking up {server} took too long") from None
+    finally:
+        pool.shutdown(wait=False)
+    if not infos:
+        raise OSError(f"{server} has no address")
+    family, _type, _proto, _name, address = infos[0]
+    return family, address
 
 
 def check_clock(server: str = DEFAULT_SERVER, *, port: int = 123, timeout: float = 2.0,
