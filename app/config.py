@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from app.errors import ConfigError
 
@@ -88,3 +88,20 @@ def load_config(*, data_dir: str | Path | None = None, database_url: str | None 
     url = (database_url or os.environ.get("CSOS_DATABASE_URL") or settings.get("database_url")
            or f"sqlite:///{(profile_dir / 'orderbook.sqlite3').resolve()}")
     return AppConfig(profile=profile, data_dir=profile_dir, database_url=url, settings=settings)
+
+
+def configured_pkcs11_modules(settings: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> list[str]:
+    """Token driver paths: the ``pkcs11_modules`` setting (a path or a list), then ``PKCS11_MODULE``."""
+    configured = settings.get("pkcs11_modules") or []
+    if isinstance(configured, str):
+        configured = [configured]
+    modules = [str(m).strip() for m in configured if str(m).strip()]
+    from_env = environ.get("PKCS11_MODULE", "").strip()
+    if from_env:
+        modules.append(from_env)
+    unique: list[str] = []
+    for module in modules:
+        path = os.path.abspath(module)
+        if path not in unique:
+            unique.append(path)
+    return unique

@@ -33,21 +33,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from sqlalchemy.types import TypeDecorator
 
 
-class UtcDateTime(TypeDecorator):
-    """SQLite forgets time zones; every moment in the sandbox is UTC, so store naive UTC and hand back aware UTC."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the sandbox state")
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-
-    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        return value.replace(tzinfo=dt.timezone.utc) if value is not None else None
+# The order book's own UTC column type: one definition of "a moment" for the whole program.
+from app.models.orderbook import UtcDateTime  # noqa: E402
 
 
 class Base(DeclarativeBase):

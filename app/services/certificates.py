@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from app.config import AppConfig
+from app.config import AppConfig, configured_pkcs11_modules
 from app.errors import CsosError, NotFound
 from app.models.database import Database, explain_storage_failure
 from app.models.integrity import append_audit_event
@@ -117,19 +117,7 @@ class CertificateBook:
 
     def token_modules(self) -> list[str]:
         """PKCS#11 driver paths: the ``pkcs11_modules`` setting, then ``PKCS11_MODULE``."""
-        configured = self.config.settings.get("pkcs11_modules") or []
-        if isinstance(configured, str):
-            configured = [configured]
-        modules = [str(m) for m in configured if str(m).strip()]
-        from_env = self._environ.get("PKCS11_MODULE", "").strip()
-        if from_env:
-            modules.append(from_env)
-        unique: list[str] = []
-        for module in modules:
-            path = os.path.abspath(module)
-            if path not in unique:
-                unique.append(path)
-        return unique
+        return configured_pkcs11_modules(self.config.settings, self._environ)
 
     @property
     def default_token_label(self) -> str | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from app import __version__
+from app.config import configured_pkcs11_modules
 from app.errors import CsosError
 
 log = logging.getLogger(__name__)
@@ -156,22 +157,6 @@ def _verify_sample(sample_dir: Path) -> str:
 
 # -- PKCS#11 -------------------------------------------------------------------------------------------------------
 
-
-def configured_pkcs11_modules(settings: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> list[str]:
-    """Token driver paths: the ``pkcs11_modules`` setting (a path or a list), then ``PKCS11_MODULE``."""
-    configured = settings.get("pkcs11_modules") or []
-    if isinstance(configured, str):
-        configured = [configured]
-    modules = [str(m).strip() for m in configured if str(m).strip()]
-    from_env = environ.get("PKCS11_MODULE", "").strip()
-    if from_env:
-        modules.append(from_env)
-    unique: list[str] = []
-    for module in modules:
-        path = os.path.abspath(module)
-        if path not in unique:
-            unique.append(path)
-    return unique
 
 
 def check_pkcs11_module(module_path: str) -> str:
