@@ -265,6 +265,18 @@ def _orders_in_range(session: Session, date_from: dt.date, date_to: dt.date) -> 
                                 .order_by(Order.created_at, Order.id)))
 
 
+def _load_orders_in_chunks(session: Session, ids: list[int], size: int = 250) -> Iterator[Order]:
+    """Orders with their lines, receipts and linked records, a few queries per few hundred orders (not per order);
+    each chunk is let go once written so memory stays flat."""
+    for start in range(0, len(ids), size):
+        chunk = ids[start:start + size]
+        orders = {order.id: order for order in session.scalars(select(Order).where(Order.id.in_(chunk)).options(
+            selectinload(Order.lines).selectinload(OrderLine.receipts), selectinload(Order.linked_records)))}
+        for order_id in chunk:
+            yield orders[order_id]
+        session.expunge_all()
+
+
 def _load_order(session: Session, order_id: int) -> Order:
     return session.scalar(select(Order).where(Order.id == order_id).options(
         selectinload(Order.lines).selectinload(OrderLine.receipts), selectinload(Order.linked_records)))
@@ -318,10 +330,9 @@ def _export_into(db: Database, work: Path, *, date_from: dt.date, date_to: dt.da
         ids = _orders_in_range(session, date_from, date_to)
         total = len(ids)
         numbers = dict(session.execute(select(Order.id, Order.order_number)).all()) if ids else {}
-        for done, order_id in enumerate(ids, start=1):
+        for done, order in enumerate(_load_orders_in_chunks(session, ids), start=1):
             if cancelled is not None and cancelled():
                 raise ExportCancelled("The export was cancelled; nothing was written.")
-            order = _load_order(session, order_id)
             view = order_view(order, replaces=numbers.get(order.replaces_order_id))
             registrants.add(f"{order.registration.name} (DEA {order.registration.dea_number})")
             folder = archive / "orders" / order.order_number / order.registration.dea_number \
@@ -341,7 +352,6 @@ def _export_into(db: Database, work: Path, *, date_from: dt.date, date_to: dt.da
                              line["received"], "; ".join(f"{r['received_on']}: {r['packages_received']}"
                                                          for r in view.receipts
                                                          if r["line_number"] == line["line_number"])])
-            session.expunge_all()
             if progress is not None:
                 progress(done, total)
     with open(work / "orders.csv", "w", newline="", encoding="utf-8") as handle:
@@ -489,7 +499,6 @@ def check_records(db: Database, *, verifier: OrderVerifier | None = None, archiv
             report.signatures_checked += 1
             report.problems += problems
             report.notes += notes
-            session.expunge_all()
             if progress is not None:
                 progress(done, len(ids))
         last_id = 0
