@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time; START = time.perf_counter()  # noqa: E702,I001 - as early as possible: the first-paint figure starts here
 import sys
 
 

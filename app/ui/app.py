@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_CANNOT_START = 2
+FIRST_PAINT_ENV = "CSOS_EXIT_AFTER_FIRST_PAINT"
 
 APP_DISPLAY_NAME = "CSOS Desk"
 
@@ -63,6 +64,42 @@ def _install_excepthook() -> Any:
 
     sys.excepthook = hook
     return previous
+
+
+def process_start() -> float:
+    """``time.perf_counter()`` as early as the entry point could take it (``app.__main__``), else now."""
+    import time
+
+    for name in ("__main__", "app.__main__"):
+        start = getattr(sys.modules.get(name), "START", None)
+        if isinstance(start, float):
+            return start
+    return time.perf_counter()
+
+
+def _exit_after_first_paint(app: Any, window: Any) -> None:
+    """CSOS_EXIT_AFTER_FIRST_PAINT=1 (the startup benchmark): print the time to the first paint, then quit."""
+    import time
+
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    started = process_start()
+
+    class FirstPaint(QObject):
+        done = False
+
+        def eventFilter(self, watched: Any, event: Any) -> bool:
+            if event.type() == QEvent.Type.Paint and not self.done:
+                self.done = True
+                QTimer.singleShot(0, report)
+            return False
+
+    def report() -> None:
+        print(f"first-paint-ms={(time.perf_counter() - started) * 1000:.1f}", flush=True)
+        app.quit()
+
+    watcher = FirstPaint(window)
+    window.installEventFilter(watcher)
 
 
 def _profile_to_open(data_dir: str | Path | None, profile: str | None) -> str | None:
@@ -114,7 +151,9 @@ def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | N
         show_error(f"{APP_DISPLAY_NAME} cannot start", exc.message)
         return EXIT_CANNOT_START
 
-    from PySide6.QtCore import Qt
+    import os
+
+    from PySide6.QtCore import Qt, QTimer
 
     from app.ui.facade import AppFacade
     from app.ui.main_window import MainWindow
@@ -123,7 +162,8 @@ def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | N
     try:
         book = OrderBook(db, actor="gui")
         facade = AppFacade(config, book, db)
-        window = MainWindow(config, book, db, facade=facade)
+        window = MainWindow(config, book, db, facade=facade,
+                            start_checks=os.environ.get(FIRST_PAINT_ENV) != "1")
         window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
         def switch(target: str) -> None:
@@ -131,10 +171,16 @@ def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | N
             window.close()
 
         facade.profile_switch_requested.connect(switch)
+        measuring = os.environ.get(FIRST_PAINT_ENV) == "1"
+        if measuring:
+            _exit_after_first_paint(app, window)
         window.show()
         log.info("gui started (profile %s)", config.profile.value)
+        if config.is_training and not measuring:
+            # After the first paint: the window is there at once, the sandbox comes up behind it.
+            QTimer.singleShot(0, window.start_training)
         code = int(app.exec())
-        facade.shutdown()
+        facade.shutdown()  # stops the outbox, locks keys, stops the training sandbox
         return switch_to[-1] if switch_to else code
     except CsosError as exc:
         log.info("cannot start: %s", exc.code)

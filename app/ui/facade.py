@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 class AppFacade(QObject):
     orders_changed = Signal(list)
+    # Many orders may have changed (the outbox sent or a sync fetched answers): read the order book again.
+    order_book_changed = Signal()
     parties_changed = Signal()
     settings_changed = Signal()
     # The person chose the other profile in Settings; the application reopens in it.
@@ -35,6 +37,10 @@ class AppFacade(QObject):
         self.db = db
         self.jobs = jobs or JobRunner(self)
         self.clock = clock
+        self._certificates: Any = None
+        self._sessions: Any = None
+        self.outbox_runner: Any = None
+        self.training_environment: Any = None
 
     @property
     def is_training(self) -> bool:
@@ -64,5 +70,91 @@ class AppFacade(QObject):
         log.info("settings saved: %s", sorted(updates))
         self.settings_changed.emit()
 
+    # -- services the screens share (built on first use, so the first window paints before they are imported) ----
+
+    @property
+    def certificates(self) -> Any:
+        """One CertificateBook per window: it keeps token logins, which the signing sessions rely on."""
+        if self._certificates is None:
+            from app.services.certificates import CertificateBook
+
+            self._certificates = CertificateBook(self.db, self.config, clock=self.clock, actor="gui")
+        return self._certificates
+
+    @property
+    def sessions(self) -> Any:
+        """The unlocked keys, each locked again after 10 minutes without use (K4)."""
+        if self._sessions is None:
+            from app.ui.signing_sessions import SigningSessions
+
+            self._sessions = SigningSessions(self.certificates, parent=self)
+        return self._sessions
+
+    def verifier(self) -> Any:
+        """The same verifier suppliers run, with this profile's trust roots, CRL cache and catalog."""
+        from app.services.crl_cache import CrlCache
+        from app.services.trust import configured_trust_roots
+        from app.services.validation import CertificateValidationService
+        from app.services.verifier import MappingSchedules, OrderVerifier
+
+        cache = CrlCache(self.config.cache_dir / "crl", tls_ca_bundle=self.settings.get("tls_bundle"))
+        validation = CertificateValidationService(trust_roots=configured_trust_roots(self.config), crl_cache=cache)
+        return OrderVerifier(validation=validation, catalog=MappingSchedules.from_database(self.db))
+
+    def clock_server(self) -> tuple[str, int] | None:
+        """Where the official time comes from; None in training mode before the practice time server runs."""
+        from app.services.app_settings import sntp_server
+
+        if self.is_training and not self.settings.get("sntp_server"):
+            return None
+        host, _, port = sntp_server(self.settings).partition(":")
+        return host, int(port or 123)
+
+    def clock_check(self) -> Callable[[], Any] | None:
+        server = self.clock_server()
+        if server is None:
+            return None
+        from app.services.clock import check_clock
+
+        host, port = server
+        return lambda: check_clock(host, port=port)
+
+    def connector(self, supplier: Any) -> Any:
+        from app.services.transport import connector_for
+
+        return connector_for(supplier, data_dir=self.config.data_dir, tls_bundle=self.settings.get("tls_bundle"))
+
+    def lifecycle(self) -> Any:
+        from app.services.lifecycle import Lifecycle
+
+        return Lifecycle(self.book, clock=self.clock)
+
+    def outbox(self) -> Any:
+        from app.services.outbox import Outbox
+
+        return Outbox(self.book, connector_for=self.connector, lifecycle=self.lifecycle(), clock=self.clock)
+
+    def start_outbox(self, **kwargs: Any) -> Any:
+        """Send queued orders and fetch supplier answers in the background while the window is open."""
+        if self.outbox_runner is None:
+            from app.ui.outbox_runner import OutboxRunner
+
+            self.outbox_runner = OutboxRunner(self, parent=self, **kwargs)
+        self.outbox_runner.start()
+        return self.outbox_runner
+
+    def wake_outbox(self) -> None:
+        if self.outbox_runner is not None:
+            self.outbox_runner.wake()
+
     def shutdown(self) -> None:
+        if self.outbox_runner is not None:
+            self.outbox_runner.stop()
         self.jobs.shutdown()
+        if self._sessions is not None:
+            self._sessions.lock_all()
+        if self._certificates is not None:
+            self._certificates.close()
+        environment, self.training_environment = self.training_environment, None
+        if environment is not None:
+            environment.stop()

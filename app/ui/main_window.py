@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QMainWindow,
-    QMessageBox,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -35,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import CsosError
-from app.models.states import OrderStatus
+from app.models.states import SHIPPABLE_STATUSES, TRANSITIONS, OrderStatus
 from app.models.values import Schedule
 from app.services import order_details as details_service
 from app.services.app_settings import reminder_days, sntp_server
@@ -82,6 +81,10 @@ class MainWindow(QMainWindow):
         self.db = db
         self.editor: Any = None
         self.settings_dialog: Any = None
+        self.dialog: Any = None  # the last sign/receive/lost/cancel/records dialog opened (tests look at it)
+        self.windows: dict[str, Any] = {}  # certificates, approvals, mailbox: one window each
+        self.training_job: Job | None = None
+        self.training_notice: details_service.Notice | None = None
         self.clock_result: Any = None
         self.notices: list[details_service.Notice] = []
         self._shown_job: Job | None = None
@@ -115,6 +118,7 @@ class MainWindow(QMainWindow):
         jobs.slow_job.connect(self._show_job)
         jobs.unhandled_failure.connect(self.report_failure)
         self.facade.orders_changed.connect(self._on_orders_changed)
+        self.facade.order_book_changed.connect(self._on_order_book_changed)
         self.facade.parties_changed.connect(self._reload_filter_choices)
         self.facade.settings_changed.connect(self.refresh_status)
 
@@ -124,6 +128,7 @@ class MainWindow(QMainWindow):
         self.refresh_status()
         if start_checks:
             self.check_clock()
+            self.facade.start_outbox()
 
     # -- building ------------------------------------------------------------------------------------------------
 
@@ -162,8 +167,46 @@ class MainWindow(QMainWindow):
         self.about_action = self._action("&About CSOS Desk", "about", None, self.show_about,
                                          "Version, profile and data folder")
         self.about_action.setMenuRole(QAction.MenuRole.AboutRole)
+        self.sign_action = self._action("&Sign and send…", "certificate", "Ctrl+Shift+S", self.sign_selected,
+                                        "Check, sign and send the selected order")
+        self.receive_action = self._action("&Receive goods…", "ok", "Ctrl+R", self.receive_selected,
+                                           "Record the packages received for the selected order")
+        self.lost_action = self._action("Report &lost…", "warning", None, self.report_selected_lost,
+                                        "The goods never arrived: sign a lost-order statement and reorder")
+        self.cancel_action = self._action("&Cancel order…", "remove", None, self.cancel_selected,
+                                          "Cancel the selected order before it is sent")
+        self.sync_action = self._action("Check for supplier &answers", "outbox", "F6", self.sync_now,
+                                        "Send what waits in the outbox and fetch suppliers' answers and shipments")
+        self.print_action = self._action("&Print order…", "info", QKeySequence.StandardKey.Print,
+                                         self.print_selected, "Print the selected order")
+        self.pdf_action = self._action("Save order as P&DF…", "folder", "Ctrl+Shift+P", self.save_selected_pdf,
+                                       "Save the selected order as a PDF file")
+        self.certificates_action = self._action("&Certificates…", "certificate", "Ctrl+Shift+C",
+                                                self.open_certificates, "Your CSOS certificates and what to do next")
+        self.enroll_action = self._action("&Enroll for a certificate…", "certificate", None,
+                                          self.open_enrollment, "Apply for a CSOS signing certificate")
+        self.import_action = self._action("&Import a .p12 file…", "folder", None, self.open_import,
+                                          "Use a CSOS certificate you already have")
+        self.approvals_action = self._action("&Approvals (coordinator)…", "ok", None, self.open_approvals,
+                                             "Approve or decline applications for your registrations")
+        self.mailbox_action = self._action("Training &mailbox…", "info", None, self.open_mailbox,
+                                           "The practice e-mails and letters of the training CA")
+        self.mailbox_action.setVisible(bool(self.config.is_training))
+        self.export_action = self._action("&Export for an inspection…", "folder", "Ctrl+Shift+E",
+                                          lambda: self.open_records(0), "Export the records of a period")
+        self.check_action = self._action("&Check integrity…", "ok", None, lambda: self.open_records(1),
+                                         "Verify every signature, linked record and the audit trail")
+        self.backup_action = self._action("&Back up the order book…", "folder", None, lambda: self.open_records(2),
+                                          "Copy the order book to a file (keys are never included)")
         self.edit_order_action.setEnabled(False)
         self.copy_order_action.setEnabled(False)
+        for action in self.order_actions:
+            action.setEnabled(False)
+
+    @property
+    def order_actions(self) -> tuple[QAction, ...]:
+        return (self.sign_action, self.receive_action, self.lost_action, self.cancel_action, self.print_action,
+                self.pdf_action)
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -181,6 +224,23 @@ class MainWindow(QMainWindow):
         order_menu.addAction(self.new_order_action)
         order_menu.addAction(self.edit_order_action)
         order_menu.addAction(self.copy_order_action)
+        order_menu.addSeparator()
+        order_menu.addAction(self.sign_action)
+        order_menu.addAction(self.receive_action)
+        order_menu.addAction(self.sync_action)
+        order_menu.addSeparator()
+        order_menu.addAction(self.lost_action)
+        order_menu.addAction(self.cancel_action)
+        order_menu.addSeparator()
+        order_menu.addAction(self.print_action)
+        order_menu.addAction(self.pdf_action)
+        certificates_menu = bar.addMenu("&Certificates")
+        for action in (self.certificates_action, self.enroll_action, self.import_action, self.approvals_action,
+                       self.mailbox_action):
+            certificates_menu.addAction(action)
+        records_menu = bar.addMenu("Rec&ords")
+        for action in (self.export_action, self.check_action, self.backup_action):
+            records_menu.addAction(action)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.about_action)
 
@@ -194,6 +254,10 @@ class MainWindow(QMainWindow):
         for action in (self.new_order_action, self.edit_order_action, self.copy_order_action):
             self.toolbar.addAction(action)
         self.toolbar.addSeparator()
+        for action in (self.sign_action, self.receive_action, self.sync_action):
+            self.toolbar.addAction(action)
+        self.toolbar.addSeparator()
+        self.toolbar.addAction(self.certificates_action)
         self.toolbar.addAction(self.refresh_action)
         self.toolbar.addAction(self.settings_action)
         for action in self.toolbar.actions():
@@ -595,6 +659,21 @@ class MainWindow(QMainWindow):
         self.detail.show_order(shown)
         self.edit_order_action.setEnabled(shown is not None and shown.status is OrderStatus.DRAFT)
         self.copy_order_action.setEnabled(shown is not None and shown.can_be_copied)
+        status = shown.status if shown is not None else None
+        self.sign_action.setEnabled(status in (OrderStatus.DRAFT, OrderStatus.SIGNED, OrderStatus.QUEUED))
+        self.receive_action.setEnabled(status in SHIPPABLE_STATUSES or status is OrderStatus.EXPIRED)
+        self.lost_action.setEnabled(status is not None and OrderStatus.LOST in TRANSITIONS[status])
+        self.cancel_action.setEnabled(status is not None and OrderStatus.CANCELLED in TRANSITIONS[status])
+        self.print_action.setEnabled(status is not None)
+        self.pdf_action.setEnabled(status is not None)
+
+    @Slot()
+    def _on_order_book_changed(self) -> None:
+        selected = self.selected_order_id()
+        self.model.refresh()
+        if selected is not None:
+            self.select_order(selected)
+        self.refresh_status()
 
     @Slot(list)
     def _on_orders_changed(self, ids: list[int]) -> None:
@@ -626,6 +705,8 @@ class MainWindow(QMainWindow):
             self.notices = details_service.due_notices(self.db, today=self.facade.today(),
                                                        days=reminder_days(self.facade.settings),
                                                        dismissed=self._dismissed())
+            self.notices = ([self.training_notice] if self.training_notice else []) + self._revocation_notices() \
+                + self.notices
         except CsosError as exc:
             self.show_error(exc)
             return
@@ -643,6 +724,24 @@ class MainWindow(QMainWindow):
         self.outbox_label.setText(f"Outbox: {waiting} waiting" if waiting else "Outbox: empty")
         self.outbox_label.setToolTip("Signed orders that have not been sent to the supplier yet")
         self._show_reminders()
+
+    def _revocation_notices(self) -> list[details_service.Notice]:
+        """K3: a revocation started and not finished keeps reminding with its deadline (never dismissed)."""
+        from pathlib import Path
+
+        if not (Path(self.config.data_dir) / "wizards").is_dir():
+            return []  # no wizard was ever started: nothing to import or read
+        from app.services.enrollment_flows import unfinished_revocation_reminders
+        from app.ui.wizards import wizard_state_store
+
+        try:
+            reminders = unfinished_revocation_reminders(wizard_state_store(self.config), now=self.facade.clock())
+        except (CsosError, OSError, ValueError) as exc:
+            log.info("revocation reminders unreadable: %s", getattr(exc, "code", type(exc).__name__))
+            return []
+        return [details_service.Notice(key=f"incident:{r.reference}", stage=0, message=r.headline,
+                                       action=r.action + " (Certificates → Certificates…, then Revoke.)", urgent=True)
+                for r in reminders]
 
     def _dismissed(self) -> dict[str, int]:
         value = self.facade.settings.get("dismissed_reminders")
@@ -829,16 +928,293 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def show_about(self) -> None:
-        from app import __version__
+        from app.ui.about_dialog import AboutDialog
 
         profile = "training (practice orders only)" if self.config.is_training else "production"
-        QMessageBox.about(
-            self, "About CSOS Desk",
-            f"<h3>CSOS Desk {__version__}</h3>"
-            "<p>Electronic ordering of controlled substances under the DEA Controlled Substance Ordering System "
-            "(CSOS).</p>"
-            f"<p>Profile: {profile}<br>Data folder: {html.escape(str(self.config.data_dir))}</p>",
-        )
+        dialog = AboutDialog(self, profile_text=profile, data_dir=self.config.data_dir)
+        self.dialog = dialog
+        dialog.exec()
+
+    # -- order life: sign and send, receive, lost, cancel, print ----------------------------------------------------
+
+    def _open_order_dialog(self, factory: Any) -> Any:
+        order_id = self.selected_order_id()
+        if order_id is None:
+            return None
+        try:
+            dialog = factory(order_id)
+        except CsosError as exc:
+            self.report_failure(exc)
+            return None
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.dialog = dialog
+        dialog.open()
+        return dialog
+
+    @Slot()
+    def sign_selected(self) -> Any:
+        if not self.sign_action.isEnabled():
+            return None
+        from app.ui.sign_dialog import SignAndSendDialog
+
+        return self._open_order_dialog(lambda order_id: SignAndSendDialog(self.facade, order_id, parent=self))
+
+    @Slot()
+    def receive_selected(self) -> Any:
+        if not self.receive_action.isEnabled():
+            return None
+        from app.ui.lifecycle_dialogs import ReceivingDialog
+
+        return self._open_order_dialog(lambda order_id: ReceivingDialog(self.facade, order_id, parent=self))
+
+    @Slot()
+    def report_selected_lost(self) -> Any:
+        if not self.lost_action.isEnabled():
+            return None
+        from app.ui.lifecycle_dialogs import LostOrderDialog
+
+        def make(order_id: int) -> Any:
+            dialog = LostOrderDialog(self.facade, order_id, parent=self)
+            dialog.reported.connect(self._on_reported_lost)
+            return dialog
+
+        return self._open_order_dialog(make)
+
+    def _on_reported_lost(self, _order_id: int, replacement_id: Any) -> None:
+        if replacement_id:
+            self.select_order(int(replacement_id))
+            self.open_editor(int(replacement_id))
+
+    @Slot()
+    def cancel_selected(self) -> Any:
+        if not self.cancel_action.isEnabled():
+            return None
+        from app.ui.lifecycle_dialogs import CancelOrderDialog
+
+        return self._open_order_dialog(lambda order_id: CancelOrderDialog(self.facade, order_id, parent=self))
+
+    @Slot()
+    def sync_now(self) -> None:
+        runner = self.facade.outbox_runner
+        facade = self.facade
+
+        def work(_context: Any) -> Any:
+            facade.outbox().run_until_idle()
+            if runner is not None:
+                return runner.sync_once()
+            return facade.lifecycle().sync(facade.connector)
+
+        def done(report: Any) -> None:
+            self.facade.order_book_changed.emit()
+            found = len(report.applied)
+            problems = "; ".join(e.get("message", "") for e in report.errors[:2])
+            text = (f"{found} new supplier record(s) recorded." if found else "Nothing new from suppliers.")
+            self.statusBar().showMessage(text + (f" Some could not be reached: {problems}" if problems else ""),
+                                         15_000)
+
+        self.facade.jobs.run("Checking for supplier answers", work, on_success=done)
+
+    @Slot()
+    def print_selected(self) -> None:
+        order_id = self.selected_order_id()
+        if order_id is None:
+            return
+        from app.ui.printing import print_order
+
+        try:
+            if print_order(self, self.facade, order_id):
+                self.statusBar().showMessage("Sent to the printer.", 8000)
+        except CsosError as exc:
+            self.report_failure(exc)
+
+    @Slot()
+    def save_selected_pdf(self, path: Any = None) -> Any:
+        order_id = self.selected_order_id()
+        if order_id is None:
+            return None
+        from app.ui.printing import ask_pdf_path, save_order_pdf
+
+        try:
+            number = self.facade.book.get_order(order_id).order_number
+            target = path or ask_pdf_path(self, number)
+            if target is None:
+                return None
+            saved = save_order_pdf(self.facade, order_id, target)
+        except CsosError as exc:
+            self.report_failure(exc)
+            return None
+        self.statusBar().showMessage(f"Order {number} saved as {saved}", 15_000)
+        return saved
+
+    # -- records -------------------------------------------------------------------------------------------------
+
+    @Slot()
+    def open_records(self, tab: int = 0) -> Any:
+        from app.ui.records_dialog import RecordsDialog
+
+        dialog = RecordsDialog(self.facade, tab=tab, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.dialog = dialog
+        dialog.open()
+        return dialog
+
+    # -- certificates (the wizards and pages of issue 7/10) ------------------------------------------------------
+
+    def _window(self, key: str, make: Any) -> Any:
+        window = self.windows.get(key)
+        if window is not None:
+            try:
+                window.show()
+                window.raise_()
+                window.activateWindow()
+                return window
+            except RuntimeError:  # closed and deleted by Qt
+                self.windows.pop(key, None)
+        try:
+            window = make()
+        except CsosError as exc:
+            self.report_failure(exc)
+            return None
+        if window is None:
+            return None
+        window.setWindowFlag(Qt.WindowType.Window, True)
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.destroyed.connect(lambda *_a, k=key: self.windows.pop(k, None))
+        self.windows[key] = window
+        window.show()
+        return window
+
+    @Slot()
+    def open_certificates(self) -> Any:
+        from app.ui.certificates_page import CertificatesPage
+
+        def make() -> Any:
+            page = CertificatesPage(self.facade, parent=self)
+            page.setWindowTitle("CSOS certificates" + (" — TRAINING" if self.config.is_training else ""))
+            page.resize(980, 460)
+            page.open_wizard.connect(self.open_wizard)
+            return page
+
+        return self._window("certificates", make)
+
+    @Slot(str, str)
+    def open_wizard(self, kind: str, fingerprint: str = "") -> Any:
+        from app.ui import wizards
+
+        openers = {
+            "enroll": lambda: wizards.open_enrollment_wizard(self, self.facade),
+            "import": lambda: wizards.open_import_wizard(self, self.facade),
+            "renew": lambda: wizards.open_renewal_wizard(self, self.facade, fingerprint),
+            "revoke": lambda: wizards.open_revocation_wizard(self, self.facade, fingerprint),
+        }
+        if kind == "approvals":
+            return self.open_approvals()
+        opener = openers.get(kind)
+        if opener is None:
+            log.info("unknown wizard asked for: %s", kind)
+            return None
+        dialog = opener()
+        if dialog is not None:
+            self.dialog = dialog
+            dialog.test_order_requested.connect(self.open_test_order)
+            dialog.enrollment_requested.connect(self.open_enrollment)
+            dialog.flow_finished.connect(lambda _name: self._after_certificates_changed())
+        return dialog
+
+    def _after_certificates_changed(self) -> None:
+        self.refresh_status()
+        page = self.windows.get("certificates")
+        if page is not None and hasattr(page, "refresh"):
+            try:
+                page.refresh()
+            except RuntimeError:
+                self.windows.pop("certificates", None)
+
+    @Slot()
+    def open_enrollment(self) -> Any:
+        return self.open_wizard("enroll")
+
+    @Slot()
+    def open_import(self) -> Any:
+        return self.open_wizard("import")
+
+    @Slot(str)
+    def open_test_order(self, registration_dea: str) -> Any:
+        """After a certificate was installed: a first (practice) order for that registration."""
+        editor = self.open_editor(None)
+        if editor is not None:
+            found = editor.registration_combo.findData(registration_dea)
+            if found >= 0 and editor.registration_combo.isEnabled():
+                editor.registration_combo.setCurrentIndex(found)
+        return editor
+
+    @Slot()
+    def open_approvals(self) -> Any:
+        from app.services.enrollment import authority_for
+        from app.ui.approvals_page import ApprovalsPage
+
+        def make() -> Any:
+            page = ApprovalsPage(authority_for(self.config), self.facade.jobs, parent=self)
+            page.setWindowTitle("Approvals" + (" — TRAINING" if self.config.is_training else ""))
+            page.resize(900, 520)
+            return page
+
+        return self._window("approvals", make)
+
+    @Slot()
+    def open_mailbox(self) -> Any:
+        from app.ui.wizards import open_mailbox
+
+        panel = open_mailbox(self, self.facade)
+        if panel is not None:
+            self.windows["mailbox"] = panel
+        return panel
+
+    # -- training sandbox ------------------------------------------------------------------------------------------
+
+    def start_training(self, starter: Any = None) -> Job | None:
+        """Start the practice CA and suppliers in the background; the window stays usable meanwhile."""
+        if not self.config.is_training or self.training_job is not None:
+            return None
+        if starter is None:
+            from app.training import start_training_environment as starter
+        config, book = self.config, self.book
+        self.training_banner.setText(TRAINING_TEXT + " · starting the practice suppliers…")
+
+        def work(context: Any) -> Any:
+            environment = starter(config, book)
+            if context.cancelled:  # the window closed meanwhile: do not leave the sandbox running
+                environment.stop()
+                context.check_cancelled()
+            return environment
+
+        self.training_job = self.facade.jobs.run("Starting the training sandbox", work,
+                                                 on_success=self._on_training_started,
+                                                 on_failure=self._on_training_failed)
+        return self.training_job
+
+    def _on_training_started(self, environment: Any) -> None:
+        self.training_job = None
+        self.facade.training_environment = environment
+        self.training_banner.setText(TRAINING_TEXT)
+        self.training_banner.setToolTip(f"Practice CA and suppliers at {environment.sandbox.base_url}")
+        self.facade.settings_changed.emit()
+        self.facade.parties_changed.emit()
+        if self.facade.outbox_runner is not None and self.facade.outbox_runner.running:
+            self.facade.outbox_runner.restart()  # suppliers may have moved to the sandbox's new port
+        self.check_clock()
+        self.refresh()
+
+    def _on_training_failed(self, error: CsosError) -> None:
+        self.training_job = None
+        self.training_banner.setText(TRAINING_TEXT + " · the practice suppliers could not start")
+        self.training_banner.setToolTip(error.message)
+        self.training_notice = details_service.Notice(
+            key="training:sandbox", stage=0, message="The training sandbox did not start: " + error.message,
+            action="You can still prepare orders; signing and sending need the sandbox. Restart CSOS Desk to try "
+                   "again.", urgent=True)
+        self.notices = [self.training_notice] + [n for n in self.notices if n.key != "training:sandbox"]
+        self._show_reminders()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._search_timer.stop()

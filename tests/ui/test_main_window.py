@@ -160,11 +160,11 @@ def test_menus(qtbot, open_window, production_config, monkeypatch):
     window = open_window(production_config)
     assert window.quit_action.shortcut() == QKeySequence("Ctrl+Q")
     titles = [action.text() for action in window.menuBar().actions()]
-    assert titles == ["&File", "&Edit", "&View", "&Order", "&Help"]
+    assert titles == ["&File", "&Edit", "&View", "&Order", "&Certificates", "Rec&ords", "&Help"]
     shown = []
-    monkeypatch.setattr("app.ui.main_window.QMessageBox.about", lambda *args: shown.append(args[1:]))
+    monkeypatch.setattr("app.ui.about_dialog.AboutDialog.exec", lambda dialog: shown.append(dialog.summary.text()))
     window.about_action.trigger()
-    assert shown and shown[0][0] == "About CSOS Desk" and "production" in shown[0][1]
+    assert shown and "CSOS Desk" in shown[0] and "production" in shown[0]
     window.quit_action.trigger()
     assert not window.isVisible()
 

@@ -1,0 +1,230 @@
+"""A PNG of each screen, rendered offscreen (``csos-desk demo --screenshots``; the GUI tests use it too).
+
+Screens that change data (sign and send, cancel) are shown on a copy of the order book, so taking screenshots never
+alters the records it pictures.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from app.errors import CsosError
+
+log = logging.getLogger(__name__)
+
+SIZE = (1180, 760)
+
+
+def _application() -> Any:
+    """The QApplication; None when this process already runs a widget-less Qt application (e.g. the records PDF
+    writer's QGuiApplication), which can host no widgets."""
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith("linux"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtWidgets import QApplication
+
+    existing = QCoreApplication.instance()
+    if existing is None:
+        return QApplication(sys.argv[:1])
+    return existing if isinstance(existing, QApplication) else None
+
+
+def _in_child_process(folder: Path, config: Any, db: Any) -> list[Path]:
+    """Render in a fresh process (same profile, same order book) when this one cannot host widgets."""
+    import subprocess
+
+    command = [sys.executable, "-m", "app.ui.screenshots", str(folder), "--data-dir", str(config.data_dir),
+               "--profile", config.profile.value, "--database-url", db.url]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen")))
+    if done.returncode != 0:
+        raise CsosError("The screenshots could not be rendered: " + (done.stderr.strip().splitlines() or ["?"])[-1],
+                        code="screenshots.failed")
+    return [Path(line) for line in done.stdout.splitlines() if line.endswith(".png")]
+
+
+def _settle(app: Any, until: Callable[[], bool] = lambda: True, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        app.processEvents()
+        if until() or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    for _ in range(3):
+        app.processEvents()
+
+
+def save_screenshots(folder: str | Path, *, config: Any, db: Any, book: Any) -> list[Path]:
+    """Render every screen of the program into ``folder``; returns the files written."""
+    from app.services.records import backup_order_book
+
+    app = _application()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if app is None:
+        return _in_child_process(folder, config, db)
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(prefix="csos-shots-") as scratch:
+        copy_path = Path(scratch) / "orderbook.sqlite3"
+        from app.models.database import open_database, sqlite_url
+        from app.services.orderbook import OrderBook
+
+        if db.engine.dialect.name == "sqlite":
+            backup_order_book(db, copy_path)
+            copy = open_database(sqlite_url(copy_path))
+        else:  # a server database: pictures are taken on the real one, without the screens that change data
+            copy = None
+        try:
+            written += _render(app, folder, config, db, book, copy, OrderBook(copy, actor="screenshots")
+                               if copy is not None else None)
+        finally:
+            if copy is not None:
+                copy.close()
+    try:
+        from app.ui.wizards import render_wizard_screenshots
+
+        written += render_wizard_screenshots(folder / "wizards")
+    except CsosError as exc:
+        log.info("wizard screenshots skipped: %s", exc.code)
+    return written
+
+
+def _render(app: Any, folder: Path, config: Any, db: Any, book: Any, copy_db: Any, copy_book: Any) -> list[Path]:
+    from app.ui.facade import AppFacade
+    from app.ui.main_window import MainWindow
+
+    written: list[Path] = []
+
+    def shoot(name: str, widget: Any, size: tuple[int, int] | None = None,
+              until: Callable[[], bool] = lambda: True, close: bool = True) -> None:
+        if size:
+            widget.resize(*size)
+        widget.show()
+        _settle(app, until)
+        target = folder / f"{name}.png"
+        widget.grab().save(str(target))
+        written.append(target)
+        if close:
+            widget.close()
+            widget.deleteLater()
+        else:
+            widget.hide()
+
+    facade = AppFacade(config, book, db)
+    try:
+        window = MainWindow(config, book, db, facade=facade, start_checks=False)
+        latest = window.model.order_id(0) if window.model.rowCount() else None
+        if latest is not None:
+            window.select_order(latest)
+        shoot("main-window", window, SIZE, close=False)
+        if latest is not None:
+            window.detail.tabs.setCurrentIndex(1)
+            shoot("main-window-timeline", window, SIZE, close=False)
+            from app.ui.lifecycle_dialogs import LostOrderDialog, ReceivingDialog
+            from app.ui.records_dialog import RecordsDialog
+
+            shoot("receiving", ReceivingDialog(facade, latest, parent=window))
+            shoot("lost-order", LostOrderDialog(facade, latest, parent=window))
+            for tab, name in ((0, "records-export"), (2, "records-backup")):
+                shoot(name, RecordsDialog(facade, tab=tab, parent=window))
+            records = RecordsDialog(facade, tab=1, parent=window)
+            records.show()
+            records.run_check()
+            shoot("records-check", records, until=lambda: records.job is None)
+        from app.ui.order_editor import OrderEditor
+
+        shoot("order-editor", OrderEditor(facade, parent=window))
+        from app.ui.settings_dialog import SettingsDialog
+
+        shoot("settings", SettingsDialog(facade, parent=window))
+        from app.ui.about_dialog import AboutDialog
+
+        shoot("about", AboutDialog(window, profile_text="training (practice orders only)" if config.is_training
+                                   else "production", data_dir=config.data_dir))
+        from app.ui.certificates_page import CertificatesPage
+
+        shoot("certificates", CertificatesPage(facade), (980, 420))
+        window.close()
+        window.deleteLater()
+        _flush_deletes(app)
+    finally:
+        facade.shutdown()
+
+    if copy_book is None:
+        return written
+    copied = AppFacade(config, copy_book, copy_db)
+    try:
+        registrations, suppliers = copy_book.list_registrations(), copy_book.list_suppliers()
+        products = _sample_products(copy_db)
+        if registrations and suppliers and products:
+            draft = copy_book.new_order(registration_dea=registrations[0].dea_number, supplier_name=suppliers[0].name)
+            for ndc, packages in zip(products, (2, 1, 3)):
+                copy_book.add_line(draft.id, ndc=ndc, packages=packages)
+            from app.ui.lifecycle_dialogs import CancelOrderDialog
+            from app.ui.sign_dialog import SignAndSendDialog
+
+            dialog = SignAndSendDialog(copied, draft.id)
+            shoot("sign-and-send", dialog, until=lambda: dialog.preparation is not None)
+            shoot("cancel-order", CancelOrderDialog(copied, draft.id))
+            _flush_deletes(app)
+    finally:
+        copied.shutdown()
+    return written
+
+
+def _flush_deletes(app: Any) -> None:
+    """Delete the closed screens now, while the services they point at are still open."""
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    app.processEvents()
+
+
+def _sample_products(db: Any) -> list[str]:
+    """A C-II, a C-IV and a non-controlled product from the catalog, as the demo orders."""
+    from sqlalchemy import select
+
+    from app.models.orderbook import Product
+
+    wanted = []
+    with db.session() as session:
+        for schedule in ("II", "IV", "NC"):
+            ndc = session.scalar(select(Product.ndc).where(Product.schedule == schedule).order_by(Product.ndc).limit(1))
+            if ndc:
+                wanted.append(ndc)
+    return wanted
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m app.ui.screenshots FOLDER --data-dir D --profile P --database-url U``: prints each file written."""
+    import argparse
+
+    from app.config import load_config
+    from app.models.database import open_database
+    from app.services.orderbook import OrderBook
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("folder")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--profile", required=True)
+    parser.add_argument("--database-url", required=True)
+    args = parser.parse_args(argv)
+    # The data folder given is the profile's own folder; load_config expects the root above it.
+    config = load_config(data_dir=Path(args.data_dir).parent, profile=args.profile, database_url=args.database_url)
+    db = open_database(args.database_url)
+    try:
+        for path in save_screenshots(args.folder, config=config, db=db, book=OrderBook(db, actor="screenshots")):
+            print(path)
+    finally:
+        db.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
