@@ -51,13 +51,17 @@ def open_editor(qtbot, facade, catalog_book):
 
 def pick_product(qtbot, editor: OrderEditor, typed: str, *, down: int = 1) -> None:
     """Type into the product box, wait for the catalog popup, choose with the arrow keys and Enter."""
+    # Generous deadlines: waitUntil returns as soon as the condition holds, and a loaded CI machine can take seconds
+    # to run the catalog search in the background and show the popup.
+    qtbot.waitUntil(lambda: editor.product_edit.text() == "", timeout=10_000)
+    editor.product_edit.setFocus()
     qtbot.keyClicks(editor.product_edit, typed)
     popup = editor.completer.popup()
-    qtbot.waitUntil(popup.isVisible, timeout=3000)
+    qtbot.waitUntil(popup.isVisible, timeout=10_000)
     for _ in range(down):
         qtbot.keyClick(popup, Qt.Key.Key_Down)
     qtbot.keyClick(popup, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: QApplication.focusWidget() is editor.packages_spin, timeout=3000)
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is editor.packages_spin, timeout=10_000)
 
 
 def type_packages_and_add(qtbot, editor: OrderEditor, packages: str) -> None:

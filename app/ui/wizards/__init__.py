@@ -170,6 +170,9 @@ def render_wizard_screenshots(folder: str | Path, *, width: int = 720, height: i
     production = PortalAuthority()
     jobs = JobRunner()
     written: list[Path] = []
+    # Dialogs are kept until the job runner has stopped: a background job finishing after its dialog was deleted
+    # would deliver its result to a dead object (a crash, seen now and then in the test suite).
+    rendered: list[Any] = []
     differ = {"identity", "submit", "waiting", "request", "confirm"}
     try:
         for flow_type in (EnrollmentFlow, ImportFlow, RenewalFlow, RevocationFlow):
@@ -198,8 +201,12 @@ def render_wizard_screenshots(folder: str | Path, *, width: int = 720, height: i
                     target = folder / f"{flow.name}-{index + 1:02d}-{view}{suffix}.png"
                     dialog.grab().save(str(target))
                     written.append(target)
-                    dialog.deleteLater()
+                    dialog.hide()
+                    rendered.append(dialog)
             app.processEvents()
     finally:
         jobs.shutdown()
+        for dialog in rendered:
+            dialog.deleteLater()
+        app.processEvents()
     return written
