@@ -125,10 +125,17 @@ class MainWindow(QMainWindow):
         self._on_total_changed(self.model.total)
         self._update_empty_state()
         self._show_selected()
-        self.refresh_status()
         if start_checks:
-            self.check_clock()
-            self.facade.start_outbox()
+            # The status bar (certificates, reminders) and the background work start right after the window has
+            # appeared: the first paint does not wait for them (start-up benchmark, issue 9/10).
+            QTimer.singleShot(30, self._after_first_paint)
+        else:
+            self.refresh_status()
+
+    def _after_first_paint(self) -> None:
+        self.refresh_status()
+        self.check_clock()
+        self.facade.start_outbox()
 
     # -- building ------------------------------------------------------------------------------------------------
 

@@ -254,9 +254,9 @@ def test_the_clock_is_checked_in_the_background(qtbot, make_window, training_con
         assert "10 minutes" in window.clock_label.toolTip() and "5 minutes" in window.clock_label.toolTip()
 
 
-def test_training_without_a_practice_time_server_does_not_check(make_window, training_config):
+def test_training_without_a_practice_time_server_does_not_check(qtbot, make_window, training_config):
     window = make_window(training_config, start_checks=True)
-    assert "Clock: not checked" in window.clock_label.text()
+    qtbot.waitUntil(lambda: "Clock: not checked" in window.clock_label.text(), timeout=5000)
     assert window.clock_label.property("state") == "unchecked"
     assert window.facade.jobs.running == []
 

@@ -94,7 +94,8 @@ def test_create_an_order_with_the_keyboard_only_and_find_it(qtbot, window, facad
     assert editor.chosen_product.ndc.startswith("00406")
     assert "100 EA per package" in editor.product_info.text()
     type_packages_and_add(qtbot, editor, "3")
-    assert QApplication.focusWidget() is editor.product_edit  # ready for the next product
+    # ready for the next product
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is editor.product_edit, timeout=10_000)
     pick_product(qtbot, editor, "xanax")
     type_packages_and_add(qtbot, editor, "2")
     lines = editor.lines_model.lines

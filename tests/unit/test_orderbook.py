@@ -348,3 +348,9 @@ def test_an_order_book_from_the_first_release_is_upgraded_without_losing_anythin
     with db.session() as session:
         assert verify_audit_chain(session) == []
     db.close()
+
+
+def test_the_schema_head_constant_is_alembics_head():
+    from app.models.database import SCHEMA_HEAD
+
+    assert SCHEMA_HEAD == head_revision()
