@@ -57,7 +57,10 @@ def pick_product(qtbot, editor: OrderEditor, typed: str, *, down: int = 1) -> No
     editor.product_edit.setFocus()
     qtbot.keyClicks(editor.product_edit, typed)
     popup = editor.completer.popup()
-    qtbot.waitUntil(popup.isVisible, timeout=10_000)
+    # The popup must show the suggestions for the whole text typed, not those of the first letters (the search
+    # runs on a short timer after the last key): otherwise Enter may land on a stale list.
+    qtbot.waitUntil(lambda: popup.isVisible() and not editor._suggest_timer.isActive(), timeout=10_000)
+    qtbot.wait(50)
     for _ in range(down):
         qtbot.keyClick(popup, Qt.Key.Key_Down)
     qtbot.keyClick(popup, Qt.Key.Key_Return)
