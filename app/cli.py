@@ -316,7 +316,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # the PDF and screenshots render without a display
     from app.demo import run_demo
 
-    out = Path(args.out) if args.out else Path.cwd() / f"csos-demo-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    if args.out:
+        out = Path(args.out)
+    else:  # beside the profiles, never inside them: the demo has an order book and a sandbox of its own
+        from app.config import default_data_root
+
+        root = Path(args.data_dir or os.environ.get("CSOS_DATA_DIR") or default_data_root()).expanduser()
+        out = root / "demo-runs" / f"{dt.datetime.now():%Y%m%d-%H%M%S}"
     try:
         run_demo(out, screenshots=args.screenshots)
     except FileExistsError as exc:
