@@ -10,7 +10,7 @@ import html
 import logging
 from typing import Any
 
-from PySide6.QtCore import QDate, QItemSelection, QModelIndex, QSize, Qt, QTimer, Slot
+from PySide6.QtCore import QDate, QEvent, QItemSelection, QModelIndex, QSize, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QFontMetrics, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -125,14 +125,26 @@ class MainWindow(QMainWindow):
         self._on_total_changed(self.model.total)
         self._update_empty_state()
         self._show_selected()
+        self._started = not start_checks
         if start_checks:
-            # The status bar (certificates, reminders) and the background work start right after the window has
-            # appeared: the first paint does not wait for them (start-up benchmark, issue 9/10).
-            QTimer.singleShot(30, self._after_first_paint)
+            # The status bar (certificates, reminders) and the background work start once the window has been
+            # painted: the first paint does not wait for them (start-up benchmark, issue 9/10). A window that is
+            # never shown starts them after a second anyway.
+            self.installEventFilter(self)
+            QTimer.singleShot(1000, self._after_first_paint)
         else:
             self.refresh_status()
 
+    def eventFilter(self, watched: Any, event: Any) -> bool:
+        if watched is self and event.type() == QEvent.Type.Paint and not self._started:
+            self.removeEventFilter(self)
+            QTimer.singleShot(0, self._after_first_paint)
+        return super().eventFilter(watched, event)
+
     def _after_first_paint(self) -> None:
+        if self._started:
+            return
+        self._started = True
         self.refresh_status()
         self.check_clock()
         self.facade.start_outbox()
