@@ -8,7 +8,7 @@ import datetime as dt
 from typing import Any, Callable
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.errors import CsosError
 from app.services.enrollment_flows import CertificateRow, certificate_rows
@@ -96,6 +96,11 @@ class CertificatesPage(QWidget):
               "" if r.days_left is None else str(r.days_left), r.next_action) for r in self.rows],
             tooltips=[(None,) * 9 + (r.next_action,) for r in self.rows])
         self.table.resizeColumnsToContents()
+        # "Next action" is the column people read: it takes the room left and wraps instead of scrolling sideways.
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(header.count() - 1, QHeaderView.ResizeMode.Stretch)
+        self.table.setWordWrap(True)
+        self.table.resizeRowsToContents()
         self.empty.setVisible(not self.rows)
         self.table.setVisible(bool(self.rows))
         self.status.setText("" if self.rows else "")

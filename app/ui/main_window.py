@@ -1110,7 +1110,7 @@ class MainWindow(QMainWindow):
         def make() -> Any:
             page = CertificatesPage(self.facade, parent=self)
             page.setWindowTitle("CSOS certificates" + (" — TRAINING" if self.config.is_training else ""))
-            page.resize(980, 460)
+            page.resize(1320, 460)  # every column, with "next action" wrapping, and no sideways scrolling
             page.open_wizard.connect(self.open_wizard)
             return page
 

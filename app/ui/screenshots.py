@@ -149,7 +149,7 @@ def _render(app: Any, folder: Path, config: Any, db: Any, book: Any, copy_db: An
                                    else "production", data_dir=config.data_dir))
         from app.ui.certificates_page import CertificatesPage
 
-        shoot("certificates", CertificatesPage(facade), (980, 420))
+        shoot("certificates", CertificatesPage(facade), (1320, 420))
         window.close()
         window.deleteLater()
         _flush_deletes(app)

@@ -101,6 +101,11 @@ class WizardDialog(QDialog):
         self.poll_timer = QTimer(self)
         self.poll_timer.setSingleShot(True)
         self.poll_timer.timeout.connect(self._poll)
+        # Background answers can arrive after the window was closed or deleted: the callbacks look at this flag
+        # (a plain list, not the widget) before touching any widget.
+        self._alive = [True]
+        alive = self._alive
+        self.destroyed.connect(lambda *_: alive.__setitem__(0, False))
 
     # -- rendering ------------------------------------------------------------------------------------------------
 
@@ -187,13 +192,17 @@ class WizardDialog(QDialog):
         self.working.setVisible(True)
         self._update_buttons()
 
+        alive = self._alive
+
         def finish_ok(result: Any) -> None:
-            self._idle()
-            done(result)
+            if alive[0]:
+                self._idle()
+                done(result)
 
         def finish_failed(error: CsosError) -> None:
-            self._idle()
-            self._failed(error)
+            if alive[0]:
+                self._idle()
+                self._failed(error)
 
         self.jobs.run(title, lambda _context: work(), on_success=finish_ok, on_failure=finish_failed)
 
@@ -233,13 +242,19 @@ class WizardDialog(QDialog):
         self.busy = True  # the flow may move on in the background: no Next/Back meanwhile
         self._update_buttons()
 
+        alive = self._alive
+
         def done(changed: Any) -> None:
+            if not alive[0]:
+                return
             self._idle()
             if changed or self.flow.view != view:
                 self.render()
             self._schedule_poll()
 
         def failed(error: CsosError) -> None:
+            if not alive[0]:
+                return
             self._idle()
             self._set_message(error.message)
             self._schedule_poll()
@@ -269,6 +284,7 @@ class WizardDialog(QDialog):
                 QDesktopServices.openUrl(QUrl(url))
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self._alive[0] = False
         self.poll_timer.stop()
         if self.flow.is_last:
             self.flow.finish()
