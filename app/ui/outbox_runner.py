@@ -72,13 +72,21 @@ class OutboxRunner(QObject):
         except CsosError as exc:
             self.failed.emit(exc)
             return
+        except Exception:
+            log.exception("the background outbox could not start")
+            return
         worker = OutboxWorker(_ReportingOutbox(outbox, self), poll_interval=self.poll_interval,
                               sync_interval=self.sync_interval, sync=self.sync_once, on_error=self.failed.emit)
         with self._guard:
             if self._stopping:
                 return
             self.worker = worker
-        worker.run()
+        try:
+            worker.run()
+        except CsosError as exc:
+            self.failed.emit(exc)
+        except Exception:  # e.g. the order book closed under it at exit: logged, never a traceback on the console
+            log.exception("the background outbox stopped")
 
     def restart(self) -> None:
         """After the suppliers or the TLS bundle changed (e.g. the training sandbox came up on a new port)."""

@@ -68,7 +68,7 @@ def _check_main_window(config: Any, db: Any) -> str:
     from app.services.orderbook import OrderBook
     from app.ui.main_window import MainWindow
 
-    window = MainWindow(config, OrderBook(db, actor="self-test"), db)
+    window = MainWindow(config, OrderBook(db, actor="self-test"), db, start_checks=False)  # no outbox, no clock
     try:
         window.show()
         QApplication.processEvents()
