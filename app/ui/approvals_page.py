@@ -29,7 +29,7 @@ from app.services.enrollment import Application, EnrollmentAuthority, PortalSess
 from app.services.enrollment_flows import ROLE_TEXT
 from app.ui import theme
 from app.ui.jobs import JobRunner
-from app.ui.widgets import FieldMessage, RowsTableModel, make_table
+from app.ui.widgets import FieldMessage, RowsTableModel, make_table, training_banner
 
 
 def _when(application: Application) -> str:
@@ -52,10 +52,7 @@ class ApprovalsPage(QWidget):
         self.resize(900, 560)
         layout = QVBoxLayout(self)
         if authority.training:
-            banner = QLabel("TRAINING — practice approvals on the training portal", self)
-            banner.setObjectName("trainingBanner")
-            banner.setStyleSheet(theme.TRAINING_BANNER_STYLE)
-            layout.addWidget(banner)
+            layout.addWidget(training_banner(self, "TRAINING — practice approvals on the training portal"))
         self.stack = QStackedWidget(self)
         layout.addWidget(self.stack, 1)
         self.status = QLabel(self)

@@ -7,12 +7,10 @@ field it is about; nothing typed is lost when a step is refused.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any, Sequence
 
 from PySide6.QtCore import QAbstractTableModel, QDate, QModelIndex, QPersistentModelIndex, QSize, Qt, Signal, Slot
-from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDateEdit,
@@ -33,8 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import CsosError
-from app.ui import theme
-from app.ui.widgets import FieldMessage, make_table
+from app.ui.widgets import FieldMessage, heading_label, make_table, training_banner
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +40,12 @@ MAX_PACKAGES = 99_999
 
 
 def _heading(parent: QWidget, text: str) -> QLabel:
-    label = QLabel(text, parent)
-    font = QFont(label.font())
-    font.setPointSizeF(font.pointSizeF() * 1.2)
-    font.setBold(True)
-    label.setFont(font)
-    return label
+    return heading_label(parent, text, scale=1.2)
 
 
 def _banner(parent: QWidget, facade: Any, layout: QVBoxLayout) -> None:
     if facade.is_training:
-        banner = QLabel("TRAINING — practice order", parent)
-        banner.setObjectName("trainingBanner")
-        banner.setStyleSheet(theme.TRAINING_BANNER_STYLE)
-        banner.setAccessibleName("Training mode")
-        layout.addWidget(banner)
+        layout.addWidget(training_banner(parent, "TRAINING — practice order"))
 
 
 class PackagesModel(QAbstractTableModel):

@@ -24,9 +24,8 @@ from PySide6.QtCore import Qt
 
 from app.errors import CsosError
 from app.services.enrollment import EnrollmentAuthority, MailMessage
-from app.ui import theme
 from app.ui.jobs import JobRunner
-from app.ui.widgets import RowsTableModel, make_table
+from app.ui.widgets import RowsTableModel, make_table, training_banner
 
 REFRESH_MS = 3000
 CHANNEL_TEXT = {"email": "E-mail", "postal": "Letter (post)"}
@@ -44,12 +43,9 @@ class MailboxPanel(QWidget):
         self.setWindowTitle("Training mailbox — TRAINING")
         self.resize(760, 480)
         layout = QVBoxLayout(self)
-        banner = QLabel("TRAINING mailbox — these stand in for the e-mails and letters DEA's CA sends. The reference "
-                        "number comes by e-mail and the access code by post, separately, on purpose.", self)
-        banner.setObjectName("trainingBanner")
-        banner.setWordWrap(True)
-        banner.setStyleSheet(theme.TRAINING_BANNER_STYLE)
-        layout.addWidget(banner)
+        layout.addWidget(training_banner(self, "TRAINING mailbox — these stand in for the e-mails and letters DEA's CA "
+                                               "sends. The reference number comes by e-mail and the access code by "
+                                               "post, separately, on purpose."))
         row = QHBoxLayout()
         row.addWidget(QLabel("Messages for:", self))
         self.email = QLineEdit(email, self)

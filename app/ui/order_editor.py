@@ -23,7 +23,7 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QFont, QKeySequence, QShortcut
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -49,7 +49,7 @@ from app.models.states import OrderStatus
 from app.services import drafts
 from app.services.drafts import DraftLine, Problem
 from app.ui import messages, theme
-from app.ui.widgets import FieldMessage
+from app.ui.widgets import FieldMessage, heading_label, training_banner
 
 log = logging.getLogger(__name__)
 
@@ -272,19 +272,11 @@ class OrderEditor(QDialog):
     def _build(self) -> None:
         outer = QVBoxLayout(self)
         outer.setSpacing(10)
-        self.heading = QLabel(self)
-        self.heading.setObjectName("editorHeading")
-        font = QFont(self.heading.font())
-        font.setPointSizeF(font.pointSizeF() * 1.25)
-        font.setBold(True)
-        self.heading.setFont(font)
+        self.heading = heading_label(self, name="editorHeading")
         outer.addWidget(self.heading)
         if self.facade.is_training:
-            banner = QLabel("TRAINING — this order is practice and never reaches a real supplier", self)
-            banner.setObjectName("trainingBanner")
-            banner.setStyleSheet(theme.TRAINING_BANNER_STYLE)
-            banner.setAccessibleName("Training mode")
-            outer.addWidget(banner)
+            outer.addWidget(training_banner(self, "TRAINING — this order is practice and never reaches a real "
+                                                  "supplier"))
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)

@@ -8,14 +8,13 @@ which locks after 10 minutes without use (K4) — then this screen asks again.
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from PySide6.QtCore import QSize, Qt, Signal, Slot
-from PySide6.QtGui import QFont, QFontDatabase, QKeySequence, QShortcut
+from PySide6.QtGui import QFontDatabase, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -37,7 +36,7 @@ from PySide6.QtWidgets import (
 from app.errors import CsosError
 from app.models.states import OrderStatus
 from app.ui import theme
-from app.ui.widgets import FieldMessage
+from app.ui.widgets import FieldMessage, heading_label, training_banner
 
 log = logging.getLogger(__name__)
 
@@ -349,19 +348,11 @@ class SignAndSendDialog(QDialog):
 
     def _build(self) -> None:
         outer = QVBoxLayout(self)
-        self.heading = QLabel("Sign and send", self)
-        self.heading.setObjectName("signHeading")
-        font = QFont(self.heading.font())
-        font.setPointSizeF(font.pointSizeF() * 1.25)
-        font.setBold(True)
-        self.heading.setFont(font)
+        self.heading = heading_label(self, "Sign and send", name="signHeading")
         outer.addWidget(self.heading)
         if self.facade.is_training:
-            banner = QLabel("TRAINING — signed with a practice certificate and sent to a practice supplier", self)
-            banner.setObjectName("trainingBanner")
-            banner.setStyleSheet(theme.TRAINING_BANNER_STYLE)
-            banner.setAccessibleName("Training mode")
-            outer.addWidget(banner)
+            outer.addWidget(training_banner(self, "TRAINING — signed with a practice certificate and sent to a "
+                                                  "practice supplier"))
 
         body = QHBoxLayout()
         self.preview_tabs = QTabWidget(self)

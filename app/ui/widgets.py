@@ -147,3 +147,29 @@ def make_table(parent: QWidget, model: QAbstractTableModel, *, name: str, access
     if stretch_column is not None:
         header.setSectionResizeMode(stretch_column, QHeaderView.ResizeMode.Stretch)
     return table
+
+
+def heading_label(parent: QWidget, text: str = "", *, scale: float = 1.25, name: str = "") -> QLabel:
+    """A screen's bold title, a little larger than body text (one definition for every dialog)."""
+    from PySide6.QtGui import QFont
+
+    label = QLabel(text, parent)
+    if name:
+        label.setObjectName(name)
+    font = QFont(label.font())
+    font.setPointSizeF(font.pointSizeF() * scale)
+    font.setBold(True)
+    label.setFont(font)
+    return label
+
+
+def training_banner(parent: QWidget, text: str) -> QLabel:
+    """The yellow TRAINING strip every practice screen carries, so nobody mistakes practice for real orders."""
+    from app.ui import theme
+
+    banner = QLabel(text, parent)
+    banner.setObjectName("trainingBanner")
+    banner.setWordWrap(True)
+    banner.setStyleSheet(theme.TRAINING_BANNER_STYLE)
+    banner.setAccessibleName("Training mode")
+    return banner
