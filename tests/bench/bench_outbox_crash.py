@@ -1,4 +1,4 @@
-"""Outbox crash benchmark: 200 SIGKILL trials of sign → commit → send → record (issue 5/10).
+"""Outbox crash benchmark: 200 SIGKILL trials of sign → commit → send → record the answer → receive (issue 9/10).
 
 Run: .venv/bin/python -m tests.bench.bench_outbox_crash [--trials N] [--seed S] [--json OUT]
 Not a test: it prints figures and ratios against a floor measured in the same run — an uninterrupted run of the same

@@ -1,10 +1,11 @@
-"""Crash safety of sign → commit → send → record (DESIGN.md §8).
+"""Crash safety of sign → commit → send → record the answer → receive the goods (DESIGN.md §8, issue 9/10).
 
-Each trial forks a process that signs two orders, queues them and drains the outbox to a real HTTPS supplier on
-loopback, and kills it with SIGKILL at a random moment. Then the work is finished the way a restarted program does it
-(sign what is still a draft, queue what is signed, send what is due once the lease of the killed worker is over),
-and the trial asserts: no order lost, no order number ever carried two different documents to the supplier, each
-answer linked once, and ``records check`` clean (signatures, linked records, audit chain).
+Each trial forks a process that signs two orders, queues them, drains the outbox to a real HTTPS supplier on
+loopback and records the goods received, and kills it with SIGKILL at a random moment. Then the work is finished the
+way a restarted program does it (sign what is still a draft, queue what is signed, send what is due once the lease of
+the killed worker is over, receive what is accepted and not yet received), and the trial asserts: no order lost, no
+order number ever carried two different documents to the supplier, each answer linked once, each delivery received
+exactly once, and ``records check`` clean (signatures, linked records, audit chain).
 
 The process is forked from the test process (a fresh interpreter would spend most of each trial importing), with its
 own database engine; each trial has its own tiny SQLite file and its own supplier.
@@ -31,6 +32,7 @@ from app.models.orderbook import Order
 from app.models.outbox import OutboxEntry, OutboxState
 from app.models.states import OrderStatus
 from app.services.crl_cache import CachedCrl
+from app.services.lifecycle import Lifecycle
 from app.services.orderbook import OrderBook
 from app.services.outbox import Outbox
 from app.services.records import check_records
@@ -80,7 +82,9 @@ def _connector(supplier: LoopbackSupplier):
 
 
 def do_the_work(world: CrashWorld, db: Database, supplier: LoopbackSupplier, *, clock=None) -> None:
-    """What the program does: sign drafts, queue signed orders, drain the outbox. Safe to run again after a crash."""
+    """What the program does: sign drafts, queue signed orders, drain the outbox, receive what was accepted.
+
+    Safe to run again after a crash: each step looks at the committed state only."""
     book = OrderBook(db, actor="worker", **({"clock": clock} if clock else {}))
     signing = OrderSigningService(book, world.verifier)
     outbox = Outbox(book, connector_for=_connector(supplier), clock=clock, rng=random.Random(0))
@@ -94,6 +98,15 @@ def do_the_work(world: CrashWorld, db: Database, supplier: LoopbackSupplier, *, 
         if status is OrderStatus.SIGNED:
             outbox.enqueue(order_id)
     outbox.run_until_idle()
+    # The goods arrive: the whole order, recorded in one transaction per order (O4).
+    lifecycle = Lifecycle(book, **({"clock": clock} if clock else {}))
+    with db.session() as session:
+        accepted = session.execute(select(Order.id).where(Order.status == OrderStatus.ACCEPTED)
+                                   .order_by(Order.id)).scalars().all()
+        ordered = {order_id: {line.line_number: line.packages for line in session.get(Order, order_id).lines}
+                   for order_id in accepted}
+    for order_id in accepted:
+        lifecycle.receive(order_id, packages=ordered[order_id], recorded_by="crash-test")
 
 
 def _child(world: CrashWorld, db: Database, supplier: LoopbackSupplier) -> None:
@@ -157,12 +170,15 @@ def assert_consistent(world: CrashWorld, db: Database, supplier: LoopbackSupplie
         sent = supplier.distinct_documents()
         assert len(orders) == ORDERS_PER_TRIAL
         for order in orders:
-            # Not lost: every order was sent and answered.
-            assert order.status is OrderStatus.ACCEPTED, (order.order_number, order.status)
+            # Not lost: every order was sent, answered and received.
+            assert order.status is OrderStatus.RECEIVED, (order.order_number, order.status)
             assert entries[order.id].state is OutboxState.SENT
             # One document per order number, and it is the stored one.
             assert sent[order.order_number] == {hashlib.sha256(order.signed_document).hexdigest()}
-            assert [r.kind.value for r in order.linked_records] == ["acknowledgement"]
+            assert [r.kind.value for r in order.linked_records] == ["acknowledgement", "receipt"]
+            # Received exactly once: one receipt per line, for what was ordered.
+            for line in order.lines:
+                assert [r.packages_received for r in line.receipts] == [line.packages], order.order_number
     report = check_records(db, verifier=world.verifier)
     assert report.clean, report.problems
     assert report.signatures_checked == ORDERS_PER_TRIAL
