@@ -1,17 +1,34 @@
 """A full disk is explained and loses nothing (issue 9/10 fault suite).
 
 SQLite's max_page_count gives the database a hard size limit, which fails exactly as a full disk does
-(SQLITE_FULL, "database or disk is full") without needing a tiny filesystem.
+(SQLITE_FULL, "database or disk is full") without needing a tiny filesystem; where the tests run as root (CI) a
+real 2 MB tmpfs is filled up too, while an order is being signed.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
 from sqlalchemy import event
 
 from app.errors import StorageError
+from app.models.database import open_database, sqlite_url
 from app.models.integrity import verify_audit_chain
+from app.models.states import OrderStatus
+from app.services.crl_cache import CachedCrl
 from app.services.orderbook import OrderBook
+from app.services.records import check_records
+from app.services.signing import OrderSigningService
+from app.services.validation import CertificateValidationService
+from app.services.verifier import MappingSchedules, OrderVerifier
 from tests.factories import PURCHASER_DEA, draft_order, seed
+from tests.pki import build_training_pki
+from tests.signers import KeySigner
 
 
 def test_orders_added_on_a_full_disk_fail_clearly_and_earlier_ones_survive(db):
@@ -46,3 +63,75 @@ def test_orders_added_on_a_full_disk_fail_clearly_and_earlier_ones_survive(db):
         assert verify_audit_chain(session) == []
     # And the order book works again once there is room.
     assert draft_order(book, lines=1).status.value == "draft"
+
+
+# -- a real full filesystem -------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+    """A 2 MB tmpfs (needs root, as ./test has in CI); skipped with the reason where mounting is not allowed."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a small filesystem needs root (the size-limit test above covers the logic)")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"this container may not mount a tmpfs: {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+
+
+def _fill(folder: Path) -> Path:
+    """Take every free byte of the filesystem."""
+    filler = folder / "filler"
+    with open(filler, "wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 16384)
+                handle.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return filler
+
+
+def test_signing_on_a_really_full_disk_fails_clearly_keeps_the_draft_and_works_again_with_room(tiny_filesystem):
+    pki = build_training_pki(tiny_filesystem.parent / "pki")
+    subscriber = pki.issue()
+    db = open_database(sqlite_url(tiny_filesystem / "orderbook.sqlite3"))
+    try:
+        book = OrderBook(db, actor="test")
+        seed(book)
+        verifier = OrderVerifier(
+            validation=CertificateValidationService(trust_roots=pki.trust_roots), catalog=MappingSchedules.from_database(db),
+            crls=[CachedCrl.from_crl(pki.crl(pki.root)).der, CachedCrl.from_crl(pki.crl()).der], fetch_crls=False)
+        signing = OrderSigningService(book, verifier)
+        sign = lambda order_id: signing.sign(order_id, signer=KeySigner(subscriber.key),  # noqa: E731
+                                             certificate=subscriber.cert, intermediates=pki.intermediates)
+        first = sign(draft_order(book, lines=2).id)
+        waiting = [draft_order(book, lines=40).id for _ in range(3)]
+        filler = _fill(tiny_filesystem)
+        error = None
+        for order_id in waiting:  # the WAL may still have a page or two of room: the disk fills within three
+            try:
+                sign(order_id)
+            except StorageError as exc:
+                error = exc
+                break
+        assert error is not None, "the full filesystem was never hit"
+        assert error.code == "storage.disk_full" and "nothing was saved" in error.message
+        refused = book.get_order(order_id)
+        assert refused.status is OrderStatus.DRAFT and refused.signed_document is None
+        filler.unlink()
+        db.engine.dispose()
+        # With room again: the refused order signs, the earlier one is intact, the records check is clean.
+        assert sign(order_id).order.status is OrderStatus.SIGNED
+        assert book.get_order(first.order.id).signed_document == first.document
+        with db.session() as session:
+            assert verify_audit_chain(session) == []
+        report = check_records(db, verifier=verifier)
+        assert report.clean, report.problems
+    finally:
+        db.close()
