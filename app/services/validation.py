@@ -143,8 +143,15 @@ def load_trust_bundle(path: str | Path) -> list[x509.Certificate]:
 # ------------------------------------------------------------------------------------------------------------------
 
 
+def _name_key(name: x509.Name) -> tuple[frozenset, ...]:
+    """Equal exactly when the names are equal (``x509.Name.__eq__``: RDNs in order, each a set of (OID, value)), and
+    compared as plain tuples and sets, several times faster than ``Name`` objects."""
+    return tuple(frozenset((attribute.oid, attribute.value) for attribute in rdn) for rdn in name.rdns)
+
+
 class _CertInfo:
-    __slots__ = ("cert", "fingerprint", "asn1", "crl_urls", "label", "serial")
+    __slots__ = ("cert", "fingerprint", "asn1", "crl_urls", "label", "serial", "issuer_key", "subject_key",
+                 "self_issued")
 
     def __init__(self, cert: x509.Certificate, fingerprint: bytes) -> None:
         self.cert = cert
@@ -165,6 +172,9 @@ class _CertInfo:
         cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
         self.label = str(cns[0].value) if cns else cert.subject.rfc4514_string()
         self.serial = cert.serial_number
+        self.issuer_key = _name_key(cert.issuer)
+        self.subject_key = _name_key(cert.subject)
+        self.self_issued = cert.issuer == cert.subject
 
     def as_asn1(self) -> asn1_x509.Certificate:
         if self.asn1 is None:
@@ -194,7 +204,17 @@ def _as_certificate(value) -> x509.Certificate:
     raise TypeError(f"not a certificate: {type(value).__name__}")
 
 
+# Callers hand in the same certificate objects again and again (the CMS reader keeps one object per certificate),
+# and a fingerprint costs about as much as the rest of a memoised validation: find those by identity first. Each
+# entry holds its certificate, so the id() cannot be reused by another object while the entry exists.
+_by_object: OrderedDict[int, tuple[x509.Certificate, _CertInfo]] = OrderedDict()
+_BY_OBJECT_SIZE = 4096
+
+
 def _info(value) -> _CertInfo:
+    entry = _by_object.get(id(value))
+    if entry is not None and entry[0] is value:
+        return entry[1]
     cert = _as_certificate(value)
     fingerprint = cert.fingerprint(hashes.SHA256())
     info = _infos.get(fingerprint)
@@ -204,6 +224,11 @@ def _info(value) -> _CertInfo:
             _infos[fingerprint] = info
             if len(_infos) > _MEMO_SIZE:
                 _infos.popitem(last=False)
+    if cert is value:  # only objects the caller keeps: a certificate made here from bytes would just pile up
+        with _info_lock:
+            _by_object[id(cert)] = (cert, info)
+            if len(_by_object) > _BY_OBJECT_SIZE:
+                _by_object.popitem(last=False)
     return info
 
 
@@ -340,9 +365,9 @@ class CertificateValidationService:
         """Leaf and the intermediates above it, found by issuer name (for choosing which CRLs to fetch)."""
         chain, current = [leaf], leaf
         for _ in range(_MAX_CHAIN):
-            if current.cert.issuer == current.cert.subject:
+            if current.self_issued:
                 break
-            parent = next((i for i in inter if i.cert.subject == current.cert.issuer and i not in chain), None)
+            parent = next((i for i in inter if i.subject_key == current.issuer_key and i not in chain), None)
             if parent is None:
                 break
             chain.append(parent)
@@ -350,7 +375,7 @@ class CertificateValidationService:
         return chain
 
     def _issuers_of(self, info: _CertInfo, inter: list[_CertInfo]) -> list[x509.Certificate]:
-        return [c.cert for c in (*inter, *self.trust_roots) if c.cert.subject == info.cert.issuer]
+        return [c.cert for c in (*inter, *self.trust_roots) if c.subject_key == info.issuer_key]
 
     def _gather_crls(self, chain, inter, given: list[CachedCrl], *, fetch: bool, now: datetime
                      ) -> tuple[list[CachedCrl], tuple[tuple[str, str, str], ...]]:
@@ -365,7 +390,7 @@ class CertificateValidationService:
                 failures.append((entry.url or entry.issuer.rfc4514_string(), problem.code, problem.message))
         if self.crl_cache is not None:
             for info in chain:
-                if info.cert.issuer == info.cert.subject:
+                if info.self_issued:
                     continue
                 for url in info.crl_urls:
                     try:

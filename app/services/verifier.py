@@ -188,9 +188,25 @@ class OrderVerifier:
 
 
 @functools.lru_cache(maxsize=256)
-def _csos_view(certificate: x509.Certificate) -> CsosCertificate:
+def _csos_view_of(certificate: x509.Certificate) -> CsosCertificate:
     """The CSOS view of a certificate, built once per certificate (x509.Certificate hashes by its DER)."""
     return CsosCertificate.from_certificate(certificate)
+
+
+# The CMS reader hands back the same certificate object for every order from one signer: found by identity first
+# (hashing a certificate costs a few µs). Each entry holds its certificate, so its id() cannot be reused meanwhile.
+_views_by_object: dict[int, tuple[x509.Certificate, CsosCertificate]] = {}
+
+
+def _csos_view(certificate: x509.Certificate) -> CsosCertificate:
+    entry = _views_by_object.get(id(certificate))
+    if entry is not None and entry[0] is certificate:
+        return entry[1]
+    view = _csos_view_of(certificate)
+    if len(_views_by_object) >= 256:
+        _views_by_object.clear()
+    _views_by_object[id(certificate)] = (certificate, view)
+    return view
 
 
 def _parse_order(document: SignedDocument) -> tuple[PurchaseOrder | None, list[Reason]]:

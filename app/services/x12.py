@@ -92,7 +92,7 @@ class X12Error(CsosError):
 
 
 class _Loc(NamedTuple):
-    """Where in the interchange: made for every element parsed, so kept as cheap as a tuple."""
+    """Where in the interchange. The parser builds one only when something fails (see ``_HERE``)."""
 
     segment: str
     index: int
@@ -104,7 +104,22 @@ class _Loc(NamedTuple):
         return f"segment {self.index} ({self.segment}), element {self.segment}{self.element:02d}"
 
 
+class _Unplaced(X12Error):
+    """A codec's failure while decoding at ``_HERE``: ``_decode`` re-raises it with the element's location."""
+
+    def __init__(self, code: str, what: str, value_code: str | None) -> None:
+        super().__init__(what, code=code, value_code=value_code)
+        self.what = what
+
+
+# Passed as ``loc`` by the parser, which knows the location but builds it only when a codec fails (most elements
+# are fine, and a location per element was a good part of the parse time).
+_HERE = _Loc("", 0)
+
+
 def _fail(code: str, loc: _Loc | None, what: str, *, value_code: str | None = None) -> X12Error:
+    if loc is _HERE:
+        return _Unplaced(code, what, value_code)
     prefix = f"X12 {loc.describe()}: " if loc is not None else "X12: "
     return X12Error(
         prefix + what,
@@ -317,7 +332,8 @@ class _Text(_Codec):
         self.min_len, self.max_len, self.label = min_len, max_len, label
 
     def _check(self, text: str, loc: _Loc) -> str:
-        _check_chars(text, loc)
+        if loc is not _HERE:  # _HERE: an element from _tokenize, whose characters are already checked
+            _check_chars(text, loc)
         if text == "":
             raise _fail("x12.missing_element", loc, f"the {self.label} is empty.")
         if text.strip(" ") != text:
@@ -485,7 +501,8 @@ class _Domain(_Codec):
         self.label, self.parse, self.canonical, self.shape, self.shape_hint = label, parse, canonical, shape, shape_hint
 
     def _check(self, text: str, loc: _Loc) -> str:
-        _check_chars(text, loc)
+        if loc is not _HERE:  # _HERE: an element from _tokenize, whose characters are already checked
+            _check_chars(text, loc)
         try:
             parsed = self.parse(text)
         except InvalidValue as exc:
@@ -664,22 +681,29 @@ class _Writer:
         return _Loc(segment, self.next_index, element)
 
     def emit(self, segment: str, spec: _Spec, values: Sequence[Any]) -> None:
+        """Encode one segment. Like ``_decode``, codecs get ``_HERE`` and the location is built only on failure;
+        as ``_HERE`` tells codecs the characters were checked, text is checked here first (and the output after)."""
         assert len(values) == len(spec), segment
         out: list[str] = []
-        for number, (element, value) in enumerate(zip(spec, values), start=1):
-            loc = self.loc(segment, number)
-            if element is None:
-                out.append("")
-                continue
-            codec, required = element
-            if value is None:
-                if required:
-                    raise _fail("x12.missing_element", loc, "a required value is missing.")
-                out.append("")
-                continue
-            text = codec.encode(value, loc)
-            _check_chars(text, loc)
-            out.append(text)
+        number = 0
+        try:
+            for element, value in zip(spec, values):
+                number += 1
+                if element is None:
+                    out.append("")
+                elif value is None:
+                    if element[1]:
+                        raise _fail("x12.missing_element", _HERE, "a required value is missing.")
+                    out.append("")
+                else:
+                    if isinstance(value, str):
+                        _check_chars(value, _HERE)
+                    text = element[0].encode(value, _HERE)
+                    _check_chars(text, _HERE)
+                    out.append(text)
+        except _Unplaced as failure:
+            raise _fail(failure.code, self.loc(segment, number), failure.what,
+                        value_code=failure.value_code) from None
         while out and out[-1] == "":
             out.pop()
         self.segments.append(segment + "".join(ELEMENT_SEPARATOR + t for t in out))
@@ -938,6 +962,7 @@ class _Seg:
 
 
 _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{1,2}")
+_CLEAN_AFTER_ISA = re.compile(r"[\x20-\x3D\x3F-\x7E]*")  # _CLEAN_SEGMENT plus the segment terminator
 
 
 def _tokenize(data: Any) -> tuple[str, list[_Seg]]:
@@ -961,22 +986,28 @@ def _tokenize(data: Any) -> tuple[str, list[_Seg]]:
                                              f"with '~' (found {text[_ISA_LENGTH - 1]!r} at position {_ISA_LENGTH}).")
     isa = text[:_ISA_LENGTH - 1]
     segments: list[_Seg] = []
-    pieces = text[_ISA_LENGTH:].split(SEGMENT_TERMINATOR)
+    rest = text[_ISA_LENGTH:]
+    # Usually every byte after the ISA is printable and not '>': then every segment is clean, checked in one go.
+    all_clean = _CLEAN_AFTER_ISA.fullmatch(rest) is not None
+    pieces = rest.split(SEGMENT_TERMINATOR)
     tail = pieces.pop()
-    for index, piece in enumerate(pieces, start=2):
+    index = 1
+    for piece in pieces:
+        index += 1
         body = piece.lstrip(_WHITESPACE_AFTER_TERMINATOR)
-        loc = _Loc(body[:3] or "?", index)
         if not body:
-            raise _fail("x12.malformed", loc, "empty segment (two terminators in a row).")
+            raise _fail("x12.malformed", _Loc("?", index), "empty segment (two terminators in a row).")
         parts = body.split(ELEMENT_SEPARATOR)
-        if not _SEGMENT_ID.fullmatch(parts[0]):
-            raise _fail("x12.malformed", _Loc(parts[0][:3], index), f"{parts[0][:20]!r} is not a segment id.")
-        seg = _Seg(parts[0], parts[1:], index)
-        if not _CLEAN_SEGMENT.fullmatch(body):
-            for number, element in enumerate(seg.elements, start=1):
+        segment_id = parts[0]
+        if segment_id not in _ALL_KNOWN and not _SEGMENT_ID.fullmatch(segment_id):
+            raise _fail("x12.malformed", _Loc(segment_id[:3], index), f"{segment_id[:20]!r} is not a segment id.")
+        del parts[0]
+        seg = _Seg(segment_id, parts, index)
+        if not all_clean and not _CLEAN_SEGMENT.fullmatch(body):
+            for number, element in enumerate(parts, start=1):
                 _check_chars(element, seg.loc(number))
-        if seg.elements and seg.elements[-1] == "":
-            raise _fail("x12.bad_element", seg.loc(len(seg.elements)),
+        if parts and parts[-1] == "":
+            raise _fail("x12.bad_element", seg.loc(len(parts)),
                         "trailing empty element (X12 omits trailing separators).")
         segments.append(seg)
     if tail.strip(_WHITESPACE_AFTER_TERMINATOR):
@@ -989,25 +1020,33 @@ def _tokenize(data: Any) -> tuple[str, list[_Seg]]:
 
 
 def _decode(seg: _Seg, spec: _Spec) -> list[Any]:
-    if len(seg.elements) > len(spec):
+    """Decode a segment's elements by ``spec``. Elements reach here already checked for the character set (every
+    segment passes ``_check_chars`` in ``_tokenize``), so codecs are called with ``_HERE`` and the location is built
+    only for a failure."""
+    elements = seg.elements
+    count = len(elements)
+    if count > len(spec):
         raise _fail("x12.unexpected_element", seg.loc(len(spec) + 1),
-                    f"{seg.id} has {len(seg.elements)} elements; at most {len(spec)} are used.")
+                    f"{seg.id} has {count} elements; at most {len(spec)} are used.")
     out: list[Any] = []
-    for number, element in enumerate(spec, start=1):
-        text = seg.elements[number - 1] if number <= len(seg.elements) else ""
-        loc = seg.loc(number)
-        if element is None:
-            if text:
-                raise _fail("x12.unexpected_element", loc, "this element is not used and must be empty.")
-            out.append(None)
-            continue
-        codec, required = element
-        if text == "":
-            if required:
-                raise _fail("x12.missing_element", loc, "a required element is missing.")
-            out.append(None)
-            continue
-        out.append(codec.decode(text, loc))
+    number = 0
+    try:
+        for element in spec:
+            text = elements[number] if number < count else ""
+            number += 1
+            if element is None:
+                if text:
+                    raise _fail("x12.unexpected_element", seg.loc(number),
+                                "this element is not used and must be empty.")
+                out.append(None)
+            elif text == "":
+                if element[1]:
+                    raise _fail("x12.missing_element", seg.loc(number), "a required element is missing.")
+                out.append(None)
+            else:
+                out.append(element[0].decode(text, _HERE))
+    except _Unplaced as failure:
+        raise _fail(failure.code, seg.loc(number), failure.what, value_code=failure.value_code) from None
     return out
 
 
@@ -1044,33 +1083,43 @@ class _Reader:
         return None
 
 
+_ISA_WIDTHS = (2, 10, 2, 10, 2, 15, 2, 15, 6, 4, 1, 5, 9, 1, 1, 1)
+_ISA_QUALIFIER = re.compile(r"[0-9A-Z]{2}")  # what _isa_code accepts for ISA05/ISA07
+_ISA_DATE = re.compile(r"[0-9]{6}")
+_ISA_SENDER = _Text(2, 15, "interchange sender id")
+_ISA_RECEIVER = _Text(2, 15, "interchange receiver id")
+
+
 def _parse_isa(isa: str) -> dict[str, Any]:
     fields = isa.split(ELEMENT_SEPARATOR)[1:]
-    widths = (2, 10, 2, 10, 2, 15, 2, 15, 6, 4, 1, 5, 9, 1, 1, 1)
     if len(fields) != 16:
         raise _fail("x12.envelope", _Loc("ISA", 1), f"ISA must have 16 elements, not {len(fields)}.")
-    for number, (field, width) in enumerate(zip(fields, widths), start=1):
-        loc = _Loc("ISA", 1, number)
-        if len(field) != width:
-            raise _fail("x12.envelope", loc, f"ISA{number:02d} must be exactly {width} characters, not {len(field)}.")
-        if number != 16:
-            _check_chars(field, loc)
+    # All widths right and ISA01-ISA15 clean (checked in one go), or the element-by-element check says what is wrong.
+    if tuple(map(len, fields)) != _ISA_WIDTHS or not _CLEAN_SEGMENT.fullmatch(isa, 0, len(isa) - 1):
+        for number, (field, width) in enumerate(zip(fields, _ISA_WIDTHS), start=1):
+            loc = _Loc("ISA", 1, number)
+            if len(field) != width:
+                raise _fail("x12.envelope", loc,
+                            f"ISA{number:02d} must be exactly {width} characters, not {len(field)}.")
+            if number != 16:
+                _check_chars(field, loc)
 
     def fixed(number: int, expected: str, label: str) -> None:
         if fields[number - 1] != expected:
             raise _fail("x12.envelope", _Loc("ISA", 1, number),
                         f"the {label} must be {expected!r}, not {fields[number - 1]!r}.")
 
-    fixed(1, "00", "authorization information qualifier")
-    fixed(2, " " * 10, "authorization information (blank)")
-    fixed(3, "00", "security information qualifier")
-    fixed(4, " " * 10, "security information (blank)")
+    if fields[0] != "00" or fields[1] != " " * 10 or fields[2] != "00" or fields[3] != " " * 10:
+        fixed(1, "00", "authorization information qualifier")
+        fixed(2, " " * 10, "authorization information (blank)")
+        fixed(3, "00", "security information qualifier")
+        fixed(4, " " * 10, "security information (blank)")
     for number in (5, 7):
-        _isa_code(fields[number - 1], _Loc("ISA", 1, number), None, "interchange id qualifier")
-    ids = {}
-    for number, label in ((6, "interchange sender id"), (8, "interchange receiver id")):
-        ids[number] = _Text(2, 15, label).decode(fields[number - 1].rstrip(" "), _Loc("ISA", 1, number))
-    if not re.fullmatch(r"[0-9]{6}", fields[8]):
+        if not _ISA_QUALIFIER.fullmatch(fields[number - 1]):
+            _isa_code(fields[number - 1], _Loc("ISA", 1, number), None, "interchange id qualifier")
+    ids = {6: _ISA_SENDER.decode(fields[5].rstrip(" "), _Loc("ISA", 1, 6)),
+           8: _ISA_RECEIVER.decode(fields[7].rstrip(" "), _Loc("ISA", 1, 8))}
+    if not _ISA_DATE.fullmatch(fields[8]):
         raise _fail("x12.envelope", _Loc("ISA", 1, 9), f"the interchange date {fields[8]!r} is not YYMMDD.")
     if not _Time4.pattern.fullmatch(fields[9]):
         raise _fail("x12.envelope", _Loc("ISA", 1, 10), f"the interchange time {fields[9]!r} is not HHMM.")
@@ -1079,7 +1128,8 @@ def _parse_isa(isa: str) -> dict[str, Any]:
     control = _CONTROL_ISA.decode(fields[12], _Loc("ISA", 1, 13))
     if fields[13] not in ("0", "1"):
         raise _fail("x12.envelope", _Loc("ISA", 1, 14), f"acknowledgment requested must be 0 or 1, not {fields[13]!r}.")
-    _isa_code(fields[14], _Loc("ISA", 1, 15), {"P", "T"}, "usage indicator (P or T)")
+    if fields[14] not in ("P", "T"):
+        _isa_code(fields[14], _Loc("ISA", 1, 15), {"P", "T"}, "usage indicator (P or T)")
     if fields[15] != SUBELEMENT_SEPARATOR:
         raise _fail("x12.envelope", _Loc("ISA", 1, 16),
                     f"the sub-element separator must be '>', not {fields[15]!r}.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import datetime as dt
 import os
 import re
@@ -312,3 +313,60 @@ def test_any_single_changed_element_of_an_order_is_caught_or_changes_the_order(o
     except X12Error:
         return
     assert result != Interchange(envelope, order)
+
+
+# -- the parser as it was before it was made faster (lazy locations, one-pass character and ISA checks) ------------
+#
+# The reference is the codec at a fixed commit, read from git; where the history is not available the test is skipped.
+
+REFERENCE_COMMIT = "b7e298a"
+
+
+@functools.cache
+def _reference_codec():
+    import subprocess
+    import sys
+    import types
+    from pathlib import Path
+
+    try:
+        source = subprocess.run(["git", "show", f"{REFERENCE_COMMIT}:app/services/x12.py"],
+                                cwd=Path(x12.__file__).parent, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = types.ModuleType("x12_reference")
+    sys.modules["x12_reference"] = module  # dataclasses look their module up
+    exec(compile(source, "x12_reference.py", "exec"), module.__dict__)
+    return module
+
+
+def _parse_outcome(codec, data: bytes):
+    try:
+        return ("ok", repr(codec.parse_interchange(data)))
+    except codec.X12Error as exc:
+        return ("error", exc.code, exc.message, exc.segment, exc.position, exc.value_code)
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None)
+@given(st.one_of(mutated(), st.tuples(st.just(b""), st.binary(max_size=300))))
+def test_mutated_documents_get_the_same_outcome_as_from_the_reference_parser(pair):
+    reference = _reference_codec()
+    if reference is None:
+        import pytest
+
+        pytest.skip(f"git history with {REFERENCE_COMMIT} is not available")
+    _, data = pair
+    assert _parse_outcome(x12, data) == _parse_outcome(reference, data)
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None)
+@given(documents, envelopes(), st.integers(0, 105), st.sampled_from(list(" *~>0A\x00\xe9\t")))
+def test_changed_isa_bytes_get_the_same_outcome_as_from_the_reference_parser(document, envelope, at, character):
+    reference = _reference_codec()
+    if reference is None:
+        import pytest
+
+        pytest.skip(f"git history with {REFERENCE_COMMIT} is not available")
+    data = bytearray(x12.write(document, envelope))
+    data[at:at + 1] = character.encode("latin-1")
+    assert _parse_outcome(x12, bytes(data)) == _parse_outcome(reference, bytes(data))
