@@ -491,9 +491,37 @@ def _extend_parser(commands: Any, groups: dict[str, Any]) -> None:
         module.register(commands, groups)
 
 
+GUI_OPTIONS = {"--data-dir": "data_dir", "--database-url": "database_url", "--profile": "profile"}
+
+
+def gui_only_arguments(argv: Sequence[str] | None) -> argparse.Namespace | None:
+    """``csos-desk [--data-dir D] [--database-url URL] [--profile P]``: the plain GUI start, read without building
+    every command's parser (that imports each command module) so the window appears sooner. Anything else — a
+    command, --help, an abbreviation, a missing or wrong value — returns None and goes to the full parser."""
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    values: dict[str, str | None] = {dest: None for dest in GUI_OPTIONS.values()}
+    index = 0
+    while index < len(tokens):
+        name, equals, value = tokens[index].partition("=")
+        if name not in GUI_OPTIONS:
+            return None
+        if not equals:
+            index += 1
+            if index >= len(tokens) or tokens[index].startswith("-"):
+                return None
+            value = tokens[index]
+        values[GUI_OPTIONS[name]] = value
+        index += 1
+    if values["profile"] not in (None, "training", "production"):
+        return None
+    return argparse.Namespace(**values, self_test=False, command=None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = gui_only_arguments(argv)
+    if args is None:
+        parser = build_parser()
+        args = parser.parse_args(argv)
     handler = getattr(args, "handler", None) or cmd_gui
     if args.self_test and handler is cmd_gui:
         from app.cli_support import cmd_self_test

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
 from pathlib import Path
 
 _configured: set[Path] = set()
@@ -21,6 +20,8 @@ def setup_logging(data_dir: Path, *, level: int = logging.INFO) -> Path:
     path = log_path(data_dir)
     if path in _configured:
         return path
+    import logging.handlers  # here, not at import: the entry point imports this module before the first window
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handler: logging.Handler = logging.handlers.RotatingFileHandler(

@@ -8,18 +8,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
-
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
+from typing import TYPE_CHECKING, Any, Sequence
 
 from app.errors import InvalidValue, NotFound
-from app.models.database import explain_storage_failure
-from app.models.integrity import append_audit_event
-from app.models.orderbook import Supplier
 from app.models.values import DeaNumber
 from app.services.clock import DEFAULT_SERVER
-from app.services.order_details import DEFAULT_REMINDER_DAYS
+
+if TYPE_CHECKING:
+    from app.models.orderbook import Supplier
+
+# SQLAlchemy, the models and app.services.order_details are imported inside the functions that use them: the
+# program's start reads ``remembered_profile`` before its first window, which must not wait for them (issue 9/10).
 
 CONNECTOR_KINDS = ("https", "folder", "manual")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
@@ -47,6 +46,8 @@ def reminder_days(settings: dict[str, Any]) -> tuple[int, ...]:
     configured = settings.get("reminder_days")
     if isinstance(configured, list) and configured and all(isinstance(d, int) and d > 0 for d in configured):
         return tuple(sorted(set(configured), reverse=True))
+    from app.services.order_details import DEFAULT_REMINDER_DAYS
+
     return DEFAULT_REMINDER_DAYS
 
 
@@ -196,6 +197,13 @@ def add_supplier(book: Any, form: SupplierForm) -> int:
 
 def update_supplier(book: Any, supplier_id: int, form: SupplierForm) -> None:
     """Change a supplier's details and connector; orders already signed keep what they were signed with."""
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.models.database import explain_storage_failure
+    from app.models.integrity import append_audit_event
+    from app.models.orderbook import Supplier
+
     _raise_first(check_supplier(form))
     try:
         with book.db.session() as session, session.begin():

@@ -1,6 +1,11 @@
 """Starting the GUI: `csos-desk` with no command.
 
 Qt and the order book are imported inside the functions, so `csos-desk --help` and the CLI commands stay fast.
+
+The main window appears first (issue 9/10): its frame — menus, toolbar, an "Opening the order book…" placeholder — is
+built and shown without SQLAlchemy or the services; a worker opens the database and the order book meanwhile, and the
+window attaches it on the GUI thread. Then the status bar is read and the background checks start, then (training)
+the sandbox. If the order book cannot be opened, the person gets the same plain "cannot start" message as ever.
 """
 
 from __future__ import annotations
@@ -78,12 +83,16 @@ def process_start() -> float:
 
 
 def _exit_after_first_paint(app: Any, window: Any) -> None:
-    """CSOS_EXIT_AFTER_FIRST_PAINT=1 (the startup benchmark): print the time to the first paint, then quit."""
+    """CSOS_EXIT_AFTER_FIRST_PAINT=1 (the startup benchmark): print the time to the main window's first paint
+    (``first-paint-ms``) and to the first paint of the order list (``order-book-ready-ms``), then quit."""
     import time
 
     from PySide6.QtCore import QEvent, QObject, QTimer
 
     started = process_start()
+
+    def elapsed() -> str:
+        return f"{(time.perf_counter() - started) * 1000:.1f}"
 
     class FirstPaint(QObject):
         done = False
@@ -91,15 +100,35 @@ def _exit_after_first_paint(app: Any, window: Any) -> None:
         def eventFilter(self, watched: Any, event: Any) -> bool:
             if event.type() == QEvent.Type.Paint and not self.done:
                 self.done = True
-                QTimer.singleShot(0, report)
+                QTimer.singleShot(0, lambda: print(f"first-paint-ms={elapsed()}", flush=True))  # once painted
             return False
 
-    def report() -> None:
-        print(f"first-paint-ms={(time.perf_counter() - started) * 1000:.1f}", flush=True)
-        app.quit()
+    def ready() -> None:
+        print(f"order-book-ready-ms={elapsed()}", flush=True)
+        QTimer.singleShot(0, app.quit)
 
     watcher = FirstPaint(window)
     window.installEventFilter(watcher)
+    window.order_list_shown.connect(ready)
+
+
+def _open_order_book(config: Any, opened: list[Any]) -> Any:
+    """On a worker thread: open the database (migrations included) and the order book; returns the OrderBook.
+
+    The database goes into ``opened`` as soon as it exists, so the caller closes it whatever happens next. The
+    services the window reads right after attaching are imported here too, not on the GUI thread.
+    """
+    from app.models.database import open_database
+    from app.services.orderbook import OrderBook
+
+    db = open_database(config.database_url)
+    opened.append(db)
+    book = OrderBook(db, actor="gui")
+    import app.services.certificates  # noqa: F401 - the status bar's certificate reading
+    import app.services.order_details  # noqa: F401 - the status bar and the detail pane
+    import app.services.reminders  # noqa: F401 - the reminders bar
+
+    return book
 
 
 def _profile_to_open(data_dir: str | Path | None, profile: str | None) -> str | None:
@@ -139,52 +168,70 @@ def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | N
     from app.config import load_config
     from app.errors import CsosError
     from app.logging_setup import setup_logging
-    from app.models.database import open_database
-    from app.services.orderbook import OrderBook
 
+    title = f"{APP_DISPLAY_NAME} cannot start"
     try:
         config = load_config(data_dir=data_dir, database_url=database_url, profile=profile)
         setup_logging(config.data_dir)
-        db = open_database(config.database_url)
     except CsosError as exc:
         log.info("cannot start: %s", exc.code)
-        show_error(f"{APP_DISPLAY_NAME} cannot start", exc.message)
+        show_error(title, exc.message)
         return EXIT_CANNOT_START
 
     import os
 
-    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtCore import Qt
 
     from app.ui.facade import AppFacade
     from app.ui.main_window import MainWindow
 
+    opened: list[Any] = []  # the database, once the worker has opened it: closed below whatever happened
+    failures: list[CsosError] = []
     switch_to: list[str] = []
+    measuring = os.environ.get(FIRST_PAINT_ENV) == "1"
+    facade = AppFacade(config)
     try:
-        book = OrderBook(db, actor="gui")
-        facade = AppFacade(config, book, db)
-        # The benchmark (CSOS_EXIT_AFTER_FIRST_PAINT) measures the real start: checks begin after the first paint.
-        window = MainWindow(config, book, db, facade=facade)
+        window = MainWindow(config, facade=facade)
         window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
         def switch(target: str) -> None:
             switch_to.append(target)
             window.close()
 
+        def attach(book: Any) -> None:
+            if not window.closing:  # closed while the order book was opening: nothing to show it in
+                window.attach(book, opened[0])
+
+        def cannot_open(error: CsosError) -> None:
+            failures.append(error)
+            log.info("cannot start: %s", error.code)
+            if not window.closing:
+                window.show_loading_failed(error.message)
+                show_error(title, error.message, window)
+                window.close()
+            app.exit(EXIT_CANNOT_START)
+
         facade.profile_switch_requested.connect(switch)
-        measuring = os.environ.get(FIRST_PAINT_ENV) == "1"
         if measuring:
+            # The benchmark measures the real start: both figures, then quit (no sandbox).
             _exit_after_first_paint(app, window)
+        elif config.is_training:
+            # After the order list, the status bar and the background checks: the sandbox comes up behind them.
+            window.checks_started.connect(lambda: window.start_training())
         window.show()
+        facade.jobs.run("Opening the order book", lambda _context: _open_order_book(config, opened),
+                        on_success=attach, on_failure=cannot_open, announce=False)
         log.info("gui started (profile %s)", config.profile.value)
-        if config.is_training and not measuring:
-            # After the first paint: the window is there at once, the sandbox comes up behind it.
-            QTimer.singleShot(0, window.start_training)
         code = int(app.exec())
-        facade.shutdown()  # stops the outbox, locks keys, stops the training sandbox
+        facade.shutdown()  # stops the outbox, locks keys, stops the training sandbox; waits for the opening
+        if failures:
+            return EXIT_CANNOT_START
         return switch_to[-1] if switch_to else code
     except CsosError as exc:
         log.info("cannot start: %s", exc.code)
-        show_error(f"{APP_DISPLAY_NAME} cannot start", exc.message)
+        show_error(title, exc.message)
         return EXIT_CANNOT_START
     finally:
-        db.close()
+        facade.shutdown()
+        for db in opened:
+            db.close()

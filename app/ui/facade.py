@@ -3,6 +3,10 @@
 Screens receive it when they are built (no globals), talk to services through what it holds, and refresh on its
 signals: ``orders_changed(ids)`` after any order changed, ``parties_changed`` after registrations or suppliers
 changed, ``settings_changed`` after the settings file was written.
+
+At start-up the main window is built before the order book is open (issue 9/10): the façade is then made without
+one (``AppFacade(config)``) and given it with ``attach(book, db)`` once a worker has opened it. Importing this module
+does not import SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -14,10 +18,14 @@ from typing import Any, Callable, Iterable
 from PySide6.QtCore import QObject, Signal
 
 from app.errors import ConfigError
-from app.models.orderbook import utcnow
 from app.ui.jobs import JobRunner
 
 log = logging.getLogger(__name__)
+
+
+def utcnow() -> dt.datetime:
+    """Now, in UTC (the same as ``app.models.orderbook.utcnow``, without importing the models with the window)."""
+    return dt.datetime.now(dt.timezone.utc)
 
 
 class AppFacade(QObject):
@@ -29,7 +37,7 @@ class AppFacade(QObject):
     # The person chose the other profile in Settings; the application reopens in it.
     profile_switch_requested = Signal(str)
 
-    def __init__(self, config: Any, book: Any, db: Any, *, jobs: JobRunner | None = None,
+    def __init__(self, config: Any, book: Any = None, db: Any = None, *, jobs: JobRunner | None = None,
                  clock: Callable[[], dt.datetime] = utcnow, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.config = config
@@ -41,6 +49,18 @@ class AppFacade(QObject):
         self._sessions: Any = None
         self.outbox_runner: Any = None
         self.training_environment: Any = None
+
+    @property
+    def is_open(self) -> bool:
+        """The order book is there (screens other than the main window's frame are only opened after this)."""
+        return self.book is not None
+
+    def attach(self, book: Any, db: Any) -> None:
+        """The order book, opened after the window was built (the deferred start)."""
+        if self.book is not None and self.book is not book:
+            raise ValueError("this façade already has an order book")
+        self.book = book
+        self.db = db
 
     @property
     def is_training(self) -> bool:
@@ -152,7 +172,7 @@ class AppFacade(QObject):
             self.outbox_runner.stop()
         self.jobs.shutdown()
         if self._sessions is not None:
-            self._sessions.lock_all()
+            self._sessions.stop()
         if self._certificates is not None:
             self._certificates.close()
         environment, self.training_environment = self.training_environment, None

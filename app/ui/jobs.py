@@ -160,8 +160,11 @@ class JobRunner(QObject):
     def run(self, title: str, work: Callable[[JobContext], Any], *,
             on_success: Callable[[Any], None] | None = None,
             on_failure: Callable[[CsosError], None] | None = None,
-            cancellable: bool = False) -> Job:
-        """Start ``work(context)`` in the background. Without ``on_failure`` a failure goes to ``unhandled_failure``."""
+            cancellable: bool = False, announce: bool = True) -> Job:
+        """Start ``work(context)`` in the background. Without ``on_failure`` a failure goes to ``unhandled_failure``.
+
+        ``announce=False``: never announced as slow (``slow_job``) — the caller shows its own progress.
+        """
         if self._closed:
             raise CsosError("CSOS Desk is closing; nothing new can start.", code="job.closing")
         job = Job(title, work, cancellable=cancellable, parent=self)
@@ -173,10 +176,11 @@ class JobRunner(QObject):
             job.failed.connect(self._unhandled)
         job.finished.connect(lambda: self._finished(job))
         self._running.append(job)
-        timer = QTimer(job)
-        timer.setSingleShot(True)
-        timer.timeout.connect(lambda: self._maybe_slow(job))
-        timer.start(self.slow_after_ms)
+        if announce:
+            timer = QTimer(job)
+            timer.setSingleShot(True)
+            timer.timeout.connect(lambda: self._maybe_slow(job))
+            timer.start(self.slow_after_ms)
         self.pool.start(job._runnable)
         return job
 

@@ -1,6 +1,11 @@
 """The main window: training banner, reminders, filters and search, the order book table, the detail pane.
 
 Widgets only render and collect input; what they show comes from services through the facade they are given.
+
+Start-up (issue 9/10): the window can be built before the order book is open — ``MainWindow(config, facade=...)``
+shows its menus, toolbar and an "Opening the order book…" placeholder at once, with the actions that need the order
+book disabled, and ``attach(book, db)`` fills it in once a worker has opened the book. ``MainWindow(config, book,
+db)`` attaches at once. This module imports no SQLAlchemy and no service that does: those come with ``attach``.
 """
 
 from __future__ import annotations
@@ -8,9 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QDate, QEvent, QItemSelection, QModelIndex, QSize, Qt, QTimer, Slot
+from PySide6.QtCore import QDate, QEvent, QItemSelection, QModelIndex, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QFontMetrics, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -36,14 +41,15 @@ from PySide6.QtWidgets import (
 from app.errors import CsosError
 from app.models.states import SHIPPABLE_STATUSES, TRANSITIONS, OrderStatus
 from app.models.values import Schedule
-from app.services import order_details as details_service
-from app.services.app_settings import reminder_days, sntp_server
-from app.services.orderbook import OrderFilter
 from app.ui import messages, theme
 from app.ui.facade import AppFacade
 from app.ui.jobs import Job
-from app.ui.order_detail import OrderDetailPane
 from app.ui.order_table_model import OrderBookSource, OrderSource, OrderTableModel, format_local
+
+if TYPE_CHECKING:  # imported with the order book (``attach``), not with the window's frame
+    from app.services.order_details import Notice
+    from app.services.orderbook import OrderFilter
+    from app.ui.order_detail import OrderDetailPane
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +58,9 @@ TRAINING_TEXT = "TRAINING — practice orders, nothing is sent to real suppliers
 SEARCH_DELAY_MS = 250
 CREATED_RANGES = (("Any time", None), ("Today", 0), ("Last 7 days", 7), ("Last 30 days", 30),
                   ("Last 60 days", 60), ("This year", "year"), ("Between dates…", "between"))
+LOADING_TITLE = "Opening the order book…"
+LOADING_STYLE = ("QWidget#loadingPage QLabel#loadingTitle { font-size: 14pt; font-weight: 600; }"
+                 " QWidget#loadingPage QLabel#loadingText { font-size: 11pt; color: palette(dark); }")
 
 
 def describe_location(url: str) -> str:
@@ -71,28 +80,37 @@ def _local_midnight_utc(day: dt.date) -> dt.datetime:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, config: Any, book: Any, db: Any, *, source: OrderSource | None = None,
+    # The order list (or its "no orders yet" hint) was painted for the first time after attaching.
+    order_list_shown = Signal()
+    # The status bar was read and the background work (clock check, outbox) started; the sandbox may follow.
+    checks_started = Signal()
+
+    def __init__(self, config: Any, book: Any = None, db: Any = None, *, source: OrderSource | None = None,
                  facade: AppFacade | None = None, start_checks: bool = True,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.facade = facade or AppFacade(config, book, db, parent=self)
         self.config = config
-        self.book = book
-        self.db = db
+        self.book: Any = None
+        self.db: Any = None
+        self.model: OrderTableModel | None = None
         self.editor: Any = None
         self.settings_dialog: Any = None
         self.dialog: Any = None  # the last sign/receive/lost/cancel/records dialog opened (tests look at it)
         self.windows: dict[str, Any] = {}  # certificates, approvals, mailbox: one window each
         self.training_job: Job | None = None
-        self.training_notice: details_service.Notice | None = None
+        self.training_notice: Notice | None = None
         self.clock_result: Any = None
-        self.notices: list[details_service.Notice] = []
+        self.notices: list[Notice] = []
+        self.closing = False
         self._shown_job: Job | None = None
+        self._start_checks = start_checks
+        self._started = False
+        self._list_shown = False
         self.setObjectName("mainWindow")
         self.setWindowTitle(APP_TITLE + (" — TRAINING" if config.is_training else ""))
         self.resize(1180, 760)
 
-        self.model = OrderTableModel(source or OrderBookSource(book, db), parent=self)
         self._search_timer = QTimer(self)
         self._search_timer.setSingleShot(True)
         self._search_timer.setInterval(SEARCH_DELAY_MS)
@@ -105,15 +123,6 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._set_tab_order()
 
-        self.model.total_changed.connect(self._on_total_changed)
-        self.model.modelReset.connect(self._update_empty_state)
-        self.model.rowsInserted.connect(self._update_empty_state)
-        self.model.load_failed.connect(self.show_error)
-        self.model.dataChanged.connect(self._on_data_changed)
-        self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
-        self.model.modelReset.connect(self._show_selected)
-        self.table.activated.connect(self._on_row_activated)
-
         jobs = self.facade.jobs
         jobs.slow_job.connect(self._show_job)
         jobs.unhandled_failure.connect(self.report_failure)
@@ -122,32 +131,91 @@ class MainWindow(QMainWindow):
         self.facade.parties_changed.connect(self._reload_filter_choices)
         self.facade.settings_changed.connect(self.refresh_status)
 
+        self._set_book_enabled(False)
+        if book is not None:
+            self.attach(book, db, source=source)
+
+    @property
+    def is_attached(self) -> bool:
+        return self.model is not None
+
+    @property
+    def book_actions(self) -> tuple[QAction, ...]:
+        """What needs the order book (or the services over it): disabled until it is attached."""
+        return (self.new_order_action, self.find_action, self.refresh_action, self.settings_action,
+                self.sync_action, self.certificates_action, self.enroll_action, self.import_action,
+                self.approvals_action, self.mailbox_action, self.export_action, self.check_action,
+                self.backup_action)
+
+    def _set_book_enabled(self, enabled: bool) -> None:
+        for action in self.book_actions:
+            action.setEnabled(enabled)
+        for widget in (self.search_box, self.clear_filters_button, self.status_combo, self.registration_combo,
+                       self.supplier_combo, self.schedule_combo, self.created_combo, self.from_date, self.to_date):
+            widget.setEnabled(enabled)
+
+    def attach(self, book: Any, db: Any, *, source: OrderSource | None = None) -> None:
+        """Show the opened order book: the order list and filters, then (once it is painted) the status bar
+        readings and the background checks (clock, outbox). Runs on the GUI thread; the opening itself does not."""
+        if self.model is not None:
+            raise RuntimeError("this window already shows an order book")
+        if self.facade.book is None:
+            self.facade.attach(book, db)
+        self.book, self.db = book, db
+        self._build_detail()
+        self.model = OrderTableModel(source or OrderBookSource(book, db), parent=self)
+        self.table.setModel(self.model)
+        self._size_columns()
+        self.table.horizontalHeader().setSortIndicator(OrderTableModel.COL_CREATED, Qt.SortOrder.DescendingOrder)
+        self.model.total_changed.connect(self._on_total_changed)
+        self.model.modelReset.connect(self._update_empty_state)
+        self.model.rowsInserted.connect(self._update_empty_state)
+        self.model.load_failed.connect(self.show_error)
+        self.model.dataChanged.connect(self._on_data_changed)
+        self.table.selectionModel().selectionChanged.connect(self._on_selection_changed)
+        self.model.modelReset.connect(self._show_selected)
+        self.table.activated.connect(self._on_row_activated)
+        self._show_location(db.url)
+        self._reload_filter_choices()
+        self._set_book_enabled(True)
+
         self._on_total_changed(self.model.total)
         self._update_empty_state()
         self._show_selected()
-        self._started = not start_checks
-        if start_checks:
-            # The status bar (certificates, reminders) and the background work start once the window has been
-            # painted: the first paint does not wait for them (start-up benchmark, issue 9/10). A window that is
-            # never shown starts them after a second anyway.
-            self.installEventFilter(self)
-            QTimer.singleShot(1000, self._after_first_paint)
-        else:
+        if self.isVisible():
+            self.search_box.setFocus()
+        shown = self.view_stack.currentWidget()
+        self._list_target = self.table.viewport() if shown is self.table else shown
+        self._list_target.installEventFilter(self)
+        if not self._start_checks:
+            self._started = True
             self.refresh_status()
+        else:
+            # The status bar (certificates, reminders) and the background work start once the order list has been
+            # painted: neither the window's nor the list's first paint waits for them (start-up benchmark, issue
+            # 9/10). A window that is never shown starts them after a second anyway.
+            QTimer.singleShot(1000, self._after_first_paint)
 
     def eventFilter(self, watched: Any, event: Any) -> bool:
-        if watched is self and event.type() == QEvent.Type.Paint and not self._started:
-            self.removeEventFilter(self)
-            QTimer.singleShot(0, self._after_first_paint)
+        if event.type() == QEvent.Type.Paint and not self._list_shown \
+                and watched is getattr(self, "_list_target", None):
+            self._list_shown = True
+            watched.removeEventFilter(self)
+            QTimer.singleShot(0, self._on_list_shown)
         return super().eventFilter(watched, event)
 
+    def _on_list_shown(self) -> None:
+        self.order_list_shown.emit()
+        self._after_first_paint()
+
     def _after_first_paint(self) -> None:
-        if self._started:
+        if self._started or self.closing or self.model is None:
             return
         self._started = True
         self.refresh_status()
         self.check_clock()
         self.facade.start_outbox()
+        self.checks_started.emit()
 
     # -- building ------------------------------------------------------------------------------------------------
 
@@ -372,7 +440,6 @@ class MainWindow(QMainWindow):
         filters.addWidget(self.to_date)
         filters.addStretch(1)
         body_layout.addLayout(filters)
-        self._reload_filter_choices()
         for combo in (self.status_combo, self.registration_combo, self.supplier_combo, self.schedule_combo,
                       self.created_combo):
             combo.currentIndexChanged.connect(lambda _i: self.apply_filter())
@@ -380,7 +447,6 @@ class MainWindow(QMainWindow):
         self.table = QTableView(body)
         self.table.setObjectName("orderTable")
         self.table.setAccessibleName("Order book")
-        self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
@@ -391,12 +457,10 @@ class MainWindow(QMainWindow):
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.verticalHeader().setDefaultSectionSize(QFontMetrics(self.table.font()).height() + 10)
-        self._size_columns()
         header = self.table.horizontalHeader()
         header.setSectionsClickable(True)
         header.setSortIndicatorShown(True)
-        header.setSortIndicator(OrderTableModel.COL_CREATED, Qt.SortOrder.DescendingOrder)
-        header.sectionClicked.connect(self._on_header_clicked)
+        header.sectionClicked.connect(self._on_header_clicked)  # columns are sized when the model comes (attach)
 
         self.empty_hint = QLabel(body)
         self.empty_hint.setObjectName("emptyHint")
@@ -405,26 +469,62 @@ class MainWindow(QMainWindow):
         self.empty_hint.setWordWrap(True)
         self.empty_hint.setTextFormat(Qt.TextFormat.RichText)
 
+        self.loading_page = self._build_loading_page(body)
+
         self.view_stack = QStackedWidget(body)
         self.view_stack.addWidget(self.table)
         self.view_stack.addWidget(self.empty_hint)
-
-        self.detail = OrderDetailPane(body)
-        self.detail_pane = self.detail
-        self.detail_title = self.detail.title
-        self.detail_fields = self.detail.fields
-        self.detail_form = self.detail.tabs
+        self.view_stack.addWidget(self.loading_page)
+        self.view_stack.setCurrentWidget(self.loading_page)
 
         self.splitter = QSplitter(Qt.Orientation.Vertical, body)
         self.splitter.setObjectName("mainSplitter")
         self.splitter.setChildrenCollapsible(False)
         self.splitter.addWidget(self.view_stack)
-        self.splitter.addWidget(self.detail)
         self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
         body_layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
         self.search_box.setFocus()
+
+    def _build_loading_page(self, parent: QWidget) -> QWidget:
+        """What the order list's place shows while the order book is being opened: says so, and that it is busy."""
+        page = QWidget(parent)
+        page.setObjectName("loadingPage")
+        page.setStyleSheet(LOADING_STYLE)
+        page.setAccessibleName("Opening the order book")
+        column = QVBoxLayout(page)
+        column.setContentsMargins(24, 24, 24, 24)
+        column.setSpacing(12)
+        column.addStretch(2)
+        self.loading_title = QLabel(LOADING_TITLE, page)
+        self.loading_title.setObjectName("loadingTitle")
+        self.loading_title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        column.addWidget(self.loading_title)
+        self.loading_bar = QProgressBar(page)
+        self.loading_bar.setObjectName("loadingBar")
+        self.loading_bar.setAccessibleName("Opening the order book")
+        self.loading_bar.setRange(0, 0)  # busy: how long it takes is not known
+        self.loading_bar.setTextVisible(False)
+        self.loading_bar.setFixedWidth(320)
+        column.addWidget(self.loading_bar, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.loading_text = QLabel(page)
+        self.loading_text.setObjectName("loadingText")
+        self.loading_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.loading_text.setWordWrap(True)
+        self.loading_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        url = str(self.config.database_url or "")
+        where = f" from {describe_location(url)}" if url.startswith("sqlite:///") else ""
+        self.loading_text.setText(f"Reading your orders{where}.\nYour orders, filters and the order commands "
+                                  "appear here in a moment.")
+        column.addWidget(self.loading_text)
+        column.addStretch(3)
+        return page
+
+    def show_loading_failed(self, message: str) -> None:
+        """The order book could not be opened: the placeholder stops looking busy and says why."""
+        self.loading_title.setText("The order book could not be opened")
+        self.loading_bar.setVisible(False)
+        self.loading_text.setText(message)
 
     def _build_notice_bar(self, parent: QWidget) -> QFrame:
         bar = QFrame(parent)
@@ -505,12 +605,15 @@ class MainWindow(QMainWindow):
 
         self.location_label = QLabel(self)
         self.location_label.setObjectName("databaseLocation")
-        location = describe_location(self.db.url)
+        self.location_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.location_label.setText("Order book: opening…")
+        bar.addPermanentWidget(self.location_label)
+
+    def _show_location(self, url: str) -> None:
+        location = describe_location(url)
         shown = QFontMetrics(self.location_label.font()).elidedText(location, Qt.TextElideMode.ElideMiddle, 360)
         self.location_label.setText(f"Order book: {shown}")
         self.location_label.setToolTip(location)
-        self.location_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        bar.addPermanentWidget(self.location_label)
 
     def _status_label(self, name: str, accessible: str) -> QLabel:
         label = QLabel(self)
@@ -523,14 +626,33 @@ class MainWindow(QMainWindow):
     def _set_tab_order(self) -> None:
         chain = [self.search_box, self.clear_filters_button, self.status_combo, self.registration_combo,
                  self.supplier_combo, self.schedule_combo, self.created_combo, self.from_date, self.to_date,
-                 self.table, self.detail.tabs, self.detail.lines_table]
+                 self.table]
         for first, second in zip(chain, chain[1:]):
+            self.setTabOrder(first, second)
+
+    def _build_detail(self) -> None:
+        """The detail pane under the list: built with the order book (nothing to show before it is attached)."""
+        from app.ui.order_detail import OrderDetailPane
+
+        self.detail: OrderDetailPane = OrderDetailPane(self.splitter)
+        self.detail_pane = self.detail
+        self.detail_title = self.detail.title
+        self.detail_fields = self.detail.fields
+        self.detail_form = self.detail.tabs
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(1, 2)
+        height = self.splitter.height()
+        if self.splitter.isVisible() and height > 0:  # laid out already (the deferred start): list 3, details 2
+            self.splitter.setSizes([height * 3 // 5, height - height * 3 // 5])
+        for first, second in ((self.table, self.detail.tabs), (self.detail.tabs, self.detail.lines_table)):
             self.setTabOrder(first, second)
 
     # -- filtering and sorting -----------------------------------------------------------------------------------
 
     def _reload_filter_choices(self) -> None:
         """Registration and supplier filters list what the order book has (after Settings changed it too)."""
+        if self.book is None:
+            return
         try:
             registrations = self.book.list_registrations()
             suppliers = self.book.list_suppliers()
@@ -566,6 +688,8 @@ class MainWindow(QMainWindow):
         return _local_midnight_utc(today - dt.timedelta(days=int(choice))), None
 
     def current_filter(self) -> OrderFilter:
+        from app.services.orderbook import OrderFilter
+
         status = self.status_combo.currentData()
         created_from, created_to = self._created_range()
         return OrderFilter(statuses=frozenset({status}) if isinstance(status, OrderStatus) else frozenset(),
@@ -578,6 +702,8 @@ class MainWindow(QMainWindow):
     @Slot()
     def apply_filter(self) -> None:
         self._search_timer.stop()
+        if self.model is None:
+            return
         between = self.created_combo.currentData() == "between"
         for widget in (self.from_date, self.date_dash, self.to_date):
             widget.setVisible(between)
@@ -605,6 +731,8 @@ class MainWindow(QMainWindow):
 
     @Slot(int)
     def _on_header_clicked(self, column: int) -> None:
+        if self.model is None:
+            return
         header = self.table.horizontalHeader()
         if column != OrderTableModel.COL_CREATED:  # only Created sorts; keep the indicator where it means something
             header.setSortIndicator(OrderTableModel.COL_CREATED, self._sort_order())
@@ -619,21 +747,28 @@ class MainWindow(QMainWindow):
 
     # -- reacting to the model -----------------------------------------------------------------------------------
 
+    def _filtered(self) -> bool:
+        from app.services.orderbook import OrderFilter
+
+        return self.model is not None and self.model.order_filter != OrderFilter()
+
     @Slot(int)
     def _on_total_changed(self, total: int) -> None:
         noun = "order" if total == 1 else "orders"
-        if self.model.order_filter != OrderFilter():
+        if self._filtered():
             self.count_label.setText(f"{total:,} {noun} " + ("matches" if total == 1 else "match"))
         else:
             self.count_label.setText(f"{total:,} {noun}")
 
     @Slot()
     def _update_empty_state(self) -> None:
+        if self.model is None:
+            return
         if self.model.rowCount() > 0:
             self.view_stack.setCurrentWidget(self.table)
             self.detail.setVisible(True)
             return
-        if self.model.order_filter != OrderFilter():
+        if self._filtered():
             title, text = ("No orders match these filters.",
                            "Clear the search box or press “Clear filters” to see every order.")
         elif self.config.is_training:
@@ -659,6 +794,8 @@ class MainWindow(QMainWindow):
             self._show_selected()
 
     def selected_row(self) -> int | None:
+        if self.model is None:
+            return None
         rows = self.table.selectionModel().selectedRows()
         return rows[0].row() if rows else None
 
@@ -671,8 +808,10 @@ class MainWindow(QMainWindow):
         order_id = self.selected_order_id()
         shown = None
         if order_id is not None:
+            from app.services.order_details import order_details
+
             try:
-                shown = details_service.order_details(self.db, order_id)
+                shown = order_details(self.db, order_id)
             except CsosError as exc:
                 self.show_error(exc)
         self.detail.show_order(shown)
@@ -688,6 +827,8 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def _on_order_book_changed(self) -> None:
+        if self.model is None:
+            return
         selected = self.selected_order_id()
         self.model.refresh()
         if selected is not None:
@@ -696,6 +837,8 @@ class MainWindow(QMainWindow):
 
     @Slot(list)
     def _on_orders_changed(self, ids: list[int]) -> None:
+        if self.model is None:
+            return
         if all(self.model.row_of(order_id) is not None for order_id in ids):
             self.model.orders_changed(ids)
         else:
@@ -703,6 +846,8 @@ class MainWindow(QMainWindow):
         self.refresh_status()
 
     def select_order(self, order_id: int) -> bool:
+        if self.model is None:
+            return False
         row = self.model.row_of(order_id)
         while row is None and self.model.canFetchMore(QModelIndex()):
             self.model.fetchMore(QModelIndex())
@@ -718,6 +863,11 @@ class MainWindow(QMainWindow):
     @Slot()
     def refresh_status(self) -> None:
         """Certificate, outbox and reminders: small reads, done again after anything changed."""
+        if self.db is None:
+            return  # not attached yet: attach reads them
+        from app.services import order_details as details_service
+        from app.services.app_settings import reminder_days
+
         try:
             certificate = details_service.active_certificate(self.db, self.config, now=self.facade.clock())
             waiting = details_service.orders_waiting_to_send(self.db)
@@ -744,13 +894,14 @@ class MainWindow(QMainWindow):
         self.outbox_label.setToolTip("Signed orders that have not been sent to the supplier yet")
         self._show_reminders()
 
-    def _revocation_notices(self) -> list[details_service.Notice]:
+    def _revocation_notices(self) -> list[Notice]:
         """K3: a revocation started and not finished keeps reminding with its deadline (never dismissed)."""
         from pathlib import Path
 
         if not (Path(self.config.data_dir) / "wizards").is_dir():
             return []  # no wizard was ever started: nothing to import or read
         from app.services.enrollment_flows import unfinished_revocation_reminders
+        from app.services.order_details import Notice
         from app.ui.wizards import wizard_state_store
 
         try:
@@ -758,7 +909,7 @@ class MainWindow(QMainWindow):
         except (CsosError, OSError, ValueError) as exc:
             log.info("revocation reminders unreadable: %s", getattr(exc, "code", type(exc).__name__))
             return []
-        return [details_service.Notice(key=f"incident:{r.reference}", stage=0, message=r.headline,
+        return [Notice(key=f"incident:{r.reference}", stage=0, message=r.headline,
                                        action=r.action + " (Certificates → Certificates…, then Revoke.)", urgent=True)
                 for r in reminders]
 
@@ -796,6 +947,8 @@ class MainWindow(QMainWindow):
 
     def clock_server(self) -> tuple[str, int] | None:
         """Where to check the clock; None in training mode when no practice time server is configured."""
+        from app.services.app_settings import sntp_server
+
         configured = self.facade.settings.get("sntp_server")
         if self.config.is_training and not configured:
             return None
@@ -882,6 +1035,8 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def refresh(self) -> None:
+        if self.model is None:
+            return
         self._reload_filter_choices()
         self.model.refresh()
         self.refresh_status()
@@ -1193,7 +1348,7 @@ class MainWindow(QMainWindow):
 
     def start_training(self, starter: Any = None) -> Job | None:
         """Start the practice CA and suppliers in the background; the window stays usable meanwhile."""
-        if not self.config.is_training or self.training_job is not None:
+        if not self.config.is_training or self.training_job is not None or self.book is None:
             return None
         if starter is None:
             from app.training import start_training_environment as starter
@@ -1228,7 +1383,9 @@ class MainWindow(QMainWindow):
         self.training_job = None
         self.training_banner.setText(TRAINING_TEXT + " · the practice suppliers could not start")
         self.training_banner.setToolTip(error.message)
-        self.training_notice = details_service.Notice(
+        from app.services.order_details import Notice
+
+        self.training_notice = Notice(
             key="training:sandbox", stage=0, message="The training sandbox did not start: " + error.message,
             action="You can still prepare orders; signing and sending need the sandbox. Restart CSOS Desk to try "
                    "again.", urgent=True)
@@ -1236,6 +1393,7 @@ class MainWindow(QMainWindow):
         self._show_reminders()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.closing = True
         self._search_timer.stop()
         self.facade.shutdown()
         super().closeEvent(event)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QFormLayout, QFrame, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
 
-from app.services.drafts import schedule_label
-from app.services.order_details import OrderDetails
 from app.ui import theme
 from app.ui.order_table_model import format_local, format_local_full
 from app.ui.widgets import RowsTableModel, make_table
+
+if TYPE_CHECKING:  # services (SQLAlchemy) are imported when an order is shown, not with the main window's frame
+    from app.services.order_details import OrderDetails
 
 LINE_HEADERS = ("Line", "Product", "NDC", "Schedule", "Per package", "Packages", "Supplier's answer", "Received")
 TIMELINE_HEADERS = ("When", "What", "Direction", "Details")
@@ -98,6 +101,8 @@ class OrderDetailPane(QFrame):
             for model in (self.lines_model, self.timeline_model, self.receipts_model, self.audit_model):
                 model.set_rows([])
             return
+        from app.services.drafts import schedule_label
+
         self.title.setText(f"Order {order.order_number}")
         linked = []
         if order.replaces_order_number:

@@ -20,15 +20,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import OrderedDict
-from typing import Any, Iterable, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal, Slot
 from PySide6.QtGui import QColor
 
 from app.errors import CsosError
 from app.models.states import OrderStatus
-from app.services.orderbook import OrderFilter, OrderRow, PageKey
 from app.ui import theme
+
+if TYPE_CHECKING:  # the order book service (SQLAlchemy) is imported when a model is built, not with the window
+    from app.services.orderbook import OrderFilter, OrderRow, PageKey
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +117,8 @@ class OrderTableModel(QAbstractTableModel):
         self._page_size = page_size
         self._batch_size = batch_size
         self._cache_limit = cache_limit
+        from app.services.orderbook import OrderFilter
+
         self._filter = OrderFilter()
         self._newest_first = True
         self._keys: list[PageKey] = []

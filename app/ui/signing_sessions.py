@@ -95,6 +95,11 @@ class SigningSessions(QObject):
         for session in sessions:
             session.lock()
 
+    def stop(self) -> None:
+        """Lock every key and stop the idle check: after the window closed, nothing may fire later."""
+        self.timer.stop()
+        self.lock_all()
+
     def _on_lock(self, fingerprint: str, reason: str) -> None:
         log.info("signing session locked (%s)", reason)
         self.locked.emit(fingerprint)  # queued to the GUI thread when a worker locked it

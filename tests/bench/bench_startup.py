@@ -1,12 +1,19 @@
-"""Startup benchmark (issue 9/10 item 2): time to the main window's first paint.
+"""Startup benchmark (issue 9/10 item 2): time to the main window's first paint, and to the order list.
 
 Run: .venv/bin/python -m tests.bench.bench_startup [--runs N] [--json OUT]
 
-Figure: ``python -m app`` with CSOS_EXIT_AFTER_FIRST_PAINT=1 on an order book with a few hundred orders prints
-``first-paint-ms`` (from the entry point's first line to the first paint of the main window) and quits.
+Figures: ``python -m app`` with CSOS_EXIT_AFTER_FIRST_PAINT=1 on an order book with a few hundred orders prints
+``first-paint-ms`` (from the entry point's first line to the first paint of the main window: menus, toolbar and the
+"Opening the order book…" placeholder, usable) and ``order-book-ready-ms`` (to the first paint of the order list,
+after a worker opened the order book and the window attached it), then quits.
 Floor: a bare PySide6 program (QApplication + QMainWindow, shown, quit after its first paint), timed the same way in
-the same run. Target ≤ 2.5×. Each is run several times in fresh processes; the median counts. Both exclude the
-interpreter's own start, which is the same for both; the total wall time of each process is printed too.
+the same run. Target ≤ 2.5× for the first paint; the order-book figure is reported, not judged. Each is run several
+times in fresh processes; the median counts. Both exclude the interpreter's own start, which is the same for both;
+the total wall time of each process is printed too.
+
+Python's bytecode cache: an installed program has its ``.pyc`` files, so the runs use a cache folder of their own
+(filled by the warm-up run) even when the calling shell sets PYTHONDONTWRITEBYTECODE; otherwise every run would
+compile every module of the program again (about 25 ms here) and the floor, which has no module of its own, none.
 """
 
 from __future__ import annotations
@@ -58,22 +65,31 @@ app.exec()
 """
 
 
-def _environment() -> dict[str, str]:
+def _environment(bytecode_cache: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
     env["CSOS_EXIT_AFTER_FIRST_PAINT"] = "1"
     env.pop("CSOS_PROFILE", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(bytecode_cache)
     return env
 
 
-def _first_paint(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+def _figures(command: list[str], env: dict[str, str], wanted: tuple[str, ...]) -> tuple[dict[str, float], float]:
+    """Run once; the ``name=value`` figures it printed, and the process's wall time (ms)."""
     began = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     wall = (time.perf_counter() - began) * 1000
+    found = {}
     for line in done.stdout.splitlines():
-        if line.startswith("first-paint-ms="):
-            return float(line.split("=", 1)[1]), wall
-    raise RuntimeError(f"no first-paint figure from {command[:3]}: rc={done.returncode} {done.stderr[-800:]}")
+        name, equals, value = line.partition("=")
+        if equals and name in wanted:
+            found[name] = float(value)
+    missing = [name for name in wanted if name not in found]
+    if missing or done.returncode != 0:
+        raise RuntimeError(f"no {', '.join(missing) or 'clean exit'} from {command[:3]}: rc={done.returncode} "
+                           f"{done.stderr[-800:]}")
+    return found, wall
 
 
 def _prepare_data(folder: Path, orders: int) -> None:
@@ -90,31 +106,41 @@ def _prepare_data(folder: Path, orders: int) -> None:
         db.close()
 
 
+APP_FIGURES = ("first-paint-ms", "order-book-ready-ms")
+BARE_FIGURES = ("first-paint-ms",)
+
+
 def collect(*, runs: int, orders: int = 300) -> list[dict]:
-    env = _environment()
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="csos-startup-") as folder:
         data = Path(folder) / "data"
+        env = _environment(Path(folder) / "pycache")
         _prepare_data(data, orders)
         app_command = [python, "-m", "app", "--data-dir", str(data), "--profile", "training"]
         bare_command = [python, "-c", BARE_WINDOW]
-        _first_paint(app_command, env)  # warm the file cache for both before timing
-        _first_paint(bare_command, env)
-        app_samples, bare_samples, app_wall, bare_wall = [], [], [], []
+        _figures(app_command, env, APP_FIGURES)  # warm the file and bytecode caches for both before timing
+        _figures(bare_command, env, BARE_FIGURES)
+        paint, ready, bare, app_wall, bare_wall = [], [], [], [], []
         for _ in range(runs):  # interleaved, so a busy moment hurts both alike
-            value, wall = _first_paint(app_command, env)
-            app_samples.append(value)
+            found, wall = _figures(app_command, env, APP_FIGURES)
+            paint.append(found["first-paint-ms"])
+            ready.append(found["order-book-ready-ms"])
             app_wall.append(wall)
-            value, wall = _first_paint(bare_command, env)
-            bare_samples.append(value)
+            found, wall = _figures(bare_command, env, BARE_FIGURES)
+            bare.append(found["first-paint-ms"])
             bare_wall.append(wall)
-    value, floor = statistics.median(app_samples), statistics.median(bare_samples)
+    value, floor, book = statistics.median(paint), statistics.median(bare), statistics.median(ready)
     ratio = value / floor
-    print(f"startup: CSOS Desk {value:.0f} ms (process wall {statistics.median(app_wall):.0f} ms), bare PySide6 "
-          f"window {floor:.0f} ms (wall {statistics.median(bare_wall):.0f} ms), ratio {ratio:.2f}x", file=sys.stderr)
+    print(f"startup: CSOS Desk first paint {value:.0f} ms, order list {book:.0f} ms (process wall "
+          f"{statistics.median(app_wall):.0f} ms), bare PySide6 window {floor:.0f} ms (wall "
+          f"{statistics.median(bare_wall):.0f} ms), ratio {ratio:.2f}x; runs: first paint "
+          f"{', '.join(f'{v:.0f}' for v in paint)}; order list {', '.join(f'{v:.0f}' for v in ready)}; bare "
+          f"{', '.join(f'{v:.0f}' for v in bare)}", file=sys.stderr)
     return [{"figure": f"first paint of the main window ({orders} orders)", "value": round(value, 1), "unit": "ms",
              "floor": round(floor, 1), "floor_name": "bare PySide6 QMainWindow first paint", "ratio": round(ratio, 2),
-             "target": f"≤ {TARGET}×", "ok": ratio <= TARGET}]
+             "target": f"≤ {TARGET}×", "ok": ratio <= TARGET},
+            {"figure": f"order list shown after start ({orders} orders)", "value": round(book, 1), "unit": "ms",
+             "floor": None, "floor_name": "", "ratio": None, "target": "figure", "ok": True}]
 
 
 def rows(quick: bool = False) -> list[dict]:
@@ -129,8 +155,11 @@ def main() -> None:
     args = parser.parse_args()
     result = collect(runs=args.runs)
     for row in result:
-        print(f"{row['figure']}: {row['value']:.0f} ms, floor {row['floor']:.0f} ms, {row['ratio']:.2f}x "
-              f"(target {row['target']}) {'ok' if row['ok'] else 'MISS'}")
+        if row["ratio"] is None:
+            print(f"{row['figure']}: {row['value']:.0f} ms (a figure, no target)")
+        else:
+            print(f"{row['figure']}: {row['value']:.0f} ms, floor {row['floor']:.0f} ms, {row['ratio']:.2f}x "
+                  f"(target {row['target']}) {'ok' if row['ok'] else 'MISS'}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

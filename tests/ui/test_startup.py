@@ -1,0 +1,263 @@
+"""Start-up (issue 9/10 item 2): the main window appears first, the order book opens behind it.
+
+Real SQLite files, a real worker thread; the only stand-ins are the modal boxes (``show_error``, ``messages``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from app.ui import app as app_module
+from app.ui.facade import AppFacade
+from app.ui.main_window import LOADING_TITLE, MainWindow
+from tests.ui.conftest import bulk_orders
+
+pytestmark = pytest.mark.ui
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path("/tmp")
+
+# What the first window must not wait for: the database layer, HTTP, certificate validation, the sandbox.
+HEAVY_MODULES = ("sqlalchemy", "requests", "cryptography", "asn1crypto", "app.models.database",
+                 "app.models.orderbook", "app.services.orderbook", "app.services.validation",
+                 "app.services.certificates", "app.sandbox", "app.training")
+
+
+def test_the_window_frame_imports_no_database_http_or_crypto_code():
+    code = ("import sys\n"
+            "import app.logging_setup, app.cli, app.config, app.services.app_settings\n"
+            "import app.ui.app, app.ui.facade, app.ui.jobs, app.ui.main_window, app.ui.order_table_model\n"
+            f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))\n")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def loading_window(qtbot, training_config):
+    """A main window built before its order book is open (the deferred start)."""
+    facade = AppFacade(training_config)
+    window = MainWindow(training_config, facade=facade, start_checks=False)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    yield window
+    assert facade.jobs.shutdown(5000)
+
+
+def test_before_the_order_book_is_open_the_window_says_so_and_stays_usable(qtbot, loading_window, monkeypatch):
+    window = loading_window
+    assert window.model is None and not window.is_attached
+    assert window.view_stack.currentWidget() is window.loading_page and window.loading_page.isVisible()
+    assert window.loading_title.text() == LOADING_TITLE
+    assert window.loading_bar.isVisible() and (window.loading_bar.minimum(), window.loading_bar.maximum()) == (0, 0)
+    assert "orderbook.sqlite3" in window.loading_text.text()
+    assert window.location_label.text() == "Order book: opening…"
+    assert window.training_banner.isVisible()
+    # What needs the order book waits for it; the menus, About and Quit work now.
+    for action in window.book_actions + window.order_actions + (window.edit_order_action,
+                                                                window.copy_order_action):
+        assert not action.isEnabled(), action.text()
+    assert not window.search_box.isEnabled() and not window.status_combo.isEnabled()
+    titles = [action.text() for action in window.menuBar().actions()]
+    assert titles == ["&File", "&Edit", "&View", "&Order", "&Certificates", "Rec&ords", "&Help"]
+    # Signals that arrive before the book is there do nothing (and fail nothing).
+    window.facade.settings_changed.emit()
+    window.facade.parties_changed.emit()
+    window.facade.order_book_changed.emit()
+    window.facade.orders_changed.emit([1])
+    window.refresh()
+    window.apply_filter()
+    assert window.selected_order_id() is None
+    shown = []
+    monkeypatch.setattr("app.ui.about_dialog.AboutDialog.exec", lambda dialog: shown.append(dialog.summary.text()))
+    assert window.about_action.isEnabled()
+    window.about_action.trigger()
+    assert shown and "CSOS Desk" in shown[0] and "training" in shown[0]
+    window.grab().save(str(SCREENSHOTS / "startup-loading.png"))
+    assert window.quit_action.isEnabled()
+    window.quit_action.trigger()
+    assert not window.isVisible()
+
+
+def test_attaching_the_order_book_shows_the_list_then_starts_the_checks(qtbot, training_config, db, book):
+    bulk_orders(db, 30)
+    facade = AppFacade(training_config)
+    window = MainWindow(training_config, facade=facade)  # start_checks: after the list's first paint
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    events: list[str] = []
+    window.order_list_shown.connect(lambda: events.append("list shown"))
+    window.checks_started.connect(lambda: events.append("checks started"))
+    try:
+        with qtbot.waitSignal(window.checks_started, timeout=5000):
+            window.attach(book, db)
+            events.append("attached")
+            assert facade.book is book and facade.db is db and window.is_attached
+            assert window.view_stack.currentWidget() is window.table
+            assert window.model.rowCount() == 30 and window.count_label.text() == "30 orders"
+            assert window.new_order_action.isEnabled() and window.search_box.isEnabled()
+            assert window.location_label.text().startswith("Order book: /")
+            assert window.registration_combo.count() == 3  # "All registrations" + the two in the book
+        assert events == ["attached", "list shown", "checks started"]
+        assert window.outbox_label.text().startswith("Outbox:")  # the status bar was read
+        assert facade.outbox_runner is not None and facade.outbox_runner.running
+        window.table.selectRow(0)
+        assert window.detail_title.text().startswith("Order ") and window.detail.isVisible()
+        assert window.detail.height() > window.splitter.height() // 4  # the list 3, the details 2, as ever
+        qtbot.wait(100)  # the status bar lays out its new texts
+        window.grab().save(str(SCREENSHOTS / "startup-ready.png"))
+        with pytest.raises(RuntimeError):
+            window.attach(book, db)
+    finally:
+        window.close()
+    assert facade.outbox_runner is None or not facade.outbox_runner.running
+
+
+def test_a_window_given_its_order_book_attaches_at_once(qtbot, production_config, db, book):
+    window = MainWindow(production_config, book, db, start_checks=False)
+    qtbot.addWidget(window)
+    assert window.is_attached and window.facade.book is book
+    assert window.view_stack.currentWidget() is window.empty_hint
+    assert window.new_order_action.isEnabled()
+
+
+def _visible_main_windows() -> list[MainWindow]:
+    return [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+
+
+def test_run_gui_shows_the_window_first_then_the_order_book_then_the_checks_then_the_sandbox(qtbot, tmp_path,
+                                                                                           monkeypatch):
+    events: list[str] = []
+    real_attach = MainWindow.attach
+
+    def attach(window, book, db, **kwargs):
+        events.append("attach (window visible)" if window.isVisible() else "attach (window not shown)")
+        real_attach(window, book, db, **kwargs)
+
+    def start_training(window, starter=None):
+        events.append("sandbox")
+        QTimer.singleShot(0, window.close)
+
+    real_start_outbox = AppFacade.start_outbox
+
+    def start_outbox(facade, **kwargs):
+        events.append("checks")
+        return real_start_outbox(facade, **kwargs)
+
+    monkeypatch.setattr(MainWindow, "attach", attach)
+    monkeypatch.setattr(MainWindow, "start_training", start_training)
+    monkeypatch.setattr(AppFacade, "start_outbox", start_outbox)
+
+    def watch() -> None:
+        for window in _visible_main_windows():
+            events.append("window shown: " + window.view_stack.currentWidget().objectName())
+
+    QTimer.singleShot(0, watch)
+    code = app_module.run_gui(data_dir=str(tmp_path / "data"), database_url=None, profile="training")
+    assert code == app_module.EXIT_OK
+    assert events[0] == "window shown: loadingPage" or events[0].startswith("attach (window visible)")
+    assert [e for e in events if not e.startswith("window shown")] == \
+        ["attach (window visible)", "checks", "sandbox"]
+    assert (tmp_path / "data" / "training" / "orderbook.sqlite3").exists()
+    assert not _visible_main_windows()
+
+
+@pytest.mark.parametrize("broken", ["corrupt", "a folder"])
+def test_an_order_book_that_cannot_be_opened_gives_the_plain_cannot_start_message(qtbot, tmp_path, monkeypatch,
+                                                                                  capfd, broken):
+    if broken == "corrupt":
+        path = tmp_path / "broken.sqlite3"
+        path.write_bytes(b"this is not a database" * 100)
+        expected = "not a valid CSOS Desk order book"
+    else:
+        path = tmp_path / "a-folder"
+        path.mkdir()
+        expected = "cannot be opened"
+    shown = []
+
+    def show_error(title, message, parent=None):
+        shown.append((title, message, parent.loading_title.text() if parent is not None else None))
+
+    monkeypatch.setattr(app_module, "show_error", show_error)
+    code = app_module.run_gui(data_dir=str(tmp_path / "data"), database_url=f"sqlite:///{path}", profile="training")
+    assert code == app_module.EXIT_CANNOT_START
+    assert len(shown) == 1
+    title, message, placeholder = shown[0]
+    assert title == "CSOS Desk cannot start" and expected in message
+    assert placeholder == "The order book could not be opened"  # the window shown meanwhile says so too
+    assert "Traceback" not in message and "Traceback" not in capfd.readouterr().err
+    assert not _visible_main_windows()
+
+
+def test_closing_the_window_while_the_order_book_opens_closes_it_cleanly(qtbot, tmp_path, monkeypatch):
+    import threading
+
+    closed = threading.Event()
+    opened: list = []
+    real_open = app_module._open_order_book
+
+    def slow_open(config, holder):
+        assert closed.wait(10), "the window was not closed"
+        book = real_open(config, holder)
+        opened.extend(holder)
+        return book
+
+    shown: list[str] = []
+
+    def close_now() -> None:
+        windows = _visible_main_windows()
+        shown.extend(window.view_stack.currentWidget().objectName() for window in windows)
+        closed.set()  # the worker goes on now; closing waits for it
+        for window in windows:
+            window.close()
+
+    attached = []
+    real_attach = MainWindow.attach
+    monkeypatch.setattr(app_module, "_open_order_book", slow_open)
+    monkeypatch.setattr(MainWindow, "attach", lambda window, *a, **k: (attached.append(window),
+                                                                        real_attach(window, *a, **k)))
+    QTimer.singleShot(50, close_now)
+    code = app_module.run_gui(data_dir=str(tmp_path / "data"), database_url=None, profile="production")
+    assert code == app_module.EXIT_OK
+    assert shown == ["loadingPage"]
+    assert opened and not attached
+    qtbot.wait(50)  # a late answer from the worker must find nothing to attach to
+    assert not attached
+
+
+@pytest.mark.parametrize("argv", [[], ["--data-dir", "/x"], ["--data-dir=/x", "--profile", "production"],
+                                  ["--database-url", "sqlite:///a.db", "--profile=training"],
+                                  ["--profile", "training", "--profile", "production"]])
+def test_the_gui_start_reads_its_options_as_the_full_parser_does(argv):
+    from app.cli import build_parser, gui_only_arguments
+
+    assert vars(gui_only_arguments(argv)) == vars(build_parser().parse_args(argv))
+
+
+@pytest.mark.parametrize("argv", [["check", "dea", "BJ6125341"], ["--help"], ["--version"], ["--data", "/x"],
+                                  ["--profile", "bogus"], ["--data-dir"], ["--data-dir", "-x"], ["--self-test"]])
+def test_anything_else_goes_to_the_full_parser(argv):
+    from app.cli import gui_only_arguments
+
+    assert gui_only_arguments(argv) is None
+
+
+def test_the_benchmark_hook_prints_the_first_paint_and_the_order_list(tmp_path):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", CSOS_EXIT_AFTER_FIRST_PAINT="1")
+    done = subprocess.run([sys.executable, "-m", "app", "--data-dir", str(tmp_path / "data"), "--profile",
+                           "training"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    figures = dict(line.split("=", 1) for line in done.stdout.splitlines() if "-ms=" in line)
+    assert 0 < float(figures["first-paint-ms"]) <= float(figures["order-book-ready-ms"]) < 60_000
+    assert "Traceback" not in done.stderr
