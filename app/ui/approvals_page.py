@@ -277,4 +277,4 @@ class ApprovalsPage(QWidget):
             self.status.setText(error.message)
             self._show_selected()
 
-        self.jobs.run(title, lambda _c: work(), on_success=ok, on_failure=failed)
+        self.jobs.run(title, lambda _c: work(), on_success=ok, on_failure=failed, owner=self)

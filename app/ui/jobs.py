@@ -5,6 +5,9 @@ on the GUI thread through the ``Job``'s signals. ``context.progress(done, total,
 ``context.cancelled`` / ``context.check_cancelled()`` honour the Cancel button. A job still running after about a
 second is announced with ``slow_job`` so the window can show a progress indicator; quick ones never flicker.
 
+``owner=`` names the window a job answers to: once that window is deleted, the job's answer is dropped instead of
+calling into widgets that no longer exist (a closed dialog whose portal call was still running used to crash Qt).
+
 Failures always arrive as a ``CsosError``: a typed error keeps its plain-language message, anything else is logged
 with its traceback and replaced by a plain message — the person never sees a traceback. ``shutdown()`` cancels and
 waits, so no worker thread outlives the window.
@@ -16,6 +19,7 @@ import logging
 import threading
 from typing import Any, Callable
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal, Slot
 
 from app.errors import CsosError
@@ -136,6 +140,21 @@ class _Runnable(QRunnable):
         self._job._execute()
 
 
+def _while_alive(owner: QObject | None, callback: Callable[[Any], None], title: str) -> Callable[[Any], None]:
+    if owner is None:
+        return callback
+    gone = threading.Event()
+    owner.destroyed.connect(lambda *_: gone.set())
+
+    def call(value: Any) -> None:
+        if gone.is_set() or not shiboken6.isValid(owner):
+            log.info("%s: answer dropped, its window is gone", title)
+            return
+        callback(value)
+
+    return call
+
+
 class JobRunner(QObject):
     """Starts jobs and keeps them until they have reported back; one per application window."""
 
@@ -160,18 +179,19 @@ class JobRunner(QObject):
     def run(self, title: str, work: Callable[[JobContext], Any], *,
             on_success: Callable[[Any], None] | None = None,
             on_failure: Callable[[CsosError], None] | None = None,
-            cancellable: bool = False, announce: bool = True) -> Job:
+            cancellable: bool = False, announce: bool = True, owner: QObject | None = None) -> Job:
         """Start ``work(context)`` in the background. Without ``on_failure`` a failure goes to ``unhandled_failure``.
 
         ``announce=False``: never announced as slow (``slow_job``) — the caller shows its own progress.
+        ``owner``: the window the callbacks touch; they are skipped if it has been deleted by the time the job ends.
         """
         if self._closed:
             raise CsosError("CSOS Desk is closing; nothing new can start.", code="job.closing")
         job = Job(title, work, cancellable=cancellable, parent=self)
         if on_success is not None:
-            job.succeeded.connect(on_success)
+            job.succeeded.connect(_while_alive(owner, on_success, title))
         if on_failure is not None:
-            job.failed.connect(on_failure)
+            job.failed.connect(_while_alive(owner, on_failure, title))
         else:
             job.failed.connect(self._unhandled)
         job.finished.connect(lambda: self._finished(job))

@@ -251,7 +251,7 @@ class ReceivingDialog(QDialog):
             "Recording the receipt",
             lambda _c: lifecycle.receive(order_id, packages=packages, received_on=received_on, reason=reason,
                                          recorded_by="gui"),
-            on_success=self._on_recorded, on_failure=self._on_refused)
+            on_success=self._on_recorded, on_failure=self._on_refused, owner=self)
 
     def _on_recorded(self, result: Any) -> None:
         self.job = None
@@ -402,7 +402,7 @@ class LostOrderDialog(QDialog):
         self.progress.setVisible(True)
         self.progress.setRange(0, 3)
         self.job = facade.jobs.run("Reporting the order lost", work, on_success=self._on_reported,
-                                   on_failure=self._on_failed)
+                                   on_failure=self._on_failed, owner=self)
         self.job.progress.connect(lambda done, total, text: (self.progress.setValue(done),
                                                              self.status_label.setText(text)))
 
@@ -487,7 +487,7 @@ class CancelOrderDialog(QDialog):
         lifecycle, order_id, reason = self.facade.lifecycle(), self.order_id, self.reason_edit.toPlainText()
         self.go_button.setEnabled(False)
         self.job = self.facade.jobs.run("Cancelling the order", lambda _c: lifecycle.cancel(order_id, reason=reason),
-                                        on_success=self._on_done, on_failure=self._on_failed)
+                                        on_success=self._on_done, on_failure=self._on_failed, owner=self)
 
     def _on_done(self, _order: Any) -> None:
         self.job = None

@@ -100,7 +100,7 @@ class MailboxPanel(QWidget):
         self._loading = True
         channel = self.channel.currentData()
         self.jobs.run("Reading the training mailbox", lambda _c: self.authority.mailbox(email, channel),
-                      on_success=self._loaded, on_failure=self._failed)
+                      on_success=self._loaded, on_failure=self._failed, owner=self)
 
     def _loaded(self, messages: Any) -> None:
         self._loading = False

@@ -672,7 +672,7 @@ class OrderEditor(QDialog):
         self._set_busy(True)
         self.status_label.setText("Saving…")
         self.saving_job = self.facade.jobs.run("Saving the draft order", work, on_success=self._on_saved,
-                                               on_failure=self._on_save_failed)
+                                               on_failure=self._on_save_failed, owner=self)
 
     def _set_busy(self, busy: bool) -> None:
         for widget in (self.save_button, self.add_button, self.remove_button, self.lines_table, self.product_edit,

@@ -262,7 +262,7 @@ class RecordsDialog(QDialog):
             return done
 
         self.job = self.facade.jobs.run(title, work, on_success=finish(on_success), on_failure=finish(on_failure),
-                                        cancellable=cancellable)
+                                        cancellable=cancellable, owner=self)
         self.job.progress.connect(self._on_progress)
 
     def _on_progress(self, done: int, total: int, text: str) -> None:

@@ -426,7 +426,8 @@ class SignAndSendDialog(QDialog):
         self.status_label.setText("Checking the order as the supplier will…")
         facade, order_id = self.facade, self.order_id
         self.job = facade.jobs.run("Checking the order before signing", lambda _c: prepare(facade, order_id),
-                                   on_success=self._on_prepared, on_failure=self._on_check_failed)
+                                   on_success=self._on_prepared, on_failure=self._on_check_failed,
+                                   owner=self)
 
     def _on_prepared(self, preparation: Preparation) -> None:
         self.job = None
@@ -526,7 +527,8 @@ class SignAndSendDialog(QDialog):
         self.progress.setVisible(True)
         self.progress.setRange(0, 3)
         self.progress.setValue(0)
-        self.job = self.facade.jobs.run(title, work, on_success=self._on_done, on_failure=self._on_failed)
+        self.job = self.facade.jobs.run(title, work, on_success=self._on_done, on_failure=self._on_failed,
+                                        owner=self)
         self.job.progress.connect(self._on_progress)
 
     def _on_progress(self, done: int, total: int, text: str) -> None:

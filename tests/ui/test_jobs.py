@@ -141,3 +141,30 @@ def test_shutdown_cancels_waits_and_refuses_new_work(qtbot):
     with pytest.raises(CsosError) as refused:
         runner.run("Too late", lambda _c: None)
     assert refused.value.code == "job.closing"
+
+
+def test_an_answer_for_a_window_that_was_deleted_is_dropped_not_delivered(qtbot, runner):
+    from PySide6.QtWidgets import QDialog, QLabel
+
+    release = threading.Event()
+    delivered: list[str] = []
+    dialog = QDialog()
+    label = QLabel("waiting", dialog)
+
+    def on_success(value):  # would touch a deleted label if it ran after the dialog went away
+        delivered.append(value)
+        label.setText(value)
+
+    job = runner.run("Checking for news", lambda _c: (release.wait(5), "news")[1], on_success=on_success,
+                     owner=dialog)
+    kept = QDialog()
+    kept_answers: list[str] = []
+    second = runner.run("Checking again", lambda _c: (release.wait(5), "more")[1], on_success=kept_answers.append,
+                        owner=kept)
+    dialog.deleteLater()
+    qtbot.waitUntil(lambda: not __import__("shiboken6").isValid(dialog), timeout=5000)
+    release.set()
+    qtbot.waitUntil(lambda: job.done and second.done, timeout=5000)
+    assert delivered == []  # dropped: the window it belonged to is gone
+    assert kept_answers == ["more"]  # a living window still gets its answer
+    kept.deleteLater()

@@ -204,7 +204,8 @@ class WizardDialog(QDialog):
                 self._idle()
                 self._failed(error)
 
-        self.jobs.run(title, lambda _context: work(), on_success=finish_ok, on_failure=finish_failed)
+        self.jobs.run(title, lambda _context: work(), on_success=finish_ok, on_failure=finish_failed,
+                      owner=self)
 
     def _idle(self) -> None:
         self.busy = False
@@ -259,7 +260,8 @@ class WizardDialog(QDialog):
             self._set_message(error.message)
             self._schedule_poll()
 
-        self.jobs.run("Checking for news", lambda _c: self.flow.poll(), on_success=done, on_failure=failed)
+        self.jobs.run("Checking for news", lambda _c: self.flow.poll(), on_success=done, on_failure=failed,
+                      owner=self)
 
     def poll_now(self) -> None:
         """Check at once (tests; the person pressed nothing)."""
