@@ -96,7 +96,8 @@ def hsm_token(tmp_path_factory: pytest.TempPathFactory) -> HsmToken:
     )
     previous = os.environ.get("SOFTHSM2_CONF")
     os.environ["SOFTHSM2_CONF"] = str(conf)
-    spare = {"removal": ("csos-removal", "654321"), "logs": ("csos-logs", "Pin-7Qz9-xW")}
+    spare = {"removal": ("csos-removal", "654321"), "logs": ("csos-logs", "Pin-7Qz9-xW"),
+             "pulled_while_signing": ("csos-pulled-out", "Pin-5521-gone")}
     softhsm = SoftHsmUtil(util, conf, spare)
     label = os.environ.get("PKCS11_TOKEN_LABEL", "csos-test")
     pin = os.environ.get("PKCS11_TOKEN_PIN", "123456")

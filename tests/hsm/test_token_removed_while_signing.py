@@ -16,13 +16,13 @@ from tests.factories import draft_order
 from tests.hsm.test_signed_orders_both_stores import _certificate_for, world  # noqa: F401 - the shared fixture
 
 pytestmark = pytest.mark.hsm
-LABEL, PIN = "csos-pulled-out", "Pin-5521-gone"
 
 
 def test_token_removed_during_signing_leaves_the_order_a_draft_and_the_records_clean(world, book, hsm_token,  # noqa: F811
                                                                                       softhsm):
     pki, service, verifier = world
-    softhsm.init_token(LABEL, PIN)
+    # A spare token made before the PKCS#11 library was loaded (SoftHSM lists tokens only at C_Initialize).
+    LABEL, PIN = softhsm.spare["pulled_while_signing"]  # noqa: N806
     with Pkcs11KeyStore(hsm_token.module, token_label=LABEL) as store:
         serial = store.find_token(label=LABEL).serial
         ref = store.generate_key(algorithm=KeyAlgorithm.EC_P256, label="pulled", secret=PIN)
