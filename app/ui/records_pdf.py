@@ -1,8 +1,9 @@
 """The records PDF (O9): Qt's PDF writer renders an HTML rendition of each order, page by page.
 
 Lives in ``app.ui`` because it needs Qt; ``app.services.records`` receives ``render_records_pdf`` as a plain
-callable, so services never import Qt. Works headless (``QT_QPA_PLATFORM=offscreen``): it creates a
-QGuiApplication only when none exists.
+callable, so services never import Qt. Works headless (``QT_QPA_PLATFORM=offscreen``): it creates an application
+object only when none exists — a widgets ``QApplication``, so that windows opened later in the same process (the
+desktop program, tests) do not find a bare QGuiApplication in their way, which Qt answers with an abort.
 """
 
 from __future__ import annotations
@@ -93,12 +94,13 @@ def records_html(views: Sequence[Any], meta: dict[str, Any]) -> str:
 
 def _ensure_application() -> Any:
     from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
 
     app = QGuiApplication.instance()
     if app is None:
         if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith("linux"):
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        app = QGuiApplication(sys.argv[:1])
+        app = QApplication(sys.argv[:1])
     return app
 
 
