@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import event, insert, inspect, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from app.errors import ImmutableRecord
@@ -118,28 +119,51 @@ def canonical_event_content(*, at: dt.datetime, actor: str, action: str, order_i
 
 def append_audit_event(session: Session, *, action: str, actor: str = "", order_id: int | None = None,
                        details: dict[str, Any] | None = None, at: dt.datetime | None = None) -> AuditEvent:
-    """Add the next event of the chain to ``session`` (flushed, not committed).
+    """Write the next event of the chain in ``session``'s transaction (written, not committed).
 
     ``previous_hash`` is unique in the table, so two writers racing for the same predecessor cannot fork the chain:
     the loser's commit fails and its transaction is retried by the caller.
+
+    The returned ``AuditEvent`` carries the stored values and id; it is not attached to the session (nobody may
+    change it anyway; reading it back loads it from the database). See ``append_audit_row`` for how it is written.
     """
     from app.models.database import lock_writers  # here, not at the top: database.py imports this module
 
     lock_writers(session)  # PostgreSQL: one appender at a time, even for writers outside OrderBook's helper
+    session.flush()  # pending ORM changes (e.g. the order row this event describes) go first, in order
+    event_id, values = _append(session.connection(), action=action, actor=actor, order_id=order_id,
+                               details=details, at=at)
+    return AuditEvent(id=event_id, **values)
+
+
+def append_audit_row(connection: Connection, *, action: str, actor: str = "", order_id: int | None = None,
+                     details: dict[str, Any] | None = None, at: dt.datetime | None = None) -> int:
+    """``append_audit_event`` for a Core ``connection`` inside a write transaction; returns the new event's id.
+
+    The caller holds the writer lock (``OrderBook``'s write helpers take it first on PostgreSQL; SQLite lets one
+    writer in by itself). The tip is read and the row inserted with two Core statements in the caller's
+    transaction: an append-only row gains nothing from the ORM's unit of work, which cost about as much again as
+    the two statements themselves.
+    """
+    return _append(connection, action=action, actor=actor, order_id=order_id, details=details, at=at)[0]
+
+
+def _append(connection: Connection, *, action: str, actor: str, order_id: int | None,
+            details: dict[str, Any] | None, at: dt.datetime | None) -> tuple[int, dict[str, Any]]:
     at = at or dt.datetime.now(dt.timezone.utc)
     # Round-trip through JSON now so the hash covers exactly what the database will give back.
     details = json.loads(json.dumps(details or {}, sort_keys=True, default=str))
-    session.flush()
-    last = session.execute(select(AuditEvent.event_hash).order_by(AuditEvent.id.desc()).limit(1)).scalar()
-    previous_hash = last or GENESIS_HASH
+    previous_hash = connection.execute(_CHAIN_TIP).scalar() or GENESIS_HASH
     digest = hashlib.sha256(canonical_event_content(
         at=at, actor=actor, action=action, order_id=order_id, details=details, previous_hash=previous_hash,
     )).hexdigest()
-    audit = AuditEvent(at=at, actor=actor, action=action, order_id=order_id, details=details,
-                       previous_hash=previous_hash, event_hash=digest)
-    session.add(audit)
-    session.flush()
-    return audit
+    values = {"at": at, "actor": actor, "action": action, "order_id": order_id, "details": details,
+              "previous_hash": previous_hash, "event_hash": digest}
+    return connection.execute(_INSERT_EVENT, values).inserted_primary_key[0], values
+
+
+_CHAIN_TIP = select(AuditEvent.__table__.c.event_hash).order_by(AuditEvent.__table__.c.id.desc()).limit(1)
+_INSERT_EVENT = insert(AuditEvent.__table__)
 
 
 @dataclass(frozen=True)

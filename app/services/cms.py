@@ -9,10 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import re
+import threading
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
-from asn1crypto import cms, core
+from asn1crypto import algos, cms, core
 from asn1crypto import tsp  # noqa: F401  - registers the signingCertificateV2 attribute with cms
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -42,20 +44,16 @@ class SignsData(Protocol):
     def sign(self, data: bytes) -> bytes: ...
 
 
-def _time(value: dt.datetime) -> cms.Time:
-    value = value.astimezone(dt.timezone.utc).replace(microsecond=0)
-    # RFC 5652 §11.3: UTCTime for 1950–2049, GeneralizedTime otherwise.
+def _time(value: dt.datetime) -> bytes:
+    """DER Time (RFC 5652 §11.3): UTCTime for 1950–2049, GeneralizedTime otherwise; whole seconds, Zulu."""
+    value = value.astimezone(dt.timezone.utc)
     if 1950 <= value.year < 2050:
-        return cms.Time({"utc_time": value})
-    return cms.Time({"general_time": value})
+        return _tlv(0x17, value.strftime("%y%m%d%H%M%SZ").encode("ascii"))
+    return _tlv(0x18, f"{value.year:04d}{value.strftime('%m%d%H%M%S')}Z".encode("ascii"))
 
 
-def _signing_certificate_v2(certificate_der: bytes, issuer_der: bytes, serial_number: int) -> cms.CMSAttribute:
-    """RFC 5035 attribute naming the signer's certificate by SHA-256 hash and issuer + serial.
-
-    Encoded bottom-up and re-loaded: asn1crypto builds this nested attribute from dicts about a hundred times more
-    slowly than it parses the same bytes, and signing speed matters at the counter.
-    """
+def _signing_certificate_v2(certificate_der: bytes, issuer_der: bytes, serial_number: int) -> bytes:
+    """RFC 5035 attribute (DER) naming the signer's certificate by SHA-256 hash and issuer + serial."""
     value = tsp.SigningCertificateV2({
         "certs": [{
             "hash_algorithm": {"algorithm": "sha256"},
@@ -66,51 +64,103 @@ def _signing_certificate_v2(certificate_der: bytes, issuer_der: bytes, serial_nu
             },
         }],
     }).dump()
-    oid = core.ObjectIdentifier("1.2.840.113549.1.9.16.2.47").dump()
-    attribute = _tlv(0x30, oid + _tlv(0x31, value))
-    return cms.CMSAttribute.load(attribute)
+    return _attribute(_OID_SIGNING_CERTIFICATE_V2, value)
 
 
 def _tlv(tag: int, content: bytes) -> bytes:
-    return bytes([tag]) + _der_length(len(content)) + content
+    """One DER tag-length-value (definite length; used at import time, so it does not rely on later helpers)."""
+    length = len(content)
+    if length < 0x80:
+        return bytes((tag, length)) + content
+    encoded = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((tag, 0x80 | len(encoded))) + encoded + content
+
+
+def _attribute(oid_der: bytes, value_der: bytes) -> bytes:
+    """Attribute ::= SEQUENCE { attrType OBJECT IDENTIFIER, attrValues SET OF AttributeValue } with one value."""
+    return _tlv(0x30, oid_der + _tlv(0x31, value_der))
+
+
+def _oid(dotted: str) -> bytes:
+    return core.ObjectIdentifier(dotted).dump()
+
+
+_OID_DATA = _oid("1.2.840.113549.1.7.1")
+_OID_SIGNED_DATA = _oid("1.2.840.113549.1.7.2")
+_OID_MESSAGE_DIGEST = _oid("1.2.840.113549.1.9.4")
+_OID_SIGNING_TIME = _oid("1.2.840.113549.1.9.5")
+_OID_SIGNING_CERTIFICATE_V2 = _oid("1.2.840.113549.1.9.16.2.47")
+_VERSION_1 = b"\x02\x01\x01"
+_NULL = b"\x05\x00"
+# AlgorithmIdentifiers exactly as asn1crypto (and OpenSSL) write them: NULL parameters except for ECDSA (RFC 5758).
+_SHA256_ALGORITHM = _tlv(0x30, _oid("2.16.840.1.101.3.4.2.1") + _NULL)
+_SIGNATURE_ALGORITHMS = {
+    "sha256_rsa": _tlv(0x30, _oid("1.2.840.113549.1.1.11") + _NULL),
+    "sha256_ecdsa": _tlv(0x30, _oid("1.2.840.10045.4.3.2")),
+}
+_CONTENT_TYPE_ATTRIBUTE = _attribute(_oid("1.2.840.113549.1.9.3"), _OID_DATA)
+
+
+@dataclass(frozen=True)
+class _SignerPieces:
+    """What a signature needs of the signer's certificate, encoded once per certificate."""
+
+    signer_identifier: bytes  # IssuerAndSerialNumber, the certificate's own issuer and serial bytes
+    signing_certificate_v2: bytes  # the whole signed attribute
+
+
+@functools.lru_cache(maxsize=32)
+def _signer_pieces(certificate_der: bytes) -> _SignerPieces:
+    try:
+        tbs = asn1_x509.Certificate.load(certificate_der, strict=True)["tbs_certificate"]
+        issuer, serial = tbs["issuer"], tbs["serial_number"]
+        signer_identifier = _tlv(0x30, issuer.dump() + serial.dump())  # untouched parses dump the input bytes
+        issuer_der = x509.load_der_x509_certificate(certificate_der).issuer.public_bytes()
+        return _SignerPieces(signer_identifier, _signing_certificate_v2(certificate_der, issuer_der, serial.native))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise CmsError(f"The signer's certificate cannot be read ({type(exc).__name__}).", code="malformed") from None
+
+
+@functools.lru_cache(maxsize=32)
+def _certificate_set(certificates_der: tuple[bytes, ...]) -> bytes:
+    """certificates [0] IMPLICIT CertificateSet: signer + intermediates as given (DER SET OF, so sorted)."""
+    for der in certificates_der:
+        try:
+            asn1_x509.Certificate.load(der, strict=True)
+        except ValueError:
+            raise CmsError("A certificate to embed cannot be read.", code="malformed") from None
+    return _tlv(0xA0, b"".join(sorted(certificates_der)))
 
 
 def sign_content(content: bytes, *, signer: SignsData, certificate_der: bytes,
                  intermediates_der: Sequence[bytes] = (), signing_time: dt.datetime) -> bytes:
-    """Return DER ContentInfo(SignedData) with ``content`` attached, signed by ``signer``."""
+    """Return DER ContentInfo(SignedData) with ``content`` attached, signed by ``signer``.
+
+    Written straight as DER: everything but the digest, the time and the signature is fixed per certificate and
+    encoded once (``_signer_pieces``, ``_certificate_set``). The output is byte for byte what asn1crypto builds for
+    the same structure (tests/integration/test_signing.py compares them), at a few percent of its cost.
+    """
     if not content:
         raise CmsError("There is nothing to sign.", code="malformed")
-    certificate = asn1_x509.Certificate.load(certificate_der)
-    certificate_issuer_der = x509.load_der_x509_certificate(certificate_der).issuer.public_bytes()
-    signed_attributes = cms.CMSAttributes([
-        cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
-        cms.CMSAttribute({"type": "message_digest", "values": [hashlib.sha256(content).digest()]}),
-        cms.CMSAttribute({"type": "signing_time", "values": [_time(signing_time)]}),
-        _signing_certificate_v2(certificate_der, certificate_issuer_der, certificate.serial_number),
-    ])
     algorithm = signer.signature_algorithm
-    if algorithm not in ("sha256_rsa", "sha256_ecdsa"):
+    if algorithm not in _SIGNATURE_ALGORITHMS:
         raise CmsError(f"Signature algorithm {algorithm} is not allowed for CSOS (K5).", code="malformed")
-    signature = signer.sign(signed_attributes.dump())
-    signer_info = cms.SignerInfo({
-        "version": "v1",
-        "sid": cms.SignerIdentifier({"issuer_and_serial_number": {
-            "issuer": certificate.issuer, "serial_number": certificate.serial_number}}),
-        "digest_algorithm": {"algorithm": "sha256"},
-        "signed_attrs": signed_attributes,
-        "signature_algorithm": {"algorithm": algorithm},
-        "signature": signature,
-    })
-    # Embed untouched parses: asn1crypto re-encodes a certificate whose fields were read, which is slow.
-    certificates = [asn1_x509.Certificate.load(der) for der in (certificate_der, *intermediates_der)]
-    signed_data = cms.SignedData({
-        "version": "v1",
-        "digest_algorithms": [{"algorithm": "sha256"}],
-        "encap_content_info": {"content_type": "data", "content": content},
-        "certificates": certificates,
-        "signer_infos": [signer_info],
-    })
-    return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+    pieces = _signer_pieces(bytes(certificate_der))
+    certificates = _certificate_set((bytes(certificate_der), *map(bytes, intermediates_der)))
+    # SignedAttributes: a DER SET OF, elements sorted by their encoding (X.690 §11.6).
+    attributes = b"".join(sorted((
+        _CONTENT_TYPE_ATTRIBUTE,
+        _attribute(_OID_MESSAGE_DIGEST, _tlv(0x04, hashlib.sha256(content).digest())),
+        _attribute(_OID_SIGNING_TIME, _time(signing_time)),
+        pieces.signing_certificate_v2,
+    )))
+    signature = signer.sign(_tlv(0x31, attributes))  # RFC 5652 §5.4: signed as an explicit SET OF
+    signer_info = _tlv(0x30, _VERSION_1 + pieces.signer_identifier + _SHA256_ALGORITHM + _tlv(0xA0, attributes)
+                       + _SIGNATURE_ALGORITHMS[algorithm] + _tlv(0x04, signature))
+    signed_data = _tlv(0x30, _VERSION_1 + _tlv(0x31, _SHA256_ALGORITHM)
+                       + _tlv(0x30, _OID_DATA + _tlv(0xA0, _tlv(0x04, content)))
+                       + certificates + _tlv(0x31, signer_info))
+    return _tlv(0x30, _OID_SIGNED_DATA + _tlv(0xA0, signed_data))
 
 
 @dataclass
@@ -128,18 +178,40 @@ class SignedDocument:
     content_type_attribute: str | None
     signing_certificate_v2_hash: bytes | None
     problems: list[tuple[str, str]] = field(default_factory=list)
+    # (certificate, SHA-256 of its DER, public key) worked out once per certificate by the reader; check_signature
+    # uses it only while ``signer_certificate`` is still that very certificate.
+    signer_facts: tuple[x509.Certificate, bytes, object] | None = field(default=None, repr=False, compare=False)
 
     @property
     def intermediates(self) -> list[x509.Certificate]:
-        return [c for c in self.certificates if c != self.signer_certificate]
+        signer = self.signer_certificate
+        # ``is not`` first: comparing a certificate with an equal one is slow (a few µs), with another one fast.
+        return [c for c in self.certificates if c is not signer and c != signer]
 
 
 def parse_signed_document(data: bytes) -> SignedDocument:
-    """Take a ``.csos`` apart. Structural faults raise ``CmsError``; rule failures are left to ``check_signature``."""
+    """Take a ``.csos`` apart. Structural faults raise ``CmsError``; rule failures are left to ``check_signature``.
+
+    Two readers, one result. ``_read_der`` walks the plain DER shape every CSOS signer writes (ours, OpenSSL's) with
+    a few slices and byte comparisons; it accepts a document only where every element has exactly the expected
+    tag and a minimal definite length, and hands anything else to ``_parse_general`` (asn1crypto), which decides —
+    and words the error — as before. So the fast reader can only ever agree with the general one
+    (tests/unit/test_cms.py compares the two on many mutated documents).
+    """
     if not isinstance(data, (bytes, bytearray)) or not data:
         raise CmsError("The file is empty.")
+    data = bytes(data)
     try:
-        info = cms.ContentInfo.load(bytes(data), strict=True)
+        document = _read_der(data)
+    except (_NotPlainDer, CmsError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError):
+        document = None
+    return document if document is not None else _parse_general(data)
+
+
+def _parse_general(data: bytes) -> SignedDocument:
+    """The general reader (asn1crypto): any BER/DER shape, and the wording of every structural error."""
+    try:
+        info = cms.ContentInfo.load(data, strict=True)
         if info["content_type"].native != "signed_data":
             raise CmsError("The file is CMS but not a signed document (SignedData).")
         signed = info["content"]
@@ -206,6 +278,222 @@ def parse_signed_document(data: bytes) -> SignedDocument:
         raise CmsError(f"The file is not a readable CSOS signed document ({type(exc).__name__}).") from None
 
 
+# -- the plain-DER reader (parse_signed_document's fast path) ------------------------------------------------------
+
+
+class _NotPlainDer(Exception):
+    """The plain-DER reader met a shape it does not handle: the general reader decides."""
+
+
+def _rd_oid(dotted: str) -> bytes:
+    return core.ObjectIdentifier(dotted).contents
+
+
+_RD_SIGNED_DATA = _rd_oid("1.2.840.113549.1.7.2")
+_RD_DATA = _rd_oid("1.2.840.113549.1.7.1")
+_RD_SHA256 = _rd_oid("2.16.840.1.101.3.4.2.1")
+# The signed attributes the reader understands, with the tag of their one value; any other → general reader.
+_RD_ATTRIBUTES = {
+    _rd_oid("1.2.840.113549.1.9.3"): ("content_type", 0x06),
+    _rd_oid("1.2.840.113549.1.9.4"): ("message_digest", 0x04),
+    _rd_oid("1.2.840.113549.1.9.5"): ("signing_time", 0x17),  # UTCTime; GeneralizedTime → general reader
+    _rd_oid("1.2.840.113549.1.9.16.2.47"): ("signing_certificate_v2", 0x30),
+}
+# The signature algorithms check_signature can accept, named exactly as asn1crypto names them.
+_RD_SIGNATURE_ALGORITHMS = {_rd_oid(dotted): name for dotted, name in algos.SignedDigestAlgorithmId._map.items()
+                            if name in ("sha256_rsa", "rsassa_pkcs1v15", "sha256_ecdsa", "ecdsa")}
+_RD_UTC_TIME = re.compile(rb"[0-9]{12}Z")
+_RD_CERTIFICATE_SETS_MAX = 256
+# Raw certificates [0] SET contents → ((certificate, serial, issuer DER, (certificate, SHA-256, public key)), ...).
+# Signers send the same certificates with every order; keyed by the certificates' own bytes, never the document's.
+_rd_certificate_sets: dict[bytes, tuple[tuple[x509.Certificate, int, bytes, tuple], ...]] = {}
+_rd_lock = threading.Lock()
+
+
+def _rd_header(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
+    """The element at ``pos`` must have identifier octet ``tag`` and a minimal definite length that ends by ``end``.
+
+    Returns (contents start, contents end)."""
+    if pos + 2 > end or data[pos] != tag:
+        raise _NotPlainDer
+    length = data[pos + 1]
+    pos += 2
+    if length >= 0x80:
+        count = length - 0x80
+        if not 1 <= count <= 3 or pos + count > end:
+            raise _NotPlainDer
+        length = int.from_bytes(data[pos:pos + count], "big")
+        if length < 0x80 or length >> (8 * (count - 1)) == 0:
+            raise _NotPlainDer  # not the minimal encoding of the length
+        pos += count
+    stop = pos + length
+    if stop > end:
+        raise _NotPlainDer
+    return pos, stop
+
+
+def _rd_algorithm(data: bytes, start: int, end: int) -> bytes:
+    """AlgorithmIdentifier contents → the OID's contents; parameters must be absent or NULL."""
+    oid_start, oid_end = _rd_header(data, start, end, 0x06)
+    if oid_end != end and data[oid_end:end] != b"\x05\x00":
+        raise _NotPlainDer
+    return data[oid_start:oid_end]
+
+
+def _rd_certificates(raw: bytes) -> tuple[tuple[x509.Certificate, int, bytes, tuple], ...]:
+    entry = _rd_certificate_sets.get(raw)
+    if entry is not None:
+        return entry
+    items = []
+    pos, end = 0, len(raw)
+    while pos < end:
+        start = pos
+        _, pos = _rd_header(raw, pos, end, 0x30)  # CertificateChoices: only plain certificates here
+        der = raw[start:pos]
+        certificate = _load_certificate(der)
+        items.append((certificate, certificate.serial_number, certificate.issuer.public_bytes(),
+                      (certificate, hashlib.sha256(der).digest(), certificate.public_key())))
+    entry = tuple(items)
+    with _rd_lock:
+        if len(_rd_certificate_sets) >= _RD_CERTIFICATE_SETS_MAX:
+            del _rd_certificate_sets[next(iter(_rd_certificate_sets))]
+        _rd_certificate_sets[raw] = entry
+    return entry
+
+
+def _rd_v2_hash(data: bytes, start: int, end: int) -> bytes:
+    """SigningCertificateV2 contents → the first ESSCertIDv2's SHA-256 certificate hash."""
+    certs_start, certs_end = _rd_header(data, start, end, 0x30)
+    if certs_end != end:
+        raise _NotPlainDer  # policies
+    first_start, first_end = _rd_header(data, certs_start, certs_end, 0x30)
+    pos = first_end
+    while pos < certs_end:  # further ESSCertIDv2: only their tags matter (as for the general reader)
+        _, pos = _rd_header(data, pos, certs_end, 0x30)
+    pos = first_start
+    if pos < first_end and data[pos] == 0x30:  # hashAlgorithm, DEFAULT sha256 (so normally absent)
+        algorithm_start, pos = _rd_header(data, pos, first_end, 0x30)
+        if _rd_algorithm(data, algorithm_start, pos) != _RD_SHA256:
+            raise _NotPlainDer
+    hash_start, hash_end = _rd_header(data, pos, first_end, 0x04)
+    if hash_end != first_end:
+        _, pos = _rd_header(data, hash_end, first_end, 0x30)  # issuerSerial
+        if pos != first_end:
+            raise _NotPlainDer
+    return data[hash_start:hash_end]
+
+
+def _read_der(data: bytes) -> SignedDocument:
+    """The fast reader: plain DER of the expected shape only; raises ``_NotPlainDer`` for anything else."""
+    h = _rd_header
+    end = len(data)
+    # ContentInfo { contentType signedData, [0] EXPLICIT SignedData }, nothing after it
+    start, stop = h(data, 0, end, 0x30)
+    oid_start, pos = h(data, start, stop, 0x06)
+    if stop != end or data[oid_start:pos] != _RD_SIGNED_DATA:
+        raise _NotPlainDer
+    pos, wrapper_end = h(data, pos, stop, 0xA0)
+    start, stop = h(data, pos, wrapper_end, 0x30)
+    if wrapper_end != end or stop != end:
+        raise _NotPlainDer
+    # SignedData { version, digestAlgorithms, encapContentInfo, [0] certificates, signerInfos }
+    version_start, pos = h(data, start, stop, 0x02)
+    if data[version_start:pos] not in (b"\x01", b"\x03"):
+        raise _NotPlainDer
+    _, pos = h(data, pos, stop, 0x31)  # digestAlgorithms: read by neither reader (the signer's own one counts)
+    start, encap_end = h(data, pos, stop, 0x30)
+    oid_start, pos = h(data, start, encap_end, 0x06)
+    if data[oid_start:pos] != _RD_DATA:
+        raise _NotPlainDer
+    pos, wrapper_end = h(data, pos, encap_end, 0xA0)
+    content_start, content_end = h(data, pos, wrapper_end, 0x04)
+    if wrapper_end != encap_end or content_end != encap_end or content_start == content_end:
+        raise _NotPlainDer
+    certificates_start, certificates_end = h(data, encap_end, stop, 0xA0)
+    pos, infos_end = h(data, certificates_end, stop, 0x31)  # crls [1] → general reader
+    start, info_end = h(data, pos, infos_end, 0x30)
+    if infos_end != stop or info_end != stop:
+        raise _NotPlainDer  # exactly one SignerInfo
+    # SignerInfo { version, sid issuerAndSerialNumber, digestAlgorithm, [0] signedAttrs, signatureAlgorithm,
+    #              signature }  (subjectKeyIdentifier, unsignedAttrs → general reader)
+    _, pos = h(data, start, info_end, 0x02)
+    sid_start, sid_end = h(data, pos, info_end, 0x30)
+    _, issuer_end = h(data, sid_start, sid_end, 0x30)
+    serial_start, serial_end = h(data, issuer_end, sid_end, 0x02)
+    if serial_end != sid_end or serial_start == serial_end:
+        raise _NotPlainDer
+    issuer_der = data[sid_start:issuer_end]
+    serial = int.from_bytes(data[serial_start:serial_end], "big", signed=True)
+    start, pos = h(data, sid_end, info_end, 0x30)
+    if _rd_algorithm(data, start, pos) != _RD_SHA256:
+        raise _NotPlainDer
+    attributes_start, attributes_end = h(data, pos, info_end, 0xA0)
+    start, pos = h(data, attributes_end, info_end, 0x30)
+    algorithm = _RD_SIGNATURE_ALGORITHMS.get(_rd_algorithm(data, start, pos))
+    signature_start, signature_end = h(data, pos, info_end, 0x04)
+    if algorithm is None or signature_end != info_end:
+        raise _NotPlainDer
+    # Signed attributes: each known, once, with exactly one value of the expected type
+    values: dict[str, tuple[int, int]] = {}
+    pos = attributes_start
+    while pos < attributes_end:
+        start, attribute_end = h(data, pos, attributes_end, 0x30)
+        oid_start, oid_end = h(data, start, attribute_end, 0x06)
+        known = _RD_ATTRIBUTES.get(data[oid_start:oid_end])
+        if known is None or known[0] in values:
+            raise _NotPlainDer
+        start, set_end = h(data, oid_end, attribute_end, 0x31)
+        value_start, value_end = h(data, start, set_end, known[1])
+        if set_end != attribute_end or value_end != set_end:
+            raise _NotPlainDer
+        values[known[0]] = (value_start, value_end)
+        pos = attribute_end
+    if not values:
+        raise _NotPlainDer
+    content_type = message_digest = signing_time = v2_hash = None
+    if "content_type" in values:
+        start, stop = values["content_type"]
+        if data[start:stop] != _RD_DATA:
+            raise _NotPlainDer
+        content_type = "data"
+    if "message_digest" in values:
+        start, stop = values["message_digest"]
+        message_digest = data[start:stop]
+    if "signing_time" in values:
+        start, stop = values["signing_time"]
+        text = data[start:stop]
+        if not _RD_UTC_TIME.fullmatch(text):
+            raise _NotPlainDer
+        year = int(text[0:2])
+        signing_time = dt.datetime(year + (2000 if year < 50 else 1900), int(text[2:4]), int(text[4:6]),
+                                   int(text[6:8]), int(text[8:10]), int(text[10:12]), tzinfo=dt.timezone.utc)
+    if "signing_certificate_v2" in values:
+        v2_hash = _rd_v2_hash(data, *values["signing_certificate_v2"])
+    # The signer among the certificates, matched on serial and issuer as received (else: general reader)
+    certificates = _rd_certificates(data[certificates_start:certificates_end])
+    for certificate, certificate_serial, certificate_issuer, facts in certificates:
+        if certificate_serial == serial:
+            if certificate_issuer != issuer_der:
+                raise _NotPlainDer  # perhaps the same name spelled differently
+            break
+    else:
+        raise _NotPlainDer
+    raw_attributes = data[attributes_start:attributes_end]
+    return SignedDocument(
+        content=data[content_start:content_end],
+        signer_certificate=certificate,
+        certificates=[item[0] for item in certificates],
+        signing_time=signing_time,
+        signed_attributes_der=b"\x31" + _der_length(len(raw_attributes)) + raw_attributes,
+        signature=data[signature_start:signature_end],
+        signature_algorithm=algorithm,
+        message_digest=message_digest,
+        content_type_attribute=content_type,
+        signing_certificate_v2_hash=v2_hash,
+        signer_facts=facts,
+    )
+
+
 @functools.lru_cache(maxsize=256)
 def _load_certificate(der: bytes) -> x509.Certificate:
     """Signers send the same few certificates with every order: parse each once.
@@ -268,12 +556,16 @@ def check_signature(document: SignedDocument) -> list[tuple[str, str]]:
                                             "after signing."))
     if document.signing_time is None:
         problems.append(("signature_invalid", "The signingTime attribute is missing."))
-    certificate_der = document.signer_certificate.public_bytes(Encoding.DER)
+    facts = document.signer_facts
+    if facts is not None and facts[0] is document.signer_certificate:
+        certificate_hash, public_key = facts[1], facts[2]
+    else:
+        certificate_hash = hashlib.sha256(document.signer_certificate.public_bytes(Encoding.DER)).digest()
+        public_key = document.signer_certificate.public_key()
     if document.signing_certificate_v2_hash is None:
         problems.append(("signature_invalid", "The signingCertificateV2 attribute is missing."))
-    elif document.signing_certificate_v2_hash != hashlib.sha256(certificate_der).digest():
+    elif document.signing_certificate_v2_hash != certificate_hash:
         problems.append(("signature_invalid", "signingCertificateV2 names a different certificate than the signer's."))
-    public_key = document.signer_certificate.public_key()
     try:
         if isinstance(public_key, rsa.RSAPublicKey) and document.signature_algorithm in (
                 "sha256_rsa", "rsassa_pkcs1v15"):

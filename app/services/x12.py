@@ -696,17 +696,20 @@ class _Writer:
                         raise _fail("x12.missing_element", _HERE, "a required value is missing.")
                     out.append("")
                 else:
-                    if isinstance(value, str):
+                    checked = isinstance(value, str)
+                    if checked:
                         _check_chars(value, _HERE)
                     text = element[0].encode(value, _HERE)
-                    _check_chars(text, _HERE)
+                    if not checked or text is not value:  # text codecs hand back the very string checked above
+                        _check_chars(text, _HERE)
                     out.append(text)
         except _Unplaced as failure:
             raise _fail(failure.code, self.loc(segment, number), failure.what,
                         value_code=failure.value_code) from None
         while out and out[-1] == "":
             out.pop()
-        self.segments.append(segment + "".join(ELEMENT_SEPARATOR + t for t in out))
+        out.insert(0, segment)
+        self.segments.append(ELEMENT_SEPARATOR.join(out))
 
     def raw(self, text: str) -> None:
         self.segments.append(text)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import padding
 from sqlalchemy import text
 
 from app.models.database import open_database, sqlite_url
@@ -79,14 +79,15 @@ def bench_sign(folder: Path, signer, raw_sign, orders: int, label: str) -> dict:
         validation = CertificateValidationService(trust_roots=pki.trust_roots, crl_cache=CrlCache(folder / "cache"))
         verifier = OrderVerifier(validation=validation, catalog=MappingSchedules.from_database(db))
         service = OrderSigningService(book, verifier)
-        drafts = [draft_order(book, lines=3).id for _ in range(orders + 3)]
+        drafts = [draft_order(book, lines=3).id for _ in range(2 * orders + 3)]
         for order_id in drafts[:3]:  # warm caches (CRL fetch, memo, statement cache)
             service.sign(order_id, signer=signer, certificate=certificate, intermediates=pki.intermediates)
-        ours = []
-        for order_id in drafts[3:]:
+        ours, document_size = [], 0
+        for order_id in drafts[3:orders + 3]:
             started = time.perf_counter()
-            service.sign(order_id, signer=signer, certificate=certificate, intermediates=pki.intermediates)
+            signed = service.sign(order_id, signer=signer, certificate=certificate, intermediates=pki.intermediates)
             ours.append(time.perf_counter() - started)
+            document_size = len(signed.document)
         floor = []
         payload = os.urandom(900)
         with db.engine.connect() as connection:
@@ -96,10 +97,45 @@ def bench_sign(folder: Path, signer, raw_sign, orders: int, label: str) -> dict:
                 connection.execute(text("INSERT INTO floor_rows (signature) VALUES (:s)"), {"s": signature})
                 connection.commit()
                 floor.append(time.perf_counter() - started)
+        floor_with_rows = _floor_with_rows(db, raw_sign, drafts[orders + 3:], document_size)
     db.close()
     ours_ms, floor_ms = _median(ours), _median(floor)
     return {"figure": f"sign one order ({label})", "value": ours_ms, "unit": "ms", "floor": floor_ms,
-            "ratio": ours_ms / floor_ms, "target": "≤ 1.5×", "ok": ours_ms / floor_ms <= 1.5}
+            "ratio": ours_ms / floor_ms, "target": "≤ 1.5×", "ok": ours_ms / floor_ms <= 1.5,
+            # Second, informative floor (not the ratio's denominator): the same raw sign plus the rows our one
+            # transaction must write, in raw SQL: the document into its draft's row with the status change, and one
+            # audit row after reading the chain's tip.
+            "floor_with_rows_ms": _median(floor_with_rows),
+            "floor_with_rows_name": "raw sign + raw SQL: document/status UPDATE, tip SELECT, audit INSERT, 1 commit"}
+
+
+def _floor_with_rows(db, raw_sign, order_ids: list[int], document_size: int) -> list[float]:
+    """Raw sign + the writes ``OrderBook.store_signed`` does, as bare SQL on the same tables (same indexes, same
+    page layout, same WAL): no ORM, no state machine, no checks. Each order is a fresh draft, as in the timed run."""
+    import hashlib
+
+    samples = []
+    payload = os.urandom(900)
+    with db.engine.connect() as connection:
+        for order_id in order_ids:
+            started = time.perf_counter()
+            signature = raw_sign(payload)
+            document = signature + os.urandom(max(0, document_size - len(signature)))
+            at = dt.datetime.now(dt.timezone.utc).isoformat()
+            connection.execute(text(
+                "UPDATE orders SET signed_document = :d, payload_sha256 = :p, signed_at = :t, signer_fingerprint = :f,"
+                " status = 'signed', updated_at = :t WHERE id = :i AND status = 'draft'"),
+                {"d": document, "p": "a" * 64, "t": at, "f": "b" * 64, "i": order_id})
+            tip = connection.execute(text("SELECT event_hash FROM audit_events ORDER BY id DESC LIMIT 1")).scalar()
+            event_hash = hashlib.sha256(f"{tip}{order_id}{at}".encode()).hexdigest()
+            connection.execute(text(
+                "INSERT INTO audit_events (at, actor, action, order_id, details, previous_hash, event_hash) "
+                "VALUES (:t, '', 'order.status', :i, :d, :p, :h)"),
+                {"t": at, "i": order_id, "d": '{"from":"draft","to":"signed","document_sha256":"' + "c" * 64 + '",'
+                 '"signer_fingerprint":"' + "b" * 64 + '"}', "p": tip, "h": event_hash})
+            connection.commit()
+            samples.append(time.perf_counter() - started)
+    return samples
 
 
 def bench_verify(folder: Path, seconds: float = 3.0) -> list[dict]:
@@ -113,15 +149,36 @@ def bench_verify(folder: Path, seconds: float = 3.0) -> list[dict]:
         pki = build_training_pki(folder, now=now - dt.timedelta(days=10), crl_base_url=server.base_url)
         pki.write_crls(now=now - dt.timedelta(minutes=1))
         subscriber = pki.issue(now=now - dt.timedelta(days=5))
-        data = sign_content(x12(make_order()), signer=KeySigner(subscriber.key), certificate_der=subscriber.der,
-                            intermediates_der=[pki.sub.certificate.public_bytes(Encoding.DER)], signing_time=now)
+        # 120 distinct orders (order numbers, lines, quantities, signing times seconds apart), verified round-robin:
+        # nothing per document can be answered from a cache, only what is shared (certificates, CRLs, chains).
+        from app.models.values import PackageUnit
+        from app.services.x12 import OrderLine850
+
+        products = [("00406055201", "Oxycodone Hydrochloride 5 mg"), ("00555097302", "Methylphenidate 10 mg"),
+                    ("00009002901", "Alprazolam 0.5 mg"), ("00093310905", "Amoxicillin 500 mg")]
+        intermediates_der = [pki.sub.certificate.public_bytes(Encoding.DER)]
+        documents = []
+        for number in range(120):
+            signed = now - dt.timedelta(seconds=3 * (120 - number))
+            lines = tuple(OrderLine850(index + 1, 1 + (number + index) % 9, ndc, description, 100 + number,
+                                       PackageUnit.EACH)
+                          for index, (ndc, description) in enumerate(products[:1 + number % len(products)]))
+            order = make_order(signed, order_number=f"{signed:%y}X{number + 1:06d}", lines=lines)
+            documents.append(sign_content(x12(order, signed), signer=KeySigner(subscriber.key),
+                                          certificate_der=subscriber.der, intermediates_der=intermediates_der,
+                                          signing_time=signed))
+        assert len(set(documents)) == len(documents)
         validation = CertificateValidationService(trust_roots=pki.trust_roots, crl_cache=CrlCache(folder / "vc"))
         verifier = OrderVerifier(validation=validation, catalog=CATALOG)
-        assert verifier.verify(data, now=now).accepted
+        for document in documents:
+            verdict = verifier.verify(document, now=now)
+            assert verdict.accepted, verdict.reasons
+        data = documents[0]
         count, started = 0, time.perf_counter()
         while time.perf_counter() - started < seconds:
-            verifier.verify(data, now=now)
-            count += 1
+            for document in documents:
+                verifier.verify(document, now=now)
+            count += len(documents)
         rate = count / (time.perf_counter() - started)
         # Floor: the one cryptographic operation a verification cannot avoid (RSA-2048 public-key verify).
         public_key = subscriber.cert.public_key()
@@ -162,7 +219,7 @@ def collect(*, orders: int, verify_seconds: float = 3.0) -> list[dict]:
         store = SoftwareKeyStore(base / "keys")
         ref = store.generate_key(algorithm=KeyAlgorithm.RSA_2048, label="bench", secret=PASSWORD)
         signer = store.open_signer(ref, secret=PASSWORD)  # unlocked once, as a signing session is
-        floor_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        floor_key = signer._key  # the same unlocked key, signed with directly (no Signer wrapper, no lock)
         rows.append(bench_sign(base / "software", signer,
                                lambda d: floor_key.sign(d, padding.PKCS1v15(), hashes.SHA256()), orders,
                                "software key"))

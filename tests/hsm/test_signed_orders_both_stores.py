@@ -6,7 +6,6 @@ import datetime as dt
 import subprocess
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from app.models.states import OrderStatus
 from app.services.crl_cache import CrlCache
@@ -72,6 +71,7 @@ def test_signed_orders_are_equally_valid(world, book, hsm_token, tmp_path, store
             store.close()
     assert signed.order.status is OrderStatus.SIGNED
     assert signed.order.signed_document == signed.document  # stored exactly as it will be transmitted
+    assert book.get_order(order.id).signed_document == signed.document  # ... in the order book, not only in memory
     assert verifier.verify(signed.document).accepted
     path = tmp_path / "order.csos"
     path.write_bytes(signed.document)
@@ -81,3 +81,29 @@ def test_signed_orders_are_equally_valid(world, book, hsm_token, tmp_path, store
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "o.x12").read_bytes() == signed.content
     assert b"BEG*00*SA*" + signed.order.order_number.encode() in signed.content
+
+
+@pytest.mark.parametrize("algorithm", [KeyAlgorithm.RSA_2048, KeyAlgorithm.EC_P256])
+def test_a_token_key_that_does_not_match_the_certificate_signs_nothing(world, book, hsm_token, algorithm):
+    """The final check of the exact bytes catches a token key that is not the certificate's (e.g. the wrong key
+    picked on a token holding several): the signature is refused and nothing is stored."""
+    from app.services.signing import PreSignCheckFailed
+
+    pki, service, _ = world
+    store = Pkcs11KeyStore(hsm_token.module, token_label=hsm_token.label)
+    try:
+        first = store.open_signer(store.generate_key(algorithm=algorithm, label=f"first-{algorithm.name}",
+                                                     secret=hsm_token.pin), secret=hsm_token.pin)
+        other = store.open_signer(store.generate_key(algorithm=algorithm, label=f"other-{algorithm.name}",
+                                                     secret=hsm_token.pin), secret=hsm_token.pin)
+        certificate = _certificate_for(pki, first)
+        order = draft_order(book, lines=2)
+        with pytest.raises(PreSignCheckFailed) as caught:
+            service.sign(order.id, signer=other, certificate=certificate, intermediates=pki.intermediates)
+        first.close()
+        other.close()
+    finally:
+        store.close()
+    assert [reason.code for reason in caught.value.reasons] == ["signature_invalid"]
+    after = book.get_order(order.id)
+    assert after.status is OrderStatus.DRAFT and after.signed_document is None

@@ -104,3 +104,164 @@ def test_a_clock_more_than_five_minutes_off_blocks_signing(world, book, offset, 
             assert book.get_order(order.id).status is OrderStatus.DRAFT
         else:
             assert _sign(book, service, pki, pki.issue(), order).order.status is OrderStatus.SIGNED
+
+
+# -- the final check of the exact bytes (check_signed_document) and the hand-written CMS encoder -------------------
+
+class _FlippingSigner(KeySigner):
+    """A test double of the key only: signs correctly, then damages the signature's last byte."""
+
+    def sign(self, data: bytes) -> bytes:
+        signature = bytearray(super().sign(data))
+        signature[-1] ^= 0x01
+        return bytes(signature)
+
+
+def _audit_count(book) -> int:
+    with book.db.session() as session:
+        return len(session.scalars(select(AuditEvent)).all())
+
+
+@pytest.mark.parametrize("wrong", ["key_of_another_certificate", "corrupted_signature"])
+def test_the_final_check_refuses_a_signature_that_does_not_verify_and_nothing_is_stored(world, book, wrong):
+    pki, verifier = world
+    service = OrderSigningService(book, verifier)
+    order, subscriber = draft_order(book), pki.issue()
+    if wrong == "key_of_another_certificate":
+        signer = KeySigner(pki.issue(full_name="Someone Else").key)  # a key that does not match the certificate
+    else:
+        signer = _FlippingSigner(subscriber.key)
+    events = _audit_count(book)
+    with pytest.raises(PreSignCheckFailed) as caught:
+        service.sign(order.id, signer=signer, certificate=subscriber.cert, intermediates=pki.intermediates)
+    assert [reason.code for reason in caught.value.reasons] == ["signature_invalid"]
+    after = book.get_order(order.id)
+    assert after.status is OrderStatus.DRAFT and after.signed_document is None and after.signed_at is None
+    assert _audit_count(book) == events
+
+
+def _built(pki, subscriber, content=b"ISA*00*TEST~", when=dt.datetime(2026, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)):
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from app.services.cms import sign_content
+
+    intermediates = [c.public_bytes(Encoding.DER) for c in pki.intermediates]
+    document = sign_content(content, signer=KeySigner(subscriber.key), certificate_der=subscriber.der,
+                            intermediates_der=intermediates, signing_time=when)
+    return document, dict(content=content, certificate_der=subscriber.der, intermediates_der=intermediates,
+                          signing_time=when)
+
+
+def test_the_final_check_passes_the_document_as_built(world):
+    from app.services.signing import check_signed_document
+
+    pki, _ = world
+    document, facts = _built(pki, pki.issue())
+    assert check_signed_document(document, **facts) == []
+
+
+def test_the_final_check_catches_changed_content_and_a_broken_structure(world):
+    from app.services.signing import check_signed_document
+
+    pki, _ = world
+    content = b"ISA*00*CONTENT-TO-CHANGE~"
+    document, facts = _built(pki, pki.issue(), content=content)
+    altered = document.replace(content, content.replace(b"CHANGE", b"CHANGf"))
+    assert altered != document
+    assert "content_altered" in [r.code for r in check_signed_document(altered, **facts)]
+    # The embedded content is intact but is not the 850 that was checked.
+    assert [r.code for r in check_signed_document(document, **{**facts, "content": b"ISA*00*OTHER~"})] \
+        == ["content_altered"]
+    assert [r.code for r in check_signed_document(document[:-7], **facts)] == ["malformed"]
+
+
+def test_the_final_check_pins_the_certificates_and_the_time_that_were_checked(world):
+    from app.services.signing import check_signed_document
+
+    pki, _ = world
+    document, facts = _built(pki, pki.issue())
+    other = pki.issue(full_name="Someone Else")
+    codes = [r.code for r in check_signed_document(document, **{**facts, "certificate_der": other.der})]
+    assert "signature_invalid" in codes and "untrusted_chain" in codes
+    assert [r.code for r in check_signed_document(document, **{**facts, "intermediates_der": []})] \
+        == ["untrusted_chain"]
+    later = facts["signing_time"] + dt.timedelta(seconds=1)
+    assert [r.code for r in check_signed_document(document, **{**facts, "signing_time": later})] \
+        == ["signature_invalid"]
+
+
+def _asn1crypto_reference(content, *, signer, certificate_der, intermediates_der, signing_time):
+    """The structure built the general way with asn1crypto (as sign_content did before it wrote DER itself)."""
+    import hashlib
+
+    from asn1crypto import cms, tsp
+    from asn1crypto import x509 as asn1_x509
+
+    certificate = asn1_x509.Certificate.load(certificate_der)
+    tbs = certificate["tbs_certificate"]
+    v2 = tsp.SigningCertificateV2({"certs": [{
+        "hash_algorithm": {"algorithm": "sha256"}, "cert_hash": hashlib.sha256(certificate_der).digest(),
+        "issuer_serial": {"issuer": [asn1_x509.GeneralName({"directory_name": tbs["issuer"]})],
+                          "serial_number": tbs["serial_number"].native}}]})
+    time = cms.Time({"utc_time": signing_time} if 1950 <= signing_time.year < 2050
+                    else {"generalized_time": signing_time})
+    attributes = cms.CMSAttributes([
+        cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
+        cms.CMSAttribute({"type": "message_digest", "values": [hashlib.sha256(content).digest()]}),
+        cms.CMSAttribute({"type": "signing_time", "values": [time]}),
+        cms.CMSAttribute({"type": "signing_certificate_v2", "values": [v2]}),
+    ])
+    signer_info = cms.SignerInfo({
+        "version": "v1", "sid": cms.SignerIdentifier({"issuer_and_serial_number": {
+            "issuer": tbs["issuer"], "serial_number": tbs["serial_number"].native}}),
+        "digest_algorithm": {"algorithm": "sha256"}, "signed_attrs": attributes,
+        "signature_algorithm": {"algorithm": signer.signature_algorithm},
+        "signature": signer.sign(attributes.dump()),
+    })
+    return cms.ContentInfo({"content_type": "signed_data", "content": cms.SignedData({
+        "version": "v1", "digest_algorithms": [{"algorithm": "sha256"}],
+        "encap_content_info": {"content_type": "data", "content": content},
+        "certificates": [asn1_x509.Certificate.load(der) for der in (certificate_der, *intermediates_der)],
+        "signer_infos": [signer_info],
+    })}).dump()
+
+
+@pytest.mark.parametrize("content_size, when", [
+    (1, dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.timezone.utc)),
+    (1200, dt.datetime(2049, 12, 31, 23, 59, 59, tzinfo=dt.timezone.utc)),
+    (70_000, dt.datetime(2051, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)),  # GeneralizedTime, long lengths
+])
+def test_the_der_written_by_hand_is_byte_for_byte_asn1cryptos(world, content_size, when):
+    """RSA PKCS#1 v1.5 is deterministic, so the same key, content and time must give the very same bytes."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from app.services.cms import sign_content
+
+    pki, _ = world
+    subscriber = pki.issue()
+    content = (b"ISA*00*" * content_size)[:content_size]
+    for intermediates in ([c.public_bytes(Encoding.DER) for c in pki.intermediates], []):
+        kwargs = dict(certificate_der=subscriber.der, intermediates_der=intermediates, signing_time=when)
+        assert sign_content(content, signer=KeySigner(subscriber.key), **kwargs) == \
+            _asn1crypto_reference(content, signer=KeySigner(subscriber.key), **kwargs)
+
+
+def test_an_order_changed_while_it_is_being_signed_is_not_stored(world, book):
+    """Another window cancels the draft while the key is signing: the conditional store writes nothing."""
+    pki, verifier = world
+    service = OrderSigningService(book, verifier)
+    order, subscriber = draft_order(book), pki.issue()
+
+    class CancelsMeanwhile(KeySigner):  # a test double of the key: signs, while someone else cancels the order
+        def sign(self, data: bytes) -> bytes:
+            book.transition(order.id, OrderStatus.CANCELLED)
+            return super().sign(data)
+
+    events = _audit_count(book)
+    with pytest.raises(NotDraft) as caught:
+        service.sign(order.id, signer=CancelsMeanwhile(subscriber.key), certificate=subscriber.cert,
+                     intermediates=pki.intermediates)
+    assert "changed while it was being signed" in caught.value.message
+    after = book.get_order(order.id)
+    assert after.status is OrderStatus.CANCELLED and after.signed_document is None
+    assert _audit_count(book) == events + 1  # the cancellation's event only

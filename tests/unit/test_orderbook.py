@@ -72,6 +72,57 @@ def test_an_order_cannot_become_signed_without_its_document(book):
     assert caught.value.code == "order.unsigned"
 
 
+def _store(book, order_id, document=b"cms-bytes"):
+    import datetime as dt
+
+    return book.store_signed(order_id, document=document, payload_sha256="a" * 64, signer_fingerprint="b" * 64,
+                             signed_at=dt.datetime(2026, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc),
+                             details={"document_sha256": "c" * 64})
+
+
+def _events(book, order_id):
+    with book.db.session() as session:
+        return list(session.scalars(select(AuditEvent).where(AuditEvent.order_id == order_id)
+                                    .order_by(AuditEvent.id)))
+
+
+def test_store_signed_writes_document_status_and_audit_event_together(book):
+    """The signing path's one transaction: the document, the move to signed (state machine) and its audit event."""
+    seed(book)
+    order = draft_order(book)
+    before = len(_events(book, order.id))
+    assert _store(book, order.id) is True
+    stored = book.get_order(order.id)
+    assert stored.status is OrderStatus.SIGNED and stored.signed_document == b"cms-bytes"
+    assert stored.payload_sha256 == "a" * 64 and stored.signer_fingerprint == "b" * 64 and stored.signed_at
+    events = _events(book, order.id)
+    assert len(events) == before + 1
+    assert events[-1].action == "order.status" and events[-1].actor == "test"
+    assert events[-1].details == {"from": "draft", "to": "signed", "document_sha256": "c" * 64}
+    with book.db.session() as session:
+        assert verify_audit_chain(session) == []
+    # Signed content is immutable afterwards, through the ORM as for any signed order ...
+    with book.db.session() as session:
+        session.get(Order, order.id).signed_document = b"other"
+        with pytest.raises(ImmutableRecord):
+            session.commit()
+    # ... and a second store (a racing workstation, a retry) writes nothing at all.
+    assert _store(book, order.id, document=b"second") is False
+    assert book.get_order(order.id).signed_document == b"cms-bytes"
+    assert len(_events(book, order.id)) == before + 1
+
+
+def test_store_signed_refuses_an_order_that_is_no_longer_a_draft(book):
+    seed(book)
+    order = draft_order(book)
+    book.transition(order.id, OrderStatus.CANCELLED)
+    events = len(_events(book, order.id))
+    assert _store(book, order.id) is False
+    after = book.get_order(order.id)
+    assert after.status is OrderStatus.CANCELLED and after.signed_document is None
+    assert len(_events(book, order.id)) == events
+
+
 # -- drafts ---------------------------------------------------------------------------------------------------
 
 def test_lines_take_description_package_and_schedule_from_the_catalog(book):
