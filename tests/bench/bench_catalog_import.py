@@ -90,7 +90,7 @@ def csv_floor(product_txt: Path, package_txt: Path) -> float:
 def sqlite_floor(directory: Path, packages: int) -> float:
     connection = sqlite3.connect(directory / "floor.sqlite")
     connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA synchronous=FULL")
     connection.execute("CREATE TABLE t (ndc TEXT, product_ndc TEXT, name TEXT, generic_name TEXT, strength TEXT, "
                        "dosage_form TEXT, labeler TEXT, package_description TEXT, package_quantity NUMERIC, unit TEXT, "
                        "schedule TEXT, source TEXT)")
