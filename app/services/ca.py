@@ -109,7 +109,7 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
         if data.lstrip().startswith(b"-----BEGIN"):
             return x509.load_pem_x509_csr(data)
         return x509.load_der_x509_csr(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is not a ValueError
         raise CsrRejected(f"This is not a certificate request ({exc}).", code="csr.malformed") from None
 
 

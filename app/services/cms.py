@@ -117,7 +117,7 @@ def _signer_pieces(certificate_der: bytes) -> _SignerPieces:
         signer_identifier = _tlv(0x30, issuer.dump() + serial.dump())  # untouched parses dump the input bytes
         issuer_der = x509.load_der_x509_certificate(certificate_der).issuer.public_bytes()
         return _SignerPieces(signer_identifier, _signing_certificate_v2(certificate_der, issuer_der, serial.native))
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, x509.InvalidVersion) as exc:
         raise CmsError(f"The signer's certificate cannot be read ({type(exc).__name__}).", code="malformed") from None
 
 
@@ -506,7 +506,7 @@ def _load_certificate(der: bytes) -> x509.Certificate:
         certificate.subject, certificate.issuer, certificate.extensions  # noqa: B018 - decode now
         certificate.public_key()
         certificate.not_valid_before_utc, certificate.not_valid_after_utc  # noqa: B018
-    except (ValueError, x509.DuplicateExtension, UnsupportedAlgorithm) as exc:
+    except (ValueError, x509.DuplicateExtension, x509.InvalidVersion, UnsupportedAlgorithm) as exc:
         raise CmsError(f"A certificate in the signed document cannot be read ({type(exc).__name__}).") from None
     return certificate
 

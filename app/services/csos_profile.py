@@ -301,7 +301,7 @@ class CsosCertificate:
     def from_der(cls, der: bytes) -> "CsosCertificate":
         try:
             cert = x509.load_der_x509_certificate(der)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise CertificateProfileError(f"This is not an X.509 certificate ({exc}).") from None
         return cls.from_certificate(cert)
 
@@ -309,7 +309,7 @@ class CsosCertificate:
     def from_pem(cls, pem: bytes) -> "CsosCertificate":
         try:
             cert = x509.load_pem_x509_certificate(pem)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:
             raise CertificateProfileError(f"This is not a PEM X.509 certificate ({exc}).") from None
         return cls.from_certificate(cert)
 

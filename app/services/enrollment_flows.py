@@ -391,6 +391,9 @@ class Flow:
             return [p.message for p in result.problems]
         except CsosError as exc:
             return [exc.message]
+        except (ValueError, x509.InvalidVersion):  # the CA sent trust roots that cannot be read
+            return ["The trust roots sent by the certificate authority cannot be read, so the certificate could not "
+                    "be checked now. It is installed, and it is checked again before it signs any order."]
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -121,7 +121,7 @@ def load_trust_bundle(path: str | Path) -> list[x509.Certificate]:
         raise TrustBundleError(f"The trust bundle {path} contains no PEM certificate.", code="trust_bundle.empty")
     try:
         certs = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise TrustBundleError(f"The trust bundle {path} is damaged ({exc}).",
                                code="trust_bundle.unreadable") from None
     for cert in certs:
@@ -334,7 +334,7 @@ class CertificateValidationService:
             leaf = _info(cert)
             extra = [_info(c) for c in intermediates]
             given_crls = [_crl_entry(c) for c in (crls or ())]
-        except (ValueError, TypeError, x509.DuplicateExtension) as exc:
+        except (ValueError, TypeError, x509.DuplicateExtension, x509.InvalidVersion) as exc:
             return ValidationResult(False, (Problem(MALFORMED, f"The certificate or CRL cannot be read ({exc})."),))
         inter = list({i.fingerprint: i for i in (*self.intermediates, *extra)}.values())
         chain = self._name_chain(leaf, inter)

@@ -142,3 +142,40 @@ def test_the_fuzzer_really_mutates(samples):
     """Guard against a harness that feeds back the sample unchanged (a fuzz test that cannot fail)."""
     assert apply(samples["cms"], [("flip", 10, 255)]) != samples["cms"]
     assert apply(samples["cms"], [("truncate", 100, 0)]) == samples["cms"][:100]
+
+
+# -- what the 100k-case benchmark run found (kept as fixed examples) ---------------------------------------------------
+# cryptography raises x509.InvalidVersion -- not a ValueError -- for a certificate or CSR whose version field holds a
+# value it does not know. One flipped bit there escaped as an untyped error from every certificate and CSR reader.
+
+def _bad_version(der: bytes, *, at: int, value: int) -> bytes:
+    """``der`` with the INTEGER byte at ``at`` (the version) set to ``value``."""
+    assert der[at - 2:at] == b"\x02\x01", "not the version INTEGER"
+    return der[:at] + bytes([value]) + der[at + 1:]
+
+
+def test_a_certificate_with_an_unknown_version_is_a_typed_error(samples):
+    bad = _bad_version(samples["cert"], at=12, value=3)  # SEQ, SEQ tbs, [0] { INTEGER version }
+    with pytest.raises(CsosError):
+        CsosCertificate.from_der(bad)
+    with pytest.raises(CsosError):
+        load_certificates(bad)
+    pem = b"-----BEGIN CERTIFICATE-----\n" + __import__("base64").encodebytes(bad) + b"-----END CERTIFICATE-----\n"
+    with pytest.raises(CsosError):
+        load_certificates(pem)
+    with pytest.raises(CsosError):
+        CsosCertificate.from_pem(pem)
+
+
+def test_a_csr_with_an_unknown_version_is_a_typed_error(samples):
+    with pytest.raises(ca.CsrRejected):
+        ca.load_csr(_bad_version(samples["csr"], at=10, value=1))  # SEQ, SEQ info, INTEGER version (must be 0)
+
+
+def test_a_signed_order_carrying_a_certificate_with_an_unknown_version_is_malformed(samples):
+    at = samples["cms"].index(samples["cert"]) + 12
+    bad = _bad_version(samples["cms"], at=at, value=3)
+    with pytest.raises(CsosError):
+        parse_signed_document(bad)
+    verdict = samples["verifier"].verify(bad)
+    assert not verdict.accepted and [r.code for r in verdict.reasons] == ["malformed"]

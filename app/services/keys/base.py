@@ -339,7 +339,7 @@ def check_certificate_matches(public_key: Any, cert_der: bytes) -> None:
     try:
         cert = x509.load_der_x509_certificate(cert_der)
         cert_pub = cert.public_key()
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise CertificateError("The certificate could not be read (not a DER X.509 certificate).") from exc
     spki = PublicFormat.SubjectPublicKeyInfo
     if cert_pub.public_bytes(Encoding.DER, spki) != public_key.public_bytes(Encoding.DER, spki):

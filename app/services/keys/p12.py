@@ -138,9 +138,9 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
             raise ValueError("no certificate")
         try:
             return [x509.load_der_x509_certificate(data)]
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             return list(pkcs7.load_der_pkcs7_certificates(data))
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:
         raise CertificateError("This file holds no readable certificate (PEM, DER or PKCS#7 expected).") from exc
 
 

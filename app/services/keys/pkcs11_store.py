@@ -622,7 +622,7 @@ class Pkcs11KeyStore(KeyStore):
                         continue
                     pk = x509.load_der_x509_certificate(bytes(cert[Attribute.VALUE])).public_key()
                     found[ckid] = self._w_ref(identity, ckid, cert[Attribute.LABEL], pk)  # type: ignore[arg-type]
-                except (UnsupportedKey, ValueError, p11x.PKCS11Error) as exc:
+                except (UnsupportedKey, ValueError, x509.InvalidVersion, p11x.PKCS11Error) as exc:
                     log.debug("skipping token certificate: %s", type(exc).__name__)
             return sorted(found.values(), key=lambda r: (r.label, r.key_id))
 
