@@ -1171,7 +1171,12 @@ def _parse_party(r: _Reader, entity: str, *, require_dea: bool, require_address:
         n3_count += 1
         if n3_count > 2:
             raise _fail("x12.unexpected_segment", n3.loc(), "at most two N3 segments per party.")
-        lines.extend(v for v in _decode(n3, _N3_SPEC) if v is not None)
+        pair = [v for v in _decode(n3, _N3_SPEC) if v is not None]
+        if len(pair) == 1 and r.peek_id() == "N3":
+            # One spelling only: lines go two to an N3, so only the last N3 may carry a single line.
+            raise _fail("x12.missing_element", n3.loc(2), "an N3 followed by another N3 must carry two address "
+                                                          "lines (N301 and N302).")
+        lines.extend(pair)
     city = state = postal = None
     n4 = r.take_if("N4")
     if n4 is not None:

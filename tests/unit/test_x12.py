@@ -486,3 +486,21 @@ def test_codec_does_not_import_sqlalchemy():
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not any(name.startswith(("sqlalchemy", "app.models.orderbook", "PySide6")) for name in imported)
+
+
+def test_an_address_split_one_line_per_n3_is_refused_as_a_second_spelling():
+    """Found by the 100k-case fuzz run: N3*a~N3*b parsed to the same order as N3*a*b, so one order had two
+    spellings (the writer puts two lines to an N3)."""
+    from tests.integration.test_verifier import make_order, x12 as write
+
+    canonical = write(make_order())
+    assert b"~N3*100 Main Street~N4*" in canonical  # the purchaser's one-line address
+    two_lines = canonical.replace(b"~N3*100 Main Street~N4*", b"~N3*100 Main Street*Suite 2~N4*", 1)
+    parsed = x12.parse_850(two_lines)
+    assert parsed.purchaser.address_lines == ("100 Main Street", "Suite 2")
+    split = two_lines.replace(b"~N3*100 Main Street*Suite 2~", b"~N3*100 Main Street~N3*Suite 2~", 1)
+    count = int(split.split(b"~SE*", 1)[1].split(b"*", 1)[0])
+    split = split.replace(b"~SE*%d*" % count, b"~SE*%d*" % (count + 1), 1)  # one segment more: the count agrees
+    with pytest.raises(x12.X12Error) as refused:
+        x12.parse_850(split)
+    assert refused.value.code == "x12.missing_element" and refused.value.segment == "N3"
