@@ -356,7 +356,10 @@ def test_mutated_documents_get_the_same_outcome_as_from_the_reference_parser(pai
 
         pytest.skip(f"git history with {REFERENCE_COMMIT} is not available")
     _, data = pair
-    assert _parse_outcome(x12, data) == _parse_outcome(reference, data)
+    ours, theirs = _parse_outcome(x12, data), _parse_outcome(reference, data)
+    if theirs[0] == "ok" and ours[:2] == ("error", "x12.missing_element") and "must carry two address" in ours[2]:
+        return  # a deliberate change since the reference: one address line per N3 is a second spelling, refused
+    assert ours == theirs
 
 
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None)
