@@ -330,13 +330,16 @@ def _export_into(db: Database, work: Path, *, date_from: dt.date, date_to: dt.da
         ids = _orders_in_range(session, date_from, date_to)
         total = len(ids)
         numbers = dict(session.execute(select(Order.id, Order.order_number)).all()) if ids else {}
+        # Order numbers are unique per registration only: those used by two registrations get a folder per DEA.
+        shared_numbers = set(session.scalars(select(Order.order_number).group_by(Order.order_number)
+                                             .having(func.count(Order.id) > 1))) if ids else set()
         for done, order in enumerate(_load_orders_in_chunks(session, ids), start=1):
             if cancelled is not None and cancelled():
                 raise ExportCancelled("The export was cancelled; nothing was written.")
             view = order_view(order, replaces=numbers.get(order.replaces_order_id))
             registrants.add(f"{order.registration.name} (DEA {order.registration.dea_number})")
             folder = archive / "orders" / order.order_number / order.registration.dea_number \
-                if _duplicate_number(session, order) else archive / "orders" / order.order_number
+                if order.order_number in shared_numbers else archive / "orders" / order.order_number
             (folder / "records").mkdir(parents=True)
             if order.signed_document:
                 (folder / f"{order.order_number}.csos").write_bytes(order.signed_document)
@@ -371,10 +374,6 @@ def _export_into(db: Database, work: Path, *, date_from: dt.date, date_to: dt.da
         render_pdf(views, meta, work / "records.pdf")
     _zip_folder(archive, work / "archive.zip")
     return len(views), files
-
-
-def _duplicate_number(session: Session, order: Order) -> bool:
-    return (session.scalar(select(func.count(Order.id)).where(Order.order_number == order.order_number)) or 0) > 1
 
 
 def _files(folder: Path) -> Iterator[Path]:

@@ -30,7 +30,7 @@ from app.services.transport import SupplierRecord
 from app.services.validation import CertificateValidationService
 from app.services.verifier import MappingSchedules, OrderVerifier
 from app.services.x12 import Acknowledgement855, AckStatus, write_855
-from tests.factories import draft_order, seed
+from tests.factories import PURCHASER_DEA, SECOND_PURCHASER_DEA, draft_order, seed
 from tests.pki import build_training_pki
 from tests.signers import KeySigner
 
@@ -193,3 +193,22 @@ def test_backup_is_a_consistent_copy_without_keys(world, tmp_path):
     assert [p.name for p in (tmp_path / "backups").iterdir()] == ["orderbook-backup.sqlite3"]
     with pytest.raises(RecordsError):
         backup_order_book(book.db, tmp_path / "backups")
+
+
+def test_an_order_number_used_by_two_registrations_gets_a_folder_per_registration(world, tmp_path):
+    """Order numbers are unique per registration only (O2): two registrations' orders 26X… must not share a folder."""
+    book, _, orders = world
+    book.add_registration(dea_number=SECOND_PURCHASER_DEA, name="Riverside Clinic", address_lines=["2 River Rd"],
+                          city="Springfield", state="IL", postal_code="62702", schedules=["II", "III", "IV", "V"],
+                          expires_on=dt.date(2028, 6, 30))
+    shared = book.new_order(registration_dea=SECOND_PURCHASER_DEA, supplier_name="Acme Drug",
+                            order_number=orders[0].order_number)
+    summary = export_records(book.db, date_from=TODAY, date_to=TODAY, out_dir=tmp_path / "out", render_pdf=None)
+    assert summary.orders == 3
+    numbered = tmp_path / "out" / "archive" / "orders" / orders[0].order_number
+    assert sorted(p.name for p in numbered.iterdir()) == sorted([PURCHASER_DEA, SECOND_PURCHASER_DEA])
+    assert (numbered / PURCHASER_DEA / f"{orders[0].order_number}.csos").read_bytes() == orders[0].signed_document
+    assert json.loads((numbered / SECOND_PURCHASER_DEA / "order.json").read_text())["order_number"] == \
+        shared.order_number
+    # An order number used once keeps the plain folder.
+    assert (tmp_path / "out" / "archive" / "orders" / orders[1].order_number / "order.json").exists()
