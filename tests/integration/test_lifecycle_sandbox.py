@@ -174,14 +174,18 @@ def test_lost_order_statement_replacement_and_the_late_original(world, tmp_path)
     assert order.linked_records[-1].kind is LinkedRecordKind.NON_ACCEPTANCE
 
 
-def test_a_supplier_fault_keeps_the_order_queued_and_it_is_sent_once_when_the_supplier_recovers(world):
+@pytest.mark.parametrize("switch, code", [("fail_next", "transport.server_error"),
+                                          ("drop_next", "transport.connection"),
+                                          ("malformed_next", "transport.malformed_answer")])
+def test_a_supplier_fault_keeps_the_order_queued_and_it_is_sent_once_when_the_supplier_recovers(world, switch, code):
+    """The sandbox's own fault switches (issue 9/10): a 503, a dropped connection, a garbled answer."""
     order = world.order()
     supplier = next(s for s in world.sandbox.suppliers if s.name == "Acme Drug")
-    response = requests.post(f"{supplier.url}/_training/faults", json={"fail_next": 1, "malformed_next": 0},
-                             timeout=10, verify=str(world.sandbox.tls_bundle))
+    response = requests.post(f"{supplier.url}/_training/faults", json={switch: 1}, timeout=10,
+                             verify=str(world.sandbox.tls_bundle))
     assert response.status_code == 200, response.text
     report, order = world.send(order)
-    assert report.failed[0]["code"] == "transport.server_error" and order.status is S.QUEUED
+    assert report.failed[0]["code"] == code and order.status is S.QUEUED
     assert world.outbox.entry_for(order.id).last_error
     world.outbox.retry_now(order.id)
     assert world.outbox.run_once().sent == [order.order_number]
