@@ -143,11 +143,10 @@ class _Runnable(QRunnable):
 def _while_alive(owner: QObject | None, callback: Callable[[Any], None], title: str) -> Callable[[Any], None]:
     if owner is None:
         return callback
-    gone = threading.Event()
-    owner.destroyed.connect(lambda *_: gone.set())
 
     def call(value: Any) -> None:
-        if gone.is_set() or not shiboken6.isValid(owner):
+        # No connection to owner.destroyed: a panel that runs a job every few seconds would collect one per job.
+        if not shiboken6.isValid(owner):
             log.info("%s: answer dropped, its window is gone", title)
             return
         callback(value)
