@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,7 +27,7 @@ MIGRATION_LOCK_KEY = 0x43534F534D494752
 WRITER_LOCK_KEY = 0x43534F5357524954
 
 
-def lock_writers(session: Session) -> None:
+def lock_writers(session: Session | Connection) -> None:
     """On PostgreSQL, wait until no other write transaction of the order book is running, for this transaction.
 
     SQLite lets one writer in at a time by itself; PostgreSQL does not, and two workstations reading the tip of
@@ -35,7 +35,8 @@ def lock_writers(session: Session) -> None:
     ``previous_hash``). Taking this lock first, before any row lock, also rules out deadlocks between writers.
     Writes are short (nothing waits on the network inside one), so serialising them costs nothing noticeable.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    bind = session.get_bind() if isinstance(session, Session) else session
+    if bind.dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY})
 
 

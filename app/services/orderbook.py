@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Sequence
 
-from sqlalchemy import and_, bindparam, exists, func, literal, or_, select, text, tuple_, update
+from sqlalchemy import and_, bindparam, exists, func, literal, or_, select, tuple_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, joinedload
 
 from app.errors import CsosError, InvalidValue, NotFound
-from app.models.database import WRITER_LOCK_KEY, Database, explain_storage_failure, lock_writers
+from app.models.database import Database, explain_storage_failure, lock_writers
 from app.models.integrity import append_audit_event, append_audit_row
 from app.models.orderbook import (
     LinkedRecord,
@@ -543,20 +543,27 @@ class _WriteTransaction:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         assert self.session is not None
-        try:
-            if exc is None:
-                try:
-                    self.session.commit()
-                except OperationalError as failure:
-                    self.session.rollback()
-                    raise explain_storage_failure(failure, self.db.url) from failure
-            else:
-                self.session.rollback()
-                if isinstance(exc, OperationalError):
-                    raise explain_storage_failure(exc, self.db.url) from exc
-        finally:
-            self.session.close()
+        _end_transaction(exc, commit=self.session.commit, rollback=self.session.rollback, close=self.session.close,
+                         url=self.db.url)
         return False
+
+
+def _end_transaction(exc: BaseException | None, *, commit: Callable[[], None], rollback: Callable[[], None],
+                     close: Callable[[], None], url: str) -> None:
+    """Commit (or roll back after ``exc``), always close; a driver failure becomes a plain storage error."""
+    try:
+        if exc is None:
+            try:
+                commit()
+            except OperationalError as failure:
+                rollback()
+                raise explain_storage_failure(failure, url) from failure
+        else:
+            rollback()
+            if isinstance(exc, OperationalError):
+                raise explain_storage_failure(exc, url) from exc
+    finally:
+        close()
 
 
 class _WriteConnection:
@@ -574,27 +581,15 @@ class _WriteConnection:
             raise explain_storage_failure(failure, self.db.url) from failure
         try:
             self.transaction = self.connection.begin()
-            if self.connection.dialect.name == "postgresql":  # what lock_writers() does for a Session
-                self.connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY})
+            lock_writers(self.connection)
         except OperationalError as failure:
             self.connection.close()
             raise explain_storage_failure(failure, self.db.url) from failure
         return self.connection
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        try:
-            if exc is None:
-                try:
-                    self.transaction.commit()
-                except OperationalError as failure:
-                    self.transaction.rollback()
-                    raise explain_storage_failure(failure, self.db.url) from failure
-            else:
-                self.transaction.rollback()
-                if isinstance(exc, OperationalError):
-                    raise explain_storage_failure(exc, self.db.url) from exc
-        finally:
-            self.connection.close()
+        _end_transaction(exc, commit=self.transaction.commit, rollback=self.transaction.rollback,
+                         close=self.connection.close, url=self.db.url)
         return False
 
 
