@@ -74,18 +74,23 @@ def test_we_read_back_what_we_signed(pki_and_subscriber):
     assert check_signature(document) == []
 
 
-def test_we_verify_a_signature_made_by_openssl(tmp_path):
-    pki = build_training_pki(tmp_path)
-    subscriber = pki.issue()
+def _openssl_signed(tmp_path, subscriber, *extra: str) -> bytes:
+    """CONTENT signed by ``openssl cms -sign`` with the subscriber's key (``extra``: more openssl options)."""
     (tmp_path / "signer.pem").write_bytes(subscriber.cert.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "key.pem").write_bytes(subscriber.key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     (tmp_path / "order.x12").write_bytes(CONTENT)
     subprocess.run(["openssl", "cms", "-sign", "-binary", "-nodetach", "-outform", "DER", "-md", "sha256",
                     "-in", str(tmp_path / "order.x12"), "-signer", str(tmp_path / "signer.pem"),
-                    "-inkey", str(tmp_path / "key.pem"), "-out", str(tmp_path / "order.csos")],
+                    "-inkey", str(tmp_path / "key.pem"), "-out", str(tmp_path / "order.csos"), *extra],
                    check=True, capture_output=True)
-    document = parse_signed_document((tmp_path / "order.csos").read_bytes())
+    return (tmp_path / "order.csos").read_bytes()
+
+
+def test_we_verify_a_signature_made_by_openssl(tmp_path):
+    pki = build_training_pki(tmp_path)
+    subscriber = pki.issue()
+    document = parse_signed_document(_openssl_signed(tmp_path, subscriber))
     assert document.content == CONTENT
     # OpenSSL 3 adds signingCertificateV2 (ESS) by default for CMS; everything else must verify either way.
     problems = check_signature(document)
@@ -230,16 +235,8 @@ def test_shapes_the_fast_reader_leaves_to_the_general_reader(tmp_path):
 def test_openssl_documents_read_the_same_either_way(tmp_path):
     pki = build_training_pki(tmp_path)
     subscriber = pki.issue()
-    (tmp_path / "signer.pem").write_bytes(subscriber.cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(subscriber.key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    (tmp_path / "order.x12").write_bytes(CONTENT)
     for extra in ([], ["-nosmimecap"], ["-nosmimecap", "-keyid"]):
-        subprocess.run(["openssl", "cms", "-sign", "-binary", "-nodetach", "-outform", "DER", "-md", "sha256",
-                        "-in", str(tmp_path / "order.x12"), "-signer", str(tmp_path / "signer.pem"),
-                        "-inkey", str(tmp_path / "key.pem"), "-out", str(tmp_path / "order.csos"), *extra],
-                       check=True, capture_output=True)
-        _same((tmp_path / "order.csos").read_bytes())
+        _same(_openssl_signed(tmp_path, subscriber, *extra))
 
 
 @settings(max_examples=int(os.environ.get("CMS_FUZZ_EXAMPLES", "400")), deadline=None,
