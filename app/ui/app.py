@@ -116,7 +116,7 @@ def _open_order_book(config: Any, opened: list[Any]) -> Any:
     """On a worker thread: open the database (migrations included) and the order book; returns the OrderBook.
 
     The database goes into ``opened`` as soon as it exists, so the caller closes it whatever happens next. The
-    services the window reads right after attaching are imported here too, not on the GUI thread.
+    services the window needs to show the list are imported here too, not on the GUI thread.
     """
     from app.models.database import open_database
     from app.services.orderbook import OrderBook
@@ -124,9 +124,9 @@ def _open_order_book(config: Any, opened: list[Any]) -> Any:
     db = open_database(config.database_url)
     opened.append(db)
     book = OrderBook(db, actor="gui")
-    import app.services.certificates  # noqa: F401 - the status bar's certificate reading
-    import app.services.order_details  # noqa: F401 - the status bar and the detail pane
+    import app.services.order_details  # noqa: F401 - the detail pane and the status bar
     import app.services.reminders  # noqa: F401 - the reminders bar
+    # The certificate services (cryptography, ~70 ms) are loaded after the list is shown (MainWindow).
 
     return book
 

@@ -79,6 +79,11 @@ def _local_midnight_utc(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time()).astimezone().astimezone(dt.timezone.utc)
 
 
+def _load_status_services() -> None:
+    """On a worker: what the status bar's certificate reading imports."""
+    import app.services.certificates  # noqa: F401
+
+
 class MainWindow(QMainWindow):
     # The order list (or its "no orders yet" hint) was painted for the first time after attaching.
     order_list_shown = Signal()
@@ -212,6 +217,15 @@ class MainWindow(QMainWindow):
         if self._started or self.closing or self.model is None:
             return
         self._started = True
+        # The certificate reading needs cryptography (~70 ms to import): loaded on a worker, so neither the list
+        # nor the GUI thread waits for it; then the readings and checks start here.
+        self.facade.jobs.run("Reading certificates and reminders", lambda _context: _load_status_services(),
+                             on_success=self._start_checks_now, on_failure=self._start_checks_now, announce=False,
+                             owner=self)
+
+    def _start_checks_now(self, _result: Any = None) -> None:
+        if self.closing:
+            return
         self.refresh_status()
         self.check_clock()
         self.facade.start_outbox()
