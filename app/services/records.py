@@ -323,10 +323,13 @@ def _export_into(db: Database, work: Path, *, date_from: dt.date, date_to: dt.da
                  now: dt.datetime, version: str) -> tuple[int, int]:
     archive = work / "archive"
     (archive / "orders").mkdir(parents=True)
-    views: list[OrderRecordView] = []
-    rows: list[list[Any]] = []
+    view_files: list[Path] = []  # each order's order.json: the PDF reads the views back from there, one at a time
     registrants: set[str] = set()
-    with db.session() as session:
+    with db.session() as session, open(work / "orders.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["order_number", "status", "purchaser_dea", "supplier", "created_at", "signed_at", "signer",
+                         "line", "ndc", "description", "schedule", "packages_ordered", "package_size",
+                         "supplier_line_status", "packages_received", "receipts"])
         ids = _orders_in_range(session, date_from, date_to)
         total = len(ids)
         numbers = dict(session.execute(select(Order.id, Order.order_number)).all()) if ids else {}
@@ -334,8 +337,7 @@ def _export_into(db: Database, work: Path, *, date_from: dt.date, date_to: dt.da
         shared_numbers = set(session.scalars(select(Order.order_number).group_by(Order.order_number)
                                              .having(func.count(Order.id) > 1))) if ids else set()
         for done, order in enumerate(_load_orders_in_chunks(session, ids), start=1):
-            if cancelled is not None and cancelled():
-                raise ExportCancelled("The export was cancelled; nothing was written.")
+            _stop_if_cancelled(cancelled)
             view = order_view(order, replaces=numbers.get(order.replaces_order_id))
             registrants.add(f"{order.registration.name} (DEA {order.registration.dea_number})")
             folder = archive / "orders" / order.order_number / order.registration.dea_number \
@@ -346,34 +348,50 @@ def _export_into(db: Database, work: Path, *, date_from: dt.date, date_to: dt.da
             for record in order.linked_records:
                 (folder / "records" / record_file_name(record)).write_bytes(record.raw)
             (folder / "order.json").write_text(json.dumps(view.to_json(), indent=2, sort_keys=True))
-            views.append(view)
-            for line in view.lines:
-                rows.append([view.order_number, view.status, view.purchaser["dea_number"], view.supplier["name"],
-                             view.created_at, view.signed_at or "", (view.signer or {}).get("name", ""),
-                             line["line_number"], line["ndc"], line["description"], line["schedule"],
-                             line["packages"], line["package_quantity"], line["supplier_status"],
-                             line["received"], "; ".join(f"{r['received_on']}: {r['packages_received']}"
-                                                         for r in view.receipts
-                                                         if r["line_number"] == line["line_number"])])
+            view_files.append(folder / "order.json")
+            writer.writerows([view.order_number, view.status, view.purchaser["dea_number"], view.supplier["name"],
+                              view.created_at, view.signed_at or "", (view.signer or {}).get("name", ""),
+                              line["line_number"], line["ndc"], line["description"], line["schedule"],
+                              line["packages"], line["package_quantity"], line["supplier_status"],
+                              line["received"], "; ".join(f"{r['received_on']}: {r['packages_received']}"
+                                                          for r in view.receipts
+                                                          if r["line_number"] == line["line_number"])]
+                             for line in view.lines)
             if progress is not None:
                 progress(done, total)
-    with open(work / "orders.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["order_number", "status", "purchaser_dea", "supplier", "created_at", "signed_at", "signer",
-                         "line", "ndc", "description", "schedule", "packages_ordered", "package_size",
-                         "supplier_line_status", "packages_received", "receipts"])
-        writer.writerows(rows)
+    _stop_if_cancelled(cancelled)  # Stop pressed during the last order still stops, before the slow PDF and zip
     (archive / "README.txt").write_text(_README.format(
         registrants="; ".join(sorted(registrants)) or "(none)", date_from=date_from, date_to=date_to,
-        count=len(views), exported_at=now.strftime("%Y-%m-%d %H:%M"), version=version or "-"))
+        count=len(view_files), exported_at=now.strftime("%Y-%m-%d %H:%M"), version=version or "-"))
     files = write_manifest(archive, extra={"period": {"from": date_from.isoformat(), "to": date_to.isoformat()},
-                                           "orders": len(views), "created_at": now.isoformat()})
+                                           "orders": len(view_files), "created_at": now.isoformat()})
     meta = {"date_from": date_from.isoformat(), "date_to": date_to.isoformat(), "exported_at": now.isoformat(),
             "registrants": sorted(registrants), "version": version}
     if render_pdf is not None:
-        render_pdf(views, meta, work / "records.pdf")
+        render_pdf(_ArchivedViews(view_files), meta, work / "records.pdf")
     _zip_folder(archive, work / "archive.zip")
-    return len(views), files
+    return len(view_files), files
+
+
+def _stop_if_cancelled(cancelled: Callable[[], bool] | None) -> None:
+    if cancelled is not None and cancelled():
+        raise ExportCancelled("The export was cancelled; nothing was written.")
+
+
+class _ArchivedViews(Sequence[OrderRecordView]):
+    """The exported orders' views, read back from the archive's order.json files one at a time: the PDF shows
+    exactly what the archive holds, and 20,000 orders are never all in memory."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._paths = paths
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return OrderRecordView(**json.loads(self._paths[index].read_text()))
 
 
 def _files(folder: Path) -> Iterator[Path]:
