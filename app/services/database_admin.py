@@ -129,8 +129,8 @@ def database_status(url: str) -> DatabaseStatus:
     return test_connection(url)
 
 
-def init_database(url: str) -> DatabaseStatus:
-    """Set up the order book in an empty database (or confirm it is already there and current)."""
+def _usable_status(url: str) -> DatabaseStatus:
+    """The database's state, refusing the states neither init nor upgrade can work with."""
     status = test_connection(url)
     if status.state == UNAVAILABLE:
         raise StorageError(status.message, code=status.error_code or "storage.failed")
@@ -138,6 +138,12 @@ def init_database(url: str) -> DatabaseStatus:
         raise StorageError(status.message, code="storage.newer_schema")
     if status.state == FOREIGN:
         raise StorageError(status.message, code="database.not_an_order_book")
+    return status
+
+
+def init_database(url: str) -> DatabaseStatus:
+    """Set up the order book in an empty database (or confirm it is already there and current)."""
+    status = _usable_status(url)
     if status.state == OLDER and status.engine == "postgresql":
         raise StorageError("This database already holds an order book of an older version; back it up and run "
                            "`csos-desk db upgrade` instead.", code="storage.older_schema")
@@ -149,13 +155,7 @@ def init_database(url: str) -> DatabaseStatus:
 
 def upgrade_database(url: str) -> DatabaseStatus:
     """Apply the pending schema changes (back the database up first; every workstation then needs this version)."""
-    status = test_connection(url)
-    if status.state == UNAVAILABLE:
-        raise StorageError(status.message, code=status.error_code or "storage.failed")
-    if status.state == NEWER:
-        raise StorageError(status.message, code="storage.newer_schema")
-    if status.state == FOREIGN:
-        raise StorageError(status.message, code="database.not_an_order_book")
+    status = _usable_status(url)
     if status.state == EMPTY:
         raise StorageError("There is no order book in this database yet; set it up with `csos-desk db init`.",
                            code="database.empty")

@@ -408,14 +408,10 @@ def read_supplier_file(path: Path) -> SupplierRecord:
     return SupplierRecord(kind=kind, data=data, created_at=created, source=path.name)
 
 
-class FolderConnector(Connector):
-    """Drop folder for an EDI/VAN agent: ``outgoing/<order number>.csos`` out, X12 files in ``incoming/`` back."""
+class _FileConnector(Connector):
+    """Writes each signed document once, as a file in ``self.outgoing``; answers come back some other way."""
 
-    kind = "folder"
-
-    def __init__(self, outgoing: str | Path, incoming: str | Path) -> None:
-        self.outgoing = Path(outgoing)
-        self.incoming = Path(incoming)
+    outgoing: Path
 
     def send_order(self, *, order_number: str, purchaser_dea: str, document: bytes) -> Delivery:
         path = self.outgoing / f"{_checked_name(order_number)}.csos"
@@ -426,6 +422,16 @@ class FolderConnector(Connector):
         path = self.outgoing / f"{_checked_name(order_number)}-lost-statement.csos"
         write_once(path, document)
         return Delivery(answered=False, where=str(path))
+
+
+class FolderConnector(_FileConnector):
+    """Drop folder for an EDI/VAN agent: ``outgoing/<order number>.csos`` out, X12 files in ``incoming/`` back."""
+
+    kind = "folder"
+
+    def __init__(self, outgoing: str | Path, incoming: str | Path) -> None:
+        self.outgoing = Path(outgoing)
+        self.incoming = Path(incoming)
 
     def collect_incoming(self) -> list[IncomingFile]:
         if not self.incoming.is_dir():
@@ -453,23 +459,13 @@ class FolderConnector(Connector):
         return target
 
 
-class ManualConnector(Connector):
+class ManualConnector(_FileConnector):
     """Saves the file for a person to upload on the supplier's portal; answers are imported by hand."""
 
     kind = "manual"
 
     def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
-
-    def send_order(self, *, order_number: str, purchaser_dea: str, document: bytes) -> Delivery:
-        path = self.folder / f"{_checked_name(order_number)}.csos"
-        write_once(path, document)
-        return Delivery(answered=False, where=str(path))
-
-    def send_statement(self, *, order_number: str, purchaser_dea: str, document: bytes) -> Delivery:
-        path = self.folder / f"{_checked_name(order_number)}-lost-statement.csos"
-        write_once(path, document)
-        return Delivery(answered=False, where=str(path))
+        self.outgoing = Path(folder)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
