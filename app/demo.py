@@ -67,21 +67,21 @@ def run_demo(out: Path, *, say: Callable[[str], None] = print, screenshots: bool
     from app.logging_setup import setup_logging
     from app.models.database import open_database
     from app.models.states import OrderStatus
-    from app.services.certificates import CertificateBook
-    from app.services.clock import check_clock
-    from app.services.crl_cache import CrlCache
-    from app.services.enrollment import SandboxAuthority
-    from app.services.enrollment_flows import EnrollmentFlow
-    from app.services.lifecycle import Lifecycle
-    from app.services.orderbook import OrderBook
-    from app.services.outbox import Outbox
-    from app.services.records import check_records, export_records
-    from app.services.signing import OrderSigningService
-    from app.services.transport import connector_for
-    from app.services.trust import configured_trust_roots
-    from app.services.validation import CertificateValidationService
-    from app.services.verifier import MappingSchedules, OrderVerifier
-    from app.services.wizard import WizardStateStore
+    from app.services.certificates.book import CertificateBook
+    from app.services.signing.clock import check_clock
+    from app.services.certificates.crl_cache import CrlCache
+    from app.services.enrollment.authority import SandboxAuthority
+    from app.services.enrollment.flows import EnrollmentFlow
+    from app.services.orders.lifecycle import Lifecycle
+    from app.services.orders.orderbook import OrderBook
+    from app.services.orders.outbox import Outbox
+    from app.services.orders.records import check_records, export_records
+    from app.services.signing.order_signing import OrderSigningService
+    from app.services.transport.connectors import connector_for
+    from app.services.certificates.trust import configured_trust_roots
+    from app.services.certificates.validation import CertificateValidationService
+    from app.services.signing.verifier import MappingSchedules, OrderVerifier
+    from app.services.enrollment.wizard import WizardStateStore
     from app.training import start_training_environment
 
     out = Path(out).resolve()

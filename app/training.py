@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app.errors import ConfigError
-from app.services.orderbook import DuplicateRecord, OrderBook
+from app.services.orders.orderbook import DuplicateRecord, OrderBook
 
 log = logging.getLogger(__name__)
 

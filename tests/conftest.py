@@ -9,7 +9,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest  # noqa: E402
 
 from app.models.database import open_database, sqlite_url  # noqa: E402
-from app.services.orderbook import OrderBook  # noqa: E402
+from app.services.orders.orderbook import OrderBook  # noqa: E402
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from app.models.orderbook import Order, Product
 from app.models.states import OrderStatus
-from app.services.orderbook import OrderBook
+from app.services.orders.orderbook import OrderBook
 
 PURCHASER_DEA = "BJ6125341"
 SECOND_PURCHASER_DEA = "FN5623740"

@@ -28,9 +28,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from app.models.values import CERTIFICATE_SCHEDULE_BITS, DeaNumber, Schedule
-from app.services import ca as ca_module
-from app.services.ca import CertificationAuthority, create_root_ca
-from app.services.csos_profile import (
+from app.services.certificates import ca as ca_module
+from app.services.certificates.ca import CertificationAuthority, create_root_ca
+from app.services.certificates.profile import (
     TRAINING_ROOT_CA_NAME,
     TRAINING_SUB_CA_NAME,
     CsosCertificate,

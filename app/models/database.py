@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event, inspect, text
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,23 +21,6 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # PostgreSQL advisory-lock key held while migrating (any constant unique to this program: "CSOSMIGR" as digits).
 MIGRATION_LOCK_KEY = 0x43534F534D494752
-
-
-# PostgreSQL advisory-lock key that write transactions of the order book hold until they end ("CSOSWRIT").
-WRITER_LOCK_KEY = 0x43534F5357524954
-
-
-def lock_writers(session: Session | Connection) -> None:
-    """On PostgreSQL, wait until no other write transaction of the order book is running, for this transaction.
-
-    SQLite lets one writer in at a time by itself; PostgreSQL does not, and two workstations reading the tip of
-    the audit chain at the same moment would both try to append after it (the loser fails on the UNIQUE
-    ``previous_hash``). Taking this lock first, before any row lock, also rules out deadlocks between writers.
-    Writes are short (nothing waits on the network inside one), so serialising them costs nothing noticeable.
-    """
-    bind = session.get_bind() if isinstance(session, Session) else session
-    if bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITER_LOCK_KEY})
 
 
 def sqlite_url(path: Path) -> str:
@@ -229,7 +212,7 @@ def open_database(url: str, *, migrate: bool = True) -> Database:
 
 
 # The newest migration. Kept here so opening an up-to-date order book never loads Alembic (a fifth of start-up);
-# tests/unit/test_orderbook.py checks it equals Alembic's own head, so a new migration cannot be forgotten here.
+# tests/unit/orders/test_orderbook.py checks it equals Alembic's own head, so a new migration cannot be forgotten here.
 SCHEMA_HEAD = "0002_outbox"
 
 

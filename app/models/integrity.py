@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from app.errors import ImmutableRecord
+from app.models.locking import lock_writers
 from app.models.orderbook import AuditEvent, LinkedRecord, Order, OrderLine, Receipt
 
 GENESIS_HASH = "0" * 64
@@ -127,7 +128,6 @@ def append_audit_event(session: Session, *, action: str, actor: str = "", order_
     The returned ``AuditEvent`` carries the stored values and id; it is not attached to the session (nobody may
     change it anyway; reading it back loads it from the database). See ``append_audit_row`` for how it is written.
     """
-    from app.models.database import lock_writers  # here, not at the top: database.py imports this module
 
     lock_writers(session)  # PostgreSQL: one appender at a time, even for writers outside OrderBook's helper
     session.flush()  # pending ORM changes (e.g. the order row this event describes) go first, in order

@@ -1,6 +1,6 @@
 """The sandbox's CSOS training hierarchy (``CSOS Training Root CA`` → ``CSOS Training Sub CA``), kept on disk.
 
-Built on ``services.ca``: this module only persists the two CAs (``ca/root.json``, ``ca/sub.json``), publishes their
+Built on ``services.certificates.ca``: this module only persists the two CAs (``ca/root.json``, ``ca/sub.json``), publishes their
 CRLs (``crl/root.crl``, ``crl/sub.crl``; served at ``{base}/crl/root.crl`` and ``/crl/sub.crl``) and keeps them fresh:
 a CRL is rebuilt at once after a revocation and whenever half of its lifetime has passed, so a served CRL is never
 near its nextUpdate.
@@ -19,9 +19,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from app.services import ca as ca_engine
-from app.services.ca import CertificationAuthority
-from app.services.csos_profile import RegistrationFacts, SubscriberIdentity
+from app.services.certificates import ca as ca_engine
+from app.services.certificates.ca import CertificationAuthority
+from app.services.certificates.profile import RegistrationFacts, SubscriberIdentity
 
 log = logging.getLogger(__name__)
 

@@ -46,12 +46,12 @@ from app.sandbox.state import (
     lookup_key,
     secret_matches,
 )
-from app.services import ca as ca_engine
-from app.services.cms import CmsError, check_signature, parse_signed_document
-from app.services.csos_profile import RegistrationFacts, SubscriberIdentity
+from app.services.certificates import ca as ca_engine
+from app.services.signing.cms import CmsError, check_signature, parse_signed_document
+from app.services.certificates.profile import RegistrationFacts, SubscriberIdentity
 from app.services.keys.base import WeakPassword
 from app.services.keys.passwords import check_password
-from app.services.validation import CertificateValidationService
+from app.services.certificates.validation import CertificateValidationService
 
 log = logging.getLogger(__name__)
 

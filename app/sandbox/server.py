@@ -39,9 +39,9 @@ from app.sandbox.sntp import SntpServer
 from app.sandbox.state import Account, Coordinator, SandboxRegistration, SandboxState
 from app.sandbox.suppliers import FaultInjector, SandboxSupplier, SupplierDesk, suppliers_blueprint
 from app.sandbox.tls import ensure_tls
-from app.services import ca as ca_engine
+from app.services.certificates import ca as ca_engine
 from app.services.catalog import bundled_catalog_paths, import_fda_catalog
-from app.services.verifier import MappingSchedules
+from app.services.signing.verifier import MappingSchedules
 
 log = logging.getLogger(__name__)
 

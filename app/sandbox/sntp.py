@@ -7,7 +7,7 @@ import struct
 import threading
 import time
 
-from app.services.clock import NTP_EPOCH_OFFSET
+from app.services.signing.clock import NTP_EPOCH_OFFSET
 
 
 def _ntp(timestamp: float) -> tuple[int, int]:

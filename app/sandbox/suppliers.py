@@ -33,11 +33,11 @@ from app.models.values import DeaNumber, OrderNumber, Schedule
 from app.sandbox.api import SandboxApiError, int_field, json_body, text_field
 from app.sandbox.authority import SandboxAuthority
 from app.sandbox.state import LostOrderStatement, ReceivedOrder, SandboxState, SupplierRecord
-from app.services import x12
-from app.services.cms import MEDIA_TYPE, CmsError, check_signature, parse_signed_document
-from app.services.csos_profile import CertificateProfileError, CsosCertificate
-from app.services.validation import CertificateValidationService
-from app.services.verifier import ORDER_VALIDITY, MappingSchedules, OrderVerifier, Reason
+from app.services.signing import x12
+from app.services.signing.cms import MEDIA_TYPE, CmsError, check_signature, parse_signed_document
+from app.services.certificates.profile import CertificateProfileError, CsosCertificate
+from app.services.certificates.validation import CertificateValidationService
+from app.services.signing.verifier import ORDER_VALIDITY, MappingSchedules, OrderVerifier, Reason
 
 log = logging.getLogger(__name__)
 

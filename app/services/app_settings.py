@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from app.errors import InvalidValue, NotFound
 from app.models.values import DeaNumber
-from app.services.clock import DEFAULT_SERVER
+from app.services.signing.clock import DEFAULT_SERVER
 
 if TYPE_CHECKING:
     from app.models.orderbook import Supplier
 
-# SQLAlchemy, the models and app.services.order_details are imported inside the functions that use them: the
+# SQLAlchemy, the models and app.services.orders.details are imported inside the functions that use them: the
 # program's start reads ``remembered_profile`` before its first window, which must not wait for them (issue 9/10).
 
 CONNECTOR_KINDS = ("https", "folder", "manual")
@@ -46,7 +46,7 @@ def reminder_days(settings: dict[str, Any]) -> tuple[int, ...]:
     configured = settings.get("reminder_days")
     if isinstance(configured, list) and configured and all(isinstance(d, int) and d > 0 for d in configured):
         return tuple(sorted(set(configured), reverse=True))
-    from app.services.order_details import DEFAULT_REMINDER_DAYS
+    from app.services.orders.details import DEFAULT_REMINDER_DAYS
 
     return DEFAULT_REMINDER_DAYS
 

@@ -127,8 +127,8 @@ def verify_sample(sample_dir: Path = SAMPLES_DIR) -> CheckResult:
 def _verify_sample(sample_dir: Path) -> str:
     """Verify the bundled sample with the real verifier, as of the moment recorded beside it."""
     from app.models.values import Schedule
-    from app.services.validation import CertificateValidationService, load_trust_bundle
-    from app.services.verifier import MappingSchedules, OrderVerifier
+    from app.services.certificates.validation import CertificateValidationService, load_trust_bundle
+    from app.services.signing.verifier import MappingSchedules, OrderVerifier
 
     try:
         metadata = json.loads((sample_dir / "sample.json").read_text(encoding="utf-8"))

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import CsosError
-from app.services.enrollment import Application, EnrollmentAuthority, PortalSession
-from app.services.enrollment_flows import ROLE_TEXT
+from app.services.enrollment.authority import Application, EnrollmentAuthority, PortalSession
+from app.services.enrollment.flows import ROLE_TEXT
 from app.ui import theme
 from app.ui.jobs import JobRunner
 from app.ui.widgets import FieldMessage, RowsTableModel, make_table, training_banner

@@ -11,7 +11,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.errors import CsosError
-from app.services.enrollment_flows import CertificateRow, certificate_rows
+from app.services.enrollment.flows import CertificateRow, certificate_rows
 from app.ui import theme
 from app.ui.widgets import RowsTableModel, make_table
 
@@ -77,7 +77,7 @@ class CertificatesPage(QWidget):
     @property
     def certificates(self) -> Any:
         if self._certificates is None:
-            from app.services.certificates import CertificateBook
+            from app.services.certificates.book import CertificateBook
 
             self._certificates = CertificateBook(self.facade.db, self.facade.config, actor="gui")
         return self._certificates

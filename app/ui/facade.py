@@ -96,7 +96,7 @@ class AppFacade(QObject):
     def certificates(self) -> Any:
         """One CertificateBook per window: it keeps token logins, which the signing sessions rely on."""
         if self._certificates is None:
-            from app.services.certificates import CertificateBook
+            from app.services.certificates.book import CertificateBook
 
             self._certificates = CertificateBook(self.db, self.config, clock=self.clock, actor="gui")
         return self._certificates
@@ -112,10 +112,10 @@ class AppFacade(QObject):
 
     def verifier(self) -> Any:
         """The same verifier suppliers run, with this profile's trust roots, CRL cache and catalog."""
-        from app.services.crl_cache import CrlCache
-        from app.services.trust import configured_trust_roots
-        from app.services.validation import CertificateValidationService
-        from app.services.verifier import MappingSchedules, OrderVerifier
+        from app.services.certificates.crl_cache import CrlCache
+        from app.services.certificates.trust import configured_trust_roots
+        from app.services.certificates.validation import CertificateValidationService
+        from app.services.signing.verifier import MappingSchedules, OrderVerifier
 
         cache = CrlCache(self.config.cache_dir / "crl", tls_ca_bundle=self.settings.get("tls_bundle"))
         validation = CertificateValidationService(trust_roots=configured_trust_roots(self.config), crl_cache=cache)
@@ -134,23 +134,23 @@ class AppFacade(QObject):
         server = self.clock_server()
         if server is None:
             return None
-        from app.services.clock import check_clock
+        from app.services.signing.clock import check_clock
 
         host, port = server
         return lambda: check_clock(host, port=port)
 
     def connector(self, supplier: Any) -> Any:
-        from app.services.transport import connector_for
+        from app.services.transport.connectors import connector_for
 
         return connector_for(supplier, data_dir=self.config.data_dir, tls_bundle=self.settings.get("tls_bundle"))
 
     def lifecycle(self) -> Any:
-        from app.services.lifecycle import Lifecycle
+        from app.services.orders.lifecycle import Lifecycle
 
         return Lifecycle(self.book, clock=self.clock)
 
     def outbox(self) -> Any:
-        from app.services.outbox import Outbox
+        from app.services.orders.outbox import Outbox
 
         return Outbox(self.book, connector_for=self.connector, lifecycle=self.lifecycle(), clock=self.clock)
 

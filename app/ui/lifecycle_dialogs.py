@@ -1,6 +1,6 @@
 """Receiving goods (O4), reporting a lost order (O7) and cancelling an order before it leaves (issue 6/10 item 4).
 
-The rules live in ``app.services.lifecycle``: what may be received, when a reason is needed, what can be reported lost
+The rules live in ``app.services.orders.lifecycle``: what may be received, when a reason is needed, what can be reported lost
 or cancelled. These dialogs show the numbers, collect the person's answers and show the service's refusal next to the
 field it is about; nothing typed is lost when a step is refused.
 """
@@ -157,7 +157,7 @@ class ReceivingDialog(QDialog):
 
     def __init__(self, facade: Any, order_id: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from app.services.lifecycle import receivable_lines
+        from app.services.orders.lifecycle import receivable_lines
 
         self.facade = facade
         self.order_id = order_id
@@ -285,7 +285,7 @@ class LostOrderDialog(QDialog):
 
     def __init__(self, facade: Any, order_id: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        from app.services.lifecycle import receivable_lines
+        from app.services.orders.lifecycle import receivable_lines
         from app.ui.sign_dialog import KeyUnlockBox
 
         self.facade = facade
@@ -355,7 +355,7 @@ class LostOrderDialog(QDialog):
             self.status_label.setText(f"{exc.message} The statement must be signed by a certificate holder.")
             self.go_button.setEnabled(False)
         if self.record is not None:
-            from app.services.certificates import record_key_ref
+            from app.services.certificates.book import record_key_ref
 
             ref = record_key_ref(self.record)
             pin_pad = False

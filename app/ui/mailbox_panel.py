@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from PySide6.QtCore import Qt
 
 from app.errors import CsosError
-from app.services.enrollment import EnrollmentAuthority, MailMessage
+from app.services.enrollment.authority import EnrollmentAuthority, MailMessage
 from app.ui.jobs import JobRunner
 from app.ui.widgets import RowsTableModel, make_table, training_banner
 

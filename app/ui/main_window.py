@@ -47,8 +47,8 @@ from app.ui.jobs import Job
 from app.ui.order_table_model import OrderBookSource, OrderSource, OrderTableModel, format_local
 
 if TYPE_CHECKING:  # imported with the order book (``attach``), not with the window's frame
-    from app.services.order_details import Notice
-    from app.services.orderbook import OrderFilter
+    from app.services.orders.details import Notice
+    from app.services.orders.orderbook import OrderFilter
     from app.ui.order_detail import OrderDetailPane
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ def _local_midnight_utc(day: dt.date) -> dt.datetime:
 
 def _load_status_services() -> None:
     """On a worker: what the status bar's certificate reading imports."""
-    import app.services.certificates  # noqa: F401
+    import app.services.certificates.book  # noqa: F401
 
 
 class MainWindow(QMainWindow):
@@ -702,7 +702,7 @@ class MainWindow(QMainWindow):
         return _local_midnight_utc(today - dt.timedelta(days=int(choice))), None
 
     def current_filter(self) -> OrderFilter:
-        from app.services.orderbook import OrderFilter
+        from app.services.orders.orderbook import OrderFilter
 
         status = self.status_combo.currentData()
         created_from, created_to = self._created_range()
@@ -762,7 +762,7 @@ class MainWindow(QMainWindow):
     # -- reacting to the model -----------------------------------------------------------------------------------
 
     def _filtered(self) -> bool:
-        from app.services.orderbook import OrderFilter
+        from app.services.orders.orderbook import OrderFilter
 
         return self.model is not None and self.model.order_filter != OrderFilter()
 
@@ -822,7 +822,7 @@ class MainWindow(QMainWindow):
         order_id = self.selected_order_id()
         shown = None
         if order_id is not None:
-            from app.services.order_details import order_details
+            from app.services.orders.details import order_details
 
             try:
                 shown = order_details(self.db, order_id)
@@ -879,7 +879,7 @@ class MainWindow(QMainWindow):
         """Certificate, outbox and reminders: small reads, done again after anything changed."""
         if self.db is None:
             return  # not attached yet: attach reads them
-        from app.services import order_details as details_service
+        from app.services.orders import details as details_service
         from app.services.app_settings import reminder_days
 
         try:
@@ -914,8 +914,8 @@ class MainWindow(QMainWindow):
 
         if not (Path(self.config.data_dir) / "wizards").is_dir():
             return []  # no wizard was ever started: nothing to import or read
-        from app.services.enrollment_flows import unfinished_revocation_reminders
-        from app.services.order_details import Notice
+        from app.services.enrollment.flows import unfinished_revocation_reminders
+        from app.services.orders.details import Notice
         from app.ui.wizards import wizard_state_store
 
         try:
@@ -980,7 +980,7 @@ class MainWindow(QMainWindow):
         self._set_clock("unchecked", "Clock: checking…", f"Asking {host} for the official time")
 
         def work(_context: Any) -> Any:
-            from app.services.clock import check_clock
+            from app.services.signing.clock import check_clock
 
             return check_clock(host, port=port)
 
@@ -1095,7 +1095,7 @@ class MainWindow(QMainWindow):
         order_id = self.selected_order_id()
         if order_id is None or not self.copy_order_action.isEnabled():
             return
-        from app.services.drafts import new_order_from
+        from app.services.orders.drafts import new_order_from
 
         try:
             new_id = new_order_from(self.book, order_id)
@@ -1338,7 +1338,7 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def open_approvals(self) -> Any:
-        from app.services.enrollment import authority_for
+        from app.services.enrollment.authority import authority_for
         from app.ui.approvals_page import ApprovalsPage
 
         def make() -> Any:
@@ -1397,7 +1397,7 @@ class MainWindow(QMainWindow):
         self.training_job = None
         self.training_banner.setText(TRAINING_TEXT + " · the practice suppliers could not start")
         self.training_banner.setToolTip(error.message)
-        from app.services.order_details import Notice
+        from app.services.orders.details import Notice
 
         self.training_notice = Notice(
             key="training:sandbox", stage=0, message="The training sandbox did not start: " + error.message,

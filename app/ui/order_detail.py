@@ -13,7 +13,7 @@ from app.ui.order_table_model import format_local, format_local_full
 from app.ui.widgets import RowsTableModel, make_table
 
 if TYPE_CHECKING:  # services (SQLAlchemy) are imported when an order is shown, not with the main window's frame
-    from app.services.order_details import OrderDetails
+    from app.services.orders.details import OrderDetails
 
 LINE_HEADERS = ("Line", "Product", "NDC", "Schedule", "Per package", "Packages", "Supplier's answer", "Received")
 TIMELINE_HEADERS = ("When", "What", "Direction", "Details")
@@ -101,7 +101,7 @@ class OrderDetailPane(QFrame):
             for model in (self.lines_model, self.timeline_model, self.receipts_model, self.audit_model):
                 model.set_rows([])
             return
-        from app.services.drafts import schedule_label
+        from app.services.orders.drafts import schedule_label
 
         self.title.setText(f"Order {order.order_number}")
         linked = []

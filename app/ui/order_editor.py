@@ -1,6 +1,6 @@
 """The order editor: pick registration and supplier, find products as you type, set packages, save the draft.
 
-Every rule comes from ``app.services.drafts``; this screen shows each problem next to the field it is about and
+Every rule comes from ``app.services.orders.drafts``; this screen shows each problem next to the field it is about and
 saves only when there is none. Keyboard first: Tab moves through the fields in reading order, Enter in the product
 box picks the product, Enter in Packages adds the line, Delete removes the selected line, Ctrl+S saves.
 """
@@ -46,8 +46,8 @@ from PySide6.QtWidgets import (
 
 from app.errors import CsosError, InvalidValue
 from app.models.states import OrderStatus
-from app.services import drafts
-from app.services.drafts import DraftLine, Problem
+from app.services.orders import drafts
+from app.services.orders.drafts import DraftLine, Problem
 from app.ui import messages, theme
 from app.ui.widgets import FieldMessage, heading_label, training_banner
 

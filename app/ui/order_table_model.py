@@ -30,7 +30,7 @@ from app.models.states import OrderStatus
 from app.ui import theme
 
 if TYPE_CHECKING:  # the order book service (SQLAlchemy) is imported when a model is built, not with the window
-    from app.services.orderbook import OrderFilter, OrderRow, PageKey
+    from app.services.orders.orderbook import OrderFilter, OrderRow, PageKey
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class OrderTableModel(QAbstractTableModel):
         self._page_size = page_size
         self._batch_size = batch_size
         self._cache_limit = cache_limit
-        from app.services.orderbook import OrderFilter
+        from app.services.orders.orderbook import OrderFilter
 
         self._filter = OrderFilter()
         self._newest_first = True

@@ -1,6 +1,6 @@
 """The outbox in the background while the window is open: queued orders go out, supplier answers come in.
 
-``OutboxWorker`` (a plain thread in ``app.services.outbox``) does the work; this wrapper reports each round to the
+``OutboxWorker`` (a plain thread in ``app.services.orders.outbox``) does the work; this wrapper reports each round to the
 GUI thread (``round_done``) so the order book and the status bar show what changed, and stops the thread when the
 window closes.
 """
@@ -65,7 +65,7 @@ class OutboxRunner(QObject):
         self._thread.start()
 
     def _run(self) -> None:
-        from app.services.outbox import OutboxWorker
+        from app.services.orders.outbox import OutboxWorker
 
         try:
             outbox = self.facade.outbox()

@@ -24,7 +24,7 @@ class PrintError(CsosError):
 
 
 def order_document(facade: Any, order_id: int) -> QTextDocument:
-    from app.services.records import order_view
+    from app.services.orders.records import order_view
     from app.ui.records_pdf import _STYLE, order_html
 
     order = facade.book.get_order(order_id)

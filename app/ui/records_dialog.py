@@ -1,7 +1,7 @@
 """Records (O9): export for an inspection, check that nothing was altered, back up the order book.
 
 Each runs as a background job with a progress bar; the export can be cancelled (and then leaves nothing
-half-written — ``export_records`` builds in a temporary folder). The work and its rules are ``app.services.records``.
+half-written — ``export_records`` builds in a temporary folder). The work and its rules are ``app.services.orders.records``.
 """
 
 from __future__ import annotations
@@ -290,7 +290,7 @@ class RecordsDialog(QDialog):
             self.export_message.show_problem("Give the folder to create for the export.")
             return
         from app import __version__
-        from app.services.records import export_records
+        from app.services.orders.records import export_records
         from app.ui.records_pdf import render_records_pdf
 
         db = self.facade.db
@@ -321,7 +321,7 @@ class RecordsDialog(QDialog):
     def run_check(self) -> None:
         if self.job is not None:
             return
-        from app.services.records import check_records
+        from app.services.orders.records import check_records
 
         facade = self.facade
         self.check_report.clear()
@@ -352,7 +352,7 @@ class RecordsDialog(QDialog):
         if not text:
             self.backup_message.show_problem("Give the file to write the backup to.")
             return
-        from app.services.records import backup_order_book
+        from app.services.orders.records import backup_order_book
 
         db, out = self.facade.db, Path(text).expanduser()
         self._run("Backing up the order book", lambda _c: backup_order_book(db, out), self._on_backed_up,

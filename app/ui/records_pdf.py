@@ -1,6 +1,6 @@
 """The records PDF (O9): Qt's PDF writer renders an HTML rendition of each order, page by page.
 
-Lives in ``app.ui`` because it needs Qt; ``app.services.records`` receives ``render_records_pdf`` as a plain
+Lives in ``app.ui`` because it needs Qt; ``app.services.orders.records`` receives ``render_records_pdf`` as a plain
 callable, so services never import Qt. Works headless (``QT_QPA_PLATFORM=offscreen``): it creates an application
 object only when none exists — a widgets ``QApplication``, so that windows opened later in the same process (the
 desktop program, tests) do not find a bare QGuiApplication in their way, which Qt answers with an abort.

@@ -62,7 +62,7 @@ def _settle(app: Any, until: Callable[[], bool] = lambda: True, timeout: float =
 
 def save_screenshots(folder: str | Path, *, config: Any, db: Any, book: Any) -> list[Path]:
     """Render every screen of the program into ``folder``; returns the files written."""
-    from app.services.records import backup_order_book
+    from app.services.orders.records import backup_order_book
 
     app = _application()
     folder = Path(folder)
@@ -73,7 +73,7 @@ def save_screenshots(folder: str | Path, *, config: Any, db: Any, book: Any) -> 
     with tempfile.TemporaryDirectory(prefix="csos-shots-") as scratch:
         copy_path = Path(scratch) / "orderbook.sqlite3"
         from app.models.database import open_database, sqlite_url
-        from app.services.orderbook import OrderBook
+        from app.services.orders.orderbook import OrderBook
 
         if db.engine.dialect.name == "sqlite":
             backup_order_book(db, copy_path)
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.config import load_config
     from app.models.database import open_database
-    from app.services.orderbook import OrderBook
+    from app.services.orders.orderbook import OrderBook
 
     parser = argparse.ArgumentParser()
     parser.add_argument("folder")

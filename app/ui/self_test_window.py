@@ -65,7 +65,7 @@ def _check_icon() -> str:
 def _check_main_window(config: Any, db: Any) -> str:
     from PySide6.QtWidgets import QApplication
 
-    from app.services.orderbook import OrderBook
+    from app.services.orders.orderbook import OrderBook
     from app.ui.main_window import MainWindow
 
     window = MainWindow(config, OrderBook(db, actor="self-test"), db, start_checks=False)  # no outbox, no clock

@@ -152,9 +152,9 @@ def purchase_order_html(po: Any) -> str:
 
 def prepare(facade: Any, order_id: int) -> Preparation:
     """Runs on a worker: read the order, find the certificate whose DEA hash matches, run every check."""
-    from app.services.certificates import CertificateBookError, record_key_ref
-    from app.services.signing import OrderSigningService, interchange_ids, purchase_order_from
-    from app.services.x12 import write_850
+    from app.services.certificates.book import CertificateBookError, record_key_ref
+    from app.services.signing.order_signing import OrderSigningService, interchange_ids, purchase_order_from
+    from app.services.signing.x12 import write_850
 
     now = facade.clock()
     order = facade.book.get_order(order_id)
@@ -198,7 +198,7 @@ def prepare(facade: Any, order_id: int) -> Preparation:
 def send_order(facade: Any, order_id: int) -> Outcome:
     """Queue a signed order and try to send it now; the answer is recorded when the supplier gives one at once."""
     from app.models.outbox import OutboxState
-    from app.services import order_details
+    from app.services.orders import details as order_details
 
     outbox = facade.outbox()
     order = facade.book.get_order(order_id)
@@ -213,7 +213,7 @@ def send_order(facade: Any, order_id: int) -> Outcome:
 
 def describe_outcome(facade: Any, order_id: int, *, entry_state: Any = None, details_module: Any = None,
                      failed_state: Any = None) -> Outcome:
-    from app.services import order_details
+    from app.services.orders import details as order_details
 
     shown = (details_module or order_details).order_details(facade.db, order_id)
     supplier = shown.supplier_name
@@ -500,7 +500,7 @@ class SignAndSendDialog(QDialog):
         self.unlock.message.clear()
 
         def work(context: Any) -> Outcome:
-            from app.services.signing import OrderSigningService
+            from app.services.signing.order_signing import OrderSigningService
 
             context.progress(0, 3, "Opening your key…" if not preparation.pin_pad else
                              "Type your PIN on the card reader's keypad…")

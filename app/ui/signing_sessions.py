@@ -51,7 +51,7 @@ class SigningSessions(QObject):
 
     def session_for(self, record: Any) -> SigningSession:
         """The session of a certificate's key (created locked on first use)."""
-        from app.services.certificates import record_key_ref
+        from app.services.certificates.book import record_key_ref
 
         fingerprint = record.fingerprint
         with self._guard:

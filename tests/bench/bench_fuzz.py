@@ -18,11 +18,11 @@ TARGETS = [
     "tests/unit/test_fuzz.py::test_cms_parser", "tests/unit/test_fuzz.py::test_verifier_never_raises",
     "tests/unit/test_fuzz.py::test_p12_reader", "tests/unit/test_fuzz.py::test_certificate_parsing",
     "tests/unit/test_fuzz.py::test_pem_certificate_loading", "tests/unit/test_fuzz.py::test_csr_parsing_and_checks",
-    "tests/unit/test_x12_properties.py::test_arbitrary_bytes_raise_only_x12_error",
-    "tests/unit/test_x12_properties.py::test_bytes_after_a_valid_isa_raise_only_x12_error",
-    "tests/unit/test_x12_properties.py::test_mutated_documents_raise_only_x12_error",
-    "tests/unit/test_values.py::test_dea_parse_only_raises_invalid_value",
-    "tests/unit/test_values.py::test_ndc_parse_only_raises_invalid_value",
+    "tests/unit/signing/test_x12_properties.py::test_arbitrary_bytes_raise_only_x12_error",
+    "tests/unit/signing/test_x12_properties.py::test_bytes_after_a_valid_isa_raise_only_x12_error",
+    "tests/unit/signing/test_x12_properties.py::test_mutated_documents_raise_only_x12_error",
+    "tests/unit/models/test_values.py::test_dea_parse_only_raises_invalid_value",
+    "tests/unit/models/test_values.py::test_ndc_parse_only_raises_invalid_value",
 ]
 
 

@@ -104,7 +104,7 @@ def measure(path: Path) -> dict:
     from app.models.database import open_database, sqlite_url
     from app.models.orderbook import Order
     from app.models.states import OrderStatus
-    from app.services.orderbook import OrderBook, OrderFilter, PageKey
+    from app.services.orders.orderbook import OrderBook, OrderFilter, PageKey
     from sqlalchemy import select
 
     db = open_database(sqlite_url(path))

@@ -30,8 +30,8 @@ def _fill(path: Path, orders: int) -> tuple[bytes, list[bytes]]:
 
     from app.models.database import open_database, sqlite_url
     from app.models.orderbook import LinkedRecord, Order, OrderLine, Receipt
-    from app.services.cms import sign_content
-    from app.services.orderbook import OrderBook
+    from app.services.signing.cms import sign_content
+    from app.services.orders.orderbook import OrderBook
     from tests.factories import seed
     from tests.integration.test_verifier import make_order, x12
     from tests.pki import build_training_pki
@@ -87,7 +87,7 @@ def _floor(folder: Path, orders: int, document: bytes, records: list[bytes]) -> 
 
 def measure(orders: int, *, pdf: bool) -> dict:
     from app.models.database import open_database, sqlite_url
-    from app.services.records import export_records
+    from app.services.orders.records import export_records
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)

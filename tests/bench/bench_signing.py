@@ -27,13 +27,13 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from sqlalchemy import text
 
 from app.models.database import open_database, sqlite_url
-from app.services.crl_cache import CrlCache
+from app.services.certificates.crl_cache import CrlCache
 from app.services.keys.base import KeyAlgorithm
 from app.services.keys.software import SoftwareKeyStore
-from app.services.orderbook import OrderBook
-from app.services.signing import OrderSigningService
-from app.services.validation import CertificateValidationService
-from app.services.verifier import MappingSchedules, OrderVerifier
+from app.services.orders.orderbook import OrderBook
+from app.services.signing.order_signing import OrderSigningService
+from app.services.certificates.validation import CertificateValidationService
+from app.services.signing.verifier import MappingSchedules, OrderVerifier
 from tests.factories import draft_order, seed
 from tests.pki import build_training_pki, make_csr, serve_directory
 
@@ -55,7 +55,7 @@ def _signing_world(folder: Path):
 
 def _issue(pki, signer):
     from app.models.values import DeaNumber, Schedule
-    from app.services.csos_profile import RegistrationFacts, SubscriberIdentity
+    from app.services.certificates.profile import RegistrationFacts, SubscriberIdentity
     from tests.factories import PURCHASER_DEA
 
     registration = RegistrationFacts(
@@ -139,7 +139,7 @@ def _floor_with_rows(db, raw_sign, order_ids: list[int], document_size: int) -> 
 
 
 def bench_verify(folder: Path, seconds: float = 3.0) -> list[dict]:
-    from app.services.cms import sign_content
+    from app.services.signing.cms import sign_content
     from tests.integration.test_verifier import CATALOG, make_order, x12
     from tests.signers import KeySigner
     from cryptography.hazmat.primitives.serialization import Encoding
@@ -152,7 +152,7 @@ def bench_verify(folder: Path, seconds: float = 3.0) -> list[dict]:
         # 120 distinct orders (order numbers, lines, quantities, signing times seconds apart), verified round-robin:
         # nothing per document can be answered from a cache, only what is shared (certificates, CRLs, chains).
         from app.models.values import PackageUnit
-        from app.services.x12 import OrderLine850
+        from app.services.signing.x12 import OrderLine850
 
         products = [("00406055201", "Oxycodone Hydrochloride 5 mg"), ("00555097302", "Methylphenidate 10 mg"),
                     ("00009002901", "Alprazolam 0.5 mg"), ("00093310905", "Amoxicillin 500 mg")]

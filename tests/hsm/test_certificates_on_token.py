@@ -12,12 +12,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from app.config import AppConfig, Profile
 from app.models.orderbook import CertificateStatus
-from app.services.certificates import CertificateBook
-from app.services.csos_profile import SubscriberIdentity
+from app.services.certificates.book import CertificateBook
+from app.services.certificates.profile import SubscriberIdentity
 from app.services.keys import KeyAlgorithm, WrongPin
-from app.services.signing import OrderSigningService
-from app.services.validation import CertificateValidationService
-from app.services.verifier import MappingSchedules, OrderVerifier
+from app.services.signing.order_signing import OrderSigningService
+from app.services.certificates.validation import CertificateValidationService
+from app.services.signing.verifier import MappingSchedules, OrderVerifier
 from tests.factories import PURCHASER_DEA, draft_order, seed
 from tests.pki import build_training_pki
 

@@ -12,9 +12,9 @@ from PySide6.QtWidgets import QLabel, QLineEdit  # noqa: E402
 from app.config import load_config  # noqa: E402
 from app.models.database import open_database, sqlite_url  # noqa: E402
 from app.sandbox import start_sandbox  # noqa: E402
-from app.services.certificates import CertificateBook  # noqa: E402
-from app.services.enrollment import SandboxAuthority  # noqa: E402
-from app.services.orderbook import OrderBook  # noqa: E402
+from app.services.certificates.book import CertificateBook  # noqa: E402
+from app.services.enrollment.authority import SandboxAuthority  # noqa: E402
+from app.services.orders.orderbook import OrderBook  # noqa: E402
 from tests.integration.conftest import CLINIC, SandboxClient, new_email  # noqa: E402
 from tests.ui.test_wizards import enroll_in_gui, press_next, wait_idle  # noqa: E402
 

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QLineEdit  # noqa: E402
 
 from app.models.states import OrderStatus  # noqa: E402
-from app.services.certificates import CertificateBook  # noqa: E402
+from app.services.certificates.book import CertificateBook  # noqa: E402
 from app.ui.sign_dialog import SignAndSendDialog  # noqa: E402
 from tests.ui.training_world import TrainingWorld  # noqa: E402
 

@@ -8,14 +8,14 @@ import subprocess
 import pytest
 
 from app.models.states import OrderStatus
-from app.services.crl_cache import CrlCache
-from app.services.csos_profile import RegistrationFacts, SubscriberIdentity
+from app.services.certificates.crl_cache import CrlCache
+from app.services.certificates.profile import RegistrationFacts, SubscriberIdentity
 from app.services.keys.base import KeyAlgorithm
 from app.services.keys.pkcs11_store import Pkcs11KeyStore
 from app.services.keys.software import SoftwareKeyStore
-from app.services.signing import OrderSigningService
-from app.services.validation import CertificateValidationService
-from app.services.verifier import MappingSchedules, OrderVerifier
+from app.services.signing.order_signing import OrderSigningService
+from app.services.certificates.validation import CertificateValidationService
+from app.services.signing.verifier import MappingSchedules, OrderVerifier
 from app.models.values import DeaNumber, Schedule
 from tests.factories import PURCHASER_DEA, draft_order, seed
 from tests.pki import build_training_pki, make_csr, serve_directory
@@ -87,7 +87,7 @@ def test_signed_orders_are_equally_valid(world, book, hsm_token, tmp_path, store
 def test_a_token_key_that_does_not_match_the_certificate_signs_nothing(world, book, hsm_token, algorithm):
     """The final check of the exact bytes catches a token key that is not the certificate's (e.g. the wrong key
     picked on a token holding several): the signature is refused and nothing is stored."""
-    from app.services.signing import PreSignCheckFailed
+    from app.services.signing.order_signing import PreSignCheckFailed
 
     pki, service, _ = world
     store = Pkcs11KeyStore(hsm_token.module, token_label=hsm_token.label)

@@ -10,7 +10,7 @@ from app.models.orderbook import AuditEvent
 from app.models.states import OrderStatus
 from app.services.keys.base import KeyAlgorithm, TokenRemoved
 from app.services.keys.pkcs11_store import Pkcs11KeyStore
-from app.services.records import check_records
+from app.services.orders.records import check_records
 from app.services.keys.session import SigningSession
 from tests.factories import draft_order
 from tests.hsm.test_signed_orders_both_stores import _certificate_for, world  # noqa: F401 - the shared fixture

@@ -14,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from app.models.values import Schedule
-from app.services.csos_profile import SubscriberIdentity
+from app.services.certificates.profile import SubscriberIdentity
 from tests.pki import build_training_pki, serve_directory
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from app.models.values import PackageUnit
-from app.services.cms import sign_content
-from app.services.x12 import OrderLine850
+from app.services.signing.cms import sign_content
+from app.services.signing.x12 import OrderLine850
 from tests.integration.test_verifier import make_order, x12
 from tests.pki import build_training_pki, serve_directory
 from tests.signers import KeySigner

@@ -20,12 +20,12 @@ from app.errors import StorageError
 from app.models.database import open_database, sqlite_url
 from app.models.integrity import verify_audit_chain
 from app.models.states import OrderStatus
-from app.services.crl_cache import CachedCrl
-from app.services.orderbook import OrderBook
-from app.services.records import check_records
-from app.services.signing import OrderSigningService
-from app.services.validation import CertificateValidationService
-from app.services.verifier import MappingSchedules, OrderVerifier
+from app.services.certificates.crl_cache import CachedCrl
+from app.services.orders.orderbook import OrderBook
+from app.services.orders.records import check_records
+from app.services.signing.order_signing import OrderSigningService
+from app.services.certificates.validation import CertificateValidationService
+from app.services.signing.verifier import MappingSchedules, OrderVerifier
 from tests.factories import PURCHASER_DEA, draft_order, seed
 from tests.pki import build_training_pki
 from tests.signers import KeySigner

@@ -14,10 +14,10 @@ from cryptography import x509
 from app.config import load_config
 from app.models.database import open_database, sqlite_url
 from app.models.orderbook import CertificateStatus
-from app.services.certificates import CertificateBook
-from app.services.enrollment import EnrollmentError, SandboxAuthority
-from app.services.enrollment_flows import EnrollmentFlow, RenewalFlow, RevocationFlow
-from app.services.wizard import WizardInputError, WizardStateStore
+from app.services.certificates.book import CertificateBook
+from app.services.enrollment.authority import EnrollmentError, SandboxAuthority
+from app.services.enrollment.flows import EnrollmentFlow, RenewalFlow, RevocationFlow
+from app.services.enrollment.wizard import WizardInputError, WizardStateStore
 from tests.integration.conftest import CLINIC, IDENTITY, PASSWORD, PHARMACY, SandboxClient, new_email
 
 pytestmark = pytest.mark.integration
@@ -171,7 +171,7 @@ def test_revocation_reaches_the_crl_and_destroys_the_key(workspace, sandbox, san
     first = enroll(authority, book, store, sandbox_client, CLINIC)
     fingerprint = first.data["installed"][0]["fingerprint"]
     record = book.get(fingerprint)
-    key_path = book.software_store.path_of(__import__("app.services.certificates", fromlist=["x"])
+    key_path = book.software_store.path_of(__import__("app.services.certificates.book", fromlist=["x"])
                                            .record_key_ref(record))
     assert key_path.exists()
     flow = RevocationFlow(authority=authority, certificates=book, store=store, fingerprint=fingerprint)

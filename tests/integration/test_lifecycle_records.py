@@ -6,7 +6,7 @@ import datetime as dt
 import re
 
 from app.cli import main
-from app.services.records import export_records
+from app.services.orders.records import export_records
 from app.ui.records_pdf import records_html, render_records_pdf
 from tests.factories import draft_order, seed
 

@@ -14,14 +14,14 @@ from app.models.orderbook import LineStatus, LinkedRecordKind, Supplier
 from app.models.outbox import OutboxState
 from app.models.states import OrderStatus
 from app.services.catalog import bundled_catalog_paths, import_fda_catalog
-from app.services.crl_cache import CrlCache
-from app.services.lifecycle import Lifecycle
-from app.services.outbox import Outbox
-from app.services.records import check_records
-from app.services.signing import OrderSigningService
-from app.services.transport import FolderConnector, connector_for
-from app.services.validation import CertificateValidationService, load_trust_bundle
-from app.services.verifier import MappingSchedules, OrderVerifier
+from app.services.certificates.crl_cache import CrlCache
+from app.services.orders.lifecycle import Lifecycle
+from app.services.orders.outbox import Outbox
+from app.services.orders.records import check_records
+from app.services.signing.order_signing import OrderSigningService
+from app.services.transport.connectors import FolderConnector, connector_for
+from app.services.certificates.validation import CertificateValidationService, load_trust_bundle
+from app.services.signing.verifier import MappingSchedules, OrderVerifier
 from tests.integration.conftest import PHARMACY, new_order_number
 from tests.signers import KeySigner
 

@@ -29,11 +29,11 @@ from cryptography.x509.oid import NameOID
 
 from app.models.states import OrderStatus
 from app.models.outbox import OutboxState
-from app.services.cms import MEDIA_TYPE, parse_signed_document
-from app.services.lifecycle import Lifecycle
-from app.services.outbox import Outbox, OutboxWorker
-from app.services.transport import HttpsConnector, TransportError, connector_for
-from app.services.x12 import Acknowledgement855, AckStatus, parse_850, write_855
+from app.services.signing.cms import MEDIA_TYPE, parse_signed_document
+from app.services.orders.lifecycle import Lifecycle
+from app.services.orders.outbox import Outbox, OutboxWorker
+from app.services.transport.connectors import HttpsConnector, TransportError, connector_for
+from app.services.signing.x12 import Acknowledgement855, AckStatus, parse_850, write_855
 
 SLUG = "acme"
 
@@ -205,10 +205,10 @@ def signed_world(tmp_path_factory):
 
 
 def signing_service(book, pki):
-    from app.services.crl_cache import CachedCrl
-    from app.services.signing import OrderSigningService
-    from app.services.validation import CertificateValidationService
-    from app.services.verifier import MappingSchedules, OrderVerifier
+    from app.services.certificates.crl_cache import CachedCrl
+    from app.services.signing.order_signing import OrderSigningService
+    from app.services.certificates.validation import CertificateValidationService
+    from app.services.signing.verifier import MappingSchedules, OrderVerifier
 
     crls = [CachedCrl.from_crl(pki.crl(pki.root)), CachedCrl.from_crl(pki.crl())]
     validation = CertificateValidationService(trust_roots=pki.trust_roots)

@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from app.services.csos_profile import SubscriberIdentity
+from app.services.certificates.profile import SubscriberIdentity
 from tests.hsm.conftest import SO_PIN, SOFTHSM_MODULE_CANDIDATES
 from tests.pki import build_training_pki, new_key
 

@@ -31,15 +31,15 @@ from app.models.database import Database, open_database, sqlite_url
 from app.models.orderbook import Order
 from app.models.outbox import OutboxEntry, OutboxState
 from app.models.states import OrderStatus
-from app.services.crl_cache import CachedCrl
-from app.services.lifecycle import Lifecycle
-from app.services.orderbook import OrderBook
-from app.services.outbox import Outbox
-from app.services.records import check_records
-from app.services.signing import OrderSigningService
-from app.services.transport import HttpsConnector
-from app.services.validation import CertificateValidationService
-from app.services.verifier import MappingSchedules, OrderVerifier
+from app.services.certificates.crl_cache import CachedCrl
+from app.services.orders.lifecycle import Lifecycle
+from app.services.orders.orderbook import OrderBook
+from app.services.orders.outbox import Outbox
+from app.services.orders.records import check_records
+from app.services.signing.order_signing import OrderSigningService
+from app.services.transport.connectors import HttpsConnector
+from app.services.certificates.validation import CertificateValidationService
+from app.services.signing.verifier import MappingSchedules, OrderVerifier
 from tests.factories import draft_order, seed
 from tests.integration.test_lifecycle_transport import LoopbackSupplier, make_tls_files
 from tests.pki import build_training_pki

@@ -17,7 +17,7 @@ from app.cli import main
 from app.errors import StorageError
 from app.models.database import _alembic_config, head_revision, make_engine, open_database, sqlite_url
 from app.services import database_admin
-from app.services.orderbook import OrderBook
+from app.services.orders.orderbook import OrderBook
 from tests.factories import draft_order, seed, sign_for_test
 from tests.integration.test_postgres_concurrency import run_workstations
 

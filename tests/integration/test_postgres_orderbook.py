@@ -1,4 +1,4 @@
-"""The order-book tests of tests/unit/test_orderbook.py, run again on PostgreSQL (the shared order book).
+"""The order-book tests of tests/unit/orders/test_orderbook.py, run again on PostgreSQL (the shared order book).
 
 The functions are imported from the SQLite module and re-collected here, with ``db`` overridden to a fresh
 PostgreSQL database, so both engines are held to the same behaviour. SQLite-only tests (WAL pragma, a damaged file)
@@ -14,9 +14,9 @@ from sqlalchemy import text
 from app.errors import StorageError
 from app.models.database import head_revision, open_database, schema_revision
 from app.models.integrity import verify_audit_chain
-from app.services.orderbook import OrderBook
+from app.services.orders.orderbook import OrderBook
 from tests.factories import draft_order, seed
-from tests.unit.test_orderbook import (  # noqa: F401 - re-collected by pytest on this engine
+from tests.unit.orders.test_orderbook import (  # noqa: F401 - re-collected by pytest on this engine
     signed_order,
     test_an_order_cannot_become_signed_without_its_document,
     test_audit_chain_detects_a_removed_event,

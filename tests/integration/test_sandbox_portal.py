@@ -12,10 +12,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from app.sandbox import start_sandbox
-from app.services.cms import sign_content
-from app.services.crl_cache import CrlCache
-from app.services.csos_profile import CsosCertificate
-from app.services.validation import CertificateValidationService, load_trust_bundle
+from app.services.signing.cms import sign_content
+from app.services.certificates.crl_cache import CrlCache
+from app.services.certificates.profile import CsosCertificate
+from app.services.certificates.validation import CertificateValidationService, load_trust_bundle
 from app.models.values import Schedule
 from tests.integration.conftest import CLINIC, IDENTITY, PASSWORD, PDF, PHARMACY, SandboxClient, new_email
 from tests.pki import make_csr, new_key, subscriber_key

@@ -17,8 +17,8 @@ import requests
 
 from app.models.values import PackageUnit
 from app.sandbox import start_sandbox
-from app.services.cms import MEDIA_TYPE, sign_content
-from app.services.x12 import (
+from app.services.signing.cms import MEDIA_TYPE, sign_content
+from app.services.signing.x12 import (
     AckStatus,
     LineStatus,
     OrderLine850,

@@ -12,11 +12,11 @@ from app.models.orderbook import AuditEvent
 from app.models.states import OrderStatus
 from app.models.values import Schedule
 from app.sandbox.sntp import SntpServer
-from app.services.clock import ClockOff, check_clock
-from app.services.crl_cache import CrlCache
-from app.services.signing import NotDraft, OrderSigningService, PreSignCheckFailed
-from app.services.validation import CertificateValidationService
-from app.services.verifier import MappingSchedules, OrderVerifier
+from app.services.signing.clock import ClockOff, check_clock
+from app.services.certificates.crl_cache import CrlCache
+from app.services.signing.order_signing import NotDraft, OrderSigningService, PreSignCheckFailed
+from app.services.certificates.validation import CertificateValidationService
+from app.services.signing.verifier import MappingSchedules, OrderVerifier
 from tests.factories import draft_order, seed
 from tests.pki import OTHER_DEA, build_training_pki, serve_directory
 from tests.signers import KeySigner
@@ -143,7 +143,7 @@ def test_the_final_check_refuses_a_signature_that_does_not_verify_and_nothing_is
 def _built(pki, subscriber, content=b"ISA*00*TEST~", when=dt.datetime(2026, 5, 6, 7, 8, 9, tzinfo=dt.timezone.utc)):
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from app.services.cms import sign_content
+    from app.services.signing.cms import sign_content
 
     intermediates = [c.public_bytes(Encoding.DER) for c in pki.intermediates]
     document = sign_content(content, signer=KeySigner(subscriber.key), certificate_der=subscriber.der,
@@ -153,7 +153,7 @@ def _built(pki, subscriber, content=b"ISA*00*TEST~", when=dt.datetime(2026, 5, 6
 
 
 def test_the_final_check_passes_the_document_as_built(world):
-    from app.services.signing import check_signed_document
+    from app.services.signing.order_signing import check_signed_document
 
     pki, _ = world
     document, facts = _built(pki, pki.issue())
@@ -161,7 +161,7 @@ def test_the_final_check_passes_the_document_as_built(world):
 
 
 def test_the_final_check_catches_changed_content_and_a_broken_structure(world):
-    from app.services.signing import check_signed_document
+    from app.services.signing.order_signing import check_signed_document
 
     pki, _ = world
     content = b"ISA*00*CONTENT-TO-CHANGE~"
@@ -176,7 +176,7 @@ def test_the_final_check_catches_changed_content_and_a_broken_structure(world):
 
 
 def test_the_final_check_pins_the_certificates_and_the_time_that_were_checked(world):
-    from app.services.signing import check_signed_document
+    from app.services.signing.order_signing import check_signed_document
 
     pki, _ = world
     document, facts = _built(pki, pki.issue())
@@ -235,7 +235,7 @@ def test_the_der_written_by_hand_is_byte_for_byte_asn1cryptos(world, content_siz
     """RSA PKCS#1 v1.5 is deterministic, so the same key, content and time must give the very same bytes."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    from app.services.cms import sign_content
+    from app.services.signing.cms import sign_content
 
     pki, _ = world
     subscriber = pki.issue()

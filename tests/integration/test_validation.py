@@ -9,8 +9,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from app.services.crl_cache import CrlCache, CrlUnavailable
-from app.services.validation import (
+from app.services.certificates.crl_cache import CrlCache, CrlUnavailable
+from app.services.certificates.validation import (
     CERTIFICATE_EXPIRED,
     CERTIFICATE_NOT_YET_VALID,
     CERTIFICATE_REVOKED,

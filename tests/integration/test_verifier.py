@@ -13,11 +13,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from app.models.values import PackageUnit, Schedule
-from app.services.cms import sign_content
-from app.services.crl_cache import CrlCache
-from app.services.validation import CertificateValidationService
-from app.services.verifier import REASON_CODES, MappingSchedules, OrderVerifier
-from app.services.x12 import OrderLine850, Party, PurchaseOrder, write_850
+from app.services.signing.cms import sign_content
+from app.services.certificates.crl_cache import CrlCache
+from app.services.certificates.validation import CertificateValidationService
+from app.services.signing.verifier import REASON_CODES, MappingSchedules, OrderVerifier
+from app.services.signing.x12 import OrderLine850, Party, PurchaseOrder, write_850
 from tests.pki import OTHER_DEA, build_training_pki, serve_directory
 from tests.signers import KeySigner
 

@@ -18,7 +18,7 @@ from app.config import load_config  # noqa: E402
 from app.models.database import Database, open_database, sqlite_url  # noqa: E402
 from app.models.orderbook import Order, OrderLine, Product, Registration, Supplier  # noqa: E402
 from app.models.states import OrderStatus  # noqa: E402
-from app.services.orderbook import OrderBook, OrderFilter, OrderRow, PageKey  # noqa: E402
+from app.services.orders.orderbook import OrderBook, OrderFilter, OrderRow, PageKey  # noqa: E402
 
 SCREENSHOT_DIR = Path(__file__).resolve().parents[2] / "screenshots"
 

@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from PySide6.QtCore import Qt
 
-from app.services.certificates import CertificateBook
+from app.services.certificates.book import CertificateBook
 from tests.pki import build_training_pki
 
 pytestmark = pytest.mark.ui
@@ -41,7 +41,7 @@ def install_certificate(certificates, pki, book, *, days: int):
                                                        email="pat@example.test",
                                                        registrant_name="Main Street Pharmacy", subject_serial="77"))
     now = dt.datetime.now(dt.timezone.utc)
-    from app.services.csos_profile import SubscriberIdentity
+    from app.services.certificates.profile import SubscriberIdentity
 
     cert = pki.sub.issue_signing_certificate(
         csr, subscriber=SubscriberIdentity(full_name="Pat Purchaser", email="pat@example.test", serial="77"),

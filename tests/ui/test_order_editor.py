@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from app.models.orderbook import AuditEvent, Order
 from app.models.states import OrderStatus
-from app.services import drafts
-from app.services.drafts import DraftLine
+from app.services.orders import drafts
+from app.services.orders.drafts import DraftLine
 from app.ui.main_window import MainWindow
 from app.ui.order_editor import DraftLinesModel, OrderEditor, ProductSuggestionModel
 from tests.factories import sign_for_test

@@ -45,7 +45,7 @@ def facade(qtbot, world):
 
 def accepted_order(facade, world, lines=(("00406-0552-01", 2), ("65862-0017-01", 3))):
     """An order signed with the enrolled key and accepted by the practice supplier (the services, no screen)."""
-    from app.services.signing import OrderSigningService
+    from app.services.signing.order_signing import OrderSigningService
 
     order = world.new_order(lines=lines)
     certificate, intermediates = facade.certificates.chain(world.record)
@@ -181,7 +181,7 @@ def test_records_export_shows_progress_and_can_be_cancelled(qtbot, facade, world
     qtbot.addWidget(dialog)
     dialog.show()
     gate, reached = threading.Event(), threading.Event()
-    import app.services.records as records
+    import app.services.orders.records as records
 
     original = records.order_view
 

@@ -9,7 +9,7 @@ from PySide6.QtCore import QModelIndex, Qt
 
 from app.errors import StorageError
 from app.models.states import OrderStatus
-from app.services.orderbook import OrderFilter
+from app.services.orders.orderbook import OrderFilter
 from app.ui.order_table_model import OrderTableModel, format_local, format_local_full
 from tests.ui.conftest import STATUS_CYCLE, CountingSource, add_book_parties, bulk_orders, expected_ids
 

@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 
 from app.models.states import OrderStatus  # noqa: E402
 from app.ui.sign_dialog import SignAndSendDialog, presign_rules  # noqa: E402
-from app.services.verifier import Reason  # noqa: E402
+from app.services.signing.verifier import Reason  # noqa: E402
 from tests.ui.training_world import KEY_PASSWORD, TrainingWorld  # noqa: E402
 
 pytestmark = [pytest.mark.ui, pytest.mark.integration]

@@ -26,8 +26,8 @@ SCREENSHOTS = Path("/tmp")
 
 # What the first window must not wait for: the database layer, HTTP, certificate validation, the sandbox.
 HEAVY_MODULES = ("sqlalchemy", "requests", "cryptography", "asn1crypto", "app.models.database",
-                 "app.models.orderbook", "app.services.orderbook", "app.services.validation",
-                 "app.services.certificates", "app.sandbox", "app.training")
+                 "app.models.orderbook", "app.services.orders.orderbook", "app.services.certificates.validation",
+                 "app.services.certificates.book", "app.sandbox", "app.training")
 
 
 def test_the_window_frame_imports_no_database_http_or_crypto_code():

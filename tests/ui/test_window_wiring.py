@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from app.config import load_config  # noqa: E402
 from app.errors import CsosError  # noqa: E402
 from app.models.database import open_database  # noqa: E402
-from app.services.orderbook import OrderBook  # noqa: E402
+from app.services.orders.orderbook import OrderBook  # noqa: E402
 
 pytestmark = [pytest.mark.ui]
 ROOT = Path(__file__).resolve().parents[2]

@@ -63,8 +63,8 @@ import pytest  # noqa: E402
 
 from app.models.orderbook import CertificateStatus  # noqa: E402
 from app.sandbox import start_sandbox  # noqa: E402
-from app.services.certificates import CertificateBook  # noqa: E402
-from app.services.enrollment import SandboxAuthority  # noqa: E402
+from app.services.certificates.book import CertificateBook  # noqa: E402
+from app.services.enrollment.authority import SandboxAuthority  # noqa: E402
 from tests.integration.conftest import CLINIC, IDENTITY, PASSWORD, PHARMACY, SandboxClient, new_email  # noqa: E402
 
 pytestmark = [pytest.mark.ui, pytest.mark.integration]

@@ -16,7 +16,7 @@ import requests
 
 from app.config import load_config
 from app.models.database import open_database
-from app.services.orderbook import OrderBook
+from app.services.orders.orderbook import OrderBook
 
 PHARMACY_DEA = "BJ6125341"
 SUPPLIER = "Acme Drug"
@@ -66,10 +66,10 @@ class TrainingWorld:
         """Apply, have the seeded coordinator approve, make the key (``key`` = the wizard's key-location answers;
         default a software key with KEY_PASSWORD) and install the certificate. Returns the certificate record."""
         from app.demo import COORDINATOR
-        from app.services.certificates import CertificateBook
-        from app.services.enrollment import SandboxAuthority
-        from app.services.enrollment_flows import EnrollmentFlow
-        from app.services.wizard import WizardStateStore
+        from app.services.certificates.book import CertificateBook
+        from app.services.enrollment.authority import SandboxAuthority
+        from app.services.enrollment.flows import EnrollmentFlow
+        from app.services.enrollment.wizard import WizardStateStore
 
         sandbox = self.sandbox
         certificates = certificates or CertificateBook(self.db, self.config, environ={})

@@ -18,12 +18,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.errors import CsosError
-from app.services import ca
-from app.services.cms import parse_signed_document, sign_content
-from app.services.csos_profile import CsosCertificate
+from app.services.certificates import ca
+from app.services.signing.cms import parse_signed_document, sign_content
+from app.services.certificates.profile import CsosCertificate
 from app.services.keys.p12 import load_certificates, read_p12
-from app.services.validation import CertificateValidationService
-from app.services.verifier import MappingSchedules, OrderVerifier
+from app.services.certificates.validation import CertificateValidationService
+from app.services.signing.verifier import MappingSchedules, OrderVerifier
 from tests.integration.test_verifier import make_order, x12
 from tests.pki import build_training_pki, make_csr
 from tests.signers import KeySigner

@@ -16,9 +16,9 @@ from typing import Any
 from PySide6.QtWidgets import QWidget
 
 from app.errors import CsosError
-from app.services.enrollment import EnrollmentAuthority, PortalAuthority, SandboxAuthority, authority_for
-from app.services.enrollment_flows import EnrollmentFlow, Flow, ImportFlow, RenewalFlow, RevocationFlow
-from app.services.wizard import WizardStateStore
+from app.services.enrollment.authority import EnrollmentAuthority, PortalAuthority, SandboxAuthority, authority_for
+from app.services.enrollment.flows import EnrollmentFlow, Flow, ImportFlow, RenewalFlow, RevocationFlow
+from app.services.enrollment.wizard import WizardStateStore
 from app.ui import messages
 from app.ui.wizards.host import WizardDialog
 
@@ -36,7 +36,7 @@ def _services(facade: Any, authority: EnrollmentAuthority | None, certificates: 
     if authority is None:
         authority = authority_for(facade.config)
     if certificates is None:
-        from app.services.certificates import CertificateBook
+        from app.services.certificates.book import CertificateBook
 
         certificates = CertificateBook(facade.db, facade.config, actor="gui")
     return authority, certificates
@@ -158,7 +158,7 @@ def render_wizard_screenshots(folder: str | Path, *, width: int = 720, height: i
     """
     from PySide6.QtWidgets import QApplication
 
-    from app.services import enrollment_flows as flows
+    from app.services.enrollment import flows
     from app.ui.jobs import JobRunner
 
     app = QApplication.instance()

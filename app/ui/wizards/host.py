@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import CsosError
-from app.services.enrollment_flows import Flow
+from app.services.enrollment.flows import Flow
 from app.ui import theme
 from app.ui.jobs import JobRunner
 from app.ui.wizards.pages import WizardPage, page_for
@@ -294,6 +294,6 @@ class WizardDialog(QDialog):
 
 
 def _is_secret(key: str) -> bool:
-    from app.services.wizard import is_secret_key
+    from app.services.enrollment.wizard import is_secret_key
 
     return is_secret_key(key)

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.services import enrollment_flows as flows
+from app.services.enrollment import flows
 from app.ui.widgets import FieldMessage
 
 Values = dict[str, Any]

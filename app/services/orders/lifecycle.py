@@ -1,0 +1,808 @@
+"""The life of an order after signing: supplier answers, shipments, voids, receiving, the 60-day rule, lost orders,
+cancellation and "new order from this one" (duties O4–O8).
+
+Every supplier document is kept exactly as received as a linked record (raw bytes + parsed JSON) before it changes
+anything, and every status change goes through ``OrderBook.transition`` so it is validated and audited in the same
+transaction. Nothing here edits signed content: a defective or lost order is followed by a *new* order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, selectinload
+
+from app.errors import CsosError, InvalidValue, NotFound
+from app.models.integrity import append_audit_event
+from app.models.orderbook import (
+    LineStatus,
+    LinkedRecord,
+    LinkedRecordKind,
+    Order,
+    OrderLine,
+    Receipt,
+    Supplier,
+    utcnow,
+)
+from app.models.outbox import OutboxEntry, OutboxPurpose, OutboxState
+from app.models.states import TRANSITIONS, OrderStatus
+from app.services.signing.cms import MEDIA_TYPE, SignsData, sign_content
+from app.services.orders.orderbook import OrderBook
+from app.services.transport.connectors import (
+    X12_MEDIA_TYPE,
+    Connector,
+    Delivery,
+    FolderConnector,
+    SupplierRecord,
+    TransportError,
+    read_supplier_file,
+)
+from app.services.signing.verifier import ORDER_VALIDITY
+from app.services.signing.x12 import (
+    Acknowledgement855,
+    AckStatus,
+    Shipment856,
+    VoidNotice,
+    X12Error,
+    parse_interchange,
+)
+from app.services.signing.x12 import LineStatus as AckLineStatus
+
+log = logging.getLogger(__name__)
+
+JSON_MEDIA_TYPE = "application/json"
+S = OrderStatus
+
+# Orders that may still become expired (not fully received, not closed) — O5.
+EXPIRABLE = frozenset(s for s in OrderStatus if S.EXPIRED in TRANSITIONS[s])
+RECEIVABLE = frozenset({S.ACCEPTED, S.PARTIALLY_ACCEPTED, S.PARTIALLY_VOIDED, S.PARTIALLY_RECEIVED})
+# Orders whose supplier records are still worth fetching (late records are linked and flagged too).
+SYNCABLE = frozenset({S.TRANSMITTED, S.ACCEPTED, S.PARTIALLY_ACCEPTED, S.PARTIALLY_VOIDED, S.PARTIALLY_RECEIVED,
+                      S.LOST, S.EXPIRED})
+REISSUABLE = frozenset({S.NOT_ACCEPTED, S.CANCELLED, S.EXPIRED, S.VOIDED})
+
+_LINE_STATUS = {
+    AckLineStatus.ACCEPTED: LineStatus.ACCEPTED,
+    AckLineStatus.REJECTED: LineStatus.REJECTED,
+    AckLineStatus.BACKORDERED: LineStatus.BACKORDERED,
+    AckLineStatus.QUANTITY_CHANGED: LineStatus.QUANTITY_CHANGED,
+}
+
+
+class LifecycleError(CsosError):
+    code = "lifecycle.failed"
+
+
+class ReceivingError(CsosError):
+    """A receipt was refused; nothing was recorded. Codes ``receiving.*``."""
+
+    code = "receiving.invalid"
+
+
+@dataclass(frozen=True)
+class Flag:
+    code: str
+    message: str
+
+
+@dataclass
+class AppliedRecord:
+    """What one supplier document did to one order."""
+
+    order_id: int
+    order_number: str
+    kind: str
+    linked_record_id: int | None
+    status_before: str
+    status_after: str
+    duplicate: bool = False
+    flags: list[Flag] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"order_number": self.order_number, "kind": self.kind, "linked_record_id": self.linked_record_id,
+                "status_before": self.status_before, "status_after": self.status_after,
+                "duplicate": self.duplicate, "flags": [dataclasses.asdict(f) for f in self.flags]}
+
+
+@dataclass
+class ReceiptResult:
+    order_number: str
+    status: str
+    lines: dict[int, int]
+    received_on: dt.date
+    linked_record_id: int
+
+
+@dataclass
+class LostOrderResult:
+    order_number: str
+    statement_record_id: int
+    replacement_order_id: int | None
+    replacement_order_number: str | None
+    statement: dict[str, Any]
+
+
+@dataclass
+class SyncReport:
+    applied: list[AppliedRecord] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"applied": [a.to_json() for a in self.applied], "errors": self.errors, "expired": self.expired}
+
+
+def canonical_json(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str).encode()
+
+
+def document_json(document: Any) -> dict[str, Any]:
+    """An X12 document (frozen dataclass) as plain JSON for the ``parsed`` column."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, enum.Enum):
+            return value.value
+        if isinstance(value, (dt.date, dt.datetime)):
+            return value.isoformat()
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(document)
+
+
+def _local_record(kind: LinkedRecordKind, content: dict[str, Any], *, related_order_id: int | None = None,
+                  direction: str = "local") -> LinkedRecord:
+    raw = canonical_json(content)
+    return LinkedRecord(kind=kind, direction=direction, media_type=JSON_MEDIA_TYPE, raw=raw, parsed=content,
+                        related_order_id=related_order_id, created_at=utcnow())
+
+
+class Lifecycle:
+    def __init__(self, book: OrderBook, *, clock: Callable[[], dt.datetime] | None = None) -> None:
+        self.book = book
+        self.db = book.db
+        self.clock = clock or book.clock
+
+    def _write(self) -> Any:
+        """A write transaction that turns driver failures into plain-language storage errors."""
+        return self.book._write()
+
+    # =================================================================================================================
+    # supplier documents
+
+    def apply_delivery(self, session: Session, order_id: int, delivery: Delivery) -> list[AppliedRecord]:
+        """The order has left: QUEUED → TRANSMITTED, then whatever the supplier answered at once."""
+        order = _order(session, order_id)
+        if order.status is S.QUEUED:
+            order.transmitted_at = self.clock()
+            self.book.transition(order_id, S.TRANSMITTED, session=session,
+                                 details={"where": delivery.where, "answered": delivery.answered})
+        applied = []
+        for record in delivery.records:
+            applied.append(self.apply_record(session, order_id, record, answer=delivery.answer))
+        if delivery.answered and not delivery.records and delivery.status:
+            # An answer without its 855: keep the answer itself so the verdict is on record.
+            applied.append(self._apply_bare_answer(session, order_id, delivery))
+        return applied
+
+    def apply_record(self, session: Session, order_id: int, record: SupplierRecord, *,
+                     answer: Mapping[str, Any] | None = None) -> AppliedRecord:
+        """Link one supplier document to the order (once) and drive the state machine from it."""
+        order = _order(session, order_id)
+        before = order.status
+        existing = session.scalar(select(LinkedRecord.id).where(
+            LinkedRecord.order_id == order_id, LinkedRecord.raw_sha256 == record.sha256,
+            LinkedRecord.direction == "in"))
+        if existing is not None:
+            return AppliedRecord(order_id, order.order_number, record.kind, existing, before.value, before.value,
+                                 duplicate=True)
+        try:
+            interchange = parse_interchange(record.data)
+        except X12Error as exc:
+            raise LifecycleError(f"A document from the supplier for order {order.order_number} is not readable: "
+                                 f"{exc.message}", code="lifecycle.unreadable_record") from None
+        document = interchange.document
+        if getattr(document, "order_number", None) != order.order_number:
+            raise LifecycleError(f"A supplier document names order {getattr(document, 'order_number', '?')}, not "
+                                 f"{order.order_number}; it was not linked.", code="lifecycle.wrong_order")
+        parsed: dict[str, Any] = {"transaction_set": record.kind, "document": document_json(document),
+                                  "source": record.source}
+        if record.seq is not None:
+            parsed["supplier_seq"] = record.seq
+        if answer:
+            parsed["answer"] = dict(answer)
+        if isinstance(document, Acknowledgement855):
+            kind, flags = self._acknowledgement(session, order, document)
+        elif isinstance(document, Shipment856):
+            kind, flags = self._shipment(session, order, document)
+        elif isinstance(document, VoidNotice):
+            kind, flags = self._void(session, order, document)
+        else:
+            raise LifecycleError(f"A purchase order (850) came back for order {order.order_number}; only the "
+                                 "supplier's answers are linked.", code="lifecycle.unexpected_document")
+        parsed["flags"] = [dataclasses.asdict(f) for f in flags]
+        linked = LinkedRecord(kind=kind, direction="in", media_type=record.media_type or X12_MEDIA_TYPE,
+                              raw=record.data, parsed=parsed, created_at=self.clock())
+        self.book.link_record(session, order_id, linked)
+        for flag in flags:
+            append_audit_event(session, action="order.flagged", actor=self.book.actor, order_id=order_id,
+                               details={"code": flag.code, "record_id": linked.id})
+        return AppliedRecord(order_id, order.order_number, record.kind, linked.id, before.value, order.status.value,
+                             flags=flags)
+
+    def _move(self, session: Session, order: Order, target: OrderStatus, **details: Any) -> bool:
+        if target in TRANSITIONS[order.status]:
+            self.book.transition(order.id, target, session=session, details=details)
+            return True
+        return False
+
+    def _acknowledgement(self, session: Session, order: Order, ack: Acknowledgement855
+                         ) -> tuple[LinkedRecordKind, list[Flag]]:
+        flags: list[Flag] = []
+        rejected = ack.status is AckStatus.REJECTED
+        kind = LinkedRecordKind.NON_ACCEPTANCE if rejected else LinkedRecordKind.ACKNOWLEDGEMENT
+        if order.status is S.QUEUED:  # the supplier has it even if we crashed before noting that it left
+            order.transmitted_at = order.transmitted_at or self.clock()
+            self._move(session, order, S.TRANSMITTED, via="acknowledgement")
+        if order.status is not S.TRANSMITTED:
+            if order.status is S.LOST and rejected:
+                flags.append(Flag("late_original_not_accepted",
+                                  "The original of this lost order reached the supplier late and was returned not "
+                                  "accepted (O7); the statement of non-acceptance is linked."))
+            elif order.status is S.LOST:
+                flags.append(Flag("lost_order_accepted", "The supplier acknowledged an order already reported lost; "
+                                                         "call the supplier so it is not filled twice."))
+            else:
+                flags.append(Flag("acknowledgement_out_of_turn",
+                                  f"An acknowledgement arrived while the order is {order.status.label.lower()}; it "
+                                  "is linked but changes nothing."))
+            return kind, flags
+        lines = {line.line_number: line for line in order.lines}
+        if rejected:
+            for line in lines.values():
+                line.line_status = LineStatus.REJECTED
+                line.packages_confirmed = 0
+            self._move(session, order, S.NOT_ACCEPTED, reason=ack.reason or "")
+            return kind, flags
+        for ack_line in ack.lines:
+            line = lines.get(ack_line.line_number)
+            if line is None:
+                flags.append(Flag("unknown_line", f"The acknowledgement names line {ack_line.line_number}, which the "
+                                                  "order does not have."))
+                continue
+            line.line_status = _LINE_STATUS[ack_line.status]
+            line.packages_confirmed = 0 if ack_line.status is AckLineStatus.REJECTED else ack_line.quantity
+        if ack.status is AckStatus.ACCEPTED and not ack.lines:
+            for line in lines.values():
+                line.line_status = LineStatus.ACCEPTED
+                line.packages_confirmed = line.packages
+        changed = ack.status is AckStatus.ACCEPTED_WITH_CHANGES or any(
+            line.line_status is not LineStatus.ACCEPTED for line in lines.values())
+        self._move(session, order, S.PARTIALLY_ACCEPTED if changed else S.ACCEPTED)
+        return kind, flags
+
+    def _shipment(self, session: Session, order: Order, shipment: Shipment856) -> tuple[LinkedRecordKind, list[Flag]]:
+        flags: list[Flag] = []
+        if order.status is S.QUEUED:
+            order.transmitted_at = order.transmitted_at or self.clock()
+            self._move(session, order, S.TRANSMITTED, via="shipment")
+        lines = {line.line_number: line for line in order.lines}
+        deadline = order.signed_at + ORDER_VALIDITY if order.signed_at else None
+        if order.status is S.EXPIRED or (deadline is not None and shipment.ship_date > deadline.date()):
+            flags.append(Flag("shipment_after_60_days",
+                              f"Shipment {shipment.shipment_id} is dated {shipment.ship_date.isoformat()}, more than 60 "
+                              "days after the order was signed; the order is no longer valid (O5). Do not accept "
+                              "controlled substances against it; contact the supplier."))
+        if order.status in (S.VOIDED, S.NOT_ACCEPTED, S.CANCELLED, S.LOST):
+            flags.append(Flag("shipment_on_closed_order",
+                              f"Shipment {shipment.shipment_id} arrived for an order that is "
+                              f"{order.status.label.lower()}."))
+        for item in shipment.lines:
+            line = lines.get(item.line_number)
+            if line is None:
+                flags.append(Flag("unknown_line", f"The shipment names line {item.line_number}, which the order does "
+                                                  "not have."))
+            elif line.line_status is LineStatus.VOIDED and item.packages_shipped:
+                flags.append(Flag("shipment_on_voided_line", f"Line {item.line_number} was voided but the shipment "
+                                                             "lists packages for it."))
+        return LinkedRecordKind.SHIPMENT, flags
+
+    def _void(self, session: Session, order: Order, void: VoidNotice) -> tuple[LinkedRecordKind, list[Flag]]:
+        flags: list[Flag] = []
+        if order.status is S.QUEUED:
+            order.transmitted_at = order.transmitted_at or self.clock()
+            self._move(session, order, S.TRANSMITTED, via="void")
+        lines = {line.line_number: line for line in order.lines}
+        kind = LinkedRecordKind.VOID if void.whole_order else LinkedRecordKind.PARTIAL_VOID
+        received = _received_by_line(order)
+        if void.whole_order:
+            targets = [n for n in lines if not received.get(n)]
+        else:
+            targets = list(void.voided_lines)
+        for number in targets:
+            line = lines.get(number)
+            if line is None:
+                flags.append(Flag("unknown_line", f"The void notice names line {number}, which the order does not "
+                                                  "have."))
+                continue
+            line.line_status = LineStatus.VOIDED
+        remaining = [line for line in lines.values() if line.line_status not in (LineStatus.VOIDED,
+                                                                                   LineStatus.REJECTED)]
+        if not remaining and self._move(session, order, S.VOIDED, reason=void.reason or ""):
+            return kind, flags
+        if remaining and self._move(session, order, S.PARTIALLY_VOIDED, reason=void.reason or ""):
+            if _fully_received(order):
+                self._move(session, order, S.RECEIVED, via="void of the rest")
+            return kind, flags
+        if order.status not in (S.VOIDED, S.PARTIALLY_VOIDED):
+            flags.append(Flag("void_out_of_turn", f"A void notice arrived while the order is "
+                                                  f"{order.status.label.lower()}; it is linked but changes nothing."))
+        elif _fully_received(order) and order.status is S.PARTIALLY_VOIDED:
+            self._move(session, order, S.RECEIVED, via="void of the rest")
+        return kind, flags
+
+    def _apply_bare_answer(self, session: Session, order_id: int, delivery: Delivery) -> AppliedRecord:
+        order = _order(session, order_id)
+        before = order.status
+        content = {"answer": delivery.answer, "status": delivery.status, "reasons": list(delivery.reasons)}
+        rejected = delivery.status == "rejected"
+        kind = LinkedRecordKind.NON_ACCEPTANCE if rejected else LinkedRecordKind.ACKNOWLEDGEMENT
+        linked = LinkedRecord(kind=kind, direction="in", media_type=JSON_MEDIA_TYPE, raw=canonical_json(
+            delivery.answer), parsed=content, created_at=self.clock())
+        self.book.link_record(session, order_id, linked)
+        if order.status is S.TRANSMITTED:
+            if rejected:
+                for line in order.lines:
+                    line.line_status = LineStatus.REJECTED
+                    line.packages_confirmed = 0
+            self._move(session, order, {"rejected": S.NOT_ACCEPTED, "accepted": S.ACCEPTED}.get(
+                delivery.status or "", S.PARTIALLY_ACCEPTED))
+        return AppliedRecord(order_id, order.order_number, "answer", linked.id, before.value, order.status.value)
+
+    # -- records arriving outside a send (folder drop, manual import) ------------------------------------------------
+
+    def find_order_for(self, session: Session, record: SupplierRecord) -> Order:
+        try:
+            interchange = parse_interchange(record.data)
+        except X12Error as exc:
+            raise LifecycleError(f"The supplier document {record.source} is not readable: {exc.message}",
+                                 code="lifecycle.unreadable_record") from None
+        number = getattr(interchange.document, "order_number", None)
+        candidates = list(session.scalars(select(Order).where(Order.order_number == number)))
+        if len(candidates) > 1:
+            # The supplier addresses the interchange to the purchaser's DEA number.
+            candidates = [o for o in candidates
+                          if o.registration.dea_number == interchange.envelope.receiver_id.strip()]
+        if not candidates:
+            raise LifecycleError(f"The supplier document {record.source} is for order {number}, which is not in this "
+                                 "order book.", code="lifecycle.unknown_order")
+        if len(candidates) > 1:
+            raise LifecycleError(f"The supplier document {record.source} is for order {number}, which exists for "
+                                 "several registrations; it does not say which.", code="lifecycle.ambiguous_order")
+        return candidates[0]
+
+    def import_record(self, record: SupplierRecord) -> AppliedRecord:
+        with self._write() as session:
+            order = self.find_order_for(session, record)
+            return self.apply_record(session, order.id, record)
+
+    def import_answer_file(self, path: str | Path) -> AppliedRecord:
+        """Manual connector: a supplier's 855/856/865 file downloaded from its portal."""
+        try:
+            record = read_supplier_file(Path(path))
+        except TransportError as exc:
+            raise LifecycleError(exc.message, code="lifecycle.unreadable_record") from None
+        return self.import_record(record)
+
+    # -- fetching ---------------------------------------------------------------------------------------------------
+
+    def sync(self, connector_for: Callable[[Supplier], Connector], *, order_ids: Sequence[int] | None = None,
+             expire: bool = True) -> SyncReport:
+        """Fetch what suppliers have for sent orders (https) and read dropped files (folder); then apply O5."""
+        report = SyncReport()
+        with self.db.session() as session:
+            query = (select(OutboxEntry.id, Order.id, Order.supplier_id)
+                     .join(Order, Order.id == OutboxEntry.order_id)
+                     .where(OutboxEntry.purpose == OutboxPurpose.ORDER, OutboxEntry.state == OutboxState.SENT,
+                            Order.status.in_(sorted(SYNCABLE, key=lambda s: s.value))))
+            if order_ids is not None:
+                query = query.where(Order.id.in_(list(order_ids)))
+            rows = session.execute(query.order_by(Order.id)).all()
+            suppliers = {s.id: s for s in session.scalars(select(Supplier))}
+        connectors: dict[int, Connector] = {}
+        try:
+            for supplier_id, supplier in suppliers.items():
+                try:
+                    connectors[supplier_id] = connector_for(supplier)
+                except CsosError as exc:
+                    report.errors.append({"supplier": supplier.name, "code": exc.code, "message": exc.message})
+            for entry_id, order_id, supplier_id in rows:
+                connector = connectors.get(supplier_id)
+                if connector is None or not connector.answers_at_once:
+                    continue
+                self._sync_order(connector, entry_id, order_id, report)
+            for supplier_id, connector in connectors.items():
+                if isinstance(connector, FolderConnector):
+                    self._sync_folder(connector, report)
+        finally:
+            for connector in connectors.values():
+                connector.close()
+        if expire:
+            report.expired = self.expire_overdue()
+        return report
+
+    def _sync_order(self, connector: Connector, entry_id: int, order_id: int, report: SyncReport) -> None:
+        order = self.book.get_order(order_id)
+        with self.db.session() as session:
+            after = session.get(OutboxEntry, entry_id).records_after
+        try:
+            records = connector.fetch_records(order_number=order.order_number,
+                                              purchaser_dea=order.registration.dea_number, after=after)
+        except TransportError as exc:
+            report.errors.append({"order_number": order.order_number, "code": exc.code, "message": exc.message})
+            return
+        for record in records:
+            try:
+                with self._write() as session:
+                    report.applied.append(self.apply_record(session, order_id, record))
+                    entry = session.get(OutboxEntry, entry_id)
+                    entry.records_after = max(entry.records_after, record.seq or 0)
+                    entry.last_sync_at = self.clock()
+            except LifecycleError as exc:
+                report.errors.append({"order_number": order.order_number, "code": exc.code, "message": exc.message})
+                return
+        with self._write() as session:
+            session.get(OutboxEntry, entry_id).last_sync_at = self.clock()
+
+    def _sync_folder(self, connector: FolderConnector, report: SyncReport) -> None:
+        for incoming in connector.collect_incoming():
+            if incoming.record is None:
+                report.errors.append({"file": incoming.path.name, "code": "lifecycle.unreadable_record",
+                                      "message": incoming.problem})
+                connector.file_away(incoming, problem=True)
+                continue
+            try:
+                report.applied.append(self.import_record(incoming.record))
+            except LifecycleError as exc:
+                report.errors.append({"file": incoming.path.name, "code": exc.code, "message": exc.message})
+                connector.file_away(incoming, problem=True)
+                continue
+            connector.file_away(incoming)
+
+    # =================================================================================================================
+    # receiving (O4)
+
+    def shipped_by_line(self, order: Order) -> dict[int, int]:
+        return _shipped_by_line(order)
+
+    def receive(self, order_id: int, *, packages: Mapping[int, int] | None = None,
+                received_on: dt.date | None = None, reason: str = "", recorded_by: str = "") -> ReceiptResult:
+        """Record packages received per line on a date. ``packages=None`` takes what was shipped and not yet
+        received. More than shipped needs ``reason``."""
+        today = self.clock().date()
+        received_on = received_on or today
+        reason = reason.strip()
+        if received_on > today:
+            raise ReceivingError(f"The date received ({received_on.isoformat()}) is in the future.",
+                                 code="receiving.future_date")
+        with self._write() as session:
+            order = _order(session, order_id)
+            if order.status not in RECEIVABLE and order.status is not S.EXPIRED:
+                hint = (" Record the supplier's acknowledgement first (csos-desk order sync)."
+                        if order.status in (S.TRANSMITTED, S.QUEUED, S.SIGNED) else "")
+                raise ReceivingError(f"Order {order.order_number} is {order.status.label.lower()}; goods cannot be "
+                                     f"received against it.{hint}", code="receiving.order_not_receivable")
+            if order.status is S.EXPIRED and not reason:
+                raise ReceivingError(f"Order {order.order_number} expired 60 days after signing (O5). Goods received "
+                                     "against it need a written reason.", code="receiving.order_expired")
+            if order.signed_at and received_on < order.signed_at.date():
+                raise ReceivingError(f"The date received ({received_on.isoformat()}) is before the order was signed "
+                                     f"({order.signed_at.date().isoformat()}).", code="receiving.before_signing")
+            lines = {line.line_number: line for line in order.lines}
+            shipped = _shipped_by_line(order)
+            received = _received_by_line(order)
+            has_shipments = any(r.kind is LinkedRecordKind.SHIPMENT for r in order.linked_records)
+            if packages is None:
+                if not has_shipments:
+                    raise ReceivingError(f"No shipment notice is linked to order {order.order_number}, so there is "
+                                         "nothing to take the quantities from; give the packages per line.",
+                                         code="receiving.nothing_shipped")
+                packages = {n: shipped.get(n, 0) - received.get(n, 0) for n in lines
+                            if shipped.get(n, 0) > received.get(n, 0)}
+                if not packages:
+                    raise ReceivingError(f"Everything shipped on order {order.order_number} is already recorded as "
+                                         "received.", code="receiving.nothing_to_receive")
+            cleaned: dict[int, int] = {}
+            for number, count in packages.items():
+                if number not in lines:
+                    raise ReceivingError(f"Order {order.order_number} has no line {number}.",
+                                         code="receiving.unknown_line")
+                if not isinstance(count, int) or isinstance(count, bool) or count < 0 or count > 99_999:
+                    raise ReceivingError(f"Line {number}: the packages received must be a whole number from 0 to "
+                                         "99,999.", code="receiving.bad_packages")
+                if count:
+                    cleaned[number] = count
+            if not cleaned:
+                raise ReceivingError("No packages were given; nothing was recorded.", code="receiving.nothing_given")
+            over = []
+            for number, count in cleaned.items():
+                limit = shipped.get(number, 0) if has_shipments else _expected(lines[number])
+                if received.get(number, 0) + count > limit:
+                    over.append(f"line {number}: {received.get(number, 0) + count} received, "
+                                f"{limit} {'shipped' if has_shipments else 'ordered'}")
+            if over and not reason:
+                raise ReceivingError("More was received than " + ("shipped" if has_shipments else "ordered")
+                                     + " (" + "; ".join(over) + "). Check the count, or give the reason with the "
+                                     "receipt.", code="receiving.more_than_shipped")
+            receipts = []
+            for number, count in sorted(cleaned.items()):
+                receipt = Receipt(order_line_id=lines[number].id, packages_received=count, received_on=received_on,
+                                  recorded_at=self.clock(), recorded_by=recorded_by or self.book.actor,
+                                  reason=reason)
+                session.add(receipt)
+                receipts.append({"line_number": number, "ndc": lines[number].ndc, "packages_received": count})
+            session.flush()
+            content = {"type": "receipt", "order_number": order.order_number, "received_on": received_on.isoformat(),
+                       "lines": receipts, "reason": reason, "recorded_by": recorded_by or self.book.actor,
+                       "over_shipped": over}
+            linked = self.book.link_record(session, order.id, _local_record(LinkedRecordKind.RECEIPT, content))
+            session.refresh(order)
+            if order.status in RECEIVABLE:
+                target = S.RECEIVED if _fully_received(order) else S.PARTIALLY_RECEIVED
+                if target is not order.status:
+                    self.book.transition(order.id, target, session=session, details={"receipt_record": linked.id})
+            return ReceiptResult(order.order_number, order.status.value, cleaned, received_on, linked.id)
+
+    # =================================================================================================================
+    # 60-day rule (O5)
+
+    def expire_overdue(self, *, now: dt.datetime | None = None) -> list[str]:
+        """Orders not fully received 60 days after signing become expired, each with a linked note."""
+        now = now or self.clock()
+        cutoff = now - ORDER_VALIDITY
+        with self.db.session() as session:
+            ids = list(session.scalars(select(Order.id).where(
+                Order.signed_at.is_not(None), Order.signed_at < cutoff,
+                Order.status.in_(sorted(EXPIRABLE, key=lambda s: s.value))).order_by(Order.id)))
+        expired = []
+        for order_id in ids:
+            with self._write() as session:
+                order = _order(session, order_id)
+                if order.status not in EXPIRABLE:
+                    continue
+                received = _received_by_line(order)
+                content = {
+                    "type": "expiry", "order_number": order.order_number,
+                    "signed_at": order.signed_at.isoformat(), "expired_at": now.isoformat(),
+                    "status_before": order.status.value,
+                    "note": "The order was not fully received within 60 days of signing and is no longer valid "
+                            "(21 CFR 1305; O5). Shipments against it arriving later are flagged.",
+                    "not_received": [{"line_number": line.line_number, "ndc": line.ndc,
+                                      "packages": max(0, _expected(line) - received.get(line.line_number, 0))}
+                                     for line in order.lines if _expected(line) > received.get(line.line_number, 0)],
+                }
+                self.book.link_record(session, order.id, _local_record(LinkedRecordKind.EXPIRY, content))
+                session.execute(update(OutboxEntry).where(OutboxEntry.order_id == order.id,
+                                                          OutboxEntry.state == OutboxState.QUEUED)
+                                .values(state=OutboxState.EXPIRED, claimed_until=None))
+                self.book.transition(order.id, S.EXPIRED, session=session, details={"rule": "O5"})
+                expired.append(order.order_number)
+        return expired
+
+    # =================================================================================================================
+    # lost orders (O7)
+
+    def report_lost(self, order_id: int, *, signer: SignsData, certificate: x509.Certificate,
+                    intermediates: Sequence[x509.Certificate] = (), statement_date: dt.date | None = None,
+                    lines_not_received: Mapping[int, int] | None = None,
+                    replacement: bool = True) -> LostOrderResult:
+        """Sign a lost-order statement, queue it for the supplier, mark the order lost and start the replacement
+        order (a draft to sign), all linked together."""
+        now = self.clock().astimezone(dt.timezone.utc).replace(microsecond=0)
+        order = self.book.get_order(order_id)
+        if S.LOST not in TRANSITIONS[order.status]:
+            raise LifecycleError(f"Order {order.order_number} is {order.status.label.lower()}; only an order that "
+                                 "was sent and not received can be reported lost.", code="lifecycle.not_losable")
+        lines = {line.line_number: line for line in order.lines}
+        received = _received_by_line(order)
+        if lines_not_received is None:
+            missing = {n: max(0, line.packages - received.get(n, 0)) for n, line in lines.items()
+                       if line.line_status not in (LineStatus.REJECTED, LineStatus.VOIDED)}
+        else:
+            missing = dict(lines_not_received)
+        missing = {n: count for n, count in missing.items() if count}
+        for number, count in missing.items():
+            if number not in lines:
+                raise LifecycleError(f"Order {order.order_number} has no line {number}.", code="lifecycle.unknown_line")
+            if not isinstance(count, int) or count < 1 or count > lines[number].packages:
+                raise LifecycleError(f"Line {number}: packages not received must be between 1 and "
+                                     f"{lines[number].packages}.", code="lifecycle.bad_packages")
+        if not missing:
+            raise LifecycleError(f"Every line of order {order.order_number} is received, rejected or voided; "
+                                 "nothing is lost.", code="lifecycle.nothing_lost")
+        statement = {
+            "type": "lost_order_statement", "order_number": order.order_number,
+            "purchaser_dea": order.registration.dea_number,
+            "date": (statement_date or now.date()).isoformat(),
+            "lines_not_received": [{"line_number": n, "ndc": lines[n].ndc, "packages": c}
+                                   for n, c in sorted(missing.items())],
+        }
+        content = canonical_json(statement)
+        document = sign_content(content, signer=signer, certificate_der=certificate.public_bytes(Encoding.DER),
+                                intermediates_der=[c.public_bytes(Encoding.DER) for c in intermediates],
+                                signing_time=now)
+        number = self.book.allocate_order_number(order.registration_id) if replacement else None
+        with self._write() as session:
+            stored = _order(session, order_id)
+            if S.LOST not in TRANSITIONS[stored.status]:
+                raise LifecycleError(f"Order {stored.order_number} changed meanwhile; nothing was recorded.",
+                                     code="lifecycle.not_losable")
+            new_order = None
+            if number is not None:
+                new_order = self._copy_as_draft(session, stored, number.value, missing,
+                                                note=f"Replacement for lost order {stored.order_number} (O7).")
+            record = LinkedRecord(kind=LinkedRecordKind.LOST_STATEMENT, direction="out", media_type=MEDIA_TYPE,
+                                  raw=document, parsed={"statement": statement,
+                                                        "replacement_order_number": number.value if number else None},
+                                  related_order_id=new_order.id if new_order else None, created_at=now)
+            self.book.link_record(session, stored.id, record)
+            if new_order is not None:
+                self.book.link_record(session, new_order.id, _local_record(
+                    LinkedRecordKind.REPLACEMENT,
+                    {"type": "replacement", "replaces_order_number": stored.order_number,
+                     "lost_statement_record_id": record.id, "order_number": new_order.order_number},
+                    related_order_id=stored.id))
+            session.add(OutboxEntry(order_id=stored.id, purpose=OutboxPurpose.LOST_STATEMENT,
+                                    linked_record_id=record.id, document_sha256=hashlib.sha256(document).hexdigest(),
+                                    state=OutboxState.QUEUED, queued_at=now, next_attempt_at=now))
+            self.book.transition(stored.id, S.LOST, session=session,
+                                 details={"statement_record_id": record.id,
+                                          "replacement": new_order.order_number if new_order else None})
+            return LostOrderResult(stored.order_number, record.id, new_order.id if new_order else None,
+                                   new_order.order_number if new_order else None, statement)
+
+    def _copy_as_draft(self, session: Session, old: Order, number: str, packages: Mapping[int, int] | None, *,
+                       note: str) -> Order:
+        """A new draft with the old order's products (``packages`` per line number, default the same)."""
+        now = self.clock()
+        new = Order(order_number=number, registration_id=old.registration_id, supplier_id=old.supplier_id,
+                    status=S.DRAFT, created_at=now, updated_at=now, replaces_order_id=old.id, note=note)
+        session.add(new)
+        session.flush()
+        append_audit_event(session, action="order.created", actor=self.book.actor, order_id=new.id,
+                           details={"order_number": number, "registration": old.registration.dea_number,
+                                    "supplier": old.supplier.name, "replaces_order_id": old.id})
+        line_number = 0
+        for line in old.lines:
+            count = line.packages if packages is None else packages.get(line.line_number, 0)
+            if not count:
+                continue
+            line_number += 1
+            session.add(OrderLine(order_id=new.id, line_number=line_number, product_id=line.product_id,
+                                  ndc=line.ndc, description=line.description, schedule=line.schedule, packages=count,
+                                  package_quantity=line.package_quantity, unit=line.unit))
+            session.flush()
+            append_audit_event(session, action="order.line_added", actor=self.book.actor, order_id=new.id,
+                               details={"line": line_number, "ndc": line.ndc, "packages": count})
+        return new
+
+    # =================================================================================================================
+    # cancellation and reissue (O6)
+
+    def cancel(self, order_id: int, *, reason: str) -> Order:
+        """Cancel an order that has not left the pharmacy (draft, signed or queued and not being sent)."""
+        reason = reason.strip()
+        if not reason:
+            raise InvalidValue("Say why the order is cancelled; the reason is kept with the order.",
+                               code="cancel.reason_required")
+        now = self.clock()
+        with self._write() as session:
+            order = _order(session, order_id)
+            if S.CANCELLED not in TRANSITIONS[order.status]:
+                raise LifecycleError(f"Order {order.order_number} is {order.status.label.lower()}; only an order that "
+                                     "has not been sent can be cancelled.", code="lifecycle.not_cancellable")
+            entry = session.scalar(select(OutboxEntry).where(OutboxEntry.order_id == order_id,
+                                                            OutboxEntry.purpose == OutboxPurpose.ORDER))
+            if entry is not None:
+                result = session.execute(
+                    update(OutboxEntry)
+                    .where(OutboxEntry.id == entry.id, OutboxEntry.state == OutboxState.QUEUED,
+                           (OutboxEntry.claimed_until.is_(None)) | (OutboxEntry.claimed_until < now))
+                    .values(state=OutboxState.CANCELLED))
+                if result.rowcount != 1:
+                    raise LifecycleError(f"Order {order.order_number} is being sent right now; it can no longer be "
+                                         "cancelled.", code="lifecycle.sending")
+            if order.signed_document:
+                self.book.link_record(session, order.id, _local_record(
+                    LinkedRecordKind.CANCELLATION, {"type": "cancellation", "order_number": order.order_number,
+                                                    "reason": reason, "at": now.isoformat(),
+                                                    "status_before": order.status.value}))
+            self.book.transition(order.id, S.CANCELLED, session=session, details={"reason": reason})
+        return self.book.get_order(order_id)
+
+    def new_from(self, order_id: int) -> Order:
+        """A new draft (new order number) with the products of an order that was not accepted, cancelled, voided or
+        expired. The old order is never edited; it gets a note linking the new one."""
+        order = self.book.get_order(order_id)
+        if order.status not in REISSUABLE:
+            raise LifecycleError(f"Order {order.order_number} is {order.status.label.lower()}; a new order is issued "
+                                 "from one that was not accepted, cancelled, voided or expired.",
+                                 code="lifecycle.not_reissuable")
+        number = self.book.allocate_order_number(order.registration_id)
+        with self._write() as session:
+            old = _order(session, order_id)
+            new = self._copy_as_draft(session, old, number.value, None,
+                                      note=f"New order issued in place of {old.order_number} "
+                                           f"({old.status.label.lower()}).")
+            self.book.link_record(session, old.id, _local_record(
+                LinkedRecordKind.NOTE, {"type": "reissued", "order_number": old.order_number,
+                                        "new_order_number": new.order_number}, related_order_id=new.id))
+            new_id = new.id
+        return self.book.get_order(new_id)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _order(session: Session, order_id: int) -> Order:
+    order = session.scalar(select(Order).where(Order.id == order_id).options(
+        selectinload(Order.lines).selectinload(OrderLine.receipts), selectinload(Order.linked_records)))
+    if order is None:
+        raise NotFound(f"Order {order_id} does not exist.", code="order.not_found")
+    return order
+
+
+def _expected(line: OrderLine) -> int:
+    """Packages still expected for a line after the supplier's answer."""
+    if line.line_status in (LineStatus.REJECTED, LineStatus.VOIDED):
+        return 0
+    if line.line_status is LineStatus.QUANTITY_CHANGED and line.packages_confirmed is not None:
+        return line.packages_confirmed
+    return line.packages
+
+
+def _received_by_line(order: Order) -> dict[int, int]:
+    return {line.line_number: sum(r.packages_received for r in line.receipts) for line in order.lines}
+
+
+def _shipped_by_line(order: Order) -> dict[int, int]:
+    shipped: dict[int, int] = {}
+    for record in order.linked_records:
+        if record.kind is not LinkedRecordKind.SHIPMENT:
+            continue
+        for item in (record.parsed or {}).get("document", {}).get("lines", []):
+            shipped[item["line_number"]] = shipped.get(item["line_number"], 0) + int(item["packages_shipped"])
+    return shipped
+
+
+def _fully_received(order: Order) -> bool:
+    received = _received_by_line(order)
+    return all(received.get(line.line_number, 0) >= _expected(line) for line in order.lines)
+
+
+def receivable_lines(order: Order) -> list[dict[str, Any]]:
+    """Per line: ordered, expected, shipped, received — what the receiving screen and CLI show."""
+    shipped, received = _shipped_by_line(order), _received_by_line(order)
+    return [{"line_number": line.line_number, "ndc": line.ndc, "description": line.description,
+             "ordered": line.packages, "status": line.line_status.value, "expected": _expected(line),
+             "shipped": shipped.get(line.line_number, 0), "received": received.get(line.line_number, 0)}
+            for line in order.lines]
+

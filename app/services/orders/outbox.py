@@ -1,0 +1,354 @@
+"""The durable outbox (DESIGN.md §8): sign → commit → send → record, each step on record in the order book.
+
+Why it is crash-safe:
+
+- An order enters the outbox in the same transaction that moves it from ``signed`` to ``queued``; the entry stores
+  the SHA-256 of the signed document. Signing itself already committed the document with the ``signed`` status.
+- Before each try the worker *claims* the entry (attempts + 1, a short lease) and commits, so a crash during the
+  send leaves an entry that is simply due again after the lease.
+- What is sent is always read back from the order book (``Order.signed_document``, or the lost-order statement's
+  linked record) and checked against the stored SHA-256; nothing else can go out under that order number. Sending
+  the same bytes twice is harmless: the order number is the supplier's idempotency key, and a supplier answers a
+  repeat with the same acknowledgement.
+- The answer is recorded (``transmitted``, the 855 as a linked record, the new status, the entry ``sent``) in one
+  transaction. A crash before that commit means one more identical send, never a lost or a different order.
+
+Failures that may pass (timeouts, dropped connections, 5xx, a garbled answer) leave the order ``queued`` with the
+error and the time of the next try (exponential backoff with jitter); a refusal that cannot pass (the supplier already
+holds a different document under that number) marks the entry ``failed`` so a person looks at it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from sqlalchemy import or_, select, update
+
+from app.errors import CsosError
+from app.models.orderbook import LinkedRecord, Order, Supplier, utcnow
+from app.models.outbox import OutboxEntry, OutboxPurpose, OutboxState
+from app.models.states import OrderStatus
+from app.services.orders.lifecycle import Lifecycle
+from app.services.orders.orderbook import OrderBook
+from app.services.transport.connectors import Connector, TransportError
+from app.services.signing.verifier import ORDER_VALIDITY
+
+log = logging.getLogger(__name__)
+
+CLAIM_LEASE = dt.timedelta(minutes=2)
+RETRY_BASE = dt.timedelta(seconds=30)
+RETRY_CAP = dt.timedelta(minutes=30)
+
+
+class OutboxError(CsosError):
+    code = "outbox.failed"
+
+
+@dataclass
+class OutboxView:
+    """What the outbox list shows per entry."""
+
+    entry_id: int
+    order_id: int
+    order_number: str
+    supplier: str
+    purpose: str
+    state: str
+    order_status: str
+    attempts: int
+    queued_at: dt.datetime
+    next_attempt_at: dt.datetime | None
+    last_error: str
+    last_error_code: str
+    sent_at: dt.datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class RunReport:
+    sent: list[str] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def tried(self) -> int:
+        return len(self.sent) + len(self.failed)
+
+
+def retry_delay(attempts: int, rng: random.Random) -> dt.timedelta:
+    """Exponential backoff with full jitter: up to 30 s after the first failure, doubling, at most 30 min."""
+    ceiling = min(RETRY_CAP.total_seconds(), RETRY_BASE.total_seconds() * 2 ** max(0, attempts - 1))
+    return dt.timedelta(seconds=rng.uniform(ceiling / 2, ceiling))
+
+
+class Outbox:
+    def __init__(self, book: OrderBook, *, connector_for: Callable[[Supplier], Connector],
+                 lifecycle: Lifecycle | None = None, clock: Callable[[], dt.datetime] | None = None,
+                 rng: random.Random | None = None, worker_name: str = "") -> None:
+        self.book = book
+        self.db = book.db
+        self.connector_for = connector_for
+        self.lifecycle = lifecycle or Lifecycle(book, clock=clock)
+        self.clock = clock or utcnow
+        self.rng = rng or random.Random()
+        self.worker_name = worker_name
+
+    # -- queueing ---------------------------------------------------------------------------------------------------
+
+    def enqueue(self, order_id: int) -> OutboxEntry:
+        """Queue a signed order (signed → queued). Queuing an order already queued or sent changes nothing."""
+        now = self.clock()
+        with self.book._write() as session:
+            order = session.get(Order, order_id)
+            if order is None:
+                raise OutboxError(f"Order {order_id} does not exist.", code="order.not_found")
+            existing = session.scalar(select(OutboxEntry).where(OutboxEntry.order_id == order_id,
+                                                               OutboxEntry.purpose == OutboxPurpose.ORDER))
+            if existing is not None:
+                return existing
+            if order.status is not OrderStatus.SIGNED or not order.signed_document:
+                raise OutboxError(f"Order {order.order_number} is {order.status.label.lower()}; only a signed order is "
+                                  "sent.", code="outbox.not_signed")
+            entry = OutboxEntry(order_id=order_id, purpose=OutboxPurpose.ORDER,
+                                document_sha256=hashlib.sha256(order.signed_document).hexdigest(),
+                                state=OutboxState.QUEUED, attempts=0, queued_at=now, next_attempt_at=now)
+            session.add(entry)
+            session.flush()
+            self.book.transition(order_id, OrderStatus.QUEUED, session=session, details={"outbox_entry": entry.id})
+        return entry
+
+    def retry_now(self, order_id: int) -> None:
+        """Make a waiting (or failed) entry due at once, e.g. after the supplier said it is back."""
+        with self.book._write() as session:
+            session.execute(update(OutboxEntry).where(
+                OutboxEntry.order_id == order_id,
+                OutboxEntry.state.in_([OutboxState.QUEUED, OutboxState.FAILED]))
+                .values(state=OutboxState.QUEUED, next_attempt_at=self.clock()))
+
+    # -- sending ----------------------------------------------------------------------------------------------------
+
+    def due_entries(self, *, now: dt.datetime | None = None, order_ids: list[int] | None = None) -> list[int]:
+        now = now or self.clock()
+        with self.db.session() as session:
+            query = select(OutboxEntry.id).where(
+                OutboxEntry.state == OutboxState.QUEUED, OutboxEntry.next_attempt_at <= now,
+                or_(OutboxEntry.claimed_until.is_(None), OutboxEntry.claimed_until < now))
+            if order_ids is not None:
+                query = query.where(OutboxEntry.order_id.in_(order_ids))
+            return list(session.scalars(query.order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)))
+
+    def next_due_at(self) -> dt.datetime | None:
+        with self.db.session() as session:
+            return session.scalar(select(OutboxEntry.next_attempt_at).where(OutboxEntry.state == OutboxState.QUEUED)
+                                  .order_by(OutboxEntry.next_attempt_at).limit(1))
+
+    def run_once(self, *, order_ids: list[int] | None = None) -> RunReport:
+        """Try every due entry once."""
+        report = RunReport()
+        connectors: dict[int, Connector] = {}
+        try:
+            for entry_id in self.due_entries(order_ids=order_ids):
+                self._process(entry_id, connectors, report)
+        finally:
+            for connector in connectors.values():
+                connector.close()
+        return report
+
+    def run_until_idle(self, *, max_rounds: int = 100, order_ids: list[int] | None = None) -> RunReport:
+        """Drain what is due now (entries that failed wait for their next try)."""
+        total = RunReport()
+        for _ in range(max_rounds):
+            report = self.run_once(order_ids=order_ids)
+            total.sent += report.sent
+            total.failed += report.failed
+            total.skipped += report.skipped
+            if not report.tried:
+                break
+        return total
+
+    def _claim(self, entry_id: int) -> tuple[OutboxEntry, Order] | None:
+        now = self.clock()
+        with self.book._write() as session:
+            claimed = session.execute(
+                update(OutboxEntry)
+                .where(OutboxEntry.id == entry_id, OutboxEntry.state == OutboxState.QUEUED,
+                       OutboxEntry.next_attempt_at <= now,
+                       or_(OutboxEntry.claimed_until.is_(None), OutboxEntry.claimed_until < now))
+                .values(claimed_until=now + CLAIM_LEASE, attempts=OutboxEntry.attempts + 1, last_attempt_at=now)
+            ).rowcount
+            if claimed != 1:
+                return None  # another worker has it, or it was cancelled meanwhile
+            entry = session.get(OutboxEntry, entry_id)
+            order = session.get(Order, entry.order_id)
+            return entry, order
+
+    def _document(self, entry: OutboxEntry) -> bytes:
+        with self.db.session() as session:
+            if entry.purpose is OutboxPurpose.ORDER:
+                document = session.scalar(select(Order.signed_document).where(Order.id == entry.order_id))
+            else:
+                document = session.scalar(select(LinkedRecord.raw).where(LinkedRecord.id == entry.linked_record_id))
+        if not document or hashlib.sha256(document).hexdigest() != entry.document_sha256:
+            raise OutboxError("The stored document no longer matches the one queued; it was not sent. Run "
+                              "`csos-desk records check`.", code="outbox.document_changed")
+        return document
+
+    def _process(self, entry_id: int, connectors: dict[int, Connector], report: RunReport) -> None:
+        claim = self._claim(entry_id)
+        if claim is None:
+            return
+        entry, order = claim
+        number = order.order_number
+        if entry.purpose is OutboxPurpose.ORDER and order.status is not OrderStatus.QUEUED:
+            self._settle(entry, state={OrderStatus.CANCELLED: OutboxState.CANCELLED,
+                                       OrderStatus.EXPIRED: OutboxState.EXPIRED}.get(order.status, OutboxState.SENT))
+            report.skipped.append(number)
+            return
+        if entry.purpose is OutboxPurpose.ORDER and order.signed_at and \
+                self.clock() > order.signed_at + ORDER_VALIDITY:
+            self.lifecycle.expire_overdue(now=self.clock())
+            report.skipped.append(number)
+            return
+        try:
+            document = self._document(entry)
+            connector = connectors.get(order.supplier_id)
+            if connector is None:
+                connector = connectors[order.supplier_id] = self.connector_for(order.supplier)
+            purchaser = order.registration.dea_number
+            if entry.purpose is OutboxPurpose.ORDER:
+                delivery = connector.send_order(order_number=number, purchaser_dea=purchaser, document=document)
+            else:
+                delivery = connector.send_statement(order_number=number, purchaser_dea=purchaser, document=document)
+        except TransportError as exc:
+            self._failed(entry, exc.code, exc.message, permanent=not exc.retryable)
+            report.failed.append({"order_number": number, "code": exc.code, "message": exc.message})
+            return
+        except CsosError as exc:  # configuration or integrity: a person must look, retrying cannot help
+            self._failed(entry, exc.code, exc.message, permanent=True)
+            report.failed.append({"order_number": number, "code": exc.code, "message": exc.message})
+            return
+        self._record(entry, delivery)
+        report.sent.append(number)
+
+    def _record(self, entry: OutboxEntry, delivery: Any) -> None:
+        now = self.clock()
+        with self.book._write() as session:
+            if entry.purpose is OutboxPurpose.ORDER:
+                self.lifecycle.apply_delivery(session, entry.order_id, delivery)
+            stored = session.get(OutboxEntry, entry.id)
+            stored.state = OutboxState.SENT
+            stored.sent_at = now
+            stored.claimed_until = None
+            stored.last_error = ""
+            stored.last_error_code = ""
+            stored.answer = dict(delivery.answer or {}) | {"where": delivery.where}
+            seqs = [r.seq for r in delivery.records if r.seq is not None]
+            if seqs:
+                stored.records_after = max(stored.records_after, *seqs)
+        log.info("outbox entry %s sent (%s)", entry.id, "answered" if delivery.answered else "handed over")
+
+    def _failed(self, entry: OutboxEntry, code: str, message: str, *, permanent: bool) -> None:
+        now = self.clock()
+        with self.book._write() as session:
+            stored = session.get(OutboxEntry, entry.id)
+            stored.claimed_until = None
+            stored.last_error = message
+            stored.last_error_code = code
+            if permanent:
+                stored.state = OutboxState.FAILED
+            else:
+                stored.next_attempt_at = now + retry_delay(stored.attempts, self.rng)
+        log.info("outbox entry %s not sent (%s, attempt %s)", entry.id, code, entry.attempts)
+
+    def _settle(self, entry: OutboxEntry, *, state: OutboxState) -> None:
+        with self.book._write() as session:
+            stored = session.get(OutboxEntry, entry.id)
+            stored.state = state
+            stored.claimed_until = None
+
+    # -- viewing ----------------------------------------------------------------------------------------------------
+
+    def entries(self, *, states: list[OutboxState] | None = None, limit: int = 200) -> list[OutboxView]:
+        with self.db.session() as session:
+            query = (select(OutboxEntry, Order.order_number, Order.status, Supplier.name)
+                     .join(Order, Order.id == OutboxEntry.order_id).join(Supplier, Supplier.id == Order.supplier_id))
+            if states:
+                query = query.where(OutboxEntry.state.in_(states))
+            rows = session.execute(query.order_by(OutboxEntry.id.desc()).limit(limit)).all()
+        return [OutboxView(entry_id=e.id, order_id=e.order_id, order_number=number, supplier=supplier,
+                           purpose=e.purpose.value, state=e.state.value, order_status=status.value,
+                           attempts=e.attempts, queued_at=e.queued_at,
+                           next_attempt_at=e.next_attempt_at if e.state is OutboxState.QUEUED else None,
+                           last_error=e.last_error, last_error_code=e.last_error_code, sent_at=e.sent_at)
+                for e, number, status, supplier in rows]
+
+    def entry_for(self, order_id: int, purpose: OutboxPurpose = OutboxPurpose.ORDER) -> OutboxEntry | None:
+        with self.db.session() as session:
+            return session.scalar(select(OutboxEntry).where(OutboxEntry.order_id == order_id,
+                                                            OutboxEntry.purpose == purpose))
+
+
+class OutboxWorker:
+    """A background loop that drains the outbox and fetches supplier records (the GUI wraps it in its own helper).
+
+    ``stop()`` ends it; ``wake()`` makes it look at once (after an order was queued). ``wait`` is injectable so tests
+    do not sleep.
+    """
+
+    def __init__(self, outbox: Outbox, *, poll_interval: float = 30.0, sync_interval: float = 300.0,
+                 sync: Callable[[], Any] | None = None, on_error: Callable[[BaseException], None] | None = None) -> None:
+        self.outbox = outbox
+        self.poll_interval = poll_interval
+        self.sync_interval = sync_interval
+        self.sync = sync
+        self.on_error = on_error
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.rounds = 0
+
+    def start(self) -> "OutboxWorker":
+        self._thread = threading.Thread(target=self.run, name="outbox-worker", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def run(self) -> None:
+        last_sync = None
+        while not self._stop.is_set():
+            try:
+                self.outbox.run_until_idle()
+                now = self.outbox.clock()
+                if self.sync is not None and (last_sync is None or
+                                              (now - last_sync).total_seconds() >= self.sync_interval):
+                    self.sync()
+                    last_sync = now
+            except CsosError as exc:  # storage trouble etc.: reported, the loop goes on
+                log.info("outbox worker round failed: %s", exc.code)
+                if self.on_error:
+                    self.on_error(exc)
+            self.rounds += 1
+            self._wake.wait(self._seconds_to_next())
+            self._wake.clear()
+
+    def _seconds_to_next(self) -> float:
+        due = self.outbox.next_due_at()
+        if due is None:
+            return self.poll_interval
+        return max(0.05, min(self.poll_interval, (due - self.outbox.clock()).total_seconds()))

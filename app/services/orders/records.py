@@ -1,0 +1,692 @@
+"""Records (O9): keep two years, readily retrievable, readable by a person, available for an inspection.
+
+- ``export_records``: a PDF a person reads (made by an injected renderer: the Qt one lives in ``app.ui``), a CSV, and
+  an archive folder + zip with every signed order and every linked record exactly as stored, a ``manifest.json``
+  with the SHA-256 of each file and a plain-language README.
+- ``check_records``: re-verifies every stored signature, every linked record's hash, the audit chain and, when given,
+  an archive's manifest.
+- ``backup_order_book``: a consistent copy of the order book (SQLite online backup). Private keys are never in the
+  order book, so never in a backup.
+- Retention: nothing younger than two years can be deleted.
+
+How the integrity check uses the verifier: an order is judged *as of the moment it was signed* (``now`` = its signing
+time), because the question years later is "is this the document that was signed, by a certificate that chained to a
+CSOS root and was valid then, for this registration?" — not "would a supplier accept it today". So the rules about
+time passing (``order_expired``), about the catalog of today (``unknown_product``, ``schedule_not_authorized``: products
+get rescheduled) and about revocation (CRLs of the past are not kept; revocation was checked when the order was
+signed and by the supplier, whose answer is linked) are reported as notes, not integrity failures. Every other
+reason — a broken signature, altered content, an untrusted chain, a certificate not valid at signing, a DEA-number
+mismatch, a missing field — is an integrity failure. On top, the signed 850 must say what the order book says
+(order number, purchaser DEA number, lines) and hash to the stored payload digest.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from app.errors import CsosError, StorageError
+from app.models.database import Database
+from app.models.integrity import append_audit_event, verify_audit_chain
+from app.models.orderbook import LinkedRecord, LinkedRecordKind, Order, OrderLine, Receipt
+from app.models.outbox import OutboxEntry
+from app.services.signing.cms import CmsError, check_signature, parse_signed_document
+from app.services.signing.verifier import OrderVerifier
+from app.services.signing.x12 import X12Error, parse_850
+
+RETENTION = dt.timedelta(days=2 * 365 + 1)  # two years, whatever the leap days
+INTEGRITY_IGNORED = frozenset({"order_expired", "unknown_product", "schedule_not_authorized", "revocation_unknown",
+                               "certificate_revoked", "signed_in_future"})
+MANIFEST = "manifest.json"
+
+PdfRenderer = Callable[[Sequence["OrderRecordView"], dict[str, Any], Path], None]
+Progress = Callable[[int, int], None]
+
+
+class RecordsError(CsosError):
+    code = "records.failed"
+
+
+class ExportCancelled(RecordsError):
+    code = "records.export_cancelled"
+
+
+class RecordsRetained(RecordsError):
+    """Records younger than two years are kept (1305.27, 1311.60)."""
+
+    code = "records.retained"
+
+
+# =====================================================================================================================
+# What one order looks like on paper
+
+
+@dataclass
+class OrderRecordView:
+    order_number: str
+    status: str
+    purchaser: dict[str, Any]
+    supplier: dict[str, Any]
+    created_at: str
+    signed_at: str | None
+    transmitted_at: str | None
+    signer: dict[str, Any] | None
+    replaces_order_number: str | None
+    payload_sha256: str | None
+    lines: list[dict[str, Any]]
+    linked_records: list[dict[str, Any]]
+    receipts: list[dict[str, Any]]
+    files: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _iso(value: dt.datetime | dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _address(party: Any) -> str:
+    parts = list(party.address_lines or [])
+    tail = " ".join(p for p in (party.city, party.state, party.postal_code) if p)
+    return ", ".join(parts + ([tail] if tail else []))
+
+
+def signer_of(document: bytes | None) -> dict[str, Any] | None:
+    """Who signed a stored document, read from the signer's certificate inside it."""
+    if not document:
+        return None
+    try:
+        signed = parse_signed_document(document)
+    except CmsError:
+        return {"name": "(unreadable signed document)"}
+    from cryptography.x509.oid import NameOID
+
+    cert = signed.signer_certificate
+
+    def attr(oid: Any) -> str:
+        values = cert.subject.get_attributes_for_oid(oid)
+        return str(values[0].value) if values else ""
+
+    return {"name": attr(NameOID.COMMON_NAME), "organization": attr(NameOID.ORGANIZATION_NAME),
+            "certificate_serial": format(cert.serial_number, "x"), "issuer": cert.issuer.rfc4514_string(),
+            "signing_time": _iso(signed.signing_time),
+            "certificate_sha256": hashlib.sha256(cert.public_bytes(_der())).hexdigest()}
+
+
+def _der() -> Any:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    return Encoding.DER
+
+
+def describe_record(record: LinkedRecord) -> str:
+    """One plain-language line per linked record, for the PDF and the CLI."""
+    parsed = record.parsed or {}
+    document = parsed.get("document") or {}
+    kind = record.kind
+    if kind in (LinkedRecordKind.ACKNOWLEDGEMENT, LinkedRecordKind.NON_ACCEPTANCE) and document:
+        meaning = {"AD": "accepted", "AC": "accepted with changes", "RJ": "NOT ACCEPTED"}.get(document.get("status"),
+                                                                                          document.get("status"))
+        text = f"Supplier acknowledgement {document.get('date')}: {meaning}"
+        if document.get("reason"):
+            text += f" — {document['reason']}"
+        changes = [f"line {l['line_number']} {l['status']} {l['quantity']}" for l in document.get("lines", [])
+                   if l.get("status") != "IA"]
+        return text + (f" ({'; '.join(changes)})" if changes else "")
+    if kind is LinkedRecordKind.SHIPMENT and document:
+        items = ", ".join(f"line {l['line_number']}: {l['packages_shipped']}" for l in document.get("lines", []))
+        return f"Shipment {document.get('shipment_id')} shipped {document.get('ship_date')} ({items})"
+    if kind in (LinkedRecordKind.VOID, LinkedRecordKind.PARTIAL_VOID) and document:
+        scope = "whole order VOID" if document.get("whole_order") else \
+            "lines " + ", ".join(str(n) for n in document.get("voided_lines", [])) + " void (nothing shipped)"
+        return f"Void notice {document.get('date')}: {scope}" + (f" — {document['reason']}"
+                                                                 if document.get("reason") else "")
+    if kind is LinkedRecordKind.RECEIPT:
+        items = ", ".join(f"line {l['line_number']}: {l['packages_received']}" for l in parsed.get("lines", []))
+        return f"Received {parsed.get('received_on')} ({items})" + (f" — reason: {parsed['reason']}"
+                                                                    if parsed.get("reason") else "")
+    if kind is LinkedRecordKind.LOST_STATEMENT:
+        statement = parsed.get("statement", {})
+        items = ", ".join(f"line {l['line_number']}: {l['packages']}" for l in statement.get("lines_not_received", []))
+        return (f"Signed lost-order statement {statement.get('date')}: not received {items}; replacement order "
+                f"{parsed.get('replacement_order_number') or '-'}")
+    if kind is LinkedRecordKind.REPLACEMENT:
+        return f"Replacement for lost order {parsed.get('replaces_order_number')}"
+    if kind is LinkedRecordKind.CANCELLATION:
+        return f"Cancelled before transmission: {parsed.get('reason')}"
+    if kind is LinkedRecordKind.EXPIRY:
+        return f"Expired {str(parsed.get('expired_at', ''))[:10]}: {parsed.get('note', '')}"
+    if kind is LinkedRecordKind.NOTE and parsed.get("type") == "reissued":
+        return f"Reissued as new order {parsed.get('new_order_number')}"
+    return f"{kind.value.replace('_', ' ')} ({record.media_type}, {len(record.raw)} bytes)"
+
+
+_EXTENSIONS = {"application/edi-x12": ".x12", "application/json": ".json", "application/x-csos-signed-order": ".csos"}
+
+
+def record_file_name(record: LinkedRecord) -> str:
+    return f"{record.id:06d}-{record.kind.value}{_EXTENSIONS.get(record.media_type, '.bin')}"
+
+
+def order_view(order: Order, *, replaces: str | None = None) -> OrderRecordView:
+    receipts = []
+    for line in order.lines:
+        for receipt in line.receipts:
+            receipts.append({"line_number": line.line_number, "packages_received": receipt.packages_received,
+                             "received_on": _iso(receipt.received_on), "recorded_by": receipt.recorded_by,
+                             "reason": receipt.reason})
+    registration, supplier = order.registration, order.supplier
+    return OrderRecordView(
+        order_number=order.order_number, status=order.status.value,
+        purchaser={"name": registration.name, "dea_number": registration.dea_number,
+                   "address": _address(registration)},
+        supplier={"name": supplier.name, "dea_number": supplier.dea_number, "address": _address(supplier)},
+        created_at=_iso(order.created_at), signed_at=_iso(order.signed_at), transmitted_at=_iso(order.transmitted_at),
+        signer=signer_of(order.signed_document), replaces_order_number=replaces, payload_sha256=order.payload_sha256,
+        lines=[{"line_number": line.line_number, "ndc": f"{line.ndc[:5]}-{line.ndc[5:9]}-{line.ndc[9:]}",
+                "description": line.description, "schedule": line.schedule, "packages": line.packages,
+                "package_quantity": f"{line.package_quantity.normalize():f} {line.unit}",
+                "supplier_status": line.line_status.value, "packages_confirmed": line.packages_confirmed,
+                "received": sum(r.packages_received for r in line.receipts)} for line in order.lines],
+        linked_records=[{"id": r.id, "kind": r.kind.value, "direction": r.direction, "created_at": _iso(r.created_at),
+                         "summary": describe_record(r), "sha256": r.raw_sha256, "file": record_file_name(r),
+                         "flags": [f["message"] for f in (r.parsed or {}).get("flags", [])]}
+                        for r in order.linked_records],
+        receipts=receipts,
+    )
+
+
+# =====================================================================================================================
+# export
+
+
+@dataclass
+class ExportSummary:
+    out_dir: Path
+    orders: int
+    files: int
+    pdf: Path | None
+    csv: Path
+    archive: Path
+    zip: Path
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+_README = """\
+CSOS Desk — records of electronic controlled-substance orders
+============================================================
+
+Registrant: {registrants}
+Period: orders created from {date_from} to {date_to} (inclusive), {count} order(s).
+Exported: {exported_at} (UTC) by CSOS Desk {version}.
+
+What is in this folder
+----------------------
+records.pdf (next to this folder)  Each order as a person reads it: purchaser, supplier, lines, who signed it and
+                                   when, every linked record (supplier acknowledgements, statements of
+                                   non-acceptance, shipments, voids, lost-order statements) and every receipt
+                                   (packages received per line and the date).
+orders.csv (next to this folder)   One row per order line, for a spreadsheet.
+orders/<order number>/             For each order:
+  <order number>.csos              The signed order exactly as it was sent to the supplier: a CMS SignedData file
+                                   (DER) holding an ASC X12 850 purchase order. Check it with
+                                   `openssl cms -verify -binary -inform DER -in <file> -CAfile csos-trust.pem`.
+  order.json                       The order book's entry for the order, including receipts.
+  records/NNNNNN-<kind>.<ext>      Each linked record exactly as received or sent (.x12 = ASC X12 855/856/865 from
+                                   the supplier; .csos = a signed statement; .json = a record made here, such as a
+                                   receipt or a cancellation).
+manifest.json                      The SHA-256 digest of every file above. `csos-desk records check --archive
+                                   <this folder>` (or any SHA-256 tool) shows whether anything was changed.
+
+Nothing in this export can sign anything: private keys are never exported with records.
+"""
+
+
+def _orders_in_range(session: Session, date_from: dt.date, date_to: dt.date) -> list[int]:
+    start = dt.datetime.combine(date_from, dt.time(), dt.timezone.utc)
+    end = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+    return list(session.scalars(select(Order.id).where(Order.created_at >= start, Order.created_at < end)
+                                .order_by(Order.created_at, Order.id)))
+
+
+def _load_orders_in_chunks(session: Session, ids: list[int], size: int = 250) -> Iterator[Order]:
+    """Orders with their lines, receipts and linked records, a few queries per few hundred orders (not per order);
+    each chunk is let go once written so memory stays flat."""
+    for start in range(0, len(ids), size):
+        chunk = ids[start:start + size]
+        orders = {order.id: order for order in session.scalars(select(Order).where(Order.id.in_(chunk)).options(
+            selectinload(Order.lines).selectinload(OrderLine.receipts), selectinload(Order.linked_records)))}
+        for order_id in chunk:
+            yield orders[order_id]
+        session.expunge_all()
+
+
+def _load_order(session: Session, order_id: int) -> Order:
+    return session.scalar(select(Order).where(Order.id == order_id).options(
+        selectinload(Order.lines).selectinload(OrderLine.receipts), selectinload(Order.linked_records)))
+
+
+def export_records(db: Database, *, date_from: dt.date, date_to: dt.date, out_dir: str | Path,
+                   render_pdf: PdfRenderer | None = None, progress: Progress | None = None,
+                   cancelled: Callable[[], bool] | None = None, now: dt.datetime | None = None,
+                   version: str = "") -> ExportSummary:
+    """Write the records of orders created between two dates (inclusive) to ``out_dir`` (must be new or empty).
+
+    Everything is written into a temporary folder next to ``out_dir`` and moved into place at the end, so a
+    cancelled or failed export leaves nothing half-written.
+    """
+    if date_to < date_from:
+        raise RecordsError(f"The period ends ({date_to}) before it starts ({date_from}).", code="records.bad_period")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise RecordsError(f"{out_dir} already exists and is not an empty folder; choose a new folder.",
+                           code="records.out_not_empty")
+    now = now or dt.datetime.now(dt.timezone.utc)
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    except OSError as exc:
+        raise RecordsError(f"{out_dir.parent} cannot be written ({exc.strerror}).", code="records.unwritable") \
+            from None
+    try:
+        summary = _export_into(db, work, date_from=date_from, date_to=date_to, render_pdf=render_pdf,
+                               progress=progress, cancelled=cancelled, now=now, version=version)
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.replace(work, out_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return ExportSummary(out_dir=out_dir, orders=summary[0], files=summary[1],
+                         pdf=out_dir / "records.pdf" if render_pdf else None, csv=out_dir / "orders.csv",
+                         archive=out_dir / "archive", zip=out_dir / "archive.zip")
+
+
+def _export_into(db: Database, work: Path, *, date_from: dt.date, date_to: dt.date,
+                 render_pdf: PdfRenderer | None, progress: Progress | None, cancelled: Callable[[], bool] | None,
+                 now: dt.datetime, version: str) -> tuple[int, int]:
+    archive = work / "archive"
+    (archive / "orders").mkdir(parents=True)
+    view_files: list[Path] = []  # each order's order.json: the PDF reads the views back from there, one at a time
+    registrants: set[str] = set()
+    with db.session() as session, open(work / "orders.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["order_number", "status", "purchaser_dea", "supplier", "created_at", "signed_at", "signer",
+                         "line", "ndc", "description", "schedule", "packages_ordered", "package_size",
+                         "supplier_line_status", "packages_received", "receipts"])
+        ids = _orders_in_range(session, date_from, date_to)
+        total = len(ids)
+        numbers = dict(session.execute(select(Order.id, Order.order_number)).all()) if ids else {}
+        # Order numbers are unique per registration only: those used by two registrations get a folder per DEA.
+        shared_numbers = set(session.scalars(select(Order.order_number).group_by(Order.order_number)
+                                             .having(func.count(Order.id) > 1))) if ids else set()
+        for done, order in enumerate(_load_orders_in_chunks(session, ids), start=1):
+            _stop_if_cancelled(cancelled)
+            view = order_view(order, replaces=numbers.get(order.replaces_order_id))
+            registrants.add(f"{order.registration.name} (DEA {order.registration.dea_number})")
+            folder = archive / "orders" / order.order_number / order.registration.dea_number \
+                if order.order_number in shared_numbers else archive / "orders" / order.order_number
+            (folder / "records").mkdir(parents=True)
+            if order.signed_document:
+                (folder / f"{order.order_number}.csos").write_bytes(order.signed_document)
+            for record in order.linked_records:
+                (folder / "records" / record_file_name(record)).write_bytes(record.raw)
+            (folder / "order.json").write_text(json.dumps(view.to_json(), indent=2, sort_keys=True))
+            view_files.append(folder / "order.json")
+            writer.writerows([view.order_number, view.status, view.purchaser["dea_number"], view.supplier["name"],
+                              view.created_at, view.signed_at or "", (view.signer or {}).get("name", ""),
+                              line["line_number"], line["ndc"], line["description"], line["schedule"],
+                              line["packages"], line["package_quantity"], line["supplier_status"],
+                              line["received"], "; ".join(f"{r['received_on']}: {r['packages_received']}"
+                                                          for r in view.receipts
+                                                          if r["line_number"] == line["line_number"])]
+                             for line in view.lines)
+            if progress is not None:
+                progress(done, total)
+    _stop_if_cancelled(cancelled)  # Stop pressed during the last order still stops, before the slow PDF and zip
+    (archive / "README.txt").write_text(_README.format(
+        registrants="; ".join(sorted(registrants)) or "(none)", date_from=date_from, date_to=date_to,
+        count=len(view_files), exported_at=now.strftime("%Y-%m-%d %H:%M"), version=version or "-"))
+    files = write_manifest(archive, extra={"period": {"from": date_from.isoformat(), "to": date_to.isoformat()},
+                                           "orders": len(view_files), "created_at": now.isoformat()})
+    meta = {"date_from": date_from.isoformat(), "date_to": date_to.isoformat(), "exported_at": now.isoformat(),
+            "registrants": sorted(registrants), "version": version}
+    if render_pdf is not None:
+        render_pdf(_ArchivedViews(view_files), meta, work / "records.pdf")
+    _zip_folder(archive, work / "archive.zip")
+    return len(view_files), files
+
+
+def _stop_if_cancelled(cancelled: Callable[[], bool] | None) -> None:
+    if cancelled is not None and cancelled():
+        raise ExportCancelled("The export was cancelled; nothing was written.")
+
+
+class _ArchivedViews(Sequence[OrderRecordView]):
+    """The exported orders' views, read back from the archive's order.json files one at a time: the PDF shows
+    exactly what the archive holds, and 20,000 orders are never all in memory."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._paths = paths
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return OrderRecordView(**json.loads(self._paths[index].read_text()))
+
+
+def _files(folder: Path) -> Iterator[Path]:
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            yield path
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path, *, extra: dict[str, Any] | None = None) -> int:
+    entries = [{"path": path.relative_to(folder).as_posix(), "sha256": _sha256_file(path),
+                "bytes": path.stat().st_size} for path in _files(folder) if path.name != MANIFEST]
+    manifest = {"format": "csos-desk-records/1", "algorithm": "SHA-256", **(extra or {}), "files": entries}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return len(entries)
+
+
+def _zip_folder(folder: Path, target: Path) -> None:
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for path in _files(folder):
+            archive.write(path, f"{folder.name}/{path.relative_to(folder).as_posix()}")
+
+
+# =====================================================================================================================
+# integrity check
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    code: str
+    message: str
+    order_number: str | None = None
+
+
+@dataclass
+class CheckReport:
+    orders_checked: int = 0
+    signatures_checked: int = 0
+    linked_records_checked: int = 0
+    audit_events_ok: bool = True
+    archive_files_checked: int = 0
+    problems: list[RecordProblem] = field(default_factory=list)
+    notes: list[RecordProblem] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["clean"] = self.clean
+        return data
+
+
+def _integrity_relevant(code: str) -> bool:
+    return code not in INTEGRITY_IGNORED
+
+
+def check_order(order: Order, verifier: OrderVerifier | None) -> tuple[list[RecordProblem], list[RecordProblem]]:
+    """Integrity problems and notes for one signed order (see the module docstring for what counts)."""
+    number = order.order_number
+    problems: list[RecordProblem] = []
+    notes: list[RecordProblem] = []
+    document = order.signed_document
+    if not document:
+        return [RecordProblem("records.document_missing", f"Order {number} is marked signed but its signed document "
+                                                          "is missing.", number)], []
+    try:
+        signed = parse_signed_document(document)
+    except CmsError as exc:
+        return [RecordProblem("malformed", f"Order {number}: {exc.message}", number)], []
+    if hashlib.sha256(signed.content).hexdigest() != order.payload_sha256:
+        problems.append(RecordProblem("records.payload_mismatch", f"Order {number}: the signed content does not match "
+                                                                  "the digest stored when it was signed.", number))
+    fingerprint = hashlib.sha256(signed.signer_certificate.public_bytes(_der())).hexdigest()
+    if order.signer_fingerprint and fingerprint != order.signer_fingerprint:
+        problems.append(RecordProblem("records.signer_mismatch", f"Order {number}: the signer's certificate is not the "
+                                                                 "one recorded at signing.", number))
+    if verifier is not None:
+        verdict = verifier.verify(document, now=order.signed_at)
+        for reason in verdict.reasons:
+            target = problems if _integrity_relevant(reason.code) else notes
+            target.append(RecordProblem(reason.code, f"Order {number}: {reason.message}", number))
+    else:
+        for code, message in check_signature(signed):
+            problems.append(RecordProblem(code, f"Order {number}: {message}", number))
+    try:
+        content = parse_850(signed.content)
+    except X12Error as exc:
+        problems.append(RecordProblem("malformed", f"Order {number}: the signed order is not readable ({exc.message}).",
+                                      number))
+        return problems, notes
+    book_lines = [(line.line_number, line.ndc, line.packages) for line in order.lines]
+    signed_lines = [(line.line_number, line.ndc, line.packages) for line in content.lines]
+    if content.order_number != number or content.purchaser.dea_number != order.registration.dea_number or \
+            book_lines != signed_lines:
+        problems.append(RecordProblem("records.book_differs", f"Order {number}: the order book does not show what was "
+                                                              "signed (order number, purchaser or lines differ).",
+                                      number))
+    return problems, notes
+
+
+def check_records(db: Database, *, verifier: OrderVerifier | None = None, archive: str | Path | None = None,
+                  progress: Progress | None = None) -> CheckReport:
+    """Re-verify every signed order, every linked record's digest, the audit chain, and an archive when given."""
+    report = CheckReport()
+    with db.session() as session:
+        ids = list(session.scalars(select(Order.id).where(Order.signed_at.is_not(None)).order_by(Order.id)))
+        for done, order_id in enumerate(ids, start=1):
+            order = _load_order(session, order_id)
+            report.orders_checked += 1
+            if _records_deleted(session, order):
+                continue
+            problems, notes = check_order(order, verifier)
+            report.signatures_checked += 1
+            report.problems += problems
+            report.notes += notes
+            if progress is not None:
+                progress(done, len(ids))
+        last_id = 0
+        while True:
+            batch = session.execute(select(LinkedRecord.id, LinkedRecord.raw, LinkedRecord.raw_sha256,
+                                           LinkedRecord.kind, Order.order_number)
+                                    .join(Order, Order.id == LinkedRecord.order_id)
+                                    .where(LinkedRecord.id > last_id).order_by(LinkedRecord.id).limit(500)).all()
+            if not batch:
+                break
+            for record_id, raw, digest, kind, number in batch:
+                last_id = record_id
+                report.linked_records_checked += 1
+                if hashlib.sha256(raw or b"").hexdigest() != digest:
+                    report.problems.append(RecordProblem("records.linked_record_altered",
+                                                         f"Order {number}: linked record {record_id} ({kind.value}) "
+                                                         "was changed after it was stored.", number))
+                elif kind is LinkedRecordKind.LOST_STATEMENT:
+                    try:
+                        for code, message in check_signature(parse_signed_document(raw)):
+                            report.problems.append(RecordProblem(code, f"Order {number}: lost-order statement: "
+                                                                       f"{message}", number))
+                    except CmsError as exc:
+                        report.problems.append(RecordProblem("malformed", f"Order {number}: lost-order statement: "
+                                                                          f"{exc.message}", number))
+        chain = verify_audit_chain(session)
+        report.audit_events_ok = not chain
+        report.problems += [RecordProblem(p.code, p.message) for p in chain]
+    if archive is not None:
+        checked, problems = check_archive(Path(archive))
+        report.archive_files_checked = checked
+        report.problems += problems
+    return report
+
+
+def check_archive(folder: Path) -> tuple[int, list[RecordProblem]]:
+    """Compare an exported archive folder (or a zip of it) with its manifest."""
+    if folder.is_file() and zipfile.is_zipfile(folder):
+        with tempfile.TemporaryDirectory(prefix="csos-check-") as scratch:
+            with zipfile.ZipFile(folder) as archive:
+                for member in archive.namelist():
+                    target = (Path(scratch) / member).resolve()
+                    if not str(target).startswith(str(Path(scratch).resolve())):
+                        return 0, [RecordProblem("records.archive_unsafe", f"{folder} holds a file outside its "
+                                                                           "folder; it was not opened.")]
+                archive.extractall(scratch)
+            inner = [p for p in Path(scratch).iterdir() if p.is_dir()]
+            return check_archive(inner[0] if len(inner) == 1 else Path(scratch))
+    manifest_path = folder / MANIFEST
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        entries = {entry["path"]: entry["sha256"] for entry in manifest["files"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0, [RecordProblem("records.manifest_unreadable", f"{manifest_path} is missing or not a CSOS Desk "
+                                                                "manifest.")]
+    problems = []
+    present = {path.relative_to(folder).as_posix(): path for path in _files(folder) if path.name != MANIFEST}
+    for relative, digest in sorted(entries.items()):
+        path = present.get(relative)
+        if path is None:
+            problems.append(RecordProblem("records.archive_file_missing", f"{relative} is listed in the manifest but "
+                                                                          "missing."))
+        elif _sha256_file(path) != digest:
+            problems.append(RecordProblem("records.archive_file_altered", f"{relative} was changed after export."))
+    for relative in sorted(set(present) - set(entries)):
+        problems.append(RecordProblem("records.archive_file_extra", f"{relative} is not listed in the manifest (added "
+                                                                    "after export)."))
+    return len(entries), problems
+
+
+# =====================================================================================================================
+# retention
+
+
+def retained_until(order: Order) -> dt.date:
+    """Two years after the last thing that happened to the order (signature, linked record or receipt)."""
+    moments = [order.created_at, order.signed_at, order.transmitted_at]
+    moments += [record.created_at for record in order.linked_records]
+    moments += [receipt.recorded_at for line in order.lines for receipt in line.receipts]
+    latest = max(m for m in moments if m is not None)
+    return (latest + RETENTION).date()
+
+
+def _records_deleted(session: Session, order: Order) -> bool:
+    return order.signed_document is None and order.signed_at is not None and bool(order.note.startswith(
+        "Records deleted after the retention period"))
+
+
+def delete_order_records(db: Database, order_id: int, *, now: dt.datetime | None = None, actor: str = "") -> None:
+    """Delete an order's documents once the two-year retention has passed; refuse (``records.retained``) before.
+
+    The order row stays as a tombstone (number, dates, a note) and the audit chain keeps the digest of what was
+    deleted, so the order book never has a silent gap.
+    """
+    now = now or dt.datetime.now(dt.timezone.utc)
+    with db.session() as session, session.begin():
+        order = _load_order(session, order_id)
+        if order is None:
+            raise RecordsError(f"Order {order_id} does not exist.", code="order.not_found")
+        until = retained_until(order)
+        if now.date() < until:
+            raise RecordsRetained(f"Order {order.order_number} and its linked records must be kept until "
+                                  f"{until.isoformat()} (two years, 21 CFR 1305.27); nothing was deleted.")
+        digest = hashlib.sha256(order.signed_document or b"").hexdigest()
+        line_ids = [line.id for line in order.lines]
+        number = order.order_number
+        session.expunge_all()
+        # Core statements: the ORM's own rules refuse deleting records, which is right for everything but this.
+        session.execute(delete(Receipt).where(Receipt.order_line_id.in_(line_ids)))
+        session.execute(delete(OutboxEntry).where(OutboxEntry.order_id == order_id))
+        session.execute(delete(LinkedRecord).where(LinkedRecord.order_id == order_id))
+        session.execute(update(LinkedRecord).where(LinkedRecord.related_order_id == order_id)
+                        .values(related_order_id=None))
+        session.execute(update(Order).where(Order.id == order_id).values(
+            signed_document=None, note=f"Records deleted after the retention period on {now.date().isoformat()}."))
+        append_audit_event(session, action="records.deleted", actor=actor, order_id=order_id,
+                           details={"order_number": number, "document_sha256": digest})
+
+
+# =====================================================================================================================
+# backup
+
+
+@dataclass
+class BackupSummary:
+    path: Path
+    bytes: int
+    orders: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": str(self.path), "bytes": self.bytes, "orders": self.orders}
+
+
+def backup_order_book(db: Database, out: str | Path) -> BackupSummary:
+    """A consistent copy of the SQLite order book taken while it is in use (SQLite online backup API).
+
+    Private keys live in their own files (or on a token), never in the order book, so they are never in a backup.
+    """
+    out = Path(out)
+    if db.engine.dialect.name != "sqlite":
+        raise StorageError("This order book is on a database server; back it up with the server's own tools "
+                           "(e.g. pg_dump).", code="backup.not_sqlite")
+    if out.exists() and out.is_dir():
+        raise RecordsError(f"{out} is a folder; give a file name for the backup.", code="backup.out_is_folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+        os.close(handle)
+    except OSError as exc:
+        raise RecordsError(f"{out.parent} cannot be written ({exc.strerror}).", code="backup.unwritable") from None
+    raw = db.engine.raw_connection()
+    try:
+        source = raw.driver_connection
+        target = sqlite3.connect(temporary)
+        try:
+            source.backup(target)
+            check = target.execute("PRAGMA integrity_check").fetchone()[0]
+            orders = target.execute("SELECT count(*) FROM orders").fetchone()[0]
+            target.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            target.close()
+        if check != "ok":
+            raise RecordsError(f"The backup copy failed its integrity check ({check}).", code="backup.corrupt")
+        os.replace(temporary, out)
+    except sqlite3.Error as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise StorageError(f"The backup could not be written ({exc}).", code="backup.failed") from None
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    finally:
+        raw.close()
+    return BackupSummary(path=out, bytes=out.stat().st_size, orders=orders)
+

@@ -1,0 +1,204 @@
+"""Signing an order: 850 from the order book → pre-sign check → CMS → stored exactly as it will be transmitted.
+
+The stored ``signed_document`` is the byte string suppliers receive; it is written in the same transaction that moves
+the order to ``signed`` so no order is ever "signed" without its document or the other way round.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from app.errors import CsosError
+from app.models.orderbook import Order
+from app.models.states import OrderStatus
+from app.models.values import PackageUnit
+from app.services.signing.clock import ClockCheck, ClockOff
+from app.services.signing.cms import CmsError, SignsData, check_signature, parse_signed_document, sign_content
+from app.services.orders.orderbook import OrderBook
+from app.services.signing.verifier import OrderVerifier, Reason, Verdict
+from app.services.signing.x12 import OrderLine850, Party, PurchaseOrder, X12Error, parse_850, write_850
+
+
+class PreSignCheckFailed(CsosError):
+    """The order would be refused by the supplier; nothing was signed."""
+
+    code = "presign.failed"
+
+    def __init__(self, reasons: Sequence[Reason]) -> None:
+        lines = "\n".join(f"- {reason.message}" for reason in reasons)
+        super().__init__(f"The order was not signed because a supplier would refuse it:\n{lines}")
+        self.reasons = list(reasons)
+
+
+class NotDraft(CsosError):
+    code = "order.not_draft"
+
+
+def purchase_order_from(order: Order, *, signed_on: dt.date) -> PurchaseOrder:
+    """The 850 content of an order from the order book (duty O1 fields)."""
+    registration, supplier = order.registration, order.supplier
+    purchaser = Party(name=registration.name, dea_number=registration.dea_number,
+                      address_lines=tuple(registration.address_lines), city=registration.city,
+                      state=registration.state, postal_code=registration.postal_code)
+    has_address = bool(supplier.address_lines and supplier.city and supplier.state and supplier.postal_code)
+    supplier_party = Party(name=supplier.name, dea_number=supplier.dea_number,
+                           address_lines=tuple(supplier.address_lines) if has_address else (),
+                           city=supplier.city if has_address else None,
+                           state=supplier.state if has_address else None,
+                           postal_code=supplier.postal_code if has_address else None)
+    lines = tuple(
+        OrderLine850(line_number=line.line_number, packages=line.packages, ndc=line.ndc,
+                     description=line.description,
+                     package_quantity=_quantity(line.package_quantity), unit=PackageUnit.parse(line.unit))
+        for line in order.lines
+    )
+    return PurchaseOrder(order_number=order.order_number, date_signed=signed_on, purchaser=purchaser,
+                         supplier=supplier_party, lines=lines)
+
+
+def _quantity(value):  # 100.000 → 100; 2.5 stays Decimal
+    return int(value) if value == int(value) else value.normalize()
+
+
+def interchange_ids(order: Order) -> dict[str, object]:
+    """Envelope identifiers. ISA13/GS06 come from the order's row id: unique per order book, and an order is
+    signed once only (signed content is immutable)."""
+    control = order.id % 1_000_000_000 or 1
+    receiver = order.supplier.dea_number or f"SUPPLIER{order.supplier.id}"
+    return {"interchange_control_number": control, "group_control_number": control,
+            "sender_id": order.registration.dea_number, "receiver_id": receiver[:15]}
+
+
+@dataclass
+class SignedOrder:
+    order: Order
+    document: bytes
+    content: bytes
+    verdict: Verdict
+
+
+class OrderSigningService:
+    def __init__(self, book: OrderBook, verifier: OrderVerifier, *,
+                 clock_check: Callable[[], ClockCheck] | None = None,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        self.book = book
+        self.verifier = verifier
+        self.clock_check = clock_check
+        self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+
+    def check(self, order_id: int, *, certificate: x509.Certificate, intermediates: Sequence[x509.Certificate],
+              now: dt.datetime | None = None) -> Verdict:
+        """The pre-sign check alone (for the UI to show each rule before asking for the password)."""
+        now = now or self.clock()
+        order = self.book.get_order(order_id)
+        return self.verifier.check_before_signing(purchase_order_from(order, signed_on=now.date()), certificate,
+                                                  intermediates, now=now)
+
+    def sign(self, order_id: int, *, signer: SignsData, certificate: x509.Certificate,
+             intermediates: Sequence[x509.Certificate] = (), now: dt.datetime | None = None) -> SignedOrder:
+        """Clock rule → order (one query) → pre-sign check → 850 (read back) → CMS → final check of the exact
+        bytes → ONE transaction: document stored, ``draft → signed``, audit event (``OrderBook.store_signed``).
+
+        The returned ``SignedOrder.order`` is the detached order read at the start (registration, supplier and
+        lines loaded), brought up to date; ``verdict`` is the pre-sign check's, which the final check pins to the
+        stored bytes (see ``check_signed_document``).
+        """
+        if self.clock_check is not None:
+            clock = self.clock_check()
+            if clock.blocks_signing:
+                raise ClockOff(clock.message)
+        now = (now or self.clock()).astimezone(dt.timezone.utc).replace(microsecond=0)
+        order = self.book.order_for_signing(order_id)
+        if order.status is not OrderStatus.DRAFT:
+            raise NotDraft(f"Order {order.order_number} is {order.status.label.lower()}; only a draft is signed.")
+        purchase_order = purchase_order_from(order, signed_on=now.date())
+        verdict = self.verifier.check_before_signing(purchase_order, certificate, intermediates, now=now)
+        if not verdict.accepted:
+            raise PreSignCheckFailed(verdict.reasons)
+        content = write_850(purchase_order, created_at=now, **interchange_ids(order))  # type: ignore[arg-type]
+        reasons = check_content(content, purchase_order)
+        if reasons:
+            raise PreSignCheckFailed(reasons)
+        certificate_der = certificate.public_bytes(Encoding.DER)
+        intermediates_der = [c.public_bytes(Encoding.DER) for c in intermediates]
+        document = sign_content(content, signer=signer, certificate_der=certificate_der,
+                                intermediates_der=intermediates_der, signing_time=now)
+        # What leaves the pharmacy is checked as it will be stored and sent (see check_signed_document).
+        reasons = check_signed_document(document, content=content, certificate_der=certificate_der,
+                                        intermediates_der=intermediates_der, signing_time=now)
+        if reasons:
+            raise PreSignCheckFailed(reasons)
+        fingerprint = hashlib.sha256(certificate_der).hexdigest()
+        payload_sha256 = hashlib.sha256(content).hexdigest()
+        if not self.book.store_signed(order_id, document=document, payload_sha256=payload_sha256, signed_at=now,
+                                      signer_fingerprint=fingerprint,
+                                      details={"signer_fingerprint": fingerprint,
+                                               "document_sha256": hashlib.sha256(document).hexdigest()}):
+            raise NotDraft(f"Order {order.order_number} changed while it was being signed; nothing was stored.")
+        # The detached order read at the start, brought up to date without another round trip.
+        order.signed_document, order.signed_at, order.signer_fingerprint = document, now, fingerprint
+        order.payload_sha256, order.status = payload_sha256, OrderStatus.SIGNED
+        return SignedOrder(order=order, document=document, content=content, verdict=verdict)
+
+
+def check_content(content: bytes, purchase_order: PurchaseOrder) -> list[Reason]:
+    """The 850 bytes say exactly what the pre-sign check judged: they parse back to the same ``PurchaseOrder``.
+
+    This is what the supplier's verifier does first with the content (``parse_850``); an X12 writer fault (a
+    dropped line, a field in the wrong element, a value the reader refuses) is caught here, before the key is used.
+    """
+    try:
+        parsed = parse_850(content)
+    except X12Error as exc:
+        return [Reason("malformed", f"The order as written for the supplier cannot be read back: {exc.message}")]
+    if parsed != purchase_order:
+        return [Reason("content_altered", "The order as written for the supplier does not read back as the order "
+                                          "that was checked; nothing was signed.")]
+    return []
+
+
+def check_signed_document(document: bytes, *, content: bytes, certificate_der: bytes,
+                          intermediates_der: Sequence[bytes], signing_time: dt.datetime) -> list[Reason]:
+    """The final check before storing: the exact bytes to be stored and sent verify. Returns the failed rules.
+
+    It replaces a full ``OrderVerifier.verify`` of the document, which would repeat the pre-sign check's work; it
+    covers the same faults because every input of that verification is pinned to something already checked:
+
+    - ``parse_signed_document`` reads the bytes the way the supplier's verifier does, so a CMS encoder fault that
+      makes them unreadable (or not one SignedData with id-data content and one signer) is reported ``malformed``;
+    - ``check_signature`` (the verifier's own cryptographic rules): the signature over the signed attributes
+      verifies with the public key of the signer certificate found in the document (a key that does not match
+      the certificate, or a corrupted signature, fails here), messageDigest equals SHA-256 of the embedded content,
+      contentType is id-data, signingCertificateV2 names the signer certificate by its SHA-256, signingTime present;
+    - the embedded content is byte-identical to the 850 that passed the pre-sign check and read back as the
+      checked order (``check_content``), so the supplier's order rules (fields, order number, DEA number hash,
+      schedules) see what the pre-sign check saw;
+    - the signer certificate is the very certificate the pre-sign check validated (chain, CRL, expiry at signing
+      time, CSOS rules), the embedded certificates are exactly it and the intermediates that chain was built from,
+      and signingTime is the time the check judged: the supplier's certificate and time rules get the same inputs
+      and so the same verdict (the pre-sign check's validation is memoised on those very inputs).
+    """
+    try:
+        parsed = parse_signed_document(document)
+    except CmsError as exc:
+        return [Reason("malformed", f"The signed document just built cannot be read back: {exc.message}")]
+    reasons = [Reason(code, message) for code, message in check_signature(parsed)]
+    if parsed.content != content:
+        reasons.append(Reason("content_altered", "The signed document does not carry the order that was checked."))
+    if parsed.signer_certificate.public_bytes(Encoding.DER) != certificate_der:
+        reasons.append(Reason("signature_invalid", "The signed document names another signer certificate than the "
+                                                   "one that was checked."))
+    embedded = sorted(c.public_bytes(Encoding.DER) for c in parsed.certificates)
+    if embedded != sorted([certificate_der, *intermediates_der]):
+        reasons.append(Reason("untrusted_chain", "The signed document does not carry exactly the certificates "
+                                                 "that were checked."))
+    if parsed.signing_time != signing_time:
+        reasons.append(Reason("signature_invalid", "The signed document's signing time is not the time that was "
+                                                   "checked."))
+    return reasons
