@@ -3,8 +3,8 @@
 - ``export_records``: a PDF a person reads (made by an injected renderer: the Qt one lives in ``app.ui``), a CSV, and
   an archive folder + zip with every signed order and every linked record exactly as stored, a ``manifest.json``
   with the SHA-256 of each file and a plain-language README.
-- ``check_records``: re-verifies every stored signature, every linked record's hash, the audit chain and, when given,
-  an archive's manifest.
+- ``check_records`` (in ``records_check``, re-exported here): re-verifies every stored signature, every linked
+  record's hash, the audit chain and, when given, an archive's manifest.
 - ``backup_order_book``: a consistent copy of the order book (SQLite online backup). Private keys are never in the
   order book, so never in a backup.
 - Retention: nothing younger than two years can be deleted.
@@ -40,17 +40,16 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.errors import CsosError, StorageError
 from app.models.database import Database
-from app.models.integrity import append_audit_event, verify_audit_chain
+from app.models.integrity import append_audit_event
 from app.models.orderbook import LinkedRecord, LinkedRecordKind, Order, OrderLine, Receipt
 from app.models.outbox import OutboxEntry
-from app.services.signing.cms import CmsError, check_signature, parse_signed_document
-from app.services.signing.verifier import OrderVerifier
-from app.services.signing.x12 import X12Error, parse_850
+from app.services.orders.records_check import MANIFEST, INTEGRITY_IGNORED  # noqa: F401 (re-exported)
+from app.services.orders.records_check import CheckReport, RecordProblem, check_archive, check_order  # noqa: F401
+from app.services.orders.records_check import check_records  # noqa: F401 (moved to records_check; old path kept)
+from app.services.orders.records_check import files_under as _files, sha256_file as _sha256_file
+from app.services.signing.cms import CmsError, parse_signed_document
 
 RETENTION = dt.timedelta(days=2 * 365 + 1)  # two years, whatever the leap days
-INTEGRITY_IGNORED = frozenset({"order_expired", "unknown_product", "schedule_not_authorized", "revocation_unknown",
-                               "certificate_revoked", "signed_in_future"})
-MANIFEST = "manifest.json"
 
 PdfRenderer = Callable[[Sequence["OrderRecordView"], dict[str, Any], Path], None]
 Progress = Callable[[int, int], None]
@@ -394,20 +393,6 @@ class _ArchivedViews(Sequence[OrderRecordView]):
         return OrderRecordView(**json.loads(self._paths[index].read_text()))
 
 
-def _files(folder: Path) -> Iterator[Path]:
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            yield path
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def write_manifest(folder: Path, *, extra: dict[str, Any] | None = None) -> int:
     entries = [{"path": path.relative_to(folder).as_posix(), "sha256": _sha256_file(path),
                 "bytes": path.stat().st_size} for path in _files(folder) if path.name != MANIFEST]
@@ -423,170 +408,6 @@ def _zip_folder(folder: Path, target: Path) -> None:
 
 
 # =====================================================================================================================
-# integrity check
-
-
-@dataclass(frozen=True)
-class RecordProblem:
-    code: str
-    message: str
-    order_number: str | None = None
-
-
-@dataclass
-class CheckReport:
-    orders_checked: int = 0
-    signatures_checked: int = 0
-    linked_records_checked: int = 0
-    audit_events_ok: bool = True
-    archive_files_checked: int = 0
-    problems: list[RecordProblem] = field(default_factory=list)
-    notes: list[RecordProblem] = field(default_factory=list)
-
-    @property
-    def clean(self) -> bool:
-        return not self.problems
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["clean"] = self.clean
-        return data
-
-
-def _integrity_relevant(code: str) -> bool:
-    return code not in INTEGRITY_IGNORED
-
-
-def check_order(order: Order, verifier: OrderVerifier | None) -> tuple[list[RecordProblem], list[RecordProblem]]:
-    """Integrity problems and notes for one signed order (see the module docstring for what counts)."""
-    number = order.order_number
-    problems: list[RecordProblem] = []
-    notes: list[RecordProblem] = []
-    document = order.signed_document
-    if not document:
-        return [RecordProblem("records.document_missing", f"Order {number} is marked signed but its signed document "
-                                                          "is missing.", number)], []
-    try:
-        signed = parse_signed_document(document)
-    except CmsError as exc:
-        return [RecordProblem("malformed", f"Order {number}: {exc.message}", number)], []
-    if hashlib.sha256(signed.content).hexdigest() != order.payload_sha256:
-        problems.append(RecordProblem("records.payload_mismatch", f"Order {number}: the signed content does not match "
-                                                                  "the digest stored when it was signed.", number))
-    fingerprint = hashlib.sha256(signed.signer_certificate.public_bytes(_der())).hexdigest()
-    if order.signer_fingerprint and fingerprint != order.signer_fingerprint:
-        problems.append(RecordProblem("records.signer_mismatch", f"Order {number}: the signer's certificate is not the "
-                                                                 "one recorded at signing.", number))
-    if verifier is not None:
-        verdict = verifier.verify(document, now=order.signed_at)
-        for reason in verdict.reasons:
-            target = problems if _integrity_relevant(reason.code) else notes
-            target.append(RecordProblem(reason.code, f"Order {number}: {reason.message}", number))
-    else:
-        for code, message in check_signature(signed):
-            problems.append(RecordProblem(code, f"Order {number}: {message}", number))
-    try:
-        content = parse_850(signed.content)
-    except X12Error as exc:
-        problems.append(RecordProblem("malformed", f"Order {number}: the signed order is not readable ({exc.message}).",
-                                      number))
-        return problems, notes
-    book_lines = [(line.line_number, line.ndc, line.packages) for line in order.lines]
-    signed_lines = [(line.line_number, line.ndc, line.packages) for line in content.lines]
-    if content.order_number != number or content.purchaser.dea_number != order.registration.dea_number or \
-            book_lines != signed_lines:
-        problems.append(RecordProblem("records.book_differs", f"Order {number}: the order book does not show what was "
-                                                              "signed (order number, purchaser or lines differ).",
-                                      number))
-    return problems, notes
-
-
-def check_records(db: Database, *, verifier: OrderVerifier | None = None, archive: str | Path | None = None,
-                  progress: Progress | None = None) -> CheckReport:
-    """Re-verify every signed order, every linked record's digest, the audit chain, and an archive when given."""
-    report = CheckReport()
-    with db.session() as session:
-        ids = list(session.scalars(select(Order.id).where(Order.signed_at.is_not(None)).order_by(Order.id)))
-        for done, order_id in enumerate(ids, start=1):
-            order = _load_order(session, order_id)
-            report.orders_checked += 1
-            if _records_deleted(session, order):
-                continue
-            problems, notes = check_order(order, verifier)
-            report.signatures_checked += 1
-            report.problems += problems
-            report.notes += notes
-            if progress is not None:
-                progress(done, len(ids))
-        last_id = 0
-        while True:
-            batch = session.execute(select(LinkedRecord.id, LinkedRecord.raw, LinkedRecord.raw_sha256,
-                                           LinkedRecord.kind, Order.order_number)
-                                    .join(Order, Order.id == LinkedRecord.order_id)
-                                    .where(LinkedRecord.id > last_id).order_by(LinkedRecord.id).limit(500)).all()
-            if not batch:
-                break
-            for record_id, raw, digest, kind, number in batch:
-                last_id = record_id
-                report.linked_records_checked += 1
-                if hashlib.sha256(raw or b"").hexdigest() != digest:
-                    report.problems.append(RecordProblem("records.linked_record_altered",
-                                                         f"Order {number}: linked record {record_id} ({kind.value}) "
-                                                         "was changed after it was stored.", number))
-                elif kind is LinkedRecordKind.LOST_STATEMENT:
-                    try:
-                        for code, message in check_signature(parse_signed_document(raw)):
-                            report.problems.append(RecordProblem(code, f"Order {number}: lost-order statement: "
-                                                                       f"{message}", number))
-                    except CmsError as exc:
-                        report.problems.append(RecordProblem("malformed", f"Order {number}: lost-order statement: "
-                                                                          f"{exc.message}", number))
-        chain = verify_audit_chain(session)
-        report.audit_events_ok = not chain
-        report.problems += [RecordProblem(p.code, p.message) for p in chain]
-    if archive is not None:
-        checked, problems = check_archive(Path(archive))
-        report.archive_files_checked = checked
-        report.problems += problems
-    return report
-
-
-def check_archive(folder: Path) -> tuple[int, list[RecordProblem]]:
-    """Compare an exported archive folder (or a zip of it) with its manifest."""
-    if folder.is_file() and zipfile.is_zipfile(folder):
-        with tempfile.TemporaryDirectory(prefix="csos-check-") as scratch:
-            with zipfile.ZipFile(folder) as archive:
-                for member in archive.namelist():
-                    target = (Path(scratch) / member).resolve()
-                    if not str(target).startswith(str(Path(scratch).resolve())):
-                        return 0, [RecordProblem("records.archive_unsafe", f"{folder} holds a file outside its "
-                                                                           "folder; it was not opened.")]
-                archive.extractall(scratch)
-            inner = [p for p in Path(scratch).iterdir() if p.is_dir()]
-            return check_archive(inner[0] if len(inner) == 1 else Path(scratch))
-    manifest_path = folder / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        entries = {entry["path"]: entry["sha256"] for entry in manifest["files"]}
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0, [RecordProblem("records.manifest_unreadable", f"{manifest_path} is missing or not a CSOS Desk "
-                                                                "manifest.")]
-    problems = []
-    present = {path.relative_to(folder).as_posix(): path for path in _files(folder) if path.name != MANIFEST}
-    for relative, digest in sorted(entries.items()):
-        path = present.get(relative)
-        if path is None:
-            problems.append(RecordProblem("records.archive_file_missing", f"{relative} is listed in the manifest but "
-                                                                          "missing."))
-        elif _sha256_file(path) != digest:
-            problems.append(RecordProblem("records.archive_file_altered", f"{relative} was changed after export."))
-    for relative in sorted(set(present) - set(entries)):
-        problems.append(RecordProblem("records.archive_file_extra", f"{relative} is not listed in the manifest (added "
-                                                                    "after export)."))
-    return len(entries), problems
-
-
-# =====================================================================================================================
 # retention
 
 
@@ -597,11 +418,6 @@ def retained_until(order: Order) -> dt.date:
     moments += [receipt.recorded_at for line in order.lines for receipt in line.receipts]
     latest = max(m for m in moments if m is not None)
     return (latest + RETENTION).date()
-
-
-def _records_deleted(session: Session, order: Order) -> bool:
-    return order.signed_document is None and order.signed_at is not None and bool(order.note.startswith(
-        "Records deleted after the retention period"))
 
 
 def delete_order_records(db: Database, order_id: int, *, now: dt.datetime | None = None, actor: str = "") -> None:
