@@ -71,7 +71,7 @@ def run_demo(out: Path, *, say: Callable[[str], None] = print, screenshots: bool
     from app.services.signing.clock import check_clock
     from app.services.certificates.crl_cache import CrlCache
     from app.services.enrollment.authority import SandboxAuthority
-    from app.services.enrollment.flows import EnrollmentFlow
+    from app.services.enrollment.enroll_flow import EnrollmentFlow
     from app.services.orders.lifecycle import Lifecycle
     from app.services.orders.orderbook import OrderBook
     from app.services.orders.outbox import Outbox

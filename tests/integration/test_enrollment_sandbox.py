@@ -16,7 +16,9 @@ from app.models.database import open_database, sqlite_url
 from app.models.orderbook import CertificateStatus
 from app.services.certificates.book import CertificateBook
 from app.services.enrollment.authority import EnrollmentError, SandboxAuthority
-from app.services.enrollment.flows import EnrollmentFlow, RenewalFlow, RevocationFlow
+from app.services.enrollment.enroll_flow import EnrollmentFlow
+from app.services.enrollment.renewal_flow import RenewalFlow
+from app.services.enrollment.revocation_flow import RevocationFlow
 from app.services.enrollment.wizard import WizardInputError, WizardStateStore
 from tests.integration.conftest import CLINIC, IDENTITY, PASSWORD, PHARMACY, SandboxClient, new_email
 

@@ -68,7 +68,7 @@ class TrainingWorld:
         from app.demo import COORDINATOR
         from app.services.certificates.book import CertificateBook
         from app.services.enrollment.authority import SandboxAuthority
-        from app.services.enrollment.flows import EnrollmentFlow
+        from app.services.enrollment.enroll_flow import EnrollmentFlow
         from app.services.enrollment.wizard import WizardStateStore
 
         sandbox = self.sandbox

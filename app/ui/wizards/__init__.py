@@ -17,7 +17,11 @@ from PySide6.QtWidgets import QWidget
 
 from app.errors import CsosError
 from app.services.enrollment.authority import EnrollmentAuthority, PortalAuthority, SandboxAuthority, authority_for
-from app.services.enrollment.flows import EnrollmentFlow, Flow, ImportFlow, RenewalFlow, RevocationFlow
+from app.services.enrollment.enroll_flow import EnrollmentFlow
+from app.services.enrollment.flow_common import Flow
+from app.services.enrollment.import_flow import ImportFlow
+from app.services.enrollment.renewal_flow import RenewalFlow
+from app.services.enrollment.revocation_flow import RevocationFlow
 from app.services.enrollment.wizard import WizardStateStore
 from app.ui import messages
 from app.ui.wizards.host import WizardDialog
@@ -158,7 +162,8 @@ def render_wizard_screenshots(folder: str | Path, *, width: int = 720, height: i
     """
     from PySide6.QtWidgets import QApplication
 
-    from app.services.enrollment import flows
+    from app.services.enrollment.authority import REVOCATION_REASONS
+    from app.services.enrollment.revocation_flow import LOST_KEY_TEXT, REVOCATION_TEXT
     from app.ui.jobs import JobRunner
 
     app = QApplication.instance()
@@ -186,8 +191,8 @@ def render_wizard_screenshots(folder: str | Path, *, width: int = 720, height: i
                                      data={**_SAMPLE, "automatic": authority.automatic,
                                            "current": _CERT, "certificate": _CERT})
                     flow.context.update(_CONTEXT)
-                    flow.context["reasons"] = [(r, flows.REVOCATION_TEXT[r]) for r in flows.REVOCATION_REASONS]
-                    flow.context["lost_text"] = flows.LOST_KEY_TEXT.format(hours=24)
+                    flow.context["reasons"] = [(r, REVOCATION_TEXT[r]) for r in REVOCATION_REASONS]
+                    flow.context["lost_text"] = LOST_KEY_TEXT.format(hours=24)
                     flow.context["portal_url"] = authority.portal_url
                     flow.wizard.view = view
                     flow.wizard.stack = list(flow.navmap)[:index]

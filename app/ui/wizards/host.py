@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import CsosError
-from app.services.enrollment.flows import Flow
+from app.services.enrollment.flow_common import Flow
 from app.ui import theme
 from app.ui.jobs import JobRunner
 from app.ui.wizards.pages import WizardPage, page_for

@@ -30,7 +30,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.services.enrollment import flows
+from app.services.enrollment.enroll_flow import AGREEMENT_TEXT, ROLE_TEXT, application_summary
+from app.services.enrollment.flow_common import FIPS_NOTICE, Flow, parse_moment
+from app.services.enrollment.import_flow import K2_WARNING
+from app.services.enrollment.revocation_flow import LOST_KEY_TEXT, REVOCATION_TEXT, deadline_text
 from app.ui.widgets import FieldMessage
 
 Values = dict[str, Any]
@@ -53,7 +56,7 @@ class WizardPage(QWidget):
     #: emitted when the page needs the host (e.g. "open_mailbox", "test_order", "open_url:<url>", "restart")
     action_requested = Signal(str)
 
-    def __init__(self, flow: flows.Flow, parent: QWidget | None = None) -> None:
+    def __init__(self, flow: Flow, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.flow = flow
         self.data = flow.data
@@ -283,7 +286,7 @@ class KeyLocationPage(WizardPage):
                       name="keyAlreadyMade")
         self.text("Your private key signs your orders. It is made here and never leaves the place you choose; only "
                   "you may use it, with a password or PIN you keep secret.")
-        self.notice(self.context.get("fips_notice") or flows.FIPS_NOTICE, name="fipsNotice")
+        self.notice(self.context.get("fips_notice") or FIPS_NOTICE, name="fipsNotice")
         self.choice("key_store", [
             ("software", "A key file on this computer, protected by a password",
              "Quick to set up. Not a FIPS 140-2 validated module (see above)."),
@@ -415,7 +418,7 @@ class RolePage(WizardPage):
 
     def build(self) -> None:
         self.text("Which role do you apply for?")
-        self.choice("role", [(key, title, text) for key, (title, text) in flows.ROLE_TEXT.items()])
+        self.choice("role", [(key, title, text) for key, (title, text) in ROLE_TEXT.items()])
 
 
 class PersonPage(WizardPage):
@@ -472,7 +475,7 @@ class AgreementPage(WizardPage):
     view = "agreement"
 
     def build(self) -> None:
-        box = QPlainTextEdit(flows.AGREEMENT_TEXT, self)
+        box = QPlainTextEdit(AGREEMENT_TEXT, self)
         box.setObjectName("agreementText")
         box.setReadOnly(True)
         box.setMinimumHeight(140)
@@ -519,7 +522,7 @@ class SubmitPage(WizardPage):
 
     def build(self) -> None:
         self.text("Check your application:")
-        self.summary(self.context.get("summary") or flows.application_summary(self.data))
+        self.summary(self.context.get("summary") or application_summary(self.data))
         if self.data.get("automatic"):
             self.text("Press Next to send it. Your coordinator is told at once.")
         else:
@@ -638,7 +641,7 @@ class DestinationPage(KeyLocationPage):
         if found:
             self.summary([("Certificate", found.get("subject", "")), ("Valid until", _when(found.get("not_after")))],
                          name="p12Summary")
-        self.notice(flows.K2_WARNING, name="k2Warning")
+        self.notice(K2_WARNING, name="k2Warning")
         self.check("k2_acknowledged", "I understand, and I will delete or lock away the file")
         super().build()
 
@@ -708,7 +711,7 @@ class ReasonPage(WizardPage):
     def build(self) -> None:
         self.text("Why is the certificate revoked? (DEA's reasons)")
         self.choice("reason", [(key, text, "") for key, text in self.context.get("reasons") or []])
-        noticed = flows._parse_moment(self.data.get("noticed_at")) or dt.datetime.now(dt.timezone.utc)
+        noticed = parse_moment(self.data.get("noticed_at")) or dt.datetime.now(dt.timezone.utc)
         self.line("noticed_at", "When did you notice it? (your local time)",
                   value=f"{noticed.astimezone():%Y-%m-%d %H:%M}")
         self.deadline = self.notice("", name="deadline")
@@ -719,15 +722,15 @@ class ReasonPage(WizardPage):
         if not hasattr(self, "deadline"):
             return
         values = self.collect()
-        noticed = flows._parse_moment(values.get("noticed_at")) or dt.datetime.now(dt.timezone.utc)
-        self.deadline.setText(html.escape(flows.deadline_text(values.get("reason"), noticed)))
+        noticed = parse_moment(values.get("noticed_at")) or dt.datetime.now(dt.timezone.utc)
+        self.deadline.setText(html.escape(deadline_text(values.get("reason"), noticed)))
 
 
 class LostPage(WizardPage):
     view = "lost"
 
     def build(self) -> None:
-        self.text(self.context.get("lost_text") or flows.LOST_KEY_TEXT.format(hours=24), name="lostText")
+        self.text(self.context.get("lost_text") or LOST_KEY_TEXT.format(hours=24), name="lostText")
 
 
 class ConfirmPage(WizardPage):
@@ -735,7 +738,7 @@ class ConfirmPage(WizardPage):
 
     def build(self) -> None:
         cert = self.data.get("certificate") or {}
-        reason = flows.REVOCATION_TEXT.get(self.data.get("reason", ""), "")
+        reason = REVOCATION_TEXT.get(self.data.get("reason", ""), "")
         self.summary([("Certificate of", cert.get("subscriber", "")),
                       ("Registration", cert.get("registration", "")), ("Reason", reason),
                       ("Deadline", self.data.get("deadline_text", ""))], name="confirmSummary")
@@ -777,5 +780,5 @@ for _page in (SituationPage, ReasonPage, LostPage, ConfirmPage, RevokedPage):
     PAGES[("revocation", _page.view)] = _page
 
 
-def page_for(flow: flows.Flow, parent: QWidget | None = None) -> WizardPage:
+def page_for(flow: Flow, parent: QWidget | None = None) -> WizardPage:
     return PAGES.get((flow.name, flow.view), WizardPage)(flow, parent)

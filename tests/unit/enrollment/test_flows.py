@@ -31,16 +31,12 @@ from app.services.enrollment.authority import (
     RenewalStatus,
     SignInChallenge,
 )
-from app.services.enrollment.flows import (
-    EnrollmentFlow,
-    ImportFlow,
-    RenewalFlow,
-    RevocationFlow,
-    certificate_rows,
-    deadline_text,
-    saved_progress,
-    unfinished_revocation_reminders,
-)
+from app.services.enrollment.certificate_overview import certificate_rows
+from app.services.enrollment.enroll_flow import EnrollmentFlow
+from app.services.enrollment.flows import saved_progress
+from app.services.enrollment.import_flow import ImportFlow
+from app.services.enrollment.renewal_flow import RenewalFlow
+from app.services.enrollment.revocation_flow import RevocationFlow, deadline_text, unfinished_revocation_reminders
 from app.services.enrollment.wizard import WizardInputError, WizardStateStore
 from tests.pki import build_training_pki, subscriber_key
 

@@ -1,0 +1,88 @@
+"""Import of an existing .p12/.pfx certificate file as a wizard flow (DESIGN §1 K2, K5).
+
+The key inside the file is kept encrypted in the chosen store (a key file on this computer or a token); the person
+is told to delete the file or lock it away afterwards.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.services.enrollment.flow_common import SOFTWARE, TOKEN, Flow, key_label, summarize
+from app.services.enrollment.wizard import Data, Step, WizardInputError
+from app.services.keys import KeyStoreError
+
+K2_WARNING = (
+    "A .p12/.pfx file is a full copy of your private key. Only you may hold it. CSOS Desk keeps the key it imports "
+    "encrypted and makes no other copies; after the import, delete the file or lock it away where only you can reach "
+    "it (21 CFR 1311.30(d)).")
+
+
+class ImportFlow(Flow):
+    name = "import_p12"
+    title = "Import a certificate file (.p12 / .pfx)"
+    start_view = "file"
+
+    def build_navmap(self) -> dict[str, Step]:
+        return {
+            "file": Step("Choose the file", accept=self._file_accept, slow=True, next="destination"),
+            "destination": Step("Where the key will live", enter=self._enter_destination,
+                                accept=self._destination_accept, slow=True, needs=("p12_password",),
+                                resume_to="file", next="done"),
+            "done": Step("Certificate imported", last=True, back=False),
+        }
+
+    def _file_accept(self, data: Data) -> None:
+        from app.services.keys import p12 as p12_files
+
+        raw = str(data.get("p12_file") or "").strip()
+        if not raw:
+            raise WizardInputError("Choose the .p12 or .pfx file.", field="p12_file", code="flow.p12_missing")
+        path = Path(raw).expanduser()
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise WizardInputError(f"The file {path} cannot be read ({exc.strerror or exc}).", field="p12_file",
+                                   code="flow.p12_unreadable") from None
+        try:
+            contents = p12_files.read_p12(content, password=data.get("p12_password") or "")
+        except KeyStoreError as exc:
+            field = "p12_password" if exc.code == "key.wrong_password" else "p12_file"
+            raise WizardInputError(exc.message, field=field, code=exc.code) from None
+        cert = contents.certificate
+        del contents
+        data["p12_file"] = str(path)
+        data["p12_summary"] = {} if cert is None else {
+            "subject": cert.subject.rfc4514_string(), "not_after": cert.not_valid_after_utc.isoformat(),
+            "issuer": cert.issuer.rfc4514_string()}
+
+    def _enter_destination(self, data: Data) -> None:
+        self._enter_key_location(data)
+        self.context["k2_warning"] = K2_WARNING
+
+    def _destination_accept(self, data: Data) -> None:
+        if data.get("installed"):
+            return
+        if data.get("k2_acknowledged") is not True:
+            raise WizardInputError("Tick the box to confirm you read how to keep the file.", field="k2_acknowledged",
+                                   code="flow.k2")
+        self._check_key_choice(data, personal_words=[])
+        content = Path(data["p12_file"]).read_bytes()
+        store = data.get("key_store") or SOFTWARE
+        try:
+            record = self.certificates.import_p12(content, password=data.get("p12_password") or "",
+                                                  new_secret=self.key_secret(data), label=key_label("Imported",
+                                                                                                     self.clock()),
+                                                  to_token=store == TOKEN,
+                                                  token_serial=data.get("token_serial") if store == TOKEN else None)
+        except KeyStoreError as exc:
+            field = {"key.weak_password": "key_password", "key.wrong_pin": "key_pin",
+                     "key.wrong_password": "p12_password"}.get(exc.code)
+            raise WizardInputError(exc.message, field=field, code=exc.code) from None
+        data["installed"] = [summarize(record)]
+        data["check_problems"] = self.check_certificate(record) if record.certificate_der else []
+        if record.registration_id is not None and record.registration is not None:
+            data["test_order_registration"] = record.registration.dea_number
+
+
+__all__ = ["K2_WARNING", "ImportFlow"]
