@@ -11,7 +11,8 @@ from PySide6.QtWidgets import QApplication
 
 from app.models.states import OrderStatus
 from app.ui import app as app_module
-from app.ui.main_window import TRAINING_TEXT, MainWindow, describe_location
+from app.ui.main_window import TRAINING_TEXT, MainWindow
+from app.ui.main_window_status import describe_location
 from app.ui.order_table_model import OrderTableModel
 from tests.ui.conftest import SCREENSHOT_DIR, CountingSource, add_book_parties, bulk_orders
 

@@ -16,7 +16,8 @@ from PySide6.QtWidgets import QApplication
 
 from app.ui import app as app_module
 from app.ui.facade import AppFacade
-from app.ui.main_window import LOADING_TITLE, MainWindow
+from app.ui.main_window import MainWindow
+from app.ui.main_window_list import LOADING_TITLE
 from tests.ui.conftest import bulk_orders
 
 pytestmark = pytest.mark.ui

@@ -1,0 +1,216 @@
+"""The main window's detail pane and the commands on the selected order: what the pane under the list shows, which
+order commands are enabled for it, and the editor and dialogs they open (sign and send, receive, lost, cancel, print,
+PDF, a new order from this one).
+
+A mixin of ``MainWindow`` (app/ui/main_window.py), which calls ``_build_detail`` when the order book is attached; it
+needs the frame's actions, ``splitter``, ``facade``, ``book``, ``db``, the list's ``table``, ``selected_order_id``
+and ``select_order``, and ``report_failure``. The pane, the dialogs and the services they use are imported when
+first needed, not with the window's frame (start-up rule, issue 9/10).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QModelIndex, Qt, Slot
+
+from app.errors import CsosError
+from app.models.states import SHIPPABLE_STATUSES, TRANSITIONS, OrderStatus
+
+if TYPE_CHECKING:
+    from app.ui.order_detail import OrderDetailPane
+
+
+class SelectedOrderMixin:
+    """The detail pane (``detail``) and the commands on the order selected in the list."""
+
+    facade: Any
+    book: Any
+    db: Any
+    editor: Any
+    dialog: Any
+
+    # -- the detail pane -----------------------------------------------------------------------------------------
+
+    def _build_detail(self) -> None:
+        """The detail pane under the list: built with the order book (nothing to show before it is attached)."""
+        from app.ui import order_detail
+
+        self.detail: OrderDetailPane = order_detail.OrderDetailPane(self.splitter)
+        self.detail_pane = self.detail
+        self.detail_title = self.detail.title
+        self.detail_fields = self.detail.fields
+        self.detail_form = self.detail.tabs
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(1, 2)
+        height = self.splitter.height()
+        if self.splitter.isVisible() and height > 0:  # laid out already (the deferred start): list 3, details 2
+            self.splitter.setSizes([height * 3 // 5, height - height * 3 // 5])
+        for first, second in ((self.table, self.detail.tabs), (self.detail.tabs, self.detail.lines_table)):
+            self.setTabOrder(first, second)
+
+    @Slot()
+    def _show_selected(self) -> None:
+        order_id = self.selected_order_id()
+        shown = None
+        if order_id is not None:
+            from app.services.orders.details import order_details
+
+            try:
+                shown = order_details(self.db, order_id)
+            except CsosError as exc:
+                self.show_error(exc)
+        self.detail.show_order(shown)
+        self.edit_order_action.setEnabled(shown is not None and shown.status is OrderStatus.DRAFT)
+        self.copy_order_action.setEnabled(shown is not None and shown.can_be_copied)
+        status = shown.status if shown is not None else None
+        self.sign_action.setEnabled(status in (OrderStatus.DRAFT, OrderStatus.SIGNED, OrderStatus.QUEUED))
+        self.receive_action.setEnabled(status in SHIPPABLE_STATUSES or status is OrderStatus.EXPIRED)
+        self.lost_action.setEnabled(status is not None and OrderStatus.LOST in TRANSITIONS[status])
+        self.cancel_action.setEnabled(status is not None and OrderStatus.CANCELLED in TRANSITIONS[status])
+        self.print_action.setEnabled(status is not None)
+        self.pdf_action.setEnabled(status is not None)
+
+    # -- the editor ----------------------------------------------------------------------------------------------
+
+    def open_editor(self, order_id: int | None) -> Any:
+        from app.ui.order_editor import OrderEditor
+
+        if self.editor is not None and self.editor.isVisible():
+            self.editor.raise_()
+            self.editor.activateWindow()
+            return self.editor
+        try:
+            editor = OrderEditor(self.facade, order_id=order_id, parent=self)
+        except CsosError as exc:
+            self.report_failure(exc)
+            return None
+        editor.saved.connect(self._on_order_saved)
+        self.editor = editor
+        editor.open()
+        return editor
+
+    def _on_order_saved(self, order_id: int) -> None:
+        self.select_order(order_id)
+        self.activateWindow()
+        self.table.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    @Slot()
+    def open_selected_draft(self) -> None:
+        order_id = self.selected_order_id()
+        if order_id is not None and self.edit_order_action.isEnabled():
+            self.open_editor(order_id)
+
+    @Slot(QModelIndex)
+    def _on_row_activated(self, _index: QModelIndex) -> None:
+        if self.edit_order_action.isEnabled():
+            self.open_selected_draft()
+        else:
+            self.detail.tabs.setFocus()
+
+    @Slot()
+    def new_order_from_selected(self) -> None:
+        order_id = self.selected_order_id()
+        if order_id is None or not self.copy_order_action.isEnabled():
+            return
+        from app.services.orders.drafts import new_order_from
+
+        try:
+            new_id = new_order_from(self.book, order_id)
+        except CsosError as exc:
+            self.report_failure(exc)
+            return
+        self.facade.notify_orders_changed([order_id, new_id])
+        self.select_order(new_id)
+        self.open_editor(new_id)
+
+    # -- order life: sign and send, receive, lost, cancel, print, PDF --------------------------------------------
+
+    def _open_order_dialog(self, factory: Any) -> Any:
+        order_id = self.selected_order_id()
+        if order_id is None:
+            return None
+        try:
+            dialog = factory(order_id)
+        except CsosError as exc:
+            self.report_failure(exc)
+            return None
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.dialog = dialog
+        dialog.open()
+        return dialog
+
+    @Slot()
+    def sign_selected(self) -> Any:
+        if not self.sign_action.isEnabled():
+            return None
+        from app.ui.sign_dialog import SignAndSendDialog
+
+        return self._open_order_dialog(lambda order_id: SignAndSendDialog(self.facade, order_id, parent=self))
+
+    @Slot()
+    def receive_selected(self) -> Any:
+        if not self.receive_action.isEnabled():
+            return None
+        from app.ui.lifecycle_dialogs import ReceivingDialog
+
+        return self._open_order_dialog(lambda order_id: ReceivingDialog(self.facade, order_id, parent=self))
+
+    @Slot()
+    def report_selected_lost(self) -> Any:
+        if not self.lost_action.isEnabled():
+            return None
+        from app.ui.lifecycle_dialogs import LostOrderDialog
+
+        def make(order_id: int) -> Any:
+            dialog = LostOrderDialog(self.facade, order_id, parent=self)
+            dialog.reported.connect(self._on_reported_lost)
+            return dialog
+
+        return self._open_order_dialog(make)
+
+    def _on_reported_lost(self, _order_id: int, replacement_id: Any) -> None:
+        if replacement_id:
+            self.select_order(int(replacement_id))
+            self.open_editor(int(replacement_id))
+
+    @Slot()
+    def cancel_selected(self) -> Any:
+        if not self.cancel_action.isEnabled():
+            return None
+        from app.ui.lifecycle_dialogs import CancelOrderDialog
+
+        return self._open_order_dialog(lambda order_id: CancelOrderDialog(self.facade, order_id, parent=self))
+
+
+    @Slot()
+    def print_selected(self) -> None:
+        order_id = self.selected_order_id()
+        if order_id is None:
+            return
+        from app.ui.printing import print_order
+
+        try:
+            if print_order(self, self.facade, order_id):
+                self.statusBar().showMessage("Sent to the printer.", 8000)
+        except CsosError as exc:
+            self.report_failure(exc)
+
+    @Slot()
+    def save_selected_pdf(self, path: Any = None) -> Any:
+        order_id = self.selected_order_id()
+        if order_id is None:
+            return None
+        from app.ui.printing import ask_pdf_path, save_order_pdf
+
+        try:
+            number = self.facade.book.get_order(order_id).order_number
+            target = path or ask_pdf_path(self, number)
+            if target is None:
+                return None
+            saved = save_order_pdf(self.facade, order_id, target)
+        except CsosError as exc:
+            self.report_failure(exc)
+            return None
+        self.statusBar().showMessage(f"Order {number} saved as {saved}", 15_000)
+        return saved

@@ -1,0 +1,426 @@
+"""The main window's order list: search box, filters, the order book table and what stands in its place (the
+"no orders" hint, the "Opening the order book…" page), sorting, and keeping the selection when the list changes.
+
+A mixin of ``MainWindow`` (app/ui/main_window.py), which builds the frame and calls ``_build_order_list``; it needs
+the frame's ``config``, ``book``, ``model``, ``detail`` and ``show_error``. Imports no SQLAlchemy at module level:
+the order filter comes from the services when the list is filtered (start-up rule, issue 9/10).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QDate, QItemSelection, QModelIndex, Qt, QTimer, Slot
+from PySide6.QtGui import QFontMetrics
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDateEdit,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QStackedWidget,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.errors import CsosError
+from app.models.states import OrderStatus
+from app.models.values import Schedule
+from app.ui import theme
+from app.ui.main_window_status import describe_location
+from app.ui.order_table_model import OrderTableModel
+
+if TYPE_CHECKING:  # imported with the order book, not with the window's frame
+    from app.services.orders.orderbook import OrderFilter
+
+SEARCH_DELAY_MS = 250
+CREATED_RANGES = (("Any time", None), ("Today", 0), ("Last 7 days", 7), ("Last 30 days", 30),
+                  ("Last 60 days", 60), ("This year", "year"), ("Between dates…", "between"))
+LOADING_TITLE = "Opening the order book…"
+LOADING_STYLE = ("QWidget#loadingPage QLabel#loadingTitle { font-size: 14pt; font-weight: 600; }"
+                 " QWidget#loadingPage QLabel#loadingText { font-size: 11pt; color: palette(dark); }")
+
+
+def _local_midnight_utc(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time()).astimezone().astimezone(dt.timezone.utc)
+
+
+class OrderListMixin:
+    """The order list and its filters; ``model`` is None until the order book is attached."""
+
+    config: Any
+    book: Any
+    model: OrderTableModel | None
+
+    # -- building ------------------------------------------------------------------------------------------------
+
+    def _combo(self, parent: QWidget, name: str, accessible: str, caption: str,
+               layout: QHBoxLayout) -> QComboBox:
+        combo = QComboBox(parent)
+        combo.setObjectName(name)
+        combo.setAccessibleName(accessible)
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        label = QLabel(caption, parent)
+        label.setBuddy(combo)
+        layout.addWidget(label)
+        layout.addWidget(combo)
+        layout.addSpacing(10)
+        return combo
+
+    def _build_order_list(self, body: QWidget, body_layout: QVBoxLayout) -> None:
+        """Search row and filters into ``body_layout``; the table, the hint and the loading page into
+        ``view_stack``, which the frame puts in its splitter above the detail pane."""
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.setInterval(SEARCH_DELAY_MS)
+        self._search_timer.timeout.connect(self.apply_filter)
+
+        search_row = QHBoxLayout()
+        self.search_box = QLineEdit(body)
+        self.search_box.setObjectName("searchBox")
+        self.search_box.setPlaceholderText("Search order number, NDC or product…")
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.setAccessibleName("Search orders")
+        self.search_box.addAction(theme.icon("search"), QLineEdit.ActionPosition.LeadingPosition)
+        self.search_box.textChanged.connect(lambda _text: self._search_timer.start())
+        self.search_box.returnPressed.connect(self.apply_filter)
+        search_row.addWidget(self.search_box, 1)
+        self.clear_filters_button = QPushButton("C&lear filters", body)
+        self.clear_filters_button.setObjectName("clearFilters")
+        self.clear_filters_button.setAccessibleName("Clear filters")
+        self.clear_filters_button.clicked.connect(self.clear_filters)
+        search_row.addWidget(self.clear_filters_button)
+        body_layout.addLayout(search_row)
+
+        filters = QHBoxLayout()
+        filters.setSpacing(4)
+        self.status_combo = self._combo(body, "statusFilter", "Status filter", "&Status:", filters)
+        self.status_combo.addItem("All statuses", None)
+        for status in OrderStatus:
+            self.status_combo.addItem(status.label, status)
+        self.registration_combo = self._combo(body, "registrationFilter", "Registration filter",
+                                              "Re&gistration:", filters)
+        self.supplier_combo = self._combo(body, "supplierFilter", "Supplier filter", "Su&pplier:", filters)
+        self.schedule_combo = self._combo(body, "scheduleFilter", "Schedule filter", "Sche&dule:", filters)
+        self.schedule_combo.addItem("Any schedule", None)
+        for schedule in Schedule:
+            self.schedule_combo.addItem(schedule.label, schedule)
+        self.created_combo = self._combo(body, "createdFilter", "Created filter", "Crea&ted:", filters)
+        for text, value in CREATED_RANGES:
+            self.created_combo.addItem(text, value)
+        today = QDate.currentDate()
+        self.from_date = QDateEdit(today.addDays(-30), body)
+        self.to_date = QDateEdit(today, body)
+        for edit, name, accessible in ((self.from_date, "fromDate", "Created from"),
+                                       (self.to_date, "toDate", "Created until")):
+            edit.setObjectName(name)
+            edit.setAccessibleName(accessible)
+            edit.setCalendarPopup(True)
+            edit.setDisplayFormat("MMM d, yyyy")
+            edit.setVisible(False)
+            edit.dateChanged.connect(lambda _d: self.apply_filter())
+        self.date_dash = QLabel("to", body)
+        self.date_dash.setVisible(False)
+        filters.addWidget(self.from_date)
+        filters.addWidget(self.date_dash)
+        filters.addWidget(self.to_date)
+        filters.addStretch(1)
+        body_layout.addLayout(filters)
+        for combo in (self.status_combo, self.registration_combo, self.supplier_combo, self.schedule_combo,
+                      self.created_combo):
+            combo.currentIndexChanged.connect(lambda _i: self.apply_filter())
+
+        self.table = QTableView(body)
+        self.table.setObjectName("orderTable")
+        self.table.setAccessibleName("Order book")
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setTabKeyNavigation(False)
+        self.table.setWordWrap(False)
+        self.table.setShowGrid(False)
+        self.table.verticalHeader().setVisible(False)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.verticalHeader().setDefaultSectionSize(QFontMetrics(self.table.font()).height() + 10)
+        header = self.table.horizontalHeader()
+        header.setSectionsClickable(True)
+        header.setSortIndicatorShown(True)
+        header.sectionClicked.connect(self._on_header_clicked)  # columns are sized when the model comes (attach)
+
+        self.empty_hint = QLabel(body)
+        self.empty_hint.setObjectName("emptyHint")
+        self.empty_hint.setStyleSheet(theme.EMPTY_HINT_STYLE)
+        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setTextFormat(Qt.TextFormat.RichText)
+
+        self.loading_page = self._build_loading_page(body)
+
+        self.view_stack = QStackedWidget(body)
+        self.view_stack.addWidget(self.table)
+        self.view_stack.addWidget(self.empty_hint)
+        self.view_stack.addWidget(self.loading_page)
+        self.view_stack.setCurrentWidget(self.loading_page)
+
+    def _build_loading_page(self, parent: QWidget) -> QWidget:
+        """What the order list's place shows while the order book is being opened: says so, and that it is busy."""
+        page = QWidget(parent)
+        page.setObjectName("loadingPage")
+        page.setStyleSheet(LOADING_STYLE)
+        page.setAccessibleName("Opening the order book")
+        column = QVBoxLayout(page)
+        column.setContentsMargins(24, 24, 24, 24)
+        column.setSpacing(12)
+        column.addStretch(2)
+        self.loading_title = QLabel(LOADING_TITLE, page)
+        self.loading_title.setObjectName("loadingTitle")
+        self.loading_title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        column.addWidget(self.loading_title)
+        self.loading_bar = QProgressBar(page)
+        self.loading_bar.setObjectName("loadingBar")
+        self.loading_bar.setAccessibleName("Opening the order book")
+        self.loading_bar.setRange(0, 0)  # busy: how long it takes is not known
+        self.loading_bar.setTextVisible(False)
+        self.loading_bar.setFixedWidth(320)
+        column.addWidget(self.loading_bar, 0, Qt.AlignmentFlag.AlignHCenter)
+        self.loading_text = QLabel(page)
+        self.loading_text.setObjectName("loadingText")
+        self.loading_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.loading_text.setWordWrap(True)
+        self.loading_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        url = str(self.config.database_url or "")
+        where = f" from {describe_location(url)}" if url.startswith("sqlite:///") else ""
+        self.loading_text.setText(f"Reading your orders{where}.\nYour orders, filters and the order commands "
+                                  "appear here in a moment.")
+        column.addWidget(self.loading_text)
+        column.addStretch(3)
+        return page
+
+    def show_loading_failed(self, message: str) -> None:
+        """The order book could not be opened: the placeholder stops looking busy and says why."""
+        self.loading_title.setText("The order book could not be opened")
+        self.loading_bar.setVisible(False)
+        self.loading_text.setText(message)
+
+    def _size_columns(self) -> None:
+        """Fixed widths from sample text: resizing to contents would read every row and defeat lazy loading."""
+        metrics = QFontMetrics(self.table.font())
+        padding = 28
+        samples = {
+            OrderTableModel.COL_NUMBER: "Order number",
+            OrderTableModel.COL_STATUS: max((s.label for s in OrderStatus), key=len),
+            OrderTableModel.COL_REGISTRATION: "Registration",
+            OrderTableModel.COL_CREATED: "Sep 30, 2025 23:59",
+            OrderTableModel.COL_SIGNED: "Sep 30, 2025 23:59",
+            OrderTableModel.COL_LINES: "Lines",
+        }
+        header = self.table.horizontalHeader()
+        for column, text in samples.items():
+            header.resizeSection(column, metrics.horizontalAdvance(text) + padding)
+        header.setMinimumSectionSize(metrics.horizontalAdvance("Lines") + padding)
+        header.setSectionResizeMode(OrderTableModel.COL_SUPPLIER, QHeaderView.ResizeMode.Stretch)
+        header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+
+    def _set_tab_order(self) -> None:
+        chain = [self.search_box, self.clear_filters_button, self.status_combo, self.registration_combo,
+                 self.supplier_combo, self.schedule_combo, self.created_combo, self.from_date, self.to_date,
+                 self.table]
+        for first, second in zip(chain, chain[1:]):
+            self.setTabOrder(first, second)
+
+    # -- filtering and sorting -----------------------------------------------------------------------------------
+
+    def _reload_filter_choices(self) -> None:
+        """Registration and supplier filters list what the order book has (after Settings changed it too)."""
+        if self.book is None:
+            return
+        try:
+            registrations = self.book.list_registrations()
+            suppliers = self.book.list_suppliers()
+        except CsosError as exc:
+            self.show_error(exc)
+            return
+        for combo, everything, items in (
+                (self.registration_combo, "All registrations",
+                 [(f"{r.dea_number} — {r.name}", r.id) for r in registrations]),
+                (self.supplier_combo, "All suppliers", [(s.name, s.id) for s in suppliers])):
+            current = combo.currentData()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItem(everything, None)
+            for text, value in items:
+                combo.addItem(text, value)
+            found = combo.findData(current) if current is not None else 0
+            combo.setCurrentIndex(max(found, 0))
+            combo.blockSignals(False)
+
+    def _created_range(self) -> tuple[dt.datetime | None, dt.datetime | None]:
+        choice = self.created_combo.currentData()
+        today = dt.date.today()
+        if choice is None:
+            return None, None
+        if choice == "between":
+            start, end = self.from_date.date().toPython(), self.to_date.date().toPython()
+            if end < start:
+                start, end = end, start
+            return _local_midnight_utc(start), _local_midnight_utc(end + dt.timedelta(days=1))
+        if choice == "year":
+            return _local_midnight_utc(dt.date(today.year, 1, 1)), None
+        return _local_midnight_utc(today - dt.timedelta(days=int(choice))), None
+
+    def current_filter(self) -> OrderFilter:
+        from app.services.orders.orderbook import OrderFilter
+
+        status = self.status_combo.currentData()
+        created_from, created_to = self._created_range()
+        return OrderFilter(statuses=frozenset({status}) if isinstance(status, OrderStatus) else frozenset(),
+                           supplier_id=self.supplier_combo.currentData(),
+                           registration_id=self.registration_combo.currentData(),
+                           created_from=created_from, created_to=created_to,
+                           schedule=self.schedule_combo.currentData(),
+                           text=self.search_box.text().strip())
+
+    @Slot()
+    def apply_filter(self) -> None:
+        self._search_timer.stop()
+        if self.model is None:
+            return
+        between = self.created_combo.currentData() == "between"
+        for widget in (self.from_date, self.date_dash, self.to_date):
+            widget.setVisible(between)
+        wanted = self.current_filter()
+        if wanted != self.model.order_filter:
+            self.model.set_filter(wanted)
+
+    @Slot()
+    def clear_filters(self) -> None:
+        for combo in (self.status_combo, self.registration_combo, self.supplier_combo, self.schedule_combo,
+                      self.created_combo):
+            combo.blockSignals(True)
+            combo.setCurrentIndex(0)
+            combo.blockSignals(False)
+        self.search_box.blockSignals(True)
+        self.search_box.clear()
+        self.search_box.blockSignals(False)
+        self.apply_filter()
+        self.search_box.setFocus()
+
+    @Slot()
+    def focus_search(self) -> None:
+        self.search_box.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search_box.selectAll()
+
+    @Slot(int)
+    def _on_header_clicked(self, column: int) -> None:
+        if self.model is None:
+            return
+        header = self.table.horizontalHeader()
+        if column != OrderTableModel.COL_CREATED:  # only Created sorts; keep the indicator where it means something
+            header.setSortIndicator(OrderTableModel.COL_CREATED, self._sort_order())
+            return
+        newest_first = not self.model.newest_first
+        self.model.sort(OrderTableModel.COL_CREATED,
+                        Qt.SortOrder.DescendingOrder if newest_first else Qt.SortOrder.AscendingOrder)
+        header.setSortIndicator(OrderTableModel.COL_CREATED, self._sort_order())
+
+    def _sort_order(self) -> Qt.SortOrder:
+        return Qt.SortOrder.DescendingOrder if self.model.newest_first else Qt.SortOrder.AscendingOrder
+
+    # -- reacting to the model -----------------------------------------------------------------------------------
+
+    def _filtered(self) -> bool:
+        from app.services.orders.orderbook import OrderFilter
+
+        return self.model is not None and self.model.order_filter != OrderFilter()
+
+    @Slot(int)
+    def _on_total_changed(self, total: int) -> None:
+        noun = "order" if total == 1 else "orders"
+        if self._filtered():
+            self.count_label.setText(f"{total:,} {noun} " + ("matches" if total == 1 else "match"))
+        else:
+            self.count_label.setText(f"{total:,} {noun}")
+
+    @Slot()
+    def _update_empty_state(self) -> None:
+        if self.model is None:
+            return
+        if self.model.rowCount() > 0:
+            self.view_stack.setCurrentWidget(self.table)
+            self.detail.setVisible(True)
+            return
+        if self._filtered():
+            title, text = ("No orders match these filters.",
+                           "Clear the search box or press “Clear filters” to see every order.")
+        elif self.config.is_training:
+            title, text = ("No orders yet.",
+                           "This is the training order book: practise freely, nothing here is sent to a real "
+                           "supplier. Press Ctrl+N to prepare your first order.")
+        else:
+            title, text = ("No orders yet.", "Press Ctrl+N to prepare an order. Orders you prepare, sign and send "
+                                             "will appear in this list.")
+        self.empty_hint.setText(f"<p style='font-size:14pt; font-weight:600'>{html.escape(title)}</p>"
+                                f"<p>{html.escape(text)}</p>")
+        self.view_stack.setCurrentWidget(self.empty_hint)
+        self.detail.setVisible(False)
+
+    @Slot(QItemSelection, QItemSelection)
+    def _on_selection_changed(self, _selected: QItemSelection, _deselected: QItemSelection) -> None:
+        self._show_selected()
+
+    @Slot(QModelIndex, QModelIndex)
+    def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex) -> None:
+        row = self.selected_row()
+        if row is not None and top_left.row() <= row <= bottom_right.row():
+            self._show_selected()
+
+    def selected_row(self) -> int | None:
+        if self.model is None:
+            return None
+        rows = self.table.selectionModel().selectedRows()
+        return rows[0].row() if rows else None
+
+    def selected_order_id(self) -> int | None:
+        row = self.selected_row()
+        return self.model.order_id(row) if row is not None else None
+
+    @Slot()
+    def _on_order_book_changed(self) -> None:
+        if self.model is None:
+            return
+        selected = self.selected_order_id()
+        self.model.refresh()
+        if selected is not None:
+            self.select_order(selected)
+        self.refresh_status()
+
+    @Slot(list)
+    def _on_orders_changed(self, ids: list[int]) -> None:
+        if self.model is None:
+            return
+        if all(self.model.row_of(order_id) is not None for order_id in ids):
+            self.model.orders_changed(ids)
+        else:
+            self.model.refresh()
+        self.refresh_status()
+
+    def select_order(self, order_id: int) -> bool:
+        if self.model is None:
+            return False
+        row = self.model.row_of(order_id)
+        while row is None and self.model.canFetchMore(QModelIndex()):
+            self.model.fetchMore(QModelIndex())
+            row = self.model.row_of(order_id)
+        if row is None:
+            return False
+        self.table.selectRow(row)
+        self.table.scrollTo(self.model.index(row, 0))
+        return True
