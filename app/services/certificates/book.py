@@ -447,6 +447,20 @@ class CertificateBook:
                                details={"fingerprint": stored.fingerprint, "reason": reason})
         return self._reload(record.id)
 
+    def record_crl_revocation(self, fingerprint: str, revoked_at: dt.datetime, reason: str | None = None) -> bool:
+        """The pre-sign check found this certificate on its CA's CRL: it is revoked from now on, for the certificate
+        list, the certificates page, the status bar and the reminders alike. Idempotent; True when it changed."""
+        with self._write() as session:
+            stored = session.scalar(select(CertificateRecord).where(CertificateRecord.fingerprint == fingerprint))
+            if stored is None or stored.status is CertificateStatus.REVOKED:
+                return False
+            stored.status = CertificateStatus.REVOKED
+            append_audit_event(session, action="certificate.revoked", actor=self.actor,
+                               details={"fingerprint": fingerprint, "reason": reason or "unspecified",
+                                        "revoked_at": revoked_at.isoformat(), "source": "crl"})
+        log.info("certificate found on a CRL: fingerprint=%s", fingerprint[:16])
+        return True
+
     def signing_certificate_for(self, registration_dea: str, *, at: dt.datetime | None = None) -> CertificateRecord:
         """The certificate to sign for a registration at ``at``: ACTIVE, signing, DEA hash matching, valid then;
         the one with the latest notAfter when there are several (S1, S4)."""
