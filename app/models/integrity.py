@@ -8,7 +8,7 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import event, insert, inspect, select
 from sqlalchemy.engine import Connection
@@ -173,8 +173,12 @@ class ChainProblem:
     message: str
 
 
-def verify_audit_chain(session: Session, *, batch_size: int = 5000) -> list[ChainProblem]:
-    """Walk the whole chain; report every event whose content or link does not match."""
+def verify_audit_chain(session: Session, *, batch_size: int = 5000,
+                       visit: Callable[[AuditEvent], None] | None = None) -> list[ChainProblem]:
+    """Walk the whole chain; report every event whose content or link does not match.
+
+    ``visit`` sees each event on the way, so the records check can learn what the chain says should exist (orders,
+    lines, linked records, signed documents) in the same single pass."""
     problems: list[ChainProblem] = []
     expected_previous = GENESIS_HASH
     last_id = 0
@@ -196,6 +200,8 @@ def verify_audit_chain(session: Session, *, batch_size: int = 5000) -> list[Chai
             if digest != audit.event_hash:
                 problems.append(ChainProblem(audit.id, "audit.event_altered",
                                              f"Audit event {audit.id} was changed after it was written."))
+            if visit is not None:
+                visit(audit)
             expected_previous = audit.event_hash
             last_id = audit.id
         session.expunge_all()

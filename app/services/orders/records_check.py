@@ -25,7 +25,15 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.models.database import Database
 from app.models.integrity import verify_audit_chain
-from app.models.orderbook import LinkedRecord, LinkedRecordKind, Order, OrderLine
+from app.models.orderbook import (
+    AuditEvent,
+    LinkedRecord,
+    LinkedRecordKind,
+    Order,
+    OrderLine,
+    OrderNumberCounter,
+    Registration,
+)
 from app.services.signing.cms import CmsError, check_signature, parse_signed_document
 from app.services.signing.verifier import OrderVerifier
 from app.services.signing.x12 import X12Error, parse_850
@@ -141,7 +149,9 @@ def check_order(order: Order, verifier: OrderVerifier | None) -> tuple[list[Reco
 
 def check_records(db: Database, *, verifier: OrderVerifier | None = None, archive: str | Path | None = None,
                   progress: Progress | None = None) -> CheckReport:
-    """Re-verify every signed order, every linked record's digest, the audit chain, and an archive when given."""
+    """Re-verify every signed order, every linked record's digest, the audit chain, and an archive when given; and
+    report what the audit chain or the order-number sequence says should exist but does not (a deletion straight
+    from the database file)."""
     report = CheckReport()
     with db.session() as session:
         ids = list(session.scalars(select(Order.id).where(Order.signed_at.is_not(None)).order_by(Order.id)))
@@ -179,9 +189,13 @@ def check_records(db: Database, *, verifier: OrderVerifier | None = None, archiv
                     except CmsError as exc:
                         report.problems.append(RecordProblem("malformed", f"Order {number}: lost-order statement: "
                                                                           f"{exc.message}", number))
-        chain = verify_audit_chain(session)
+        expected = _WhatTheChainNames()
+        chain = verify_audit_chain(session, visit=expected.see)
         report.audit_events_ok = not chain
         report.problems += [RecordProblem(p.code, p.message) for p in chain]
+        missing, gap_notes = expected.missing_from(session)
+        report.problems += missing
+        report.notes += gap_notes
     if archive is not None:
         checked, problems = check_archive(Path(archive))
         report.archive_files_checked = checked
@@ -227,3 +241,136 @@ def check_archive(folder: Path) -> tuple[int, list[RecordProblem]]:
 def _records_deleted(session: Session, order: Order) -> bool:
     return order.signed_document is None and order.signed_at is not None and bool(order.note.startswith(
         "Records deleted after the retention period"))
+
+
+# =====================================================================================================================
+# what should exist but does not
+
+
+_SEQUENCE_SUFFIX_DIGITS = 6
+
+
+class _WhatTheChainNames:
+    """What the audit chain says exists: every order it has seen (with its number), each order's lines, every linked
+    record and every signed document. Filled event by event while the chain is verified, then compared with the
+    order book; an order deleted straight from the file is then reported by its number."""
+
+    def __init__(self) -> None:
+        self.events: dict[int, int] = {}  # order id -> events naming it
+        self.numbers: dict[int, tuple[str, str]] = {}  # order id -> (order number, registration DEA)
+        self.lines: dict[int, set[int]] = {}
+        self.records: dict[int, tuple[int, str, int]] = {}  # record id -> (order id, kind, event id)
+        self.signed: set[int] = set()
+        self.records_deleted: dict[int, int] = {}  # order id -> event id of the lawful deletion after retention
+
+    def see(self, event: AuditEvent) -> None:
+        order_id = event.order_id
+        if order_id is None:
+            return
+        details = event.details if isinstance(event.details, dict) else {}
+        self.events[order_id] = self.events.get(order_id, 0) + 1
+        action = event.action
+        if action in ("order.created", "records.deleted") and details.get("order_number"):
+            known = self.numbers.get(order_id)
+            self.numbers[order_id] = (str(details["order_number"]),
+                                      str(details.get("registration") or (known[1] if known else "")))
+        if action == "order.line_added" and isinstance(details.get("line"), int):
+            self.lines.setdefault(order_id, set()).add(details["line"])
+        elif action == "order.line_removed" and isinstance(details.get("line"), int):
+            self.lines.setdefault(order_id, set()).discard(details["line"])
+        elif action == "order.linked_record" and isinstance(details.get("record_id"), int):
+            self.records[details["record_id"]] = (order_id, str(details.get("kind", "")), event.id)
+        elif action == "order.status" and details.get("to") == "signed":
+            self.signed.add(order_id)
+        elif action == "records.deleted":
+            self.records_deleted[order_id] = event.id
+
+    def _name(self, order_id: int) -> str:
+        known = self.numbers.get(order_id)
+        return known[0] if known else f"(internal id {order_id})"
+
+    def missing_from(self, session: Session) -> tuple[list[RecordProblem], list[RecordProblem]]:
+        problems: list[RecordProblem] = []
+        orders = {row.id: row for row in session.execute(select(
+            Order.id, Order.order_number, Order.registration_id, Order.signed_at,
+            Order.signed_document.is_not(None).label("has_document")))}
+        for order_id in sorted(set(self.events) - set(orders)):
+            number = self._name(order_id)
+            records = sum(1 for owner, _, _ in self.records.values() if owner == order_id)
+            what = "a signed order" if order_id in self.signed else "an order"
+            problems.append(RecordProblem(
+                "records.order_missing",
+                f"Order {number} is missing from the order book, but the audit trail recorded it "
+                f"({what}, {self.events[order_id]} recorded events, {len(self.lines.get(order_id, ()))} line(s), "
+                f"{records} linked record(s)). It was removed outside CSOS Desk: keep this report and restore the "
+                "order book from a backup.", number if order_id in self.numbers else None))
+        present_lines: dict[int, set[int]] = {}
+        for order_id, line_number in session.execute(select(OrderLine.order_id, OrderLine.line_number)):
+            present_lines.setdefault(order_id, set()).add(line_number)
+        for order_id, expected in sorted(self.lines.items()):
+            row = orders.get(order_id)
+            gone = sorted(expected - present_lines.get(order_id, set()))
+            if row is not None and gone:
+                problems.append(RecordProblem(
+                    "records.line_missing",
+                    f"Order {row.order_number}: line(s) {', '.join(map(str, gone))} recorded in the audit trail "
+                    "are missing from the order book (removed outside CSOS Desk).", row.order_number))
+        present_records = set(session.scalars(select(LinkedRecord.id)))
+        for record_id, (order_id, kind, event_id) in sorted(self.records.items()):
+            row = orders.get(order_id)
+            lawful = self.records_deleted.get(order_id, 0) > event_id
+            if row is not None and record_id not in present_records and not lawful:
+                problems.append(RecordProblem(
+                    "records.linked_record_missing",
+                    f"Order {row.order_number}: linked record {record_id} ({kind.replace('_', ' ')}) recorded in the "
+                    "audit trail is missing from the order book (removed outside CSOS Desk).", row.order_number))
+        for order_id in sorted(self.signed):
+            row = orders.get(order_id)
+            if row is not None and not row.has_document and row.signed_at is None \
+                    and order_id not in self.records_deleted:
+                problems.append(RecordProblem(
+                    "records.document_missing",
+                    f"Order {row.order_number} was signed (audit trail) but its signed document and signing time "
+                    "are missing from the order book.", row.order_number))
+        reported = {p.order_number for p in problems if p.code == "records.order_missing"}
+        gaps, notes = self._number_gaps(session, orders, reported)
+        return problems + gaps, notes
+
+    def _number_gaps(self, session: Session, orders: dict[int, Any],
+                     reported: set[str | None]) -> tuple[list[RecordProblem], list[RecordProblem]]:
+        """Numbers the order-number sequence issued (per registration and year) with no order. Below the highest
+        signed number of that sequence such a gap is a problem; above it, it is most likely a number issued while
+        an order was being created and never used (the program stopped), so it is a note."""
+        problems: list[RecordProblem] = []
+        notes: list[RecordProblem] = []
+        dea = dict(session.execute(select(Registration.id, Registration.dea_number)).all())
+        named = {(registration, number) for number, registration in self.numbers.values()}
+        for registration_id, year, next_value in session.execute(select(
+                OrderNumberCounter.registration_id, OrderNumberCounter.year, OrderNumberCounter.next_value)):
+            prefix = f"{year % 100:02d}X"
+            used: set[int] = set()
+            highest_signed = 0
+            for row in orders.values():
+                suffix = row.order_number[3:]
+                if row.registration_id == registration_id and row.order_number.startswith(prefix) \
+                        and len(suffix) == _SEQUENCE_SUFFIX_DIGITS and suffix.isdigit():
+                    used.add(int(suffix))
+                    if row.signed_at is not None or row.has_document:
+                        highest_signed = max(highest_signed, int(suffix))
+            for value in range(1, min(next_value, 1_000_000)):
+                number = f"{prefix}{value:06d}"
+                if value in used or number in reported and (dea.get(registration_id), number) in named:
+                    continue
+                where = f"registration {dea.get(registration_id, registration_id)}"
+                if value < highest_signed:
+                    problems.append(RecordProblem(
+                        "records.order_number_gap",
+                        f"Order number {number} ({where}) was issued, later numbers were signed, and no order with "
+                        "this number is in the order book; the audit trail does not explain it. An order may have "
+                        "been removed outside CSOS Desk: keep this report and compare with a backup.", number))
+                else:
+                    notes.append(RecordProblem(
+                        "records.order_number_unused",
+                        f"Order number {number} ({where}) was issued but no order uses it (most likely CSOS Desk "
+                        "stopped while the order was being created).", number))
+        return problems, notes
