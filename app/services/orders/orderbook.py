@@ -11,7 +11,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from sqlalchemy import and_, bindparam, exists, func, literal, or_, select, tuple_, update
 from sqlalchemy.engine import Connection
@@ -36,6 +36,8 @@ from app.models.orderbook import (
 )
 from app.models.states import OrderStatus, check_transition
 from app.models.values import DeaNumber, Ndc, OrderNumber, Schedule
+from app.services.orders.local_dates import local_date, zone_for
+from app.services.orders.descriptions import x12_safe_description
 
 MAX_ORDER_SEQUENCE = 999_999
 _ORDER_NUMBER_PREFIX = re.compile(r"^[0-9]{2}X[0-9A-Z]{0,6}$")
@@ -180,10 +182,13 @@ class OrderSummary:
 class OrderBook:
     """The operations the CLI, the GUI and the services above them call."""
 
-    def __init__(self, db: Database, *, actor: str = "", clock: Callable[[], dt.datetime] = utcnow) -> None:
+    def __init__(self, db: Database, *, actor: str = "", clock: Callable[[], dt.datetime] = utcnow,
+                 time_zones: Mapping[str, str] | None = None) -> None:
+        """``time_zones``: DEA number → time zone name (setting ``time_zones``); others use the computer's zone."""
         self.db = db
         self.actor = actor
         self.clock = clock
+        self.time_zones = dict(time_zones or {})
 
     # -- registrations and suppliers -----------------------------------------------------------------------------
 
@@ -261,7 +266,7 @@ class OrderBook:
         The counter moves in one atomic UPDATE in its own short transaction, so two windows or workstations
         allocating at the same moment get different numbers; numbers already used (e.g. typed by hand) are skipped.
         """
-        year = year or self.clock().year
+        year = year or self._local_year(registration_id)
         for attempt in range(50):
             try:
                 with self.db.session() as session, session.begin():
@@ -289,6 +294,14 @@ class OrderBook:
                     raise explain_storage_failure(exc, self.db.url) from exc
                 time.sleep(0.02 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def _local_year(self, registration_id: int) -> int:
+        """The order-number year is the pharmacy's local year (31 December evening is still the old year)."""
+        dea = None
+        if self.time_zones:
+            with self.db.session() as session:
+                dea = session.scalar(select(Registration.dea_number).where(Registration.id == registration_id))
+        return local_date(self.clock(), zone_for(self.time_zones, dea)).year
 
     # -- orders -------------------------------------------------------------------------------------------------
 
@@ -366,9 +379,9 @@ class OrderBook:
                                code="catalog.unknown_ndc")
             next_number = (session.scalar(select(func.max(OrderLine.line_number))
                                           .where(OrderLine.order_id == order.id)) or 0) + 1
-            description = " ".join(part for part in (product.name, product.strength) if part).strip()
+            description = x12_safe_description(product.name, product.strength, ndc=product_ndc.display)
             line = OrderLine(order_id=order.id, line_number=next_number, product_id=product.id,
-                             ndc=product.ndc, description=description[:300], schedule=product.schedule,
+                             ndc=product.ndc, description=description, schedule=product.schedule,
                              packages=packages, package_quantity=Decimal(product.package_quantity),
                              unit=product.unit)
             session.add(line)
