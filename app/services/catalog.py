@@ -17,6 +17,8 @@ Import rules (each failure is a :class:`CatalogImportError` naming file, line an
 * Rows that are well formed but not orderable are *skipped* and counted by reason in the summary: products/packages
   whose ``NDC_EXCLUDE_FLAG`` is set (anything but ``N``/empty), sample packages (``SAMPLE_PACKAGE`` = ``Y``), a package
   NDC listed twice (the first wins), a ``PACKAGEDESCRIPTION`` whose quantity cannot be read.
+* A ``PACKAGEDESCRIPTION`` that is readable but whose quantity no order can carry (over 8 digits, X12 PO402) is an
+  error (``catalog.package_quantity``), not a skip: the file is wrong, and the person should know.
 
 Quantity in one package (``package_quantity`` + ``unit``) from ``PACKAGEDESCRIPTION``, see
 :func:`parse_package_quantity`:
@@ -220,6 +222,14 @@ _MEASURE_UNITS: dict[str, tuple[PackageUnit, Decimal]] = {
 }
 _DURATION_UNITS = frozenset({"h", "d", "min", "wk", "mo"})
 _THOUSANDTH = Decimal("0.001")
+# An order carries the quantity in one package as at most 8 digits (X12 PO402); the catalog column holds less than
+# 10^9. A description beyond that is an error in the file, not a package to skip silently.
+MAX_PACKAGE_QUANTITY = Decimal(99_999_999)
+PACKAGE_QUANTITY_DIGITS = 8
+
+
+class _OutOfRange(ValueError):
+    """The description is readable but its quantity cannot be stored or ordered."""
 
 
 def parse_package_quantity(description: str) -> tuple[Decimal, PackageUnit]:
@@ -232,6 +242,8 @@ def parse_package_quantity(description: str) -> tuple[Decimal, PackageUnit]:
     text = _PARENTHESES.sub("", (description or "").split("*", 1)[0])
     try:
         return _parse_levels(text)
+    except _OutOfRange as exc:
+        raise InvalidValue(f"'{description}' {exc}", code="package.quantity_out_of_range") from None
     except ValueError as exc:
         raise InvalidValue(f"'{description}' {exc}", code="package.description") from None
 
@@ -267,10 +279,16 @@ def _parse_levels(text: str) -> tuple[Decimal, PackageUnit]:
         levels += 1
     if levels == 0 or unit is None:
         raise ValueError("has no quantity.")
+    if total > MAX_PACKAGE_QUANTITY:
+        raise _OutOfRange(f"says {total:,.0f} in one package; an order can carry at most "
+                          f"{MAX_PACKAGE_QUANTITY:,.0f}.")
     total = total.quantize(_THOUSANDTH)
     if total <= 0:
         raise ValueError("has a quantity that rounds to zero.")
     total = total.quantize(Decimal(1)) if total == total.to_integral_value() else total.normalize()
+    if sum(c.isdigit() for c in format(total, "f")) > PACKAGE_QUANTITY_DIGITS:
+        raise _OutOfRange(f"says {total:f} in one package; an order can carry at most {PACKAGE_QUANTITY_DIGITS} "
+                          "digits.")
     return total, unit
 
 
@@ -614,6 +632,10 @@ def import_fda_catalog(
             try:
                 quantity, unit = parse_package_quantity(description)
             except InvalidValue as exc:
+                if exc.code == "package.quantity_out_of_range":
+                    raise _fail(packages_file, line_no, "package_quantity",
+                                f"the package description {exc.message} Nothing was imported: correct the file "
+                                "(or download it again from FDA) and import it again.") from None
                 summary._skip(name, line_no, "package_description", exc.message)
                 continue
             seen.add(digits)

@@ -521,8 +521,13 @@ class OrderEditor(QDialog):
         self.chosen_product = product
         line = DraftLine.from_product(product)
         self.product_edit.setText(f"{line.description} ({line.ndc_display})")
-        self.product_info.setText(f"{line.description} — NDC {line.ndc_display} — {line.per_package} per package — "
-                                  f"{drafts.schedule_label(line.schedule)}")
+        info = (f"{line.description} — NDC {line.ndc_display} — {line.per_package} per package — "
+                f"{drafts.schedule_label(line.schedule)}")
+        catalog_text = " ".join(part for part in (product.name, product.strength) if part)
+        if catalog_text != line.description:
+            # The order carries (and signs) the shortened, plain-letter text; the NDC names the product exactly.
+            info += f"\nIn the catalog: {catalog_text}"
+        self.product_info.setText(info)
         self.product_message.clear()
         problems = drafts.check_lines(self.registration(), [line])
         schedule_problem = next((p for p in problems if p.code == "line.schedule_not_registered"), None)

@@ -21,6 +21,7 @@ from app.models.orderbook import Order, Product, Registration, Supplier, utcnow
 from app.models.states import OrderStatus
 from app.models.values import Ndc, Schedule
 from app.services.catalog import find_product, search_products
+from app.services.orders.descriptions import x12_safe_description
 from app.services.orders.details import registration_allows
 
 MAX_PACKAGES = 99_999
@@ -31,7 +32,7 @@ class DraftLine:
     """One line as the editor holds it: the catalog facts it shows plus the number of packages."""
 
     ndc: str  # 11 digits
-    description: str
+    description: str  # exactly the text the order will sign (``x12_safe_description``)
     schedule: str
     package_quantity: Decimal
     unit: str
@@ -39,7 +40,7 @@ class DraftLine:
 
     @classmethod
     def from_product(cls, product: Product, packages: int = 1) -> "DraftLine":
-        description = " ".join(part for part in (product.name, product.strength) if part).strip()
+        description = x12_safe_description(product.name, product.strength, ndc=Ndc.parse(product.ndc).display)
         return cls(ndc=product.ndc, description=description, schedule=product.schedule,
                    package_quantity=Decimal(product.package_quantity), unit=product.unit, packages=packages)
 
