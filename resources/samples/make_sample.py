@@ -29,10 +29,10 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa  # noqa: E402
 from cryptography.x509.oid import NameOID  # noqa: E402
 
 from app.models.values import CERTIFICATE_SCHEDULE_BITS, DeaNumber, PackageUnit, Schedule  # noqa: E402
-from app.services.ca import create_root_ca  # noqa: E402
-from app.services.cms import sign_content  # noqa: E402
-from app.services.csos_profile import RegistrationFacts, SubscriberIdentity  # noqa: E402
-from app.services.x12 import OrderLine850, Party, PurchaseOrder, write_850  # noqa: E402
+from app.services.certificates.ca import create_root_ca  # noqa: E402
+from app.services.signing.cms import sign_content  # noqa: E402
+from app.services.certificates.profile import RegistrationFacts, SubscriberIdentity  # noqa: E402
+from app.services.signing.x12 import OrderLine850, Party, PurchaseOrder, write_850  # noqa: E402
 
 SIGNED_AT = datetime(2025, 11, 3, 15, 0, tzinfo=timezone.utc)  # the CSOS Modernization rule's effective date
 VERIFY_AT = SIGNED_AT + timedelta(hours=1)
