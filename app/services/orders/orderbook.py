@@ -37,7 +37,6 @@ from app.models.orderbook import (
 from app.models.states import OrderStatus, check_transition
 from app.models.values import DeaNumber, Ndc, OrderNumber, Schedule
 from app.services.orders.local_dates import local_date, zone_for
-from app.services.orders.descriptions import x12_safe_description
 
 MAX_ORDER_SEQUENCE = 999_999
 _ORDER_NUMBER_PREFIX = re.compile(r"^[0-9]{2}X[0-9A-Z]{0,6}$")
@@ -379,9 +378,9 @@ class OrderBook:
                                code="catalog.unknown_ndc")
             next_number = (session.scalar(select(func.max(OrderLine.line_number))
                                           .where(OrderLine.order_id == order.id)) or 0) + 1
-            description = x12_safe_description(product.name, product.strength, ndc=product_ndc.display)
+            description = " ".join(part for part in (product.name, product.strength) if part).strip()
             line = OrderLine(order_id=order.id, line_number=next_number, product_id=product.id,
-                             ndc=product.ndc, description=description, schedule=product.schedule,
+                             ndc=product.ndc, description=description[:300], schedule=product.schedule,
                              packages=packages, package_quantity=Decimal(product.package_quantity),
                              unit=product.unit)
             session.add(line)

@@ -266,7 +266,9 @@ def order_reasons_for(order: PurchaseOrder, signer: CsosCertificate | None,
     # O2
     try:
         number = OrderNumber.parse(order.order_number or "")
-        year = (signing_time or dt.datetime.combine(order.date_signed, dt.time(), dt.timezone.utc)).year
+        # The year of the order's own date (BEG05, the pharmacy's local date): on 31 December evening in
+        # California the UTC signing time is already next year, the order is not.
+        year = order.date_signed.year if order.date_signed else (signing_time or dt.datetime.now(dt.timezone.utc)).year
         if number.year_two_digits != f"{year % 100:02d}":
             reasons.append(Reason("order_number_invalid",
                                   f"Order number {number.value} must start with the last two digits of the year it "
