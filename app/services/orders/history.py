@@ -1,0 +1,453 @@
+"""Controlled-substance ordering history and the "unusual quantity" notice before signing (issue 21).
+
+Why: a supplier must hold orders that are unusual in size (21 CFR 1301.74(b)); the pharmacy only learns of it when
+an order is held. Here it sees its own pattern — per registration, substance, supplier and month — and is told
+before it signs when an order would make this month unusual. A notice never blocks signing.
+
+What counts: orders signed and later, except cancelled, not accepted and lost ones (a lost order's goods are ordered
+again by its replacement). Ordered = packages and dosage units (packages × quantity in one package: tablets, mL or
+g) of the signed lines; fulfilled = packages received (receipts) × quantity in one package, counted in the month the
+order was signed. Months are the pharmacy's local months (``time_zone`` setting, else the computer's zone).
+
+Substance: the first name of ``resources/controlled_substances.csv`` (in the table's order) found as a whole word in
+the product's generic name, brand name or the line's description — so every NDC of oxycodone counts together.
+Controlled lines whose product names no listed substance count under ``OTHER``.
+
+Each chart is ONE query, aggregated in the database, the same on SQLite and PostgreSQL: lines are summed per NDC
+and month (the month from precomputed UTC month boundaries in a CASE, so no per-dialect date functions), then the
+few summed rows are named by substance (a CASE of ``LIKE`` on the normalised names) and summed again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Iterable, Mapping, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import String, and_, case, func, literal, literal_column, select, type_coerce
+from sqlalchemy.orm import Session
+
+from app.errors import InvalidValue
+from app.models.database import Database
+from app.models.orderbook import Order, OrderLine, Product, Receipt, Registration, Supplier, UtcDateTime
+from app.models.states import OrderStatus
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MONTHS = 24
+BASELINE_MONTHS = 6
+DEFAULT_FACTOR = Decimal(2)
+OTHER = "other"  # controlled lines whose product names no listed substance
+
+# Signed and later; cancelled and not-accepted orders never reached the supplier's books, a lost order is ordered
+# again by its replacement.
+COUNTED_STATUSES = tuple(s for s in OrderStatus if s.is_signed
+                         and s not in (OrderStatus.CANCELLED, OrderStatus.NOT_ACCEPTED, OrderStatus.LOST))
+UNIT_WORDS = {"EA": "units", "ML": "mL", "GR": "g"}
+_SEPARATORS = (",", ";", "/", "(", ")", "-", ".", "+", "&")
+
+
+class HistoryError(InvalidValue):
+    code = "history.invalid"
+
+
+# -- substances ------------------------------------------------------------------------------------------------------
+
+
+def substance_names() -> tuple[str, ...]:
+    """The bundled controlled-substance table's names, in its order (the order decides a two-substance product)."""
+    from app.services.catalog import load_controlled_substances
+
+    return tuple(s.name for s in load_controlled_substances())
+
+
+def substance_label(name: str | None) -> str:
+    if not name or name == OTHER:
+        return "Other controlled products"
+    return name[:1].upper() + name[1:]
+
+
+def _normalise_text(text: str) -> str:
+    lowered = text.lower()
+    for separator in _SEPARATORS:
+        lowered = lowered.replace(separator, " ")
+    return f" {lowered} "
+
+
+def substance_of(text: str, names: Sequence[str] | None = None) -> str:
+    """Python twin of :func:`_substance_case` (the CLI and tests name a product the way the query does)."""
+    normalised = _normalise_text(text)
+    for name in names or substance_names():
+        if f" {name} " in normalised:
+            return name
+    return OTHER
+
+
+def _substance_case(text: Any, names: Sequence[str]) -> Any:
+    normalised = func.lower(text)
+    for separator in _SEPARATORS:
+        normalised = func.replace(normalised, separator, " ")
+    normalised = literal(" ", String) + normalised + literal(" ", String)
+    return case(*[(normalised.like(f"% {name} %"), literal(name, String)) for name in names],
+                else_=literal(OTHER, String))
+
+
+def _product_text(product_generic: Any, product_name: Any, description: Any) -> Any:
+    return (func.coalesce(product_generic, "") + literal(" ", String) + func.coalesce(product_name, "")
+            + literal(" ", String) + func.coalesce(description, ""))
+
+
+# -- months ----------------------------------------------------------------------------------------------------------
+
+
+def pharmacy_zone(settings: Mapping[str, Any] | None = None) -> ZoneInfo | None:
+    """The ``time_zone`` setting (an IANA name such as America/Chicago); None = this computer's zone."""
+    name = str((settings or {}).get("time_zone") or "").strip()
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.info("time_zone setting not a known zone; using the computer's")
+        return None
+
+
+def _local(moment: dt.datetime, zone: ZoneInfo | None) -> dt.datetime:
+    return moment.astimezone(zone) if zone is not None else moment.astimezone()
+
+
+def _month_start_utc(month: dt.date, zone: ZoneInfo | None) -> dt.datetime:
+    naive = dt.datetime(month.year, month.month, 1)
+    # A naive time's astimezone() reads it as the computer's local time, daylight saving included.
+    local = naive.replace(tzinfo=zone) if zone is not None else naive.astimezone()
+    return local.astimezone(dt.timezone.utc)
+
+
+def _add_months(month: dt.date, count: int) -> dt.date:
+    index = month.year * 12 + month.month - 1 + count
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def month_window(now: dt.datetime, months: int, zone: ZoneInfo | None) -> tuple[list[dt.date], list[dt.datetime]]:
+    """The last ``months`` local months ending with the current one, and their ``months + 1`` UTC boundaries."""
+    if not 1 <= months <= 120:
+        raise HistoryError("The history covers 1 to 120 months.", code="history.months")
+    local_now = _local(now, zone)
+    current = dt.date(local_now.year, local_now.month, 1)
+    firsts = [_add_months(current, offset) for offset in range(1 - months, 1)]
+    bounds = [_month_start_utc(m, zone) for m in firsts] + [_month_start_utc(_add_months(current, 1), zone)]
+    return firsts, bounds
+
+
+# -- the aggregation -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    registration: str | None = None  # DEA number
+    supplier: str | None = None  # supplier name
+    schedule: str | None = None  # "II", "IIN", …
+    substances: tuple[str, ...] = ()  # substance names; empty = all
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    registration: str
+    supplier: str
+    month: dt.date
+    substance: str
+    schedule: str
+    unit: str
+    ordered_packages: int
+    ordered_units: Decimal
+    fulfilled_packages: int
+    fulfilled_units: Decimal
+
+    def to_json(self) -> dict[str, Any]:
+        return {"registration": self.registration, "supplier": self.supplier, "month": self.month.strftime("%Y-%m"),
+                "substance": self.substance, "schedule": self.schedule, "unit": self.unit,
+                "ordered_packages": self.ordered_packages, "ordered_units": str(self.ordered_units),
+                "fulfilled_packages": self.fulfilled_packages, "fulfilled_units": str(self.fulfilled_units)}
+
+
+CSV_HEADER = ("registration", "supplier", "month", "substance", "schedule", "unit", "ordered_packages",
+              "ordered_units", "fulfilled_packages", "fulfilled_units")
+
+
+@dataclass
+class HistoryReport:
+    months: list[dt.date]
+    rows: list[HistoryRow]
+    zone_name: str = ""
+
+    def totals(self, key: str = "substance") -> dict[tuple[str, str], dict[str, list[Decimal]]]:
+        """Per (``key`` value, unit): ordered and fulfilled dosage units per month (the chart's series)."""
+        index = {month: position for position, month in enumerate(self.months)}
+        series: dict[tuple[str, str], dict[str, list[Decimal]]] = {}
+        for row in self.rows:
+            name = getattr(row, key)
+            entry = series.setdefault((name, row.unit), {"ordered": [Decimal(0)] * len(self.months),
+                                                         "fulfilled": [Decimal(0)] * len(self.months)})
+            entry["ordered"][index[row.month]] += row.ordered_units
+            entry["fulfilled"][index[row.month]] += row.fulfilled_units
+        return dict(sorted(series.items()))
+
+    def csv_rows(self) -> list[list[str]]:
+        return [[str(v) for v in row.to_json().values()] for row in self.rows]
+
+    def choices(self) -> dict[str, list[str]]:
+        """The values present, for the window's filters."""
+        return {"registration": sorted({r.registration for r in self.rows}),
+                "schedule": sorted({r.schedule for r in self.rows}),
+                "substance": sorted({r.substance for r in self.rows}),
+                "supplier": sorted({r.supplier for r in self.rows})}
+
+
+def _quantity(value: Any) -> Decimal:
+    return Decimal(str(value or 0)).quantize(Decimal("0.001")).normalize() + Decimal(0)
+
+
+def history_query(months_bounds: Sequence[dt.datetime], history_filter: HistoryFilter,
+                  names: Sequence[str]) -> Any:
+    """The one SELECT behind a chart (see the module docstring)."""
+    o, line, product = Order.__table__.c, OrderLine.__table__.c, Product.__table__.c
+    bound = [type_coerce(b, UtcDateTime) for b in months_bounds]
+    month_index = case(*[(o.signed_at < bound[i + 1], literal(i)) for i in range(len(bound) - 1)], else_=None)
+    receipts = Receipt.__table__
+    received = (select(receipts.c.order_line_id, func.sum(receipts.c.packages_received).label("received"))
+                .group_by(receipts.c.order_line_id).subquery("received"))
+    got = func.coalesce(received.c.received, 0)
+    conditions = [Order.__table__.c.status.in_([s.value for s in COUNTED_STATUSES]),
+                  o.signed_at >= bound[0], o.signed_at < bound[-1], line.schedule != "NC"]
+    inner_from = OrderLine.__table__.join(Order.__table__, o.id == line.order_id).outerjoin(
+        received, received.c.order_line_id == line.id)
+    if history_filter.registration:
+        inner_from = inner_from.join(Registration.__table__, Registration.__table__.c.id == o.registration_id)
+        conditions.append(Registration.__table__.c.dea_number == history_filter.registration)
+    if history_filter.supplier:
+        inner_from = inner_from.join(Supplier.__table__, Supplier.__table__.c.id == o.supplier_id)
+        conditions.append(Supplier.__table__.c.name == history_filter.supplier)
+    if history_filter.schedule:
+        conditions.append(line.schedule == history_filter.schedule)
+    # Grouped by output names (month_index, substance): the CASE expressions carry bound values, which PostgreSQL
+    # would not recognise as the same expression if they were repeated in GROUP BY.
+    per_ndc = (select(o.registration_id.label("registration_id"), o.supplier_id.label("supplier_id"),
+                      month_index.label("month_index"), line.ndc.label("ndc"), line.schedule.label("schedule"),
+                      line.unit.label("unit"), func.max(line.description).label("description"),
+                      func.sum(line.packages).label("packages"),
+                      func.sum(line.packages * line.package_quantity).label("units"),
+                      func.sum(got).label("fulfilled_packages"),
+                      func.sum(got * line.package_quantity).label("fulfilled_units"))
+               .select_from(inner_from).where(and_(*conditions))
+               .group_by(o.registration_id, o.supplier_id, literal_column("month_index"), line.ndc, line.schedule,
+                         line.unit)
+               .subquery("per_ndc"))
+    substance = _substance_case(_product_text(product.generic_name, product.name, per_ndc.c.description), names)
+    registration, supplier = Registration.__table__.c, Supplier.__table__.c
+    query = (select(registration.dea_number, supplier.name, per_ndc.c.month_index, substance.label("substance"),
+                    per_ndc.c.schedule, per_ndc.c.unit, func.sum(per_ndc.c.packages),
+                    func.sum(per_ndc.c.units), func.sum(per_ndc.c.fulfilled_packages),
+                    func.sum(per_ndc.c.fulfilled_units))
+             .select_from(per_ndc.join(Registration.__table__, registration.id == per_ndc.c.registration_id)
+                          .join(Supplier.__table__, supplier.id == per_ndc.c.supplier_id)
+                          .outerjoin(Product.__table__, product.ndc == per_ndc.c.ndc))
+             .group_by(registration.dea_number, supplier.name, per_ndc.c.month_index, literal_column("substance"),
+                       per_ndc.c.schedule, per_ndc.c.unit)
+             .order_by(registration.dea_number, literal_column("substance"), per_ndc.c.month_index, supplier.name))
+    if history_filter.substances:
+        query = query.where(substance.in_(list(history_filter.substances)))
+    return query
+
+
+def monthly_history(db: Database | Session, history_filter: HistoryFilter = HistoryFilter(), *,
+                    months: int = DEFAULT_MONTHS, now: dt.datetime | None = None,
+                    zone: ZoneInfo | None = None) -> HistoryReport:
+    """Ordered and fulfilled quantities per registration, substance, supplier and local month (one query)."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    firsts, bounds = month_window(now, months, zone)
+    query = history_query(bounds, history_filter, substance_names())
+    if isinstance(db, Session):
+        result = db.execute(query).all()
+    else:
+        with db.engine.connect() as connection:
+            result = connection.execute(query).all()
+    rows = [HistoryRow(registration=dea, supplier=supplier, month=firsts[int(index)], substance=substance,
+                       schedule=schedule, unit=unit, ordered_packages=int(packages or 0),
+                       ordered_units=_quantity(units), fulfilled_packages=int(fulfilled or 0),
+                       fulfilled_units=_quantity(fulfilled_units))
+            for dea, supplier, index, substance, schedule, unit, packages, units, fulfilled, fulfilled_units
+            in result if index is not None]
+    zone_name = getattr(zone, "key", None) or (_local(now, None).tzname() or "")
+    return HistoryReport(months=firsts, rows=rows, zone_name=zone_name)
+
+
+# -- per-substance limits (settings.json) ------------------------------------------------------------------------
+
+
+def monthly_limits(settings: Mapping[str, Any] | None) -> dict[tuple[str, str], Decimal]:
+    """``monthly_limits``: {DEA number: {substance: dosage units a month}} as the pharmacy entered them."""
+    limits: dict[tuple[str, str], Decimal] = {}
+    configured = (settings or {}).get("monthly_limits")
+    if not isinstance(configured, dict):
+        return limits
+    for dea, per_substance in configured.items():
+        if not isinstance(per_substance, dict):
+            continue
+        for substance, value in per_substance.items():
+            try:
+                amount = Decimal(str(value))
+            except ArithmeticError:
+                continue
+            if amount > 0:
+                limits[(str(dea), str(substance).lower())] = amount
+    return limits
+
+
+def with_monthly_limit(settings: Mapping[str, Any], *, registration: str, substance: str,
+                       limit: str | Decimal | None) -> dict[str, Any]:
+    """The new ``monthly_limits`` value with one limit set (or removed when ``limit`` is empty)."""
+    name = substance.strip().lower()
+    if name not in substance_names():
+        raise HistoryError(f"“{substance}” is not in the controlled-substance table. Use its generic name, e.g. "
+                           "oxycodone.", code="history.substance")
+    current = {dea: dict(values) for dea, values in ((settings or {}).get("monthly_limits") or {}).items()
+               if isinstance(values, dict)}
+    text = "" if limit is None else str(limit).strip().replace(",", "")
+    if not text:
+        current.get(registration, {}).pop(name, None)
+    else:
+        try:
+            amount = Decimal(text)
+        except ArithmeticError:
+            amount = Decimal(-1)
+        if not amount.is_finite() or amount <= 0:
+            raise HistoryError(f"“{limit}” is not a quantity. Enter the number of tablets, mL or g a month, e.g. "
+                               "3000.", code="history.limit")
+        current.setdefault(registration, {})[name] = format(amount.normalize(), "f")
+    return {dea: values for dea, values in current.items() if values}
+
+
+# -- the notice ------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UsageNotice:
+    """One controlled substance of an order being signed that would make this month unusual."""
+
+    substance: str
+    unit: str
+    this_order: Decimal
+    month_before: Decimal  # already ordered this month, without this order
+    usual: Decimal  # monthly average of the previous BASELINE_MONTHS months
+    limit: Decimal | None  # the pharmacy's own limit, when it entered one
+    registration: str
+    message: str = field(default="")
+
+    @property
+    def projected(self) -> Decimal:
+        return self.month_before + self.this_order
+
+    @property
+    def ratio(self) -> Decimal | None:
+        return (self.projected / self.usual).quantize(Decimal("0.1")) if self.usual else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"substance": self.substance, "unit": self.unit, "registration": self.registration,
+                "this_order": str(self.this_order), "month_before": str(self.month_before),
+                "projected": str(self.projected), "usual_monthly": str(self.usual),
+                "ratio": None if self.ratio is None else str(self.ratio),
+                "limit": None if self.limit is None else str(self.limit), "message": self.message}
+
+
+def _amount(value: Decimal, unit: str) -> str:
+    number = f"{value:,.0f}" if value == value.to_integral_value() else f"{value:,.1f}"
+    return f"{number} {UNIT_WORDS.get(unit, unit.lower())}"
+
+
+def _order_lines(session: Session, order_id: int, names: Sequence[str]) -> tuple[str | None, list[tuple[str, str,
+                                                                                                        Decimal]]]:
+    line, product = OrderLine.__table__.c, Product.__table__.c
+    substance = _substance_case(_product_text(product.generic_name, product.name, line.description), names)
+    rows = session.execute(
+        select(Registration.__table__.c.dea_number, substance, line.unit, line.packages * line.package_quantity)
+        .select_from(OrderLine.__table__.join(Order.__table__, Order.__table__.c.id == line.order_id)
+                     .join(Registration.__table__, Registration.__table__.c.id == Order.__table__.c.registration_id)
+                     .outerjoin(Product.__table__, product.ndc == line.ndc))
+        .where(line.order_id == order_id, line.schedule != "NC")).all()
+    dea = rows[0][0] if rows else None
+    return dea, [(name, unit, _quantity(units)) for _dea, name, unit, units in rows if name != OTHER]
+
+
+def unusual_quantities(db: Database, order_id: int, *, now: dt.datetime | None = None,
+                       zone: ZoneInfo | None = None, limits: Mapping[tuple[str, str], Decimal] | None = None,
+                       factor: Decimal = DEFAULT_FACTOR) -> list[UsageNotice]:
+    """The notices for an order about to be signed: per controlled substance of its lines, this month's total with
+    this order above the pharmacy's limit for it (when entered), else above ``factor`` × the average of the
+    previous six months. Two queries: the order's lines, and the registration's history for those substances."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    names = substance_names()
+    limits = limits or {}
+    with db.session() as session:
+        dea, lines = _order_lines(session, order_id, names)
+        if not lines or dea is None:
+            return []
+        wanted: dict[tuple[str, str], Decimal] = {}
+        for name, unit, units in lines:
+            wanted[(name, unit)] = wanted.get((name, unit), Decimal(0)) + units
+        firsts, bounds = month_window(now, BASELINE_MONTHS + 1, zone)
+        query = history_query(bounds, HistoryFilter(registration=dea,
+                                                    substances=tuple(sorted({n for n, _u in wanted}))), names)
+        per_month: dict[tuple[str, str], list[Decimal]] = {key: [Decimal(0)] * len(firsts) for key in wanted}
+        for _dea, _supplier, index, substance, _schedule, unit, _p, units, _fp, _fu in session.execute(query):
+            if index is not None and (substance, unit) in per_month:
+                per_month[(substance, unit)][int(index)] += _quantity(units)
+    notices = []
+    for (name, unit), this_order in wanted.items():
+        months = per_month[(name, unit)]
+        usual = (sum(months[:-1], Decimal(0)) / BASELINE_MONTHS).quantize(Decimal("0.1"))
+        notice = UsageNotice(substance=name, unit=unit, this_order=this_order, month_before=months[-1],
+                             usual=usual, limit=limits.get((dea, name)), registration=dea)
+        message = _notice_message(notice, factor)
+        if message:
+            notices.append(UsageNotice(**{**notice.__dict__, "message": message}))
+    return notices
+
+
+def _notice_message(notice: UsageNotice, factor: Decimal) -> str:
+    label = substance_label(notice.substance)
+    if notice.limit is not None:
+        if notice.projected <= notice.limit:
+            return ""
+        return (f"{label} this month would be {_amount(notice.projected, notice.unit)}, above the "
+                f"{_amount(notice.limit, notice.unit)} a month you set: your supplier may hold this order for "
+                "review.")
+    if not notice.usual or notice.projected <= factor * notice.usual:
+        return ""
+    return (f"{label} this month would be {notice.ratio}× your usual: your supplier may hold this order for "
+            f"review. ({_amount(notice.projected, notice.unit)} with this order; about "
+            f"{_amount(notice.usual, notice.unit)} a month over the last {BASELINE_MONTHS} months.)")
+
+
+def history_rows_for_records(db: Database, *, now: dt.datetime | None = None, months: int = DEFAULT_MONTHS,
+                             zone: ZoneInfo | None = None) -> list[dict[str, Any]]:
+    """Per registration and substance: ordered and fulfilled dosage units per month, for the records PDF's page."""
+    report = monthly_history(db, months=months, now=now, zone=zone)
+    table: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in report.rows:
+        entry = table.setdefault((row.registration, row.substance, row.unit), {
+            "registration": row.registration, "substance": substance_label(row.substance),
+            "unit": UNIT_WORDS.get(row.unit, row.unit), "months": {}})
+        ordered, fulfilled = entry["months"].get(row.month.strftime("%Y-%m"), (Decimal(0), Decimal(0)))
+        entry["months"][row.month.strftime("%Y-%m")] = (ordered + row.ordered_units,
+                                                        fulfilled + row.fulfilled_units)
+    return [dict(value, months=[(month, str(o), str(f)) for month, (o, f) in sorted(value["months"].items())])
+            for _key, value in sorted(table.items())]
+
+
+def iter_limits_text(limits: Mapping[tuple[str, str], Decimal]) -> Iterable[str]:
+    for (dea, substance), amount in sorted(limits.items()):
+        yield f"{dea} {substance_label(substance)}: {amount} a month"
+

@@ -1,0 +1,30 @@
+"""The ordering-history and notice tests of tests/unit/orders/test_history.py, run again on PostgreSQL.
+
+Same functions, ``db`` overridden to a fresh PostgreSQL database: the one query per chart (month CASE over UTC
+boundaries, substance CASE of LIKE, GROUP BY output names) must give the same figures on both engines.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from app.models.database import open_database
+from tests.unit.orders.test_history import (  # noqa: F401 - re-collected by pytest on this engine
+    test_a_limit_the_pharmacy_entered_replaces_the_usual,
+    test_cancelled_not_accepted_and_draft_orders_are_not_counted,
+    test_every_ndc_of_a_substance_counts_together_in_dosage_units,
+    test_months_are_the_pharmacys_local_months,
+    test_no_notice_without_history_or_controlled_lines,
+    test_notice_when_this_month_would_pass_twice_the_usual,
+    test_partial_receipts_are_fulfilled_beside_ordered,
+    test_window_is_the_last_months_and_filters_narrow,
+    world,
+)
+
+
+@pytest.fixture
+def db(postgres_url):
+    database = open_database(postgres_url)
+    assert database.engine.dialect.name == "postgresql"
+    yield database
+    database.close()
