@@ -482,10 +482,28 @@ def test_codec_does_not_import_sqlalchemy():
     import ast
     import pathlib
 
-    tree = ast.parse(pathlib.Path(x12.__file__).read_text())
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    modules = sorted(pathlib.Path(x12.__file__).parent.glob("*.py"))  # the package: core and one module per set
+    assert {m.name for m in modules} >= {"__init__.py", "core.py", "po850.py", "ack855.py", "ship856.py", "void865.py"}
+    imported: set[str] = set()
+    for module in modules:
+        tree = ast.parse(module.read_text())
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    assert "app.models.values" in imported  # the walk reaches the modules' imports
     assert not any(name.startswith(("sqlalchemy", "app.models.orderbook", "PySide6")) for name in imported)
+
+
+def test_the_package_exports_its_public_api_and_every_name_is_there():
+    """Callers do ``from app.services.signing import x12`` and use these names; the split into modules keeps them."""
+    assert set(x12.__all__) == {
+        "SEGMENT_TERMINATOR", "ELEMENT_SEPARATOR", "SUBELEMENT_SEPARATOR", "X12Error", "Party", "OrderLine850",
+        "PurchaseOrder", "AckStatus", "LineStatus", "AckLine", "Acknowledgement855", "ShipmentLine", "Shipment856",
+        "VoidNotice", "Document", "Envelope", "Interchange", "write", "write_850", "write_855", "write_856",
+        "write_void", "write_865", "parse_interchange", "parse_any", "parse_850", "parse_855", "parse_856",
+        "parse_void", "parse_865",
+    }
+    assert all(hasattr(x12, name) for name in x12.__all__)
+    assert x12.write_void is x12.write_865 and x12.parse_void is x12.parse_865
 
 
 def test_an_address_split_one_line_per_n3_is_refused_as_a_second_spelling():

@@ -1,11 +1,5 @@
-"""ASC X12 004010 codec for CSOS orders and the supplier's replies (DESIGN.md §5).
-
-Four transaction sets, one interchange / one functional group / one transaction set each:
-
-- **850** purchase order — the payload that gets signed (duty O1, O2, O3);
-- **855** purchase order acknowledgement — acceptance, acceptance with changes, non-acceptance (O6);
-- **856** ship notice — packages shipped per line and the ship date (O4, O5);
-- **865** seller-initiated change — our *void notice*, whole order or per line (O8).
+"""The X12 codec core: delimiters, character rules, errors, element codecs, segment writing and reading, and the
+envelope (ISA/GS/ST ... SE/GE/IEA) that wraps every transaction set.
 
 Delimiters are fixed: ``~`` segment terminator, ``*`` element separator, ``>`` sub-element separator. Data never
 contains a delimiter: the writer rejects it (never escapes it), the parser never sees one inside an element.
@@ -22,29 +16,22 @@ without leading or trailing spaces. Anything else is rejected on write and on pa
 Every failure is an :class:`X12Error` with a stable ``code`` and, where it applies, the segment id and its position
 (segment index in the interchange, ISA = 1; element index, 1-based).
 
-The codec works on its own frozen dataclasses; it knows nothing about the order book.
+The names with a leading underscore are the package's own: the transaction set modules (``po850``, ``ack855``,
+``ship856``, ``void865``) build on them; callers use the public API of the ``x12`` package.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import enum
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, NamedTuple, Union
 
 from app.errors import CsosError, InvalidValue
-from app.models.values import DeaNumber, Ndc, OrderNumber, PackageUnit
+from app.models.values import Ndc, OrderNumber
 
-__all__ = [
-    "SEGMENT_TERMINATOR", "ELEMENT_SEPARATOR", "SUBELEMENT_SEPARATOR",
-    "X12Error", "Party", "OrderLine850", "PurchaseOrder", "AckStatus", "LineStatus", "AckLine",
-    "Acknowledgement855", "ShipmentLine", "Shipment856", "VoidNotice", "Document", "Envelope", "Interchange",
-    "write", "write_850", "write_855", "write_856", "write_void", "write_865",
-    "parse_interchange", "parse_any", "parse_850", "parse_855", "parse_856", "parse_void", "parse_865",
-]
+__all__ = ["SEGMENT_TERMINATOR", "ELEMENT_SEPARATOR", "SUBELEMENT_SEPARATOR", "X12Error", "Envelope"]
 
 SEGMENT_TERMINATOR = "~"
 ELEMENT_SEPARATOR = "*"
@@ -131,134 +118,13 @@ def _fail(code: str, loc: _Loc | None, what: str, *, value_code: str | None = No
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Documents
+# Documents: what every transaction set shares
 
 
 def _as_tuple(obj: Any, name: str) -> None:
     value = getattr(obj, name)
     if isinstance(value, list):
         object.__setattr__(obj, name, tuple(value))
-
-
-@dataclass(frozen=True, slots=True)
-class Party:
-    """N1 loop. ``dea_number`` and the address may be absent for the supplier only (O1: the supplier completes them);
-    the address is all or nothing: 1-4 address lines, city, state, postal code."""
-
-    name: str
-    dea_number: str | None = None
-    address_lines: tuple[str, ...] = ()
-    city: str | None = None
-    state: str | None = None
-    postal_code: str | None = None
-
-    def __post_init__(self) -> None:
-        _as_tuple(self, "address_lines")
-
-
-@dataclass(frozen=True, slots=True)
-class OrderLine850:
-    """One PO1 loop: PO1 (line number, packages, NDC) + PID (description) + PO4 (quantity in one package, unit)."""
-
-    line_number: int
-    packages: int
-    ndc: str  # 11 digits, no hyphens
-    description: str  # product name and strength
-    package_quantity: int | Decimal
-    unit: PackageUnit
-
-
-@dataclass(frozen=True, slots=True)
-class PurchaseOrder:
-    """850. The signed payload."""
-
-    order_number: str
-    date_signed: _dt.date
-    purchaser: Party
-    supplier: Party
-    lines: tuple[OrderLine850, ...]
-
-    def __post_init__(self) -> None:
-        _as_tuple(self, "lines")
-
-
-class AckStatus(enum.Enum):
-    """BAK02 (X12 element 587). Member names give the meaning X12 assigns to each code."""
-
-    ACCEPTED = "AD"  # Acknowledge - With Detail, No Change
-    ACCEPTED_WITH_CHANGES = "AC"  # Acknowledge - With Detail and Change
-    REJECTED = "RJ"  # Rejected (statement of non-acceptance, O6)
-
-
-class LineStatus(enum.Enum):
-    """ACK01 (X12 element 668)."""
-
-    ACCEPTED = "IA"  # Item Accepted
-    REJECTED = "IR"  # Item Rejected
-    BACKORDERED = "IB"  # Item Backordered
-    QUANTITY_CHANGED = "IQ"  # Item Accepted - Quantity Changed
-
-
-@dataclass(frozen=True, slots=True)
-class AckLine:
-    """One 855 PO1 loop: PO1 (line number, optional NDC) + ACK (status, packages) + optional N9/MSG reason."""
-
-    line_number: int
-    status: LineStatus
-    quantity: int  # packages the status applies to (accepted, backordered, new quantity...); 0 allowed
-    ndc: str | None = None
-    reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Acknowledgement855:
-    order_number: str
-    order_date: _dt.date  # BAK04, mandatory in 004010: the date the order was signed
-    status: AckStatus
-    date: _dt.date  # BAK09 acknowledgement date
-    reason: str | None = None  # heading N9*L1*REASON + MSG
-    lines: tuple[AckLine, ...] = ()
-
-    def __post_init__(self) -> None:
-        _as_tuple(self, "lines")
-
-
-@dataclass(frozen=True, slots=True)
-class ShipmentLine:
-    line_number: int  # LIN01: the order's PO1 line number
-    ndc: str
-    packages_shipped: int  # SN102; 0 allowed
-
-
-@dataclass(frozen=True, slots=True)
-class Shipment856:
-    order_number: str
-    shipment_id: str  # BSN02, 2-30 characters
-    ship_date: _dt.date  # DTM*011
-    created_at: _dt.datetime  # BSN03/BSN04: when the supplier made the notice (minute precision)
-    lines: tuple[ShipmentLine, ...]
-
-    def __post_init__(self) -> None:
-        _as_tuple(self, "lines")
-
-
-@dataclass(frozen=True, slots=True)
-class VoidNotice:
-    """865 seller-initiated change. Whole order: BCA01 = 01 (cancellation), no POC. Partial: BCA01 = 04 (change),
-    one ``POC*<line>*DI`` (delete item) per voided line."""
-
-    order_number: str
-    order_date: _dt.date  # BCA06, mandatory: the date the order was signed
-    date: _dt.date  # BCA10: date of the void
-    whole_order: bool
-    voided_lines: tuple[int, ...] = ()
-    reason: str | None = None
-
-    def __post_init__(self) -> None:
-        _as_tuple(self, "voided_lines")
-
-
-Document = Union[PurchaseOrder, Acknowledgement855, Shipment856, VoidNotice]
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,12 +155,6 @@ class Envelope:
             object.__setattr__(self, "application_sender_id", None)
         if self.application_receiver_id == self.receiver_id:
             object.__setattr__(self, "application_receiver_id", None)
-
-
-@dataclass(frozen=True, slots=True)
-class Interchange:
-    envelope: Envelope
-    document: Document
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -417,43 +277,6 @@ class _Int(_Codec):
         return self._range(int(text), loc)
 
 
-class _PackageQuantity(_Codec):
-    """PO402 (R, 1-8 digits): a positive int or Decimal. Written without exponent, leading or trailing zeros."""
-
-    pattern = re.compile(r"(0|[1-9][0-9]*)(\.[0-9]*[1-9])?")
-    label = "quantity in one package"
-
-    def _digits_ok(self, text: str, loc: _Loc) -> None:
-        if sum(c.isdigit() for c in text) > 8:
-            raise _fail("x12.bad_element", loc, f"the {self.label} {text} has more than 8 digits.")
-
-    def encode(self, value: Any, loc: _Loc) -> str:
-        if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
-            raise _fail("x12.bad_element", loc, f"the {self.label} must be an int or Decimal, not {value!r}.")
-        if isinstance(value, Decimal) and not value.is_finite():
-            raise _fail("x12.bad_element", loc, f"the {self.label} must be a number, not {value}.")
-        if value <= 0:
-            raise _fail("x12.bad_element", loc, f"the {self.label} must be greater than zero, not {value}.")
-        if isinstance(value, int):
-            text = str(value)
-        else:
-            text = format(value.normalize(), "f")
-            if "." in text:
-                text = text.rstrip("0").rstrip(".")
-        self._digits_ok(text, loc)
-        return text
-
-    def decode(self, text: str, loc: _Loc) -> int | Decimal:
-        if len(text) > 10 or not self.pattern.fullmatch(text):
-            raise _fail("x12.bad_element", loc,
-                        f"the {self.label} {text!r} is not a number as X12 writes it (e.g. 100 or 2.5).")
-        self._digits_ok(text, loc)
-        value: int | Decimal = Decimal(text) if "." in text else int(text)
-        if value <= 0:
-            raise _fail("x12.bad_element", loc, f"the {self.label} must be greater than zero, not {text}.")
-        return value
-
-
 class _Date8(_Codec):
     """CCYYMMDD."""
 
@@ -520,8 +343,6 @@ class _Domain(_Codec):
         return self._check(text, loc)
 
 
-_DEA = _Domain("DEA number", DeaNumber.parse, lambda v: v.value, re.compile(r"[A-Z]{2}[0-9]{7}"),
-               "as 2 capital letters and 7 digits")
 _NDC = _Domain("NDC", Ndc.parse, lambda v: v.digits, re.compile(r"[0-9]{11}"), "as 11 digits without hyphens")
 _ORDER_NUMBER = _Domain("order number", OrderNumber.parse, lambda v: v.value, re.compile(r"[0-9]{2}X[0-9A-Z]{6}"),
                         "in capitals, e.g. 26X000001")
@@ -546,14 +367,9 @@ class _Control(_Codec):
         raise _fail("x12.envelope", loc, f"the {self.label} {text!r} is not {self.width}-digit control number.")
 
 
-_UNIT = _Code({u.value: u for u in PackageUnit}, "package unit (PO403)")
-_ACK_STATUS = _Code({s.value: s for s in AckStatus}, "acknowledgement type (BAK02)")
-_LINE_STATUS = _Code({s.value: s for s in LineStatus}, "line item status (ACK01)")
 _LINE_NUMBER = _Int("line number", minimum=1, max_digits=6)
-_PACKAGES = _Int("number of packages", minimum=1, max_digits=9)
 _QUANTITY = _Int("quantity", minimum=0, max_digits=9)
 _COUNT = _Int("count", minimum=0, max_digits=6)
-_HL_ID = _Int("hierarchical id", minimum=1, max_digits=6)
 _CONTROL_ISA = _Control("interchange control number", 9)
 _CONTROL_GS = _Control("group control number", 1)
 _CONTROL_ST = _Control("transaction set control number", 4)
@@ -587,82 +403,9 @@ _SE_SPEC: _Spec = (_req(_COUNT), _req(_CONTROL_ST))
 _GE_SPEC: _Spec = (_req(_COUNT), _req(_CONTROL_GS))
 _IEA_SPEC: _Spec = (_req(_COUNT), _req(_CONTROL_ISA))
 
-_N1_SPEC: _Spec = (
-    _req(_Code({"BY": "BY", "SU": "SU"}, "entity identifier code (N101)")),
-    _req(_Text(1, 60, "name")),
-    _opt(_Literal("11", "identification code qualifier (11 = DEA number)")),
-    _opt(_DEA),
-)
-_N3_SPEC: _Spec = (_req(_Text(1, 55, "address line")), _opt(_Text(1, 55, "address line")))
-_N4_SPEC: _Spec = (
-    _req(_Text(2, 30, "city")),
-    _req(_Domain("state", lambda s: s, lambda s: s, re.compile(r"[A-Z]{2}"), "as 2 capital letters")),
-    _req(_Text(3, 15, "postal code")),
-)
 _CTT_SPEC: _Spec = (_req(_COUNT),)
 _N9_SPEC: _Spec = (_req(_Literal("L1", "reference qualifier")), _req(_Literal("REASON", "reference id")))
 _MSG_SPEC: _Spec = (_req(_Text(1, 264, "reason")),)
-
-_BEG_SPEC: _Spec = (
-    _req(_Literal("00", "transaction set purpose code (00 = original)")),
-    _req(_Literal("SA", "purchase order type code (SA = stand-alone)")),
-    _req(_ORDER_NUMBER),
-    None,
-    _req(_Date8("date signed")),
-)
-_PO1_850_SPEC: _Spec = (
-    _req(_LINE_NUMBER),
-    _req(_PACKAGES),
-    _req(_Literal("EA", "unit of the number of packages")),
-    None,
-    None,
-    _req(_Literal("N4", "product id qualifier (N4 = NDC 5-4-2)")),
-    _req(_NDC),
-)
-_PID_SPEC: _Spec = (_req(_Literal("F", "item description type (F = free-form)")), None, None, None,
-                    _req(_Text(1, 80, "product name and strength")))
-_PO4_SPEC: _Spec = (_req(_Literal("1", "pack", code="x12.bad_element")), _req(_PackageQuantity()), _req(_UNIT))
-
-_BAK_SPEC: _Spec = (
-    _req(_Literal("00", "transaction set purpose code (00 = original)")),
-    _req(_ACK_STATUS),
-    _req(_ORDER_NUMBER),
-    _req(_Date8("order date")),
-    None, None, None, None,
-    _req(_Date8("acknowledgement date")),
-)
-_PO1_855_SPEC: _Spec = (
-    _req(_LINE_NUMBER), None, None, None, None,
-    _opt(_Literal("N4", "product id qualifier (N4 = NDC 5-4-2)")),
-    _opt(_NDC),
-)
-_ACK_SPEC: _Spec = (_req(_LINE_STATUS), _req(_QUANTITY), _req(_Literal("EA", "unit of the quantity")))
-
-_BSN_SPEC: _Spec = (
-    _req(_Literal("00", "transaction set purpose code (00 = original)")),
-    _req(_Text(2, 30, "shipment id")),
-    _req(_Date8("notice date")),
-    _req(_Time4("notice time")),
-)
-_HL_SPEC: _Spec = (
-    _req(_HL_ID), _opt(_HL_ID),
-    _req(_Code({"S": "S", "O": "O", "I": "I"}, "hierarchical level code (S, O, I)")),
-)
-_DTM_SPEC: _Spec = (_req(_Literal("011", "date/time qualifier (011 = shipped)")), _req(_Date8("ship date")))
-_PRF_SPEC: _Spec = (_req(_ORDER_NUMBER),)
-_LIN_SPEC: _Spec = (_req(_LINE_NUMBER), _req(_Literal("N4", "product id qualifier (N4 = NDC 5-4-2)")), _req(_NDC))
-_SN1_SPEC: _Spec = (None, _req(_QUANTITY), _req(_Literal("EA", "unit of the packages shipped")))
-
-_BCA_SPEC: _Spec = (
-    _req(_Code({"01": True, "04": False}, "transaction set purpose code (01 = cancellation, 04 = change)")),
-    None,
-    _req(_ORDER_NUMBER),
-    None, None,
-    _req(_Date8("order date")),
-    None, None, None,
-    _req(_Date8("void date")),
-)
-_POC_SPEC: _Spec = (_req(_LINE_NUMBER), _req(_Literal("DI", "change type code (DI = delete item)")))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -793,161 +536,15 @@ def _write_reason(w: _Writer, reason: str | None) -> None:
         w.emit("MSG", _MSG_SPEC, [reason])
 
 
-def _write_party(w: _Writer, entity: str, party: Party, *, require_dea: bool, require_address: bool) -> None:
-    _expect_type(party, Party, w.loc("N1"))
-    if require_dea and party.dea_number is None:
-        raise _fail("x12.missing_element", w.loc("N1", 4), "the purchaser's DEA number is required.")
-    dea = party.dea_number
-    w.emit("N1", _N1_SPEC, [entity, party.name, None if dea is None else "11", dea])
-    lines = party.address_lines
-    _expect_type(lines, tuple, w.loc("N3"))
-    if not lines and party.city is None and party.state is None and party.postal_code is None:
-        if require_address:
-            raise _fail("x12.missing_segment", w.loc("N3"), "the purchaser's address is required.")
-        return
-    if not lines:
-        raise _fail("x12.missing_element", w.loc("N3", 1), "the address has a city but no address line.")
-    if len(lines) > 4:
-        raise _fail("x12.bad_element", w.loc("N3"), f"an address has at most 4 lines, not {len(lines)}.")
-    for start in range(0, len(lines), 2):
-        pair = list(lines[start:start + 2])
-        w.emit("N3", _N3_SPEC, pair + [None] * (2 - len(pair)))
-    w.emit("N4", _N4_SPEC, [party.city, party.state, party.postal_code])
-
-
-def _write_850_body(w: _Writer, order: PurchaseOrder) -> None:
-    w.emit("BEG", _BEG_SPEC, ["00", "SA", order.order_number, None, order.date_signed])
-    _write_party(w, "BY", order.purchaser, require_dea=True, require_address=True)
-    _write_party(w, "SU", order.supplier, require_dea=False, require_address=False)
-    _expect_type(order.lines, tuple, w.loc("PO1"))
-    if not order.lines:
-        raise _fail("x12.missing_segment", w.loc("PO1"), "an order needs at least one line.")
-    seen: set[int] = set()
-    for line in order.lines:
-        _expect_type(line, OrderLine850, w.loc("PO1"))
-        _check_unique(line.line_number, seen, w.loc("PO1", 1))
-        w.emit("PO1", _PO1_850_SPEC, [line.line_number, line.packages, "EA", None, None, "N4", line.ndc])
-        w.emit("PID", _PID_SPEC, ["F", None, None, None, line.description])
-        w.emit("PO4", _PO4_SPEC, ["1", line.package_quantity, line.unit])
-    w.emit("CTT", _CTT_SPEC, [len(order.lines)])
-
-
-def _write_855_body(w: _Writer, ack: Acknowledgement855) -> None:
-    w.emit("BAK", _BAK_SPEC, ["00", ack.status, ack.order_number, ack.order_date, None, None, None, None, ack.date])
-    _write_reason(w, ack.reason)
-    _expect_type(ack.lines, tuple, w.loc("PO1"))
-    seen: set[int] = set()
-    for line in ack.lines:
-        _expect_type(line, AckLine, w.loc("PO1"))
-        _check_unique(line.line_number, seen, w.loc("PO1", 1))
-        w.emit("PO1", _PO1_855_SPEC, [line.line_number, None, None, None, None,
-                                      None if line.ndc is None else "N4", line.ndc])
-        w.emit("ACK", _ACK_SPEC, [line.status, line.quantity, "EA"])
-        _write_reason(w, line.reason)
-    w.emit("CTT", _CTT_SPEC, [len(ack.lines)])
-
-
-def _write_856_body(w: _Writer, shipment: Shipment856) -> None:
-    created = shipment.created_at
-    if not isinstance(created, _dt.datetime):
-        raise _fail("x12.bad_element", w.loc("BSN", 3), f"created_at must be a datetime, not {created!r}.")
-    w.emit("BSN", _BSN_SPEC, ["00", shipment.shipment_id, created.date(), created.time()])
-    w.emit("HL", _HL_SPEC, [1, None, "S"])
-    w.emit("DTM", _DTM_SPEC, ["011", shipment.ship_date])
-    w.emit("HL", _HL_SPEC, [2, 1, "O"])
-    w.emit("PRF", _PRF_SPEC, [shipment.order_number])
-    _expect_type(shipment.lines, tuple, w.loc("HL"))
-    if not shipment.lines:
-        raise _fail("x12.missing_segment", w.loc("HL"), "a ship notice needs at least one item.")
-    seen: set[int] = set()
-    for number, line in enumerate(shipment.lines, start=3):
-        _expect_type(line, ShipmentLine, w.loc("HL"))
-        w.emit("HL", _HL_SPEC, [number, 2, "I"])
-        _check_unique(line.line_number, seen, w.loc("LIN", 1))
-        w.emit("LIN", _LIN_SPEC, [line.line_number, "N4", line.ndc])
-        w.emit("SN1", _SN1_SPEC, [None, line.packages_shipped, "EA"])
-    w.emit("CTT", _CTT_SPEC, [len(shipment.lines)])
-
-
-def _write_865_body(w: _Writer, void: VoidNotice) -> None:
-    whole = _bool(void.whole_order, w.loc("BCA", 1))
-    _expect_type(void.voided_lines, tuple, w.loc("POC"))
-    if whole and void.voided_lines:
-        raise _fail("x12.bad_element", w.loc("BCA", 1),
-                    "a whole-order void lists no lines (voided_lines must be empty).")
-    w.emit("BCA", _BCA_SPEC, [whole, None, void.order_number, None, None, void.order_date, None, None, None,
-                              void.date])
-    _write_reason(w, void.reason)
-    if not whole and not void.voided_lines:
-        raise _fail("x12.missing_segment", w.loc("POC"), "a partial void lists at least one voided line.")
-    seen: set[int] = set()
-    for line_number in void.voided_lines:
-        _check_unique(line_number, seen, w.loc("POC", 1))
-        w.emit("POC", _POC_SPEC, [line_number, "DI"])
-    w.emit("CTT", _CTT_SPEC, [len(void.voided_lines)])
-
-
-_WRITERS: dict[type, tuple[str, Callable[[_Writer, Any], None]]] = {
-    PurchaseOrder: ("850", _write_850_body),
-    Acknowledgement855: ("855", _write_855_body),
-    Shipment856: ("856", _write_856_body),
-    VoidNotice: ("865", _write_865_body),
-}
-
-
-def write(document: Document, envelope: Envelope) -> bytes:
-    """Write one document in one interchange. Deterministic: the same input always gives the same bytes."""
-    entry = _WRITERS.get(type(document))
-    if entry is None:
-        raise _fail("x12.bad_element", None, f"cannot write a {type(document).__name__} as X12.")
-    transaction_set, body = entry
+def _write_interchange(document: Any, envelope: Envelope, transaction_set: str,
+                       body: Callable[[_Writer, Any], None]) -> bytes:
+    """One document in one interchange: the envelope around the transaction set's ``body``."""
     w = _Writer()
     _write_envelope_head(w, envelope, transaction_set)
     st_index = len(w.segments)
     body(w, document)
     _write_envelope_tail(w, envelope, st_index)
     return w.bytes()
-
-
-def _envelope_writer(name: str, cls: type) -> Callable[..., bytes]:
-    def writer(
-        document: Any,
-        *,
-        interchange_control_number: int,
-        group_control_number: int,
-        sender_id: str,
-        receiver_id: str,
-        created_at: _dt.datetime,
-        transaction_control_number: int = 1,
-        sender_qualifier: str = "ZZ",
-        receiver_qualifier: str = "ZZ",
-        usage_indicator: str = "P",
-        acknowledgment_requested: bool = False,
-        application_sender_id: str | None = None,
-        application_receiver_id: str | None = None,
-    ) -> bytes:
-        if not isinstance(document, cls):
-            raise _fail("x12.bad_element", None, f"{name} writes a {cls.__name__}, not {type(document).__name__}.")
-        return write(document, Envelope(
-            sender_id=sender_id, receiver_id=receiver_id, created_at=created_at,
-            interchange_control_number=interchange_control_number, group_control_number=group_control_number,
-            transaction_control_number=transaction_control_number, sender_qualifier=sender_qualifier,
-            receiver_qualifier=receiver_qualifier, usage_indicator=usage_indicator,
-            acknowledgment_requested=acknowledgment_requested, application_sender_id=application_sender_id,
-            application_receiver_id=application_receiver_id,
-        ))
-
-    writer.__name__ = writer.__qualname__ = name
-    writer.__doc__ = (f"Write a {cls.__name__} as one X12 interchange. Keyword arguments are the Envelope fields; "
-                      "control numbers must be unique per sender (the caller's job).")
-    return writer
-
-
-write_850 = _envelope_writer("write_850", PurchaseOrder)
-write_855 = _envelope_writer("write_855", Acknowledgement855)
-write_856 = _envelope_writer("write_856", Shipment856)
-write_865 = _envelope_writer("write_865", VoidNotice)
-write_void = write_865
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -968,8 +565,9 @@ _SEGMENT_ID = re.compile(r"[A-Z][A-Z0-9]{1,2}")
 _CLEAN_AFTER_ISA = re.compile(r"[\x20-\x3D\x3F-\x7E]*")  # _CLEAN_SEGMENT plus the segment terminator
 
 
-def _tokenize(data: Any) -> tuple[str, list[_Seg]]:
-    """Split an interchange into the ISA text (fixed width, checked later) and the following segments."""
+def _tokenize(data: Any, known: frozenset[str]) -> tuple[str, list[_Seg]]:
+    """Split an interchange into the ISA text (fixed width, checked later) and the following segments. ``known``
+    segment ids skip the segment id pattern check (they all match it)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise _fail("x12.malformed", None, f"X12 data must be bytes, not {type(data).__name__}.")
     raw = bytes(data)
@@ -1002,7 +600,7 @@ def _tokenize(data: Any) -> tuple[str, list[_Seg]]:
             raise _fail("x12.malformed", _Loc("?", index), "empty segment (two terminators in a row).")
         parts = body.split(ELEMENT_SEPARATOR)
         segment_id = parts[0]
-        if segment_id not in _ALL_KNOWN and not _SEGMENT_ID.fullmatch(segment_id):
+        if segment_id not in known and not _SEGMENT_ID.fullmatch(segment_id):
             raise _fail("x12.malformed", _Loc(segment_id[:3], index), f"{segment_id[:20]!r} is not a segment id.")
         del parts[0]
         seg = _Seg(segment_id, parts, index)
@@ -1152,44 +750,6 @@ def _parse_reason(r: _Reader) -> str | None:
     return reason
 
 
-def _parse_party(r: _Reader, entity: str, *, require_dea: bool, require_address: bool) -> Party:
-    role = "purchaser (N1*BY)" if entity == "BY" else "supplier (N1*SU)"
-    n1 = r.take("N1", f"the {role}")
-    code, name, qualifier, dea = _decode(n1, _N1_SPEC)
-    if code != entity:
-        raise _fail("x12.missing_segment", n1.loc(1), f"the {role} was expected here, found N1*{code}.")
-    if qualifier is not None and dea is None:
-        raise _fail("x12.missing_element", n1.loc(4), "the DEA number is missing after qualifier 11.")
-    if dea is not None and qualifier is None:
-        raise _fail("x12.missing_element", n1.loc(3), "the identification code qualifier (11) is missing.")
-    if require_dea and dea is None:
-        raise _fail("x12.missing_element", n1.loc(3), f"the {role} must carry its DEA number (N1*BY*name*11*DEA).")
-    lines: list[str] = []
-    n3_count = 0
-    while r.peek_id() == "N3":
-        n3 = r.take("N3")
-        n3_count += 1
-        if n3_count > 2:
-            raise _fail("x12.unexpected_segment", n3.loc(), "at most two N3 segments per party.")
-        pair = [v for v in _decode(n3, _N3_SPEC) if v is not None]
-        if len(pair) == 1 and r.peek_id() == "N3":
-            # One spelling only: lines go two to an N3, so only the last N3 may carry a single line.
-            raise _fail("x12.missing_element", n3.loc(2), "an N3 followed by another N3 must carry two address "
-                                                          "lines (N301 and N302).")
-        lines.extend(pair)
-    city = state = postal = None
-    n4 = r.take_if("N4")
-    if n4 is not None:
-        city, state, postal = _decode(n4, _N4_SPEC)
-        if not lines:
-            raise _fail("x12.missing_segment", _Loc("N3", n4.index), f"the {role} has N4 but no N3 address line.")
-    elif lines:
-        raise _fail("x12.missing_segment", _Loc("N4", r.next_index), f"the {role} address has no N4 (city, state).")
-    elif require_address:
-        raise _fail("x12.missing_segment", _Loc("N3", r.next_index), f"the {role} address is required.")
-    return Party(name, dea, tuple(lines), city, state, postal)
-
-
 def _parse_count(r: _Reader, actual: int, what: str) -> None:
     ctt = r.take("CTT")
     (count,) = _decode(ctt, _CTT_SPEC)
@@ -1197,110 +757,26 @@ def _parse_count(r: _Reader, actual: int, what: str) -> None:
         raise _fail("x12.count_mismatch", ctt.loc(1), f"CTT says {count} {what}, the document has {actual}.")
 
 
-def _parse_850_body(r: _Reader) -> PurchaseOrder:
-    _, _, order_number, _, date_signed = _decode(r.take("BEG"), _BEG_SPEC)
-    purchaser = _parse_party(r, "BY", require_dea=True, require_address=True)
-    supplier = _parse_party(r, "SU", require_dea=False, require_address=False)
-    lines: list[OrderLine850] = []
-    seen: set[int] = set()
-    while r.peek_id() == "PO1" or not lines:
-        po1 = r.take("PO1", "PO1 (at least one order line)")
-        line_number, packages, _, _, _, _, ndc = _decode(po1, _PO1_850_SPEC)
-        _check_unique(line_number, seen, po1.loc(1))
-        *_, description = _decode(r.take("PID", "PID (product name and strength)"), _PID_SPEC)
-        _, quantity, unit = _decode(r.take("PO4", "PO4 (quantity in one package)"), _PO4_SPEC)
-        lines.append(OrderLine850(line_number, packages, ndc, description, quantity, unit))
-    _parse_count(r, len(lines), "line items")
-    return PurchaseOrder(order_number, date_signed, purchaser, supplier, tuple(lines))
-
-
-def _parse_855_body(r: _Reader) -> Acknowledgement855:
-    _, status, order_number, order_date, *_, ack_date = _decode(r.take("BAK"), _BAK_SPEC)
-    reason = _parse_reason(r)
-    lines: list[AckLine] = []
-    seen: set[int] = set()
-    while r.peek_id() == "PO1":
-        po1 = r.take("PO1")
-        line_number, _, _, _, _, qualifier, ndc = _decode(po1, _PO1_855_SPEC)
-        if (qualifier is None) != (ndc is None):
-            raise _fail("x12.missing_element", po1.loc(7 if ndc is None else 6),
-                        "the product id qualifier (N4) and the NDC go together.")
-        _check_unique(line_number, seen, po1.loc(1))
-        line_status, quantity, _ = _decode(r.take("ACK", "ACK (line item status)"), _ACK_SPEC)
-        lines.append(AckLine(line_number, line_status, quantity, ndc, _parse_reason(r)))
-    _parse_count(r, len(lines), "line items")
-    return Acknowledgement855(order_number, order_date, status, ack_date, reason, tuple(lines))
-
-
-def _parse_hl(r: _Reader, expected_id: int, parent: int | None, level: str) -> _Seg:
-    hl = r.take("HL", f"HL level {level}")
-    hl_id, hl_parent, hl_level = _decode(hl, _HL_SPEC)
-    if hl_level != level:
-        raise _fail("x12.bad_element", hl.loc(3), f"hierarchical level {level} expected here, found {hl_level}.")
-    if hl_id != expected_id:
-        raise _fail("x12.bad_element", hl.loc(1), f"hierarchical id {expected_id} expected, found {hl_id}.")
-    if hl_parent != parent:
-        raise _fail("x12.bad_element", hl.loc(2), f"parent hierarchical id {parent} expected, found {hl_parent}.")
-    return hl
-
-
-def _parse_856_body(r: _Reader) -> Shipment856:
-    _, shipment_id, notice_date, notice_time = _decode(r.take("BSN"), _BSN_SPEC)
-    _parse_hl(r, 1, None, "S")
-    _, ship_date = _decode(r.take("DTM", "DTM*011 (ship date)"), _DTM_SPEC)
-    _parse_hl(r, 2, 1, "O")
-    (order_number,) = _decode(r.take("PRF", "PRF (order number)"), _PRF_SPEC)
-    lines: list[ShipmentLine] = []
-    seen: set[int] = set()
-    while r.peek_id() == "HL" or not lines:
-        _parse_hl(r, len(lines) + 3, 2, "I")
-        lin = r.take("LIN", "LIN (order line and NDC)")
-        line_number, _, ndc = _decode(lin, _LIN_SPEC)
-        _check_unique(line_number, seen, lin.loc(1))
-        _, shipped, _ = _decode(r.take("SN1", "SN1 (packages shipped)"), _SN1_SPEC)
-        lines.append(ShipmentLine(line_number, ndc, shipped))
-    _parse_count(r, len(lines), "items")
-    created_at = _dt.datetime.combine(notice_date, notice_time)
-    return Shipment856(order_number, shipment_id, ship_date, created_at, tuple(lines))
-
-
-def _parse_865_body(r: _Reader) -> VoidNotice:
-    bca = r.take("BCA")
-    whole, _, order_number, _, _, order_date, _, _, _, void_date = _decode(bca, _BCA_SPEC)
-    reason = _parse_reason(r)
-    voided: list[int] = []
-    seen: set[int] = set()
-    while r.peek_id() == "POC":
-        poc = r.take("POC")
-        if whole:
-            raise _fail("x12.unexpected_segment", poc.loc(), "a whole-order void (BCA01 = 01) lists no lines.")
-        line_number, _ = _decode(poc, _POC_SPEC)
-        _check_unique(line_number, seen, poc.loc(1))
-        voided.append(line_number)
-    if not whole and not voided:
-        raise _fail("x12.missing_segment", _Loc("POC", r.next_index), "a partial void (BCA01 = 04) lists its lines.")
-    _parse_count(r, len(voided), "voided lines")
-    return VoidNotice(order_number, order_date, void_date, whole, tuple(voided), reason)
-
-
-_PARSERS: dict[str, tuple[Callable[[_Reader], Any], frozenset[str]]] = {
-    "850": (_parse_850_body, frozenset({"BEG", "N1", "N3", "N4", "PO1", "PID", "PO4", "CTT"})),
-    "855": (_parse_855_body, frozenset({"BAK", "N9", "MSG", "PO1", "ACK", "CTT"})),
-    "856": (_parse_856_body, frozenset({"BSN", "HL", "DTM", "PRF", "LIN", "SN1", "CTT"})),
-    "865": (_parse_865_body, frozenset({"BCA", "N9", "MSG", "POC", "CTT"})),
-}
+# A transaction set's body parser and the segment ids it reads (beyond the envelope's).
+_BodyParser = tuple[Callable[[_Reader], Any], frozenset[str]]
 _TRAILERS = frozenset({"SE", "GE", "IEA"})
-_ALL_KNOWN = frozenset({"GS", "ST"}).union(_TRAILERS, *(known for _, known in _PARSERS.values()))
+_ENVELOPE_SEGMENTS = frozenset({"GS", "ST"}).union(_TRAILERS)
 
 
-def parse_interchange(data: bytes, *, expected: str | None = None) -> Interchange:
-    """Parse one interchange holding one 850, 855, 856 or 865. ``expected`` (e.g. ``"850"``) rejects other sets.
+def _known_segments(parsers: Mapping[str, _BodyParser]) -> frozenset[str]:
+    """Every segment id the interchange may hold: the envelope's and those of the transaction sets read."""
+    return _ENVELOPE_SEGMENTS.union(*(known for _, known in parsers.values()))
 
-    Raises only :class:`X12Error`.
+
+def _read_interchange(data: bytes, expected: str | None, parsers: Mapping[str, _BodyParser],
+                      all_known: frozenset[str]) -> tuple[Envelope, Any]:
+    """Check the envelope around the one transaction set and parse its body with ``parsers[ST01]``.
+
+    ``all_known`` is ``_known_segments(parsers)`` (worked out once by the caller). Raises only :class:`X12Error`.
     """
-    isa_text, segments = _tokenize(data)
+    isa_text, segments = _tokenize(data, all_known)
     isa = _parse_isa(isa_text)
-    r = _Reader(segments, _ALL_KNOWN)
+    r = _Reader(segments, all_known)
     gs = r.take("GS", "GS (functional group header)")
     functional_id, app_sender, app_receiver, group_date, group_time, group_control, _, _ = _decode(gs, _GS_SPEC)
     yymmdd = f"{group_date.year % 100:02d}{group_date.month:02d}{group_date.day:02d}"
@@ -1312,7 +788,7 @@ def parse_interchange(data: bytes, *, expected: str | None = None) -> Interchang
                                                         f"the group time (GS05).")
     st = r.take("ST", "ST (transaction set header)")
     transaction_set, transaction_control = _decode(st, _ST_SPEC)
-    if transaction_set not in _PARSERS:
+    if transaction_set not in parsers:
         raise _fail("x12.unsupported_transaction_set", st.loc(1),
                     f"transaction set {transaction_set} is not one CSOS Desk reads (850, 855, 856, 865).")
     if expected is not None and transaction_set != expected:
@@ -1320,7 +796,7 @@ def parse_interchange(data: bytes, *, expected: str | None = None) -> Interchang
     if _TX_FUNCTIONAL_ID[transaction_set] != functional_id:
         raise _fail("x12.envelope", gs.loc(1), f"functional group {functional_id} cannot hold a {transaction_set} "
                                                f"(expected {_TX_FUNCTIONAL_ID[transaction_set]}).")
-    body, known = _PARSERS[transaction_set]
+    body, known = parsers[transaction_set]
     r.known = known | _TRAILERS
     document = body(r)
     se = r.take("SE", "SE (transaction set trailer)")
@@ -1355,28 +831,4 @@ def parse_interchange(data: bytes, *, expected: str | None = None) -> Interchang
         acknowledgment_requested=isa["acknowledgment_requested"],
         application_sender_id=app_sender, application_receiver_id=app_receiver,
     )
-    return Interchange(envelope, document)
-
-
-def parse_any(data: bytes) -> Document:
-    """Parse an 850, 855, 856 or 865 (void notice), dispatching on ST01."""
-    return parse_interchange(data).document
-
-
-def parse_850(data: bytes) -> PurchaseOrder:
-    return parse_interchange(data, expected="850").document  # type: ignore[return-value]
-
-
-def parse_855(data: bytes) -> Acknowledgement855:
-    return parse_interchange(data, expected="855").document  # type: ignore[return-value]
-
-
-def parse_856(data: bytes) -> Shipment856:
-    return parse_interchange(data, expected="856").document  # type: ignore[return-value]
-
-
-def parse_865(data: bytes) -> VoidNotice:
-    return parse_interchange(data, expected="865").document  # type: ignore[return-value]
-
-
-parse_void = parse_865
+    return envelope, document
