@@ -129,9 +129,9 @@ def read_secret(args: argparse.Namespace, prompt: str) -> str:
 
 def cmd_order_sign(args: argparse.Namespace) -> int:
     from app.services.certificates.book import CertificateBook
-    from app.services.signing.clock import DEFAULT_SERVER, ClockOff, ClockState, check_clock
+    from app.services.signing.clock import DEFAULT_SERVER, STATE_FILE, ClockRule
     from app.services.certificates.trust import configured_trust_roots
-    from app.services.certificates.crl_cache import CrlCache
+    from app.services.certificates.crl_cache import signing_crl_cache
     from app.services.signing.order_signing import OrderSigningService
     from app.services.certificates.validation import CertificateValidationService
     from app.services.signing.verifier import MappingSchedules, OrderVerifier
@@ -143,18 +143,18 @@ def cmd_order_sign(args: argparse.Namespace) -> int:
                                                       at=dt.datetime.now(dt.timezone.utc))
         certificate, intermediates = certificates.chain(record)
         trust = configured_trust_roots(config)
-        cache = CrlCache(config.cache_dir / "crl", tls_ca_bundle=config.settings.get("tls_bundle"))
+        cache = signing_crl_cache(config.cache_dir / "crl", config.settings)
         verifier = OrderVerifier(validation=CertificateValidationService(trust_roots=trust, crl_cache=cache),
                                  catalog=MappingSchedules.from_database(db))
-        if not args.skip_clock_check:
-            # K6: more than 5 minutes off blocks signing; an unreachable time server only warns.
-            host, _, port = str(config.settings.get("sntp_server") or DEFAULT_SERVER).partition(":")
-            clock = check_clock(host, port=int(port or 123))
-            if clock.blocks_signing:
-                raise ClockOff(clock.message)
-            if clock.state is ClockState.UNKNOWN:
-                print(f"warning: {clock.message}", file=sys.stderr)
-        service = OrderSigningService(book, verifier)
+        # K6, no bypass: off by more than 5 minutes refuses; unverified refuses in production, warns in training.
+        host, _, port = str(config.settings.get("sntp_server") or DEFAULT_SERVER).partition(":")
+        rule = ClockRule(config.data_dir / STATE_FILE, server=host, port=int(port or 123),
+                         production=not config.is_training)
+        service = OrderSigningService(book, verifier, clock_check=rule,
+                                      on_revoked=certificates.record_crl_revocation)
+        clock = service.verify_clock()  # before the password is asked; sign() checks again
+        if clock is not None and not clock.verified:
+            print(f"warning: {clock.message}", file=sys.stderr)
         verdict = service.check(order.id, certificate=certificate, intermediates=intermediates)
         if not verdict.accepted:
             print("The order cannot be signed; a supplier would refuse it:", file=sys.stderr)
@@ -209,7 +209,6 @@ def register(commands: Any, groups: dict[str, Any]) -> None:
     p.add_argument("order_number")
     p.add_argument("--registration")
     p.add_argument("--password-stdin", action="store_true", help="read the password/PIN from standard input")
-    p.add_argument("--skip-clock-check", action="store_true", help=argparse.SUPPRESS)
     add_json_flag(p)
     p.set_defaults(handler=cmd_order_sign)
 

@@ -112,12 +112,12 @@ class AppFacade(QObject):
 
     def verifier(self) -> Any:
         """The same verifier suppliers run, with this profile's trust roots, CRL cache and catalog."""
-        from app.services.certificates.crl_cache import CrlCache
+        from app.services.certificates.crl_cache import signing_crl_cache
         from app.services.certificates.trust import configured_trust_roots
         from app.services.certificates.validation import CertificateValidationService
         from app.services.signing.verifier import MappingSchedules, OrderVerifier
 
-        cache = CrlCache(self.config.cache_dir / "crl", tls_ca_bundle=self.settings.get("tls_bundle"))
+        cache = signing_crl_cache(self.config.cache_dir / "crl", self.settings)  # refreshed when over an hour old
         validation = CertificateValidationService(trust_roots=configured_trust_roots(self.config), crl_cache=cache)
         return OrderVerifier(validation=validation, catalog=MappingSchedules.from_database(self.db))
 
@@ -130,14 +130,14 @@ class AppFacade(QObject):
         host, _, port = sntp_server(self.settings).partition(":")
         return host, int(port or 123)
 
-    def clock_check(self) -> Callable[[], Any] | None:
-        server = self.clock_server()
-        if server is None:
-            return None
-        from app.services.signing.clock import check_clock
+    def clock_check(self) -> Callable[[], Any]:
+        """The K6 rule signing obeys (no time server set in training: the memory of a check and the OS only)."""
+        from app.services.signing.clock import STATE_FILE, ClockRule
 
-        host, port = server
-        return lambda: check_clock(host, port=port)
+        server = self.clock_server()
+        host, port = server if server is not None else (None, 123)
+        return ClockRule(self.config.data_dir / STATE_FILE, server=host, port=port,
+                         production=not self.is_training)
 
     def connector(self, supplier: Any) -> Any:
         from app.services.transport.connectors import connector_for

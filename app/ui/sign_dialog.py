@@ -72,9 +72,9 @@ def presign_rules(reasons: Sequence[Any], *, certificate_problem: str | None = N
     if clock is None:
         results.append(RuleResult("clock", CLOCK_RULE, None, ["The clock was not checked (no time server set)."]))
     else:
-        state = clock.state.value
-        results.append(RuleResult("clock", CLOCK_RULE, {"ok": True, "off": False}.get(state), [clock.message]
-                                  if state != "ok" else []))
+        # Verified passes; off, or unverified in production, fails; unverified in training is a warning.
+        passed = True if clock.state.value == "ok" else (False if clock.blocks_signing else None)
+        results.append(RuleResult("clock", CLOCK_RULE, passed, [] if passed else [clock.message]))
     rest = [(reason.code, reason.message) for reason in reasons]
     for key, text, codes in PRESIGN_RULES:
         mine = [message for code, message in rest if any(code == c or (c.endswith((":", ".")) and code.startswith(c))
@@ -183,7 +183,8 @@ def prepare(facade: Any, order_id: int) -> Preparation:
                                 f"{record.not_after:%B} {record.not_after.day}, {record.not_after.year}; "
                                 f"key {html.escape(where)}")
             certificate, intermediates = facade.certificates.chain(record)
-            service = OrderSigningService(facade.book, facade.verifier(), clock=facade.clock)
+            service = OrderSigningService(facade.book, facade.verifier(), clock=facade.clock,
+                                          on_revoked=facade.certificates.record_crl_revocation)
             reasons = service.check(order_id, certificate=certificate, intermediates=intermediates, now=now).reasons
         check = facade.clock_check()
         clock = check() if check is not None else None
@@ -508,7 +509,7 @@ class SignAndSendDialog(QDialog):
             context.progress(1, 3, "Signing the order…")
             certificate, intermediates = facade.certificates.chain(record)
             service = OrderSigningService(facade.book, facade.verifier(), clock_check=facade.clock_check(),
-                                          clock=facade.clock)
+                                          clock=facade.clock, on_revoked=facade.certificates.record_crl_revocation)
             service.sign(order_id, signer=signer, certificate=certificate, intermediates=intermediates)
             return self._send(context, facade, order_id)
 

@@ -23,14 +23,14 @@ DEA = "BJ6125341"
 CATALOG = [str(ROOT / "resources/catalog/product.txt"), str(ROOT / "resources/catalog/package.txt")]
 
 
-@pytest.fixture
-def world(tmp_path):
+@pytest.fixture(params=["training"])
+def world(tmp_path, request):
     with serve_directory(tmp_path / "crl") as server:
         pki = build_training_pki(tmp_path, now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2),
                                  crl_base_url=server.base_url)
         pki.write_crls(now=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CSOS_", "PKCS11_"))}
-        env.update(CSOS_DATA_DIR=str(tmp_path / "data"), CSOS_PROFILE="training",
+        env.update(CSOS_DATA_DIR=str(tmp_path / "data"), CSOS_PROFILE=request.param,
                    CSOS_TRUST_BUNDLE=str(pki.trust_bundle))
 
         def run(*args: str, stdin: str = "", expect: int = 0) -> subprocess.CompletedProcess:
@@ -96,4 +96,35 @@ def test_the_pre_sign_check_stops_a_schedule_the_certificate_lacks(world, tmp_pa
     run("order", "add-line", number, "--ndc", "0406-0552-01", "--packages", "1")
     failed = run("order", "sign", number, "--password-stdin", stdin=PASSWORD + "\n", expect=1)
     assert "schedule_not_authorized" in failed.stderr
+    assert json.loads(run("order", "show", number, "--json").stdout)["status"] == "draft"
+
+
+def test_the_hidden_clock_bypass_is_gone(world):
+    _, run = world
+    refused = run("order", "sign", "26X000001", "--skip-clock-check", "--password-stdin", expect=2)
+    assert "unrecognized arguments: --skip-clock-check" in refused.stderr
+
+
+@pytest.mark.parametrize("world", ["production"], indirect=True)
+def test_production_refuses_to_sign_when_the_clock_cannot_be_verified(world, tmp_path):
+    """K6 from the command line: the time server does not answer, no earlier check, and (on this machine) the
+    operating system does not report NTP synchronisation: nothing is signed and the message says what to do."""
+    import socket
+
+    from app.services.signing.clock import os_reports_synchronised
+
+    if os_reports_synchronised():
+        pytest.skip("this machine's time service vouches for the clock, so the refusal cannot be shown here")
+    pki, run = world
+    _enrol(pki, run, tmp_path)
+    number = json.loads(run("order", "new", "--registration", DEA, "--supplier", "Acme Drug",
+                            "--json").stdout)["order_number"]
+    run("order", "add-line", number, "--ndc", "0406-0552-01", "--packages", "1")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # bound, never answers
+        silent.bind(("127.0.0.1", 0))
+        settings = tmp_path / "data" / "production" / "settings.json"
+        saved = json.loads(settings.read_text()) if settings.exists() else {}
+        settings.write_text(json.dumps({**saved, "sntp_server": f"127.0.0.1:{silent.getsockname()[1]}"}))
+        refused = run("order", "sign", number, "--password-stdin", stdin=PASSWORD + "\n", expect=1)
+    assert "clock.not_verified" in refused.stderr and "set time automatically" in refused.stderr
     assert json.loads(run("order", "show", number, "--json").stdout)["status"] == "draft"

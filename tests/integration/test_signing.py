@@ -12,7 +12,7 @@ from app.models.orderbook import AuditEvent
 from app.models.states import OrderStatus
 from app.models.values import Schedule
 from app.sandbox.sntp import SntpServer
-from app.services.signing.clock import ClockOff, check_clock
+from app.services.signing.clock import ClockNotVerified, ClockOff, ClockRule, check_clock
 from app.services.certificates.crl_cache import CrlCache
 from app.services.signing.order_signing import NotDraft, OrderSigningService, PreSignCheckFailed
 from app.services.certificates.validation import CertificateValidationService
@@ -104,6 +104,42 @@ def test_a_clock_more_than_five_minutes_off_blocks_signing(world, book, offset, 
             assert book.get_order(order.id).status is OrderStatus.DRAFT
         else:
             assert _sign(book, service, pki, pki.issue(), order).order.status is OrderStatus.SIGNED
+
+
+@pytest.mark.parametrize("production", [True, False])
+def test_an_unverified_clock_refuses_in_production_and_is_audited_in_training(world, book, tmp_path, production):
+    """K6 rule end to end: the time server does not answer, no earlier check, the OS does not vouch."""
+    pki, verifier = world
+    with SntpServer() as sntp:
+        sntp.answer = False
+        rule = ClockRule(tmp_path / "clock-check.json", server=sntp.host, port=sntp.port, production=production,
+                         timeout=0.3, os_synchronised=lambda: False)
+        service = OrderSigningService(book, verifier, clock_check=rule)
+        order = draft_order(book)
+        if production:
+            with pytest.raises(ClockNotVerified) as caught:
+                _sign(book, service, pki, pki.issue(), order)
+            assert "not signed" in caught.value.message
+            assert book.get_order(order.id).status is OrderStatus.DRAFT
+            return
+        assert _sign(book, service, pki, pki.issue(), order).order.status is OrderStatus.SIGNED
+    with book.db.session() as session:
+        event = session.scalars(select(AuditEvent).where(AuditEvent.order_id == order.id)
+                                .order_by(AuditEvent.id.desc())).first()
+        assert event.details["to"] == "signed" and event.details["clock"] == "clock not verified"
+
+
+def test_a_verified_clock_is_recorded_with_how(world, book, tmp_path):
+    pki, verifier = world
+    with SntpServer() as sntp:
+        rule = ClockRule(tmp_path / "clock-check.json", server=sntp.host, port=sntp.port, production=True,
+                         os_synchronised=lambda: False)
+        order = draft_order(book)
+        _sign(book, OrderSigningService(book, verifier, clock_check=rule), pki, pki.issue(), order)
+    with book.db.session() as session:
+        event = session.scalars(select(AuditEvent).where(AuditEvent.order_id == order.id)
+                                .order_by(AuditEvent.id.desc())).first()
+        assert event.details["clock"] == "time server now"
 
 
 # -- the final check of the exact bytes (check_signed_document) and the hand-written CMS encoder -------------------

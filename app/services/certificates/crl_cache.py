@@ -17,10 +17,11 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -35,6 +36,7 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 15.0
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 DEFAULT_CLOCK_SKEW = timedelta(minutes=5)  # K6: clocks are kept within 5 minutes
+SIGNING_MAX_AGE = timedelta(hours=1)  # before signing, a CRL fetched longer ago than this is fetched again
 
 
 class CrlUnavailable(CsosError):
@@ -51,6 +53,22 @@ class CrlUnavailable(CsosError):
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def signing_max_age(settings: Mapping[str, Any]) -> timedelta:
+    """How old a stored CRL may be before signing (setting ``crl_max_age_seconds``, default one hour): a revocation
+    published since must stop the order here, not at the supplier."""
+    value = settings.get("crl_max_age_seconds")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return timedelta(seconds=value)
+    return SIGNING_MAX_AGE
+
+
+def signing_crl_cache(directory: str | os.PathLike | None, settings: Mapping[str, Any], **kwargs: Any) -> "CrlCache":
+    """The CRL cache the signing path uses: the stored copy is refreshed when older than ``signing_max_age``; if
+    the refresh fails the copy still counts until its nextUpdate, after which the pre-sign check refuses
+    (``revocation_unknown``)."""
+    return CrlCache(directory, tls_ca_bundle=settings.get("tls_bundle"), max_age=signing_max_age(settings), **kwargs)
 
 
 @dataclass(frozen=True, eq=False)

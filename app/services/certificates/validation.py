@@ -359,6 +359,30 @@ class CertificateValidationService:
         with self._memo_lock:
             self._memo.clear()
 
+    def leaf_revocation(self, cert, *, intermediates: Iterable = (), now: datetime | None = None
+                        ) -> tuple[datetime, str | None] | None:
+        """When and why ``cert`` itself is on a CRL in the cache signed by its issuer (a revocation is final, so
+        an expired CRL still counts here), or None. Lets the certificate book mark the certificate revoked."""
+        if self.crl_cache is None:
+            return None
+        leaf = _info(cert)
+        inter = list({i.fingerprint: i for i in (*self.intermediates, *(_info(c) for c in intermediates))}.values())
+        issuers = self._issuers_of(leaf, inter)
+        for url in leaf.crl_urls:
+            entry = self.crl_cache.cached(url)
+            if entry is None or entry.issuer != leaf.cert.issuer or not any(entry.signed_by(i) for i in issuers):
+                continue
+            revoked = entry.crl.get_revoked_certificate_by_serial_number(leaf.serial)
+            if revoked is None or (now is not None and revoked.revocation_date_utc > now + timedelta(minutes=5)):
+                continue
+            reason = None
+            try:
+                reason = revoked.extensions.get_extension_for_class(x509.CRLReason).value.reason.value
+            except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension):
+                pass
+            return revoked.revocation_date_utc, reason
+        return None
+
     # -- CRLs -------------------------------------------------------------------------------------------------------
 
     def _name_chain(self, leaf: _CertInfo, inter: list[_CertInfo]) -> list[_CertInfo]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -18,7 +18,8 @@ from app.errors import CsosError
 from app.models.orderbook import Order
 from app.models.states import OrderStatus
 from app.models.values import PackageUnit
-from app.services.signing.clock import ClockCheck, ClockOff
+from app.services.orders.local_dates import local_date, zone_for
+from app.services.signing.clock import ClockCheck, ClockNotVerified, ClockOff, ClockState
 from app.services.signing.cms import CmsError, SignsData, check_signature, parse_signed_document, sign_content
 from app.services.orders.orderbook import OrderBook
 from app.services.signing.verifier import OrderVerifier, Reason, Verdict
@@ -83,22 +84,57 @@ class SignedOrder:
     verdict: Verdict
 
 
+RevocationFound = Callable[[str, dt.datetime, "str | None"], Any]
+
+
 class OrderSigningService:
+    """``clock_check``: the K6 rule (``ClockRule``) every signing front end passes. ``on_revoked(fingerprint,
+    revoked_at, reason)``: told when the pre-sign check finds the signer's own certificate on a CRL, so the
+    certificate book marks it revoked everywhere at once (``CertificateBook.record_crl_revocation``)."""
+
     def __init__(self, book: OrderBook, verifier: OrderVerifier, *,
                  clock_check: Callable[[], ClockCheck] | None = None,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None,
+                 on_revoked: RevocationFound | None = None) -> None:
         self.book = book
         self.verifier = verifier
         self.clock_check = clock_check
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
+        self.on_revoked = on_revoked
+
+    def order_date(self, order: Order, now: dt.datetime) -> dt.date:
+        """BEG05: the pharmacy's local date at ``now`` (signingTime stays UTC)."""
+        return local_date(now, zone_for(getattr(self.book, "time_zones", None), order.registration.dea_number))
 
     def check(self, order_id: int, *, certificate: x509.Certificate, intermediates: Sequence[x509.Certificate],
               now: dt.datetime | None = None) -> Verdict:
         """The pre-sign check alone (for the UI to show each rule before asking for the password)."""
         now = now or self.clock()
         order = self.book.get_order(order_id)
-        return self.verifier.check_before_signing(purchase_order_from(order, signed_on=now.date()), certificate,
-                                                  intermediates, now=now)
+        verdict = self.verifier.check_before_signing(purchase_order_from(order, signed_on=self.order_date(order, now)),
+                                                     certificate, intermediates, now=now)
+        self._note_revocation(verdict, certificate, intermediates, now)
+        return verdict
+
+    def _note_revocation(self, verdict: Verdict, certificate: x509.Certificate,
+                         intermediates: Sequence[x509.Certificate], now: dt.datetime) -> None:
+        if self.on_revoked is None or "certificate_revoked" not in {r.code for r in verdict.reasons}:
+            return
+        found = self.verifier.validation.leaf_revocation(certificate, intermediates=intermediates, now=now)
+        if found is not None:
+            self.on_revoked(hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest(), *found)
+
+    def verify_clock(self) -> ClockCheck | None:
+        """K6 before the key is touched: more than 5 minutes off refuses everywhere; an unverified clock refuses in
+        production (training goes on; the caller warns). None when no rule was given."""
+        if self.clock_check is None:
+            return None
+        clock = self.clock_check()
+        if clock.state is ClockState.OFF:
+            raise ClockOff(clock.message)
+        if clock.blocks_signing:
+            raise ClockNotVerified(clock.message)
+        return clock
 
     def sign(self, order_id: int, *, signer: SignsData, certificate: x509.Certificate,
              intermediates: Sequence[x509.Certificate] = (), now: dt.datetime | None = None) -> SignedOrder:
@@ -109,16 +145,14 @@ class OrderSigningService:
         lines loaded), brought up to date; ``verdict`` is the pre-sign check's, which the final check pins to the
         stored bytes (see ``check_signed_document``).
         """
-        if self.clock_check is not None:
-            clock = self.clock_check()
-            if clock.blocks_signing:
-                raise ClockOff(clock.message)
+        clock = self.verify_clock()
         now = (now or self.clock()).astimezone(dt.timezone.utc).replace(microsecond=0)
         order = self.book.order_for_signing(order_id)
         if order.status is not OrderStatus.DRAFT:
             raise NotDraft(f"Order {order.order_number} is {order.status.label.lower()}; only a draft is signed.")
-        purchase_order = purchase_order_from(order, signed_on=now.date())
+        purchase_order = purchase_order_from(order, signed_on=self.order_date(order, now))
         verdict = self.verifier.check_before_signing(purchase_order, certificate, intermediates, now=now)
+        self._note_revocation(verdict, certificate, intermediates, now)
         if not verdict.accepted:
             raise PreSignCheckFailed(verdict.reasons)
         content = write_850(purchase_order, created_at=now, **interchange_ids(order))  # type: ignore[arg-type]
@@ -139,7 +173,8 @@ class OrderSigningService:
         if not self.book.store_signed(order_id, document=document, payload_sha256=payload_sha256, signed_at=now,
                                       signer_fingerprint=fingerprint,
                                       details={"signer_fingerprint": fingerprint,
-                                               "document_sha256": hashlib.sha256(document).hexdigest()}):
+                                               "document_sha256": hashlib.sha256(document).hexdigest(),
+                                               **({"clock": clock.audit_note} if clock else {})}):
             raise NotDraft(f"Order {order.order_number} changed while it was being signed; nothing was stored.")
         # The detached order read at the start, brought up to date without another round trip.
         order.signed_document, order.signed_at, order.signer_fingerprint = document, now, fingerprint
