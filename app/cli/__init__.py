@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 # subparsers object and ``groups`` holds the existing groups' subparsers ("order", "registration", …). Modules import
 # what they need inside their handlers so `csos-desk --help` stays fast.
 EXTENSION_MODULES = ("app.cli.pharmacy", "app.cli.orders", "app.cli.lifecycle", "app.cli.signing", "app.cli.certificates",
-                     "app.cli.records", "app.cli.database", "app.cli.sandbox", "app.cli.support", "app.cli.demo")
+                     "app.cli.records", "app.cli.database", "app.cli.sandbox", "app.cli.support", "app.cli.demo",
+                     "app.cli.trust")
 
 
 def _extend_parser(commands: Any, groups: dict[str, Any]) -> None:
