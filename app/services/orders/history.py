@@ -7,7 +7,8 @@ before it signs when an order would make this month unusual. A notice never bloc
 What counts: orders signed and later, except cancelled, not accepted and lost ones (a lost order's goods are ordered
 again by its replacement). Ordered = packages and dosage units (packages × quantity in one package: tablets, mL or
 g) of the signed lines; fulfilled = packages received (receipts) × quantity in one package, counted in the month the
-order was signed. Months are the pharmacy's local months (``time_zone`` setting, else the computer's zone).
+order was signed. Months are the pharmacy's local months (the registration's ``time_zones`` setting, else the
+computer's zone).
 
 Substance: the first name of ``resources/controlled_substances.csv`` (in the table's order) found as a whole word in
 the product's generic name, brand name or the line's description — so every NDC of oxycodone counts together.
@@ -25,7 +26,7 @@ import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable, Mapping, Sequence
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, and_, case, func, literal, literal_column, select, type_coerce
 from sqlalchemy.orm import Session
@@ -103,16 +104,12 @@ def _product_text(product_generic: Any, product_name: Any, description: Any) -> 
 # -- months ----------------------------------------------------------------------------------------------------------
 
 
-def pharmacy_zone(settings: Mapping[str, Any] | None = None) -> ZoneInfo | None:
-    """The ``time_zone`` setting (an IANA name such as America/Chicago); None = this computer's zone."""
-    name = str((settings or {}).get("time_zone") or "").strip()
-    if not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        log.info("time_zone setting not a known zone; using the computer's")
-        return None
+def pharmacy_zone(settings: Mapping[str, Any] | None = None, registration: str | None = None) -> Any:
+    """The registration's zone from the ``time_zones`` setting (the one the order's date uses,
+    ``app.services.orders.local_dates``); None = this computer's zone."""
+    from app.services.orders.local_dates import zone_for, zone_named
+
+    return zone_named(zone_for((settings or {}).get("time_zones"), registration))
 
 
 def _local(moment: dt.datetime, zone: ZoneInfo | None) -> dt.datetime:
@@ -382,18 +379,23 @@ def _order_lines(session: Session, order_id: int, names: Sequence[str]) -> tuple
 
 
 def unusual_quantities(db: Database, order_id: int, *, now: dt.datetime | None = None,
-                       zone: ZoneInfo | None = None, limits: Mapping[tuple[str, str], Decimal] | None = None,
+                       settings: Mapping[str, Any] | None = None, zone: Any = "settings",
+                       limits: Mapping[tuple[str, str], Decimal] | None = None,
                        factor: Decimal = DEFAULT_FACTOR) -> list[UsageNotice]:
     """The notices for an order about to be signed: per controlled substance of its lines, this month's total with
     this order above the pharmacy's limit for it (when entered), else above ``factor`` × the average of the
-    previous six months. Two queries: the order's lines, and the registration's history for those substances."""
+    previous six months. Two queries: the order's lines, and the registration's history for those substances.
+
+    ``settings`` gives the limits (``monthly_limits``) and the zone (``time_zones``) unless passed explicitly."""
     now = now or dt.datetime.now(dt.timezone.utc)
     names = substance_names()
-    limits = limits or {}
+    limits = monthly_limits(settings) if limits is None else limits
     with db.session() as session:
         dea, lines = _order_lines(session, order_id, names)
         if not lines or dea is None:
             return []
+        if isinstance(zone, str) and zone == "settings":
+            zone = pharmacy_zone(settings, dea)
         wanted: dict[tuple[str, str], Decimal] = {}
         for name, unit, units in lines:
             wanted[(name, unit)] = wanted.get((name, unit), Decimal(0)) + units

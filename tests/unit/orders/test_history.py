@@ -242,3 +242,19 @@ def test_limit_setting_is_checked_and_can_be_removed():
     with pytest.raises(HistoryError):
         with_monthly_limit({}, registration=PURCHASER_DEA, substance="oxycodone", limit="lots")
     assert monthly_limits({"monthly_limits": {"X": {"oxycodone": "nan?"}}}) == {}
+
+
+def test_zone_and_limits_come_from_the_registrations_settings(world, db):
+    from app.services.orders.history import pharmacy_zone
+
+    settings = {"time_zones": {PURCHASER_DEA: "America/Chicago"}}
+    assert pharmacy_zone(settings, PURCHASER_DEA) == CHICAGO
+    assert pharmacy_zone(settings, "FN5623740") is None and pharmacy_zone({}, PURCHASER_DEA) is None
+    _usual_history(world)
+    # 04:30 UTC on 1 November is still October in Chicago: 2 packages this month only if read in UTC.
+    signed(world, [(OXY_TABLETS, 2)], at=dt.datetime(2026, 11, 1, 4, 30, tzinfo=UTC))
+    draft = _draft(world, [(OXY_TABLETS, 1)])
+    assert [n.month_before for n in unusual_quantities(db, draft.id, now=NOW, zone=UTC_ZONE)] == [200]
+    assert unusual_quantities(db, draft.id, now=NOW, settings=settings) == []  # 100 this month in Chicago
+    limited = dict(settings, monthly_limits={PURCHASER_DEA: {"oxycodone": "50"}})
+    assert [n.limit for n in unusual_quantities(db, draft.id, now=NOW, settings=limited)] == [50]
