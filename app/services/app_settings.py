@@ -6,12 +6,13 @@ Values live in the profile's settings.json (``AppConfig.settings``); suppliers l
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from app.errors import InvalidValue, NotFound
 from app.models.values import DeaNumber
+from app.services.orders import parties
+from app.services.orders.parties import CONNECTOR_KINDS, FieldProblem, SupplierForm  # noqa: F401 (the screen's names)
 from app.services.signing.clock import DEFAULT_SERVER
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 # SQLAlchemy, the models and app.services.orders.details are imported inside the functions that use them: the
 # program's start reads ``remembered_profile`` before its first window, which must not wait for them (issue 9/10).
 
-CONNECTOR_KINDS = ("https", "folder", "manual")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 
@@ -102,63 +102,9 @@ def check_module_paths(paths: Sequence[str]) -> list[str]:
 # -- suppliers ----------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SupplierForm:
-    """What the Settings screen collects for one supplier."""
-
-    name: str
-    dea_number: str = ""
-    address_lines: tuple[str, ...] = ()
-    city: str = ""
-    state: str = ""
-    postal_code: str = ""
-    kind: str = "manual"
-    url: str = ""
-    folder: str = ""
-    tls_bundle: str = ""
-
-
-@dataclass(frozen=True)
-class FieldProblem:
-    field: str
-    code: str
-    message: str
-
-
-def check_supplier(form: SupplierForm) -> list[FieldProblem]:
-    """Every problem, each tied to the field that shows it."""
-    problems: list[FieldProblem] = []
-    if not form.name.strip():
-        problems.append(FieldProblem("name", "supplier_name.empty", "Enter the supplier's name."))
-    if form.dea_number.strip():
-        try:
-            DeaNumber.parse(form.dea_number)
-        except InvalidValue as exc:
-            problems.append(FieldProblem("dea_number", exc.code, exc.message))
-    if form.state.strip() and (len(form.state.strip()) != 2 or not form.state.strip().isalpha()):
-        problems.append(FieldProblem("state", "address.state", "Use the two-letter state code, e.g. TN."))
-    if form.kind not in CONNECTOR_KINDS:
-        problems.append(FieldProblem("kind", "connector.kind", "Choose how orders reach this supplier."))
-    if form.kind == "https":
-        url = form.url.strip()
-        if not url.lower().startswith("https://") or len(url) <= len("https://"):
-            problems.append(FieldProblem("url", "connector.url",
-                                         "Enter the supplier's web address starting with https:// (ask the "
-                                         "supplier for their CSOS order address)."))
-        if form.tls_bundle.strip() and not Path(form.tls_bundle.strip()).is_file():
-            problems.append(FieldProblem("tls_bundle", "connector.tls_bundle",
-                                         f"The certificate file {form.tls_bundle.strip()} does not exist. Choose "
-                                         "the file again, or leave it empty to use this computer's trusted "
-                                         "certificates."))
-    if form.kind == "folder":
-        if not form.folder.strip():
-            problems.append(FieldProblem("folder", "connector.folder",
-                                         "Choose the folder your EDI software picks orders up from."))
-        elif not Path(form.folder.strip()).is_dir():
-            problems.append(FieldProblem("folder", "connector.folder",
-                                         f"The folder {form.folder.strip()} does not exist. Create it or choose "
-                                         "another one."))
-    return problems
+# One check per record type, shared with the command line and the order book (app.services.orders.parties), so the
+# Settings screen and `csos-desk supplier add|edit` say the same thing about the same value.
+check_supplier = parties.check_supplier
 
 
 def connector_settings(form: SupplierForm) -> dict[str, Any]:
@@ -197,7 +143,7 @@ def add_supplier(book: Any, form: SupplierForm) -> int:
 
 def update_supplier(book: Any, supplier_id: int, form: SupplierForm) -> None:
     """Change a supplier's details and connector; orders already signed keep what they were signed with."""
-    from sqlalchemy import func, select
+    from sqlalchemy import select
     from sqlalchemy.exc import SQLAlchemyError
 
     from app.models.database import explain_storage_failure
@@ -211,10 +157,11 @@ def update_supplier(book: Any, supplier_id: int, form: SupplierForm) -> None:
             if supplier is None:
                 raise NotFound("This supplier is no longer in the order book.", code="supplier.not_found")
             name = form.name.strip()
-            clash = session.scalar(select(Supplier.id).where(func.lower(Supplier.name) == name.lower(),
-                                                             Supplier.id != supplier_id))
-            if clash is not None:
-                raise InvalidValue(f"Another supplier is already called “{name}”. Use a different name.",
+            others = session.execute(select(Supplier.id, Supplier.name).where(Supplier.id != supplier_id)).all()
+            clash = parties.same_name(others, name)
+            if clash:
+                raise InvalidValue(f"Another supplier is already called “{clash[0][1]}” (capitals do not count). "
+                                   "Use a different name.",
                                    code="supplier.duplicate")
             before = form_of(supplier)
             supplier.name = name

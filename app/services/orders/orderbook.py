@@ -6,6 +6,7 @@ chain in the same transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import time
@@ -36,9 +37,19 @@ from app.models.orderbook import (
 )
 from app.models.states import OrderStatus, check_transition
 from app.models.values import DeaNumber, Ndc, OrderNumber, Schedule
+from app.services.orders.parties import (
+    RegistrationForm,
+    SupplierForm,
+    check_registration,
+    check_supplier,
+    raise_first,
+    same_name,
+)
 from app.services.orders.local_dates import local_date, zone_for
+from app.services.orders.descriptions import x12_safe_description
 
 MAX_ORDER_SEQUENCE = 999_999
+_LINE_RETRIES = 20
 _ORDER_NUMBER_PREFIX = re.compile(r"^[0-9]{2}X[0-9A-Z]{0,6}$")
 
 
@@ -195,31 +206,105 @@ class OrderBook:
                          postal_code: str, schedules: Iterable[Schedule | str] = (),
                          expires_on: dt.date | None = None, business_activity: str = "RETAIL PHARMACY") -> Registration:
         dea = DeaNumber.parse(dea_number)
-        _require_text("name", name)
-        _require_text("city", city)
-        if len(state.strip()) != 2 or not state.strip().isalpha():
-            raise InvalidValue(f"'{state}' is not a two-letter state code.", code="address.state")
-        registration = Registration(
-            dea_number=dea.value, name=name.strip(), address_lines=[line.strip() for line in address_lines if line.strip()],
-            city=city.strip(), state=state.strip().upper(), postal_code=postal_code.strip(),
-            schedules=_schedules_text(schedules), expires_on=expires_on, business_activity=business_activity.strip(),
-        )
+        form = RegistrationForm(dea_number=dea.value, name=name, address_lines=tuple(address_lines), city=city,
+                                state=state, postal_code=postal_code,
+                                schedules=tuple(s.value if isinstance(s, Schedule) else s for s in schedules),
+                                business_activity=business_activity)
         with self._write() as session:
             if session.scalar(select(Registration.id).where(Registration.dea_number == dea.value)):
                 raise DuplicateRecord(f"Registration {dea.value} is already in the order book.",
                                       code="registration.duplicate")
+            raise_first(check_registration(form))
+            self._refuse_name_clash(session, Registration, name, what="registration")
+            registration = Registration(dea_number=dea.value, expires_on=expires_on, **_registration_values(form))
             session.add(registration)
             session.flush()
             append_audit_event(session, action="registration.added", actor=self.actor,
                                details={"dea_number": dea.value, "name": registration.name})
         return registration
 
+    def update_registration(self, dea_number: str, *, expires_on: dt.date | None = None,
+                            **changes: Any) -> Registration:
+        """Change a registration's details (not its DEA number); signed orders keep what they were signed with."""
+        with self._write() as session:
+            registration = self._registration_in(session, dea_number)
+            current = RegistrationForm(
+                dea_number=registration.dea_number, name=registration.name,
+                address_lines=tuple(registration.address_lines or ()), city=registration.city,
+                state=registration.state, postal_code=registration.postal_code,
+                schedules=tuple(s for s in registration.schedules.split(",") if s),
+                business_activity=registration.business_activity)
+            wanted = {key: (tuple(value) if key in ("address_lines", "schedules") else value)
+                      for key, value in changes.items() if value is not None}
+            form = dataclasses.replace(current, **wanted)
+            raise_first(check_registration(form))
+            self._refuse_name_clash(session, Registration, form.name, what="registration", other_than=registration.id)
+            changed = sorted(key for key in wanted if getattr(form, key) != getattr(current, key))
+            for key, value in _registration_values(form).items():
+                setattr(registration, key, value)
+            if expires_on is not None and expires_on != registration.expires_on:
+                registration.expires_on = expires_on
+                changed.append("expires_on")
+            append_audit_event(session, action="registration.updated", actor=self.actor,
+                               details={"dea_number": registration.dea_number, "changed": changed})
+            session.flush()
+            session.expunge(registration)
+        return registration
+
+    def remove_registration(self, dea_number: str) -> None:
+        """Remove a registration nothing refers to (no order, no certificate); otherwise say what refers to it."""
+        from app.models.orderbook import CertificateRecord
+
+        with self._write() as session:
+            registration = self._registration_in(session, dea_number)
+            numbers = list(session.scalars(select(Order.order_number).where(Order.registration_id == registration.id)
+                                           .order_by(Order.id).limit(4)))
+            orders = session.scalar(select(func.count(Order.id)).where(Order.registration_id == registration.id))
+            certificates = session.scalar(select(func.count(CertificateRecord.id))
+                                          .where(CertificateRecord.registration_id == registration.id))
+            if orders or certificates:
+                raise InvalidValue(f"Registration {registration.dea_number} cannot be removed: "
+                                   f"{_references(orders, numbers, certificates)} refer to it, and those records "
+                                   "are kept. You can change its details with `registration edit`.",
+                                   code="registration.in_use")
+            session.execute(OrderNumberCounter.__table__.delete().where(
+                OrderNumberCounter.registration_id == registration.id))
+            session.delete(registration)
+            append_audit_event(session, action="registration.removed", actor=self.actor,
+                               details={"dea_number": registration.dea_number, "name": registration.name})
+
+    def _registration_in(self, session: Session, dea_number: str) -> Registration:
+        dea = DeaNumber.parse(dea_number)
+        found = session.scalar(select(Registration).where(Registration.dea_number == dea.value))
+        if found is None:
+            raise NotFound(f"Registration {dea.value} is not in the order book.", code="registration.not_found")
+        return found
+
+    def _refuse_name_clash(self, session: Session, model: Any, name: str, *, what: str,
+                           other_than: int | None = None) -> None:
+        """Names are unique under Unicode case folding ("ACME DRUG" is "Acme Drug")."""
+        query = select(model.id, model.name)
+        if other_than is not None:
+            query = query.where(model.id != other_than)
+        clash = same_name(session.execute(query).all(), name)
+        if clash:
+            raise DuplicateRecord(f"A {what} called “{clash[0][1]}” is already in the order book (capitals do not "
+                                  "count); use a different name.", code=f"{what}.duplicate")
+
     def list_registrations(self) -> list[Registration]:
         with self.db.session() as session:
             return list(session.scalars(select(Registration).order_by(Registration.name)))
 
     def registration(self, dea_number: str) -> Registration:
-        dea = DeaNumber.parse(dea_number)
+        """By DEA number, or by name (same rule as the duplicate check) when the text is not a DEA number."""
+        try:
+            dea = DeaNumber.parse(dea_number)
+        except InvalidValue:
+            with self.db.session() as session:
+                found = self._by_name(session, Registration, dea_number, what="registrations")
+            if found is None:
+                raise
+            return found
         with self.db.session() as session:
             found = session.scalar(select(Registration).where(Registration.dea_number == dea.value))
         if found is None:
@@ -227,32 +312,64 @@ class OrderBook:
                            code="registration.not_found")
         return found
 
+    @staticmethod
+    def _by_name(session: Session, model: Any, name: str, *, what: str) -> Any:
+        matches = same_name(session.execute(select(model.id, model.name)).all(), name)
+        if len(matches) > 1:
+            named = " and ".join(f"“{n}”" for _, n in matches)
+            raise InvalidValue(f"The {what} {named} have the same name except for capitals. Rename one "
+                               f"(`{what[:-1]} edit`) so each can be told apart.",
+                               code=f"{what[:-1]}.names_clash")
+        return session.get(model, matches[0][0]) if matches else None
+
     def add_supplier(self, *, name: str, dea_number: str | None = None, address_lines: Sequence[str] = (),
                      city: str | None = None, state: str | None = None, postal_code: str | None = None,
                      connector: dict[str, Any] | None = None) -> Supplier:
-        _require_text("supplier name", name)
+        connector = connector or {"kind": "manual"}
+        raise_first(check_supplier(SupplierForm(
+            name=name, dea_number=dea_number or "", address_lines=tuple(address_lines), city=city or "",
+            state=state or "", postal_code=postal_code or "", kind=str(connector.get("kind") or "manual"),
+            url=str(connector.get("url") or ""), folder=str(connector.get("folder") or ""),
+            tls_bundle=str(connector.get("tls_bundle") or ""))))
         dea = DeaNumber.parse(dea_number).value if dea_number else None
         supplier = Supplier(name=name.strip(), dea_number=dea,
                             address_lines=[line.strip() for line in address_lines if line.strip()],
-                            city=city, state=state.upper() if state else None, postal_code=postal_code,
-                            connector=connector or {"kind": "manual"})
+                            city=(city or "").strip() or None, state=(state or "").strip().upper() or None,
+                            postal_code=(postal_code or "").strip() or None, connector=connector)
         with self._write() as session:
-            if session.scalar(select(Supplier.id).where(Supplier.name == supplier.name)):
-                raise DuplicateRecord(f"Supplier '{supplier.name}' is already in the order book.",
-                                      code="supplier.duplicate")
+            self._refuse_name_clash(session, Supplier, supplier.name, what="supplier")
             session.add(supplier)
             session.flush()
             append_audit_event(session, action="supplier.added", actor=self.actor,
                                details={"name": supplier.name, "dea_number": dea})
         return supplier
 
+    def remove_supplier(self, name: str) -> None:
+        """Remove a supplier no order refers to; otherwise say which orders do."""
+        with self._write() as session:
+            supplier = self._by_name(session, Supplier, name, what="suppliers")
+            if supplier is None:
+                raise NotFound(f"Supplier '{name}' is not in the order book.", code="supplier.not_found")
+            numbers = list(session.scalars(select(Order.order_number).where(Order.supplier_id == supplier.id)
+                                           .order_by(Order.id).limit(4)))
+            orders = session.scalar(select(func.count(Order.id)).where(Order.supplier_id == supplier.id))
+            if orders:
+                raise InvalidValue(f"Supplier {supplier.name} cannot be removed: {_references(orders, numbers, 0)} "
+                                   "refer to it, and those records are kept. You can change its details with "
+                                   "`supplier edit`.", code="supplier.in_use")
+            session.delete(supplier)
+            append_audit_event(session, action="supplier.removed", actor=self.actor,
+                               details={"supplier_id": supplier.id, "name": supplier.name})
+
     def list_suppliers(self) -> list[Supplier]:
         with self.db.session() as session:
             return list(session.scalars(select(Supplier).order_by(Supplier.name)))
 
     def supplier(self, name: str) -> Supplier:
+        """By name, compared as the duplicate check compares (Unicode case folding): "éclair drug" finds "Éclair
+        Drug"; two stored names that fold alike are reported, never one of them picked silently."""
         with self.db.session() as session:
-            found = session.scalar(select(Supplier).where(func.lower(Supplier.name) == name.strip().lower()))
+            found = self._by_name(session, Supplier, name, what="suppliers")
         if found is None:
             raise NotFound(f"Supplier '{name}' is not in the order book. Add it first.", code="supplier.not_found")
         return found
@@ -310,6 +427,18 @@ class OrderBook:
         supplier = self.supplier(supplier_name)
         if order_number is not None:
             number = OrderNumber.parse(order_number)
+            year = self._local_year(registration.id)
+            if number.year_two_digits != f"{year % 100:02d}":
+                raise InvalidValue(f"Order number {number.value} starts with {number.year_two_digits}, but an order "
+                                   f"made now must start with this year's {year % 100:02d} (e.g. "
+                                   f"{year % 100:02d}X{number.suffix}). Leave the number out to get the next free one.",
+                                   code="order_number.year")
+            with self.db.session() as session:
+                if session.scalar(select(Order.id).where(Order.registration_id == registration.id,
+                                                         Order.order_number == number.value)) is not None:
+                    raise DuplicateRecord(f"Order number {number.value} is already used for registration "
+                                          f"{registration.dea_number}; each order needs its own number. Leave the "
+                                          "number out to get the next free one.", code="order_number.duplicate")
         else:
             number = self.allocate_order_number(registration.id)
         order = Order(order_number=number.value, registration_id=registration.id, supplier_id=supplier.id,
@@ -364,31 +493,43 @@ class OrderBook:
                                code="line.packages")
         if packages > 99_999:
             raise InvalidValue("The number of packages is implausibly large (over 99,999).", code="line.packages")
-        with self._write() as session:
-            order = session.get(Order, order_id)
-            if order is None:
-                raise NotFound(f"Order {order_id} does not exist.", code="order.not_found")
-            if order.status is not OrderStatus.DRAFT:
-                raise InvalidValue(f"Order {order.order_number} is {order.status.label.lower()}; only draft orders "
-                                   "can be changed. Issue a new order instead.", code="order.not_draft")
-            product = session.scalar(select(Product).where(Product.ndc == product_ndc.digits))
-            if product is None:
-                raise NotFound(f"NDC {product_ndc.display} is not in the product catalog. Import the FDA NDC "
-                               "directory (or add the product) first, so its schedule can be checked.",
-                               code="catalog.unknown_ndc")
-            next_number = (session.scalar(select(func.max(OrderLine.line_number))
-                                          .where(OrderLine.order_id == order.id)) or 0) + 1
-            description = " ".join(part for part in (product.name, product.strength) if part).strip()
-            line = OrderLine(order_id=order.id, line_number=next_number, product_id=product.id,
-                             ndc=product.ndc, description=description[:300], schedule=product.schedule,
-                             packages=packages, package_quantity=Decimal(product.package_quantity),
-                             unit=product.unit)
-            session.add(line)
-            order.updated_at = self.clock()
-            session.flush()
-            append_audit_event(session, action="order.line_added", actor=self.actor, order_id=order.id,
-                               details={"line": next_number, "ndc": product.ndc, "packages": packages})
-        return line
+        # Two windows (or a window and the command line) adding a line to one draft at the same moment both read
+        # the same highest line number; the loser's INSERT meets the UNIQUE (order, line number) and is retried
+        # with the next number, so both lines are added.
+        for attempt in range(_LINE_RETRIES):
+            try:
+                with self._write() as session:
+                    order = session.get(Order, order_id)
+                    if order is None:
+                        raise NotFound(f"Order {order_id} does not exist.", code="order.not_found")
+                    if order.status is not OrderStatus.DRAFT:
+                        raise InvalidValue(f"Order {order.order_number} is {order.status.label.lower()}; only "
+                                           "draft orders can be changed. Issue a new order instead.",
+                                           code="order.not_draft")
+                    product = session.scalar(select(Product).where(Product.ndc == product_ndc.digits))
+                    if product is None:
+                        raise NotFound(f"NDC {product_ndc.display} is not in the product catalog. Import the FDA "
+                                       "NDC directory (or add the product) first, so its schedule can be checked.",
+                                       code="catalog.unknown_ndc")
+                    next_number = (session.scalar(select(func.max(OrderLine.line_number))
+                                                  .where(OrderLine.order_id == order.id)) or 0) + 1
+                    description = x12_safe_description(product.name, product.strength, ndc=product_ndc.display)
+                    line = OrderLine(order_id=order.id, line_number=next_number, product_id=product.id,
+                                     ndc=product.ndc, description=description, schedule=product.schedule,
+                                     packages=packages, package_quantity=Decimal(product.package_quantity),
+                                     unit=product.unit)
+                    session.add(line)
+                    order.updated_at = self.clock()
+                    session.flush()
+                    append_audit_event(session, action="order.line_added", actor=self.actor, order_id=order.id,
+                                       details={"line": next_number, "ndc": product.ndc, "packages": packages})
+                    return line
+            except SAIntegrityError as exc:
+                if "line_number" not in str(exc.orig) and "uq_order_lines" not in str(exc.orig):
+                    raise
+                time.sleep(0.005 * (attempt + 1))
+        raise CsosError("Someone else kept changing this order at the same moment; the line was not added. Try "
+                        "again.", code="order.busy")
 
     def remove_line(self, order_id: int, line_number: int) -> None:
         with self._write() as session:
@@ -606,6 +747,17 @@ class _WriteConnection:
         return False
 
 
-def _require_text(what: str, value: str) -> None:
-    if not value or not value.strip():
-        raise InvalidValue(f"The {what} is empty.", code=f"{what.replace(' ', '_')}.empty")
+def _registration_values(form: RegistrationForm) -> dict[str, Any]:
+    return {"name": form.name.strip(), "address_lines": [line.strip() for line in form.address_lines if line.strip()],
+            "city": form.city.strip(), "state": form.state.strip().upper(), "postal_code": form.postal_code.strip(),
+            "schedules": _schedules_text(form.schedules), "business_activity": form.business_activity.strip()}
+
+
+def _references(orders: int, numbers: list[str], certificates: int) -> str:
+    parts = []
+    if orders:
+        shown = ", ".join(numbers[:3]) + (" …" if orders > 3 else "")
+        parts.append(f"{orders} order{'s' if orders != 1 else ''} ({shown})")
+    if certificates:
+        parts.append(f"{certificates} certificate{'s' if certificates != 1 else ''}")
+    return " and ".join(parts)

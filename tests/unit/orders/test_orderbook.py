@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import multiprocessing
 import sqlite3
@@ -153,8 +154,8 @@ def test_bad_lines_are_refused_and_nothing_is_added(book, ndc, packages, error, 
 def test_duplicate_registration_and_order_number(book):
     seed(book)
     with pytest.raises(DuplicateRecord):
-        book.add_registration(dea_number=PURCHASER_DEA, name="x", address_lines=[], city="c", state="IL",
-                              postal_code="1")
+        book.add_registration(dea_number=PURCHASER_DEA, name="Another Name", address_lines=["2 Elm St"],
+                              city="Springfield", state="IL", postal_code="62701")
     order = draft_order(book, lines=0)
     with pytest.raises(DuplicateRecord) as caught:
         book.new_order(registration_dea=PURCHASER_DEA, supplier_name="Acme Drug", order_number=order.order_number)
@@ -303,7 +304,8 @@ def test_a_file_that_is_not_a_database_is_explained(tmp_path):
 
 # -- order numbers --------------------------------------------------------------------------------------------
 
-def test_order_numbers_follow_o2_and_skip_numbers_typed_by_hand(book):
+def test_order_numbers_follow_o2_and_skip_numbers_typed_by_hand(db):
+    book = OrderBook(db, clock=lambda: dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone.utc))
     seed(book)
     registration = book.registration(PURCHASER_DEA)
     book.new_order(registration_dea=PURCHASER_DEA, supplier_name="Acme Drug", order_number="26X000002")
