@@ -207,20 +207,29 @@ def _quantity(value: Any) -> Decimal:
     return Decimal(str(value or 0)).quantize(Decimal("0.001")).normalize() + Decimal(0)
 
 
+def _month_case(column: Any, bounds: Sequence[Any], low: int, high: int) -> Any:
+    """Index of the month holding ``column`` among ``bounds[low:high + 1]``, found by halving (about five
+    comparisons a row instead of up to 24); the WHERE clause keeps rows inside the window."""
+    if high - low == 1:
+        return literal(low)
+    middle = (low + high) // 2
+    return case((column < bounds[middle], _month_case(column, bounds, low, middle)),
+                else_=_month_case(column, bounds, middle, high))
+
+
 def history_query(months_bounds: Sequence[dt.datetime], history_filter: HistoryFilter,
                   names: Sequence[str]) -> Any:
     """The one SELECT behind a chart (see the module docstring)."""
     o, line, product = Order.__table__.c, OrderLine.__table__.c, Product.__table__.c
     bound = [type_coerce(b, UtcDateTime) for b in months_bounds]
-    month_index = case(*[(o.signed_at < bound[i + 1], literal(i)) for i in range(len(bound) - 1)], else_=None)
-    receipts = Receipt.__table__
-    received = (select(receipts.c.order_line_id, func.sum(receipts.c.packages_received).label("received"))
-                .group_by(receipts.c.order_line_id).subquery("received"))
-    got = func.coalesce(received.c.received, 0)
+    month_index = _month_case(o.signed_at, bound, 0, len(bound) - 1)
+    receipts = Receipt.__table__.c
+    # Per line, through the receipts' index (cheaper than grouping every receipt of the book first).
+    got = func.coalesce(select(func.sum(receipts.packages_received)).where(receipts.order_line_id == line.id)
+                        .scalar_subquery(), 0)
     conditions = [Order.__table__.c.status.in_([s.value for s in COUNTED_STATUSES]),
                   o.signed_at >= bound[0], o.signed_at < bound[-1], line.schedule != "NC"]
-    inner_from = OrderLine.__table__.join(Order.__table__, o.id == line.order_id).outerjoin(
-        received, received.c.order_line_id == line.id)
+    inner_from = OrderLine.__table__.join(Order.__table__, o.id == line.order_id)
     if history_filter.registration:
         inner_from = inner_from.join(Registration.__table__, Registration.__table__.c.id == o.registration_id)
         conditions.append(Registration.__table__.c.dea_number == history_filter.registration)
