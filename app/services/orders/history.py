@@ -192,6 +192,14 @@ class HistoryReport:
             entry["fulfilled"][index[row.month]] += row.fulfilled_units
         return dict(sorted(series.items()))
 
+    def filtered(self, *, registration: str | None = None, supplier: str | None = None,
+                 schedule: str | None = None, substance: str | None = None) -> "HistoryReport":
+        """The same months with only the matching rows (the window filters without asking the database again)."""
+        wanted = {"registration": registration, "supplier": supplier, "schedule": schedule, "substance": substance}
+        rows = [row for row in self.rows if all(value is None or getattr(row, key) == value
+                                                for key, value in wanted.items())]
+        return HistoryReport(months=self.months, rows=rows, zone_name=self.zone_name)
+
     def csv_rows(self) -> list[list[str]]:
         return [[str(v) for v in row.to_json().values()] for row in self.rows]
 

@@ -258,3 +258,15 @@ def test_zone_and_limits_come_from_the_registrations_settings(world, db):
     assert unusual_quantities(db, draft.id, now=NOW, settings=settings) == []  # 100 this month in Chicago
     limited = dict(settings, monthly_limits={PURCHASER_DEA: {"oxycodone": "50"}})
     assert [n.limit for n in unusual_quantities(db, draft.id, now=NOW, settings=limited)] == [50]
+
+
+def test_report_filters_without_a_new_query(world, db):
+    signed(world, [(OXY_TABLETS, 3), (AMPHETAMINE, 1)], at=dt.datetime(2026, 11, 2, tzinfo=UTC),
+           supplier="Bay Wholesale")
+    signed(world, [(OXY_TABLETS, 1)], at=dt.datetime(2026, 10, 2, tzinfo=UTC))
+    report = monthly_history(db, now=NOW, zone=UTC_ZONE)
+    assert report.choices() == {"registration": [PURCHASER_DEA], "schedule": ["II", "IIN"],
+                                "substance": ["amphetamine", "oxycodone"], "supplier": ["Acme Drug", "Bay Wholesale"]}
+    assert [r.ordered_packages for r in report.filtered(substance="oxycodone", supplier="Acme Drug").rows] == [1]
+    assert [r.substance for r in report.filtered(schedule="IIN").rows] == ["amphetamine"]
+    assert report.filtered(registration="FN5623740").rows == []
