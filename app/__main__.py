@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time; START = time.perf_counter()  # noqa: E702,I001 - as early as possible: the first-paint figure starts here
+import os
 import sys
 
 
 def main() -> int:
+    if os.name == "posix":  # = app.config.PRIVATE_UMASK: all the program writes is the user's alone (0700/0600)
+        os.umask(0o077)
     import app.logging_setup  # noqa: F401  - quiet default handlers before anything logs
     from app.cli import main as cli_main
 

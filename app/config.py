@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,6 +16,43 @@ from typing import Any, Mapping
 from app.errors import ConfigError
 
 APP_NAME = "csos-desk"
+PRIVATE_UMASK = 0o077  # what the program writes in its data folder is the user's alone (folders 0700, files 0600)
+_tightened: set[Path] = set()
+
+
+def use_private_umask() -> None:
+    """At process start (CLI and GUI entry): every file and folder created from now on is private on POSIX."""
+    if os.name == "posix":
+        os.umask(PRIVATE_UMASK)
+
+
+def tighten_data_folder(root: Path) -> None:
+    """Installations made before files were private (folder 0755, files 0644): take group/other access away from
+    everything under ``root`` once per process. Nothing to do when ``root`` is already private: nobody else can
+    reach inside it, and what is created later follows the private umask."""
+    if os.name != "posix" or root in _tightened:
+        return
+    _tightened.add(root)
+    try:
+        if not root.is_dir() or root.is_symlink() or (root.stat().st_mode & 0o077) == 0:
+            return
+    except OSError:
+        return
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            _make_private(Path(folder) / name)
+    _make_private(root)
+
+
+def _make_private(path: Path) -> None:
+    try:
+        mode = path.lstat().st_mode
+        if not stat.S_ISLNK(mode) and mode & 0o077:
+            os.chmod(path, stat.S_IMODE(mode) & ~0o077)
+    except OSError:
+        pass  # not ours to change (another owner) or gone meanwhile
+
+
 
 
 class Profile(enum.Enum):
@@ -60,9 +98,11 @@ class AppConfig:
         return self.profile is Profile.TRAINING
 
     def save_settings(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = self.settings_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.settings, indent=2, sort_keys=True))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(self.settings, indent=2, sort_keys=True))
         os.replace(tmp, self.settings_path)
 
 
@@ -73,6 +113,7 @@ def load_config(*, data_dir: str | Path | None = None, database_url: str | None 
         profile = Profile.parse(profile)
     profile = profile or Profile.parse(os.environ.get("CSOS_PROFILE", "training"))
     root = Path(data_dir or os.environ.get("CSOS_DATA_DIR") or default_data_root()).expanduser()
+    tighten_data_folder(root)
     profile_dir = root / profile.value
     settings: dict[str, Any] = {}
     settings_path = profile_dir / "settings.json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 _configured: set[Path] = set()
@@ -23,7 +24,8 @@ def setup_logging(data_dir: Path, *, level: int = logging.INFO) -> Path:
     import logging.handlers  # here, not at import: the entry point imports this module before the first window
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))  # private even without the umask
         handler: logging.Handler = logging.handlers.RotatingFileHandler(
             path, maxBytes=2_000_000, backupCount=5, encoding="utf-8")
     except OSError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,15 +183,26 @@ def _explain_server_failure(text: str) -> StorageError | None:
     return None
 
 
+def _create_private(path: Path) -> None:
+    """A new order book file is created 0600: SQLite gives its -wal and -shm files the same mode."""
+    if str(path) in ("", ":memory:") or str(path).startswith("file:") or "?" in str(path):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        pass  # it exists already (or cannot be made: opening it reports that in plain words)
+
+
 def open_database(url: str, *, migrate: bool = True) -> Database:
     """Open (creating if needed) and migrate the order book at ``url``."""
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"The folder {path.parent} cannot be created ({exc.strerror}).",
                                code="storage.cannot_open") from None
+        _create_private(path)
     engine = make_engine(url)
     try:
         if migrate and not _already_at_head(engine):

@@ -144,11 +144,35 @@ def _profile_to_open(data_dir: str | Path | None, profile: str | None) -> str | 
     return remembered_profile(root)
 
 
+NO_DISPLAY_MESSAGE = (
+    "CSOS Desk cannot open its window: there is no screen to show it on (no graphical session).\n"
+    "- To see the program work without a screen, run the training demo: csos-desk demo\n"
+    "- To use the window, start CSOS Desk from the desktop, or from a terminal inside your graphical session "
+    "(or set DISPLAY, e.g. DISPLAY=:0 csos-desk).\n"
+    "- The command line works without a screen: csos-desk --help")
+
+
+def no_display(environ: Any = None, platform: str = sys.platform) -> bool:
+    """Linux without X11 or Wayland and no Qt platform chosen: Qt would abort (SIGABRT) with a misleading
+    "xcb-cursor0 is needed" instead of saying there is no screen."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    return (platform.startswith("linux") and not environ.get("DISPLAY") and not environ.get("WAYLAND_DISPLAY")
+            and not environ.get("QT_QPA_PLATFORM"))
+
+
 def run_gui(*, data_dir: str | Path | None, database_url: str | None, profile: str | None) -> int:
     """Open the configured order book and run the main window; returns the process exit code.
 
     Choosing the other profile in Settings closes the window and opens the other profile's order book in a new one.
     """
+    from app.config import use_private_umask
+
+    use_private_umask()
+    if no_display():
+        print(NO_DISPLAY_MESSAGE, file=sys.stderr)
+        return EXIT_CANNOT_START
     app = _application()
     wanted = _profile_to_open(data_dir, profile)
     previous_hook = _install_excepthook()

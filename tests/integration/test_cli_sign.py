@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 from app.models.values import Schedule
 from app.services.certificates.profile import SubscriberIdentity
+from tests.private_files import not_private, posix
 from tests.pki import build_training_pki, serve_directory
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +87,9 @@ def test_sign_export_and_verify(world, tmp_path):
     done = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", str(out), "-CAfile",
                            str(pki.trust_bundle), "-purpose", "any", "-out", os.devnull], capture_output=True)
     assert done.returncode == 0
+    if posix():  # every file this CLI run wrote in the data folder is private (issue 19)
+        assert not_private(tmp_path / "data") == []
+        assert {"orderbook.sqlite3", "csos-desk.log"} <= {p.name for p in (tmp_path / "data").rglob("*")}
 
 
 def test_the_pre_sign_check_stops_a_schedule_the_certificate_lacks(world, tmp_path):

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.private_files import not_private, posix
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -34,6 +36,11 @@ def test_demo_runs_the_whole_life_of_an_order(tmp_path):
     assert len(steps) == 11 and "coordinator approves" in steps[2]
     # The demo says what it does, step by step.
     assert " 1. Start the training sandbox" in done.stdout and "Done." in done.stdout
+    # Private files: the demo's order book (+ -wal/-shm), logs, settings, caches, keys and outputs are the user's
+    # alone (umask 077 at the entry point).
+    if posix():
+        assert not_private(out) == []
+        assert {"orderbook.sqlite3", "csos-desk.log"} <= {p.name for p in out.rglob("*")}
     # Empty --out only: nothing is overwritten.
     again = subprocess.run([sys.executable, "-m", "app", "demo", "--out", str(out)], capture_output=True, text=True,
                            env=env, cwd=ROOT, timeout=120)
