@@ -111,7 +111,7 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         return (self.new_order_action, self.find_action, self.refresh_action, self.settings_action,
                 self.sync_action, self.certificates_action, self.enroll_action, self.import_action,
                 self.approvals_action, self.mailbox_action, self.export_action, self.check_action,
-                self.backup_action)
+                self.backup_action, self.history_action)
 
     def _set_book_enabled(self, enabled: bool) -> None:
         for action in self.book_actions:
@@ -261,6 +261,8 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
                                          "Verify every signature, linked record and the audit trail")
         self.backup_action = self._action("&Back up the order book…", "folder", None, lambda: self.open_records(2),
                                           "Copy the order book to a file (keys are never included)")
+        self.history_action = self._action("Ordering &history…", "info", "Ctrl+Shift+H", self.open_history,
+                                           "Controlled substances ordered and received, month by month")
         self.edit_order_action.setEnabled(False)
         self.copy_order_action.setEnabled(False)
         for action in self.order_actions:
@@ -302,7 +304,7 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
                        self.mailbox_action):
             certificates_menu.addAction(action)
         records_menu = bar.addMenu("Rec&ords")
-        for action in (self.export_action, self.check_action, self.backup_action):
+        for action in (self.history_action, self.export_action, self.check_action, self.backup_action):
             records_menu.addAction(action)
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self.about_action)
@@ -433,6 +435,16 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         self.dialog = dialog
         dialog.open()
         return dialog
+
+    @Slot()
+    def open_history(self) -> Any:
+        from app.ui.history_window import HistoryWindow
+
+        window = HistoryWindow(self.facade, parent=self)
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.history_window = window
+        window.show()
+        return window
 
     # -- training sandbox ----------------------------------------------------------------------------------------
 

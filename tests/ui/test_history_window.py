@@ -102,3 +102,20 @@ def test_monthly_limit_is_saved_and_drawn(window):
     lines = [item for item in window.plot.getPlotItem().items if isinstance(item, pg.InfiniteLine)]
     assert [line.value() for line in lines] == [1500]
     assert window.set_limit("") is True and monthly_limits(window.facade.settings) == {}
+
+
+def test_records_menu_opens_the_history_window(qtbot, training_config, book, db):
+    from app.ui.facade import AppFacade
+    from app.ui.history_window import HistoryWindow
+    from app.ui.main_window import MainWindow
+
+    facade = AppFacade(training_config, book, db, clock=lambda: NOW)
+    main = MainWindow(training_config, book, db, facade=facade, start_checks=False)
+    qtbot.addWidget(main)
+    records = next(a.menu() for a in main.menuBar().actions() if a.text() == "Rec&ords")
+    assert main.history_action in records.actions() and main.history_action.isEnabled()
+    main.history_action.trigger()
+    assert isinstance(main.history_window, HistoryWindow)
+    qtbot.waitUntil(lambda: main.history_window.report is not None, timeout=10_000)
+    main.history_window.close()
+    assert facade.jobs.shutdown(5000)
