@@ -219,6 +219,7 @@ class LinkedRecordKind(enum.Enum):
     CANCELLATION = "cancellation"
     EXPIRY = "expiry"
     NOTE = "note"
+    DELIVERY_RECEIPT = "delivery_receipt"  # the supplier system's signed receipt (AS2 MDN): proof of delivery
 
 
 class LinkedRecord(Base):

@@ -110,6 +110,7 @@ _KIND_WORDS = {
     LinkedRecordKind.CANCELLATION: "Cancelled",
     LinkedRecordKind.EXPIRY: "Expired (60 days)",
     LinkedRecordKind.NOTE: "Note",
+    LinkedRecordKind.DELIVERY_RECEIPT: "Delivery receipt",
 }
 
 _DIRECTION_WORDS = {"in": "from supplier", "out": "to supplier", "local": "kept here"}

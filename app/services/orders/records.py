@@ -174,7 +174,8 @@ def describe_record(record: LinkedRecord) -> str:
     return f"{kind.value.replace('_', ' ')} ({record.media_type}, {len(record.raw)} bytes)"
 
 
-_EXTENSIONS = {"application/edi-x12": ".x12", "application/json": ".json", "application/x-csos-signed-order": ".csos"}
+_EXTENSIONS = {"application/edi-x12": ".x12", "application/json": ".json", "application/x-csos-signed-order": ".csos",
+               "multipart/signed": ".mdn.eml"}  # an AS2 receipt: a MIME message any mail reader opens
 
 
 def record_file_name(record: LinkedRecord) -> str:
@@ -249,7 +250,8 @@ orders/<order number>/             For each order:
   order.json                       The order book's entry for the order, including receipts.
   records/NNNNNN-<kind>.<ext>      Each linked record exactly as received or sent (.x12 = ASC X12 855/856/865 from
                                    the supplier; .csos = a signed statement; .json = a record made here, such as a
-                                   receipt or a cancellation).
+                                   receipt or a cancellation; .mdn.eml = the supplier system's signed delivery
+                                   receipt, AS2 MDN).
 manifest.json                      The SHA-256 digest of every file above. `csos-desk records check --archive
                                    <this folder>` (or any SHA-256 tool) shows whether anything was changed.
 
