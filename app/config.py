@@ -53,8 +53,6 @@ def _make_private(path: Path) -> None:
         pass  # not ours to change (another owner) or gone meanwhile
 
 
-
-
 class Profile(enum.Enum):
     TRAINING = "training"
     PRODUCTION = "production"
