@@ -124,6 +124,9 @@ def load_config(*, data_dir: str | Path | None = None, database_url: str | None 
         if not isinstance(settings, dict):
             raise ConfigError(f"The settings file {settings_path} is not a settings object.",
                               code="config.settings_unreadable")
+        from app.setting_types import check_setting_types
+
+        check_setting_types(settings, settings_path)
     url = (database_url or os.environ.get("CSOS_DATABASE_URL") or settings.get("database_url")
            or f"sqlite:///{(profile_dir / 'orderbook.sqlite3').resolve()}")
     return AppConfig(profile=profile, data_dir=profile_dir, database_url=url, settings=settings)

@@ -97,7 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         handler = cmd_self_test
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a reader that went away (`| head -1`) shows up here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _quiet_after_broken_pipe()
     except UsageError as exc:
         print(f"csos-desk: {exc.message}", file=sys.stderr)
         return EXIT_USAGE
@@ -113,3 +117,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("csos-desk: an unexpected problem stopped this command. Details were written to the log file "
               "(see `csos-desk --help` for the data folder).", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _quiet_after_broken_pipe() -> int:
+    """The reader of our output closed the pipe (`csos-desk order list | head -1`): nothing is wrong and nothing
+    more can be shown. Exit quietly like other command-line tools (128 + SIGPIPE), with stdout pointed at the null
+    device so the interpreter's final flush does not complain either."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 141

@@ -54,6 +54,30 @@ def cmd_registration_add(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_registration_edit(args: argparse.Namespace) -> int:
+    _, db, book = open_context(args)
+    changes = {"name": args.name, "address_lines": args.address, "city": args.city, "state": args.state,
+               "postal_code": args.zip, "business_activity": args.business_activity,
+               "schedules": [s for s in args.schedules.split(",") if s.strip()] if args.schedules is not None else None}
+    if all(value is None for value in changes.values()) and args.expires is None:
+        raise UsageError("Say what to change, e.g. --name or --zip (see `csos-desk registration edit --help`).",
+                         code="usage.nothing_to_change")
+    expires = parse_date(args.expires, "--expires") if args.expires else None
+    registration = book.update_registration(args.dea, expires_on=expires, **changes)
+    if args.json:
+        print_json(_registration_json(registration))
+    else:
+        print(f"Changed registration {registration.dea_number} ({registration.name}).")
+    return EXIT_OK
+
+
+def cmd_registration_remove(args: argparse.Namespace) -> int:
+    _, db, book = open_context(args)
+    book.remove_registration(args.dea)
+    print(f"Removed registration {args.dea.strip().upper()}.")
+    return EXIT_OK
+
+
 def cmd_registration_list(args: argparse.Namespace) -> int:
     _, db, book = open_context(args)
     items = [_registration_json(r) for r in book.list_registrations()]
@@ -86,6 +110,37 @@ def cmd_supplier_add(args: argparse.Namespace) -> int:
         print_json(_supplier_json(supplier))
     else:
         print(f"Added supplier {supplier.name}.")
+    return EXIT_OK
+
+
+def cmd_supplier_edit(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from app.services.app_settings import form_of, update_supplier
+
+    _, db, book = open_context(args)
+    supplier = book.supplier(args.supplier)
+    given = {"name": args.name, "dea_number": args.dea, "city": args.city, "state": args.state,
+             "postal_code": args.zip, "kind": args.connector, "url": args.url, "folder": args.folder,
+             "tls_bundle": args.tls_bundle,
+             "address_lines": tuple(args.address) if args.address is not None else None}
+    changes = {key: value for key, value in given.items() if value is not None}
+    if not changes:
+        raise UsageError("Say what to change, e.g. --name or --url (see `csos-desk supplier edit --help`).",
+                         code="usage.nothing_to_change")
+    update_supplier(book, supplier.id, dataclasses.replace(form_of(supplier), **changes))
+    changed = book.supplier(changes.get("name", supplier.name))
+    if args.json:
+        print_json(_supplier_json(changed))
+    else:
+        print(f"Changed supplier {changed.name}.")
+    return EXIT_OK
+
+
+def cmd_supplier_remove(args: argparse.Namespace) -> int:
+    _, db, book = open_context(args)
+    book.remove_supplier(args.supplier)
+    print(f"Removed supplier {args.supplier.strip()}.")
     return EXIT_OK
 
 
@@ -181,6 +236,21 @@ def register(commands: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--business-activity", default="RETAIL PHARMACY")
     add_json_flag(p)
     p.set_defaults(handler=cmd_registration_add)
+    p = registration.add_parser("edit", help="change a registration's details (not its DEA number)")
+    p.add_argument("dea", help="DEA number of the registration")
+    p.add_argument("--name")
+    p.add_argument("--address", action="append", help="address line (repeat; replaces all lines)")
+    p.add_argument("--city")
+    p.add_argument("--state")
+    p.add_argument("--zip")
+    p.add_argument("--schedules", help="e.g. II,IIN,III,IIIN,IV,V (replaces the list)")
+    p.add_argument("--expires", help="registration expiry date YYYY-MM-DD")
+    p.add_argument("--business-activity")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_registration_edit)
+    p = registration.add_parser("remove", help="remove a registration no order or certificate refers to")
+    p.add_argument("dea", help="DEA number of the registration")
+    p.set_defaults(handler=cmd_registration_remove)
     p = registration.add_parser("list", help="list registrations")
     add_json_flag(p)
     p.set_defaults(handler=cmd_registration_list)
@@ -198,6 +268,23 @@ def register(commands: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--folder", help="folder connector: drop folder")
     add_json_flag(p)
     p.set_defaults(handler=cmd_supplier_add)
+    p = supplier.add_parser("edit", help="change a supplier's details or how orders reach it")
+    p.add_argument("supplier", help="the supplier's current name")
+    p.add_argument("--name", help="new name")
+    p.add_argument("--dea", help="DEA number (\"\" to clear)")
+    p.add_argument("--address", action="append", help="address line (repeat; replaces all lines)")
+    p.add_argument("--city")
+    p.add_argument("--state")
+    p.add_argument("--zip")
+    p.add_argument("--connector", choices=["https", "folder", "manual"])
+    p.add_argument("--url", help="https connector: supplier's order endpoint")
+    p.add_argument("--folder", help="folder connector: drop folder")
+    p.add_argument("--tls-bundle", help="https connector: the supplier's TLS certificate file (\"\" to clear)")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_supplier_edit)
+    p = supplier.add_parser("remove", help="remove a supplier no order refers to")
+    p.add_argument("supplier", help="the supplier's name")
+    p.set_defaults(handler=cmd_supplier_remove)
     p = supplier.add_parser("list", help="list suppliers")
     add_json_flag(p)
     p.set_defaults(handler=cmd_supplier_list)
