@@ -52,6 +52,8 @@ ROLE_TEXT = {
                     "certificate cannot sign orders; apply as Registrant or Power of Attorney for that too."),
 }
 
+IDENTITY_DOCUMENTS = {"drivers_license": "Driver's license", "passport": "Passport", "state_id": "State ID card"}
+
 AGREEMENT_TEXT = (
     "As a CSOS subscriber I agree that:\n"
     "• I alone use my private key and keep its password or PIN secret; I never let anyone sign orders with it.\n"
@@ -59,6 +61,25 @@ AGREEMENT_TEXT = (
     "• I tell DEA and my coordinator when my name, e-mail or the registration changes.\n"
     "• Orders I sign are legally binding, as a paper DEA Form 222 signed by me would be.\n"
     "• Records of signed orders are kept for two years and shown to DEA on request.")
+
+
+def _submit_needs(data: Data) -> tuple[str, ...]:
+    """Sending the application needs the identity details (never kept) and a live portal sign-in."""
+    if not data.get("automatic") or data.get("application_id"):
+        return ()
+    return "identity_document_number", "date_of_birth", "signed_in"
+
+
+def _submit_resume(data: Data) -> str:
+    return "identity" if "identity_document_number" not in data or "date_of_birth" not in data else "account"
+
+
+def _request_needs(data: Data) -> tuple[str, ...]:
+    """The request needs the two codes (never kept) and, for a token without a PIN pad, its PIN again."""
+    if data.get("installed"):
+        return ()
+    codes = ("reference_number", "access_code") if data.get("automatic") else ()
+    return codes + (("key_secret_ready",) if data.get("key_store") == TOKEN else ())
 
 
 class EnrollmentFlow(Flow):
@@ -86,22 +107,21 @@ class EnrollmentFlow(Flow):
             "poa": Step("Power of attorney", accept=self._poa_accept, next="agreement"),
             "agreement": Step("Subscriber agreement", accept=self._agreement_accept, next="identity"),
             "identity": Step("Identity proofing", accept=self._identity_accept,
-                             next=lambda d: "account" if auto(d) else "submit"),
+                             next=lambda d: "account" if auto(d) and not d.get("signed_in") else "submit"),
             "account": Step("Your portal account", accept=self._account_accept, slow=True, next="sign_in_code"),
             "sign_in_code": Step("Sign-in code", accept=self._sign_in_code_accept, slow=True,
-                                 needs=("challenge_id",), resume_to="account",
-                                 next=self._after_sign_in("submit")),
+                                 needs=("challenge_id",), resume_to="account", next="submit"),
             "submit": Step("Check and send", accept=self._submit_accept, slow=True, enter=self._enter_submit,
-                           needs=("identity_document_number", "date_of_birth"), resume_to="identity",
-                           next=self._after_submit),
+                           needs=_submit_needs, resume_to=_submit_resume, next=self._after_submit),
             "waiting": Step("Waiting for approval", back=False, accept=self._waiting_accept, slow=True,
-                            needs=("signed_in",), resume_to="account", next=self._after_waiting),
+                            needs=lambda d: ("signed_in",) if auto(d) else (), resume_to="account",
+                            next=self._after_waiting),
             "codes": Step("Reference number and access code", accept=self._codes_accept, next="key_location"),
             "key_location": Step("Where your key will live", enter=self._enter_key_location,
                                  accept=self._key_location_accept, slow=True, next="request"),
             "request": Step("Request your certificate", accept=self._request_accept, slow=True,
-                            enter=self._enter_request,
-                            needs=("reference_number", "access_code"), resume_to="codes", next="installed"),
+                            enter=self._enter_request, needs=_request_needs,
+                            resume_to=lambda d: "codes" if auto(d) else "key_location", next="installed"),
             "installed": Step("Certificate installed", last=True, back=False),
             "rejected": Step("Application not approved", last=True, back=False),
         }
@@ -179,15 +199,14 @@ class EnrollmentFlow(Flow):
         if not number:
             raise WizardInputError("Enter the document number.", field="identity_document_number",
                                    code="flow.identity_number")
-        birth = str(data.get("date_of_birth") or "").strip()
-        try:
-            born = dt.date.fromisoformat(birth)
-        except ValueError:
-            raise WizardInputError("Enter the date of birth as YYYY-MM-DD, for example 1980-04-02.",
-                                   field="date_of_birth", code="flow.date_of_birth") from None
+        born = parse_birth_date(data.get("date_of_birth"))
+        if born is None:
+            raise WizardInputError("Enter the date of birth as month/day/year (04/02/1980) or year-month-day "
+                                   "(1980-04-02).", field="date_of_birth", code="flow.date_of_birth")
         if born >= self.clock().date():
             raise WizardInputError("The date of birth must be in the past.", field="date_of_birth",
                                    code="flow.date_of_birth")
+        birth = born.isoformat()
         data["identity_document_number"], data["date_of_birth"] = number, birth
 
     def _enter_submit(self, data: Data) -> None:
@@ -328,9 +347,22 @@ def application_summary(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append(("Power of attorney", Path(str(data.get("poa_file", ""))).name))
     rows.append(("Subscriber agreement", "accepted" if data.get("agreement_accepted") else "not accepted"))
     if data.get("automatic"):
-        rows.append(("Identity document", f"{data.get('identity_document_type', '')} ending "
-                                          f"{str(data.get('identity_document_number', ''))[-4:]}"))
+        kind = IDENTITY_DOCUMENTS.get(str(data.get("identity_document_type")), "Identity document")
+        number = str(data.get("identity_document_number") or "")
+        rows.append(("Identity document", f"{kind} ending {number[-4:]}" if number else
+                     f"{kind} (the number is asked again: CSOS Desk does not keep it)"))
     return rows
+
+
+def parse_birth_date(value: Any) -> dt.date | None:
+    """A date as people type it here: 04/02/1980 (month/day/year, as on US documents) or 1980-04-02."""
+    text = str(value or "").strip()
+    for pattern in ("%Y-%m-%d", "%m/%d/%Y", "%m-%d-%Y", "%m.%d.%Y"):
+        try:
+            return dt.datetime.strptime(text, pattern).date()
+        except ValueError:
+            continue
+    return None
 
 
 def read_poa(path: Path) -> bytes:
@@ -382,5 +414,5 @@ def add_missing_registrations(certificates: CertificateBook, details: list[Mappi
     return added
 
 
-__all__ = ["AGREEMENT_TEXT", "MAX_POA_BYTES", "MAX_REGISTRATIONS", "ROLE_TEXT", "EnrollmentFlow",
+__all__ = ["AGREEMENT_TEXT", "IDENTITY_DOCUMENTS", "parse_birth_date", "MAX_POA_BYTES", "MAX_REGISTRATIONS", "ROLE_TEXT", "EnrollmentFlow",
            "add_missing_registrations", "application_summary", "local_registrations", "read_poa"]

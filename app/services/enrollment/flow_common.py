@@ -27,7 +27,7 @@ from app.errors import CsosError
 from app.models.orderbook import CertificateRecord, CertificateStatus
 from app.services.certificates.book import ADMINISTRATIVE, CertificateBook
 from app.services.enrollment.authority import EnrollmentAuthority, EnrollmentError, PortalSession
-from app.services.enrollment.wizard import RESUMED_FROM, Data, Step, Wizard, WizardInputError, WizardStateStore
+from app.services.enrollment.wizard import Data, Step, Wizard, WizardInputError, WizardStateStore
 from app.services.keys import KeyStoreError, WeakPassword, password_problems
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ FIPS_NOTICE = (
     "A key file on this computer is encrypted (AES-256, password-protected) by CSOS Desk's built-in cryptography, "
     "which is NOT a FIPS 140-2 validated module. 21 CFR 1311.55(b)(1) asks for a FIPS 140-2 Level 1 validated "
     "module: a validated USB token or smart card meets that rule. Ask your CSOS coordinator which one your "
-    "pharmacy uses; see docs/compliance.md.")
+    "pharmacy uses.")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -198,8 +198,9 @@ class Flow:
             data["full_name"] = account.full_name
 
     def _after_sign_in(self, default: str) -> Callable[[Data], str]:
+        """After signing in again on a resumed run the wizard engine returns to where it left off by itself."""
         def target(data: Data) -> str:
-            return data.pop(RESUMED_FROM, None) or default
+            return default
         return target
 
     def _enter_key_location(self, data: Data) -> None:

@@ -61,6 +61,21 @@ def deadline_text(reason: str | None, noticed_at: dt.datetime) -> str:
             f"(your computer's time).")
 
 
+def _confirm_needs(data: Data) -> tuple[str, ...]:
+    """Revoking needs the reason checked, and the unlocked key (key path) or a live portal sign-in (lost key)."""
+    if data.get("revoked_at"):
+        return ()
+    if data.get("key_available") is not False:
+        return "revocation_ready", "current_secret_ready"
+    return ("revocation_ready", "signed_in") if data.get("automatic") else ("revocation_ready",)
+
+
+def _confirm_resume(data: Data) -> str:
+    if "revocation_ready" not in data:
+        return "reason"
+    return "unlock" if data.get("key_available") is not False else "account"
+
+
 class RevocationFlow(Flow):
     """Revoke a certificate; the local key is destroyed once the CA has confirmed. Includes the lost-key path."""
 
@@ -94,7 +109,7 @@ class RevocationFlow(Flow):
             "unlock": Step("Unlock the key", enter=self._enter_unlock, accept=self._unlock_accept, slow=True,
                            next="confirm"),
             "confirm": Step("Confirm the revocation", enter=self._enter_confirm, accept=self._confirm_accept,
-                            slow=True, needs=("revocation_ready",), resume_to="reason", next="done"),
+                            slow=True, needs=_confirm_needs, resume_to=_confirm_resume, next="done"),
             "done": Step("Certificate revoked", last=True, back=False),
         }
 

@@ -10,7 +10,9 @@ Design choices that matter to the person at the counter:
 * A step can close the way back (``back=False``) once something has left the computer.
 * The saved state is JSON in the profile's data folder and never holds a secret: passwords, PINs, sign-in codes,
   reference numbers, access codes and portal session tokens are *transient*. A view that needs one after a restart
-  resumes at the step that asks for it again (``resume_to``).
+  resumes at the step that asks for it again (``resume_to``) — and so does every later move: a resumed wizard never
+  arrives at a view whose ``needs`` are gone, it is sent to the page that asks for them first and comes back once
+  they are given (``RESUMED_FROM``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ STATE_VERSION = 1
 RESUMED_FROM = "resumed_from"
 Data = dict[str, Any]
 NextView = str | Callable[[Data], str | None] | None
+Needs = tuple[str, ...] | Callable[[Data], Iterable[str]]
+ResumeTo = str | Callable[[Data], str | None] | None
 
 # Names that are never written to disk whatever a flow declares: a safety net under each flow's own list.
 _SECRET_WORDS = frozenset({"password", "pin", "secret", "passphrase"})
@@ -67,8 +71,9 @@ class Step:
 
     ``next`` names the following view (or computes it from the data); ``accept`` runs when the person presses Next
     and may change the data or raise ``WizardInputError``; ``enter`` prepares a view when it is shown. ``needs`` are
-    transient keys the view cannot work without: after a restart they are gone, and the flow resumes at
-    ``resume_to`` instead.
+    transient keys the view cannot work without (or a function of the data giving them, when that depends on the
+    branch): after a restart they are gone, and the wizard goes to ``resume_to`` (a view, or a function of the data
+    choosing one) instead, before it shows this view.
     """
 
     title: str
@@ -77,8 +82,8 @@ class Step:
     enter: Callable[[Data], None] | None = None
     last: bool | Callable[[Data], bool] = False
     back: bool = True
-    needs: tuple[str, ...] = ()
-    resume_to: str | None = None
+    needs: Needs = ()
+    resume_to: ResumeTo = None
     slow: bool = False  # the host runs accept/enter off the GUI thread
 
 
@@ -100,7 +105,7 @@ class Wizard:
         for name, step in self.navmap.items():
             if isinstance(step.next, str) and step.next not in self.navmap:
                 raise ValueError(f"view {name!r} leads to unknown view {step.next!r}")
-            if step.resume_to is not None and step.resume_to not in self.navmap:
+            if isinstance(step.resume_to, str) and step.resume_to not in self.navmap:
                 raise ValueError(f"view {name!r} resumes at unknown view {step.resume_to!r}")
         self._check_view(self.view)
 
@@ -143,12 +148,16 @@ class Wizard:
         step = self.step
         if step.accept is not None:
             step.accept(self.data)
-        target = step.next(self.data) if callable(step.next) else step.next
+        resumed = self.data.get(RESUMED_FROM)
+        if resumed in self.navmap and resumed != self.view and not self.missing(resumed):
+            target = resumed  # what was missing is given again: back to where the person left off
+        else:
+            target = step.next(self.data) if callable(step.next) else step.next
         if target is None:
             raise WizardError(f"The page '{step.title}' does not say where to go next.", code="wizard.no_next")
         self._check_view(target)
         self.stack.append(self.view)
-        self.view = target
+        self.view = self._arrival(target)
         self.enter()
         self._changed()
         return target
@@ -171,6 +180,35 @@ class Wizard:
         self.enter()
         self._changed()
         return view
+
+    def missing(self, view: str) -> list[str]:
+        """The transient entries ``view`` needs that the data lacks now (gone with a restart)."""
+        needs = self.navmap[view].needs
+        wanted = needs(self.data) if callable(needs) else needs
+        return [key for key in wanted if key not in self.data]
+
+    def _resume_target(self, view: str) -> str | None:
+        resume_to = self.navmap[view].resume_to
+        target = resume_to(self.data) if callable(resume_to) else resume_to
+        if target is not None:
+            self._check_view(target)
+        return target
+
+    def _arrival(self, target: str) -> str:
+        """Where a move to ``target`` lands: ``target`` itself, or the page that asks again for what it needs."""
+        seen: set[str] = set()
+        arrival = target
+        while self.missing(arrival) and arrival not in seen:
+            seen.add(arrival)
+            earlier = self._resume_target(arrival)
+            if earlier is None:
+                break
+            arrival = earlier
+        if arrival != target:
+            self.data.setdefault(RESUMED_FROM, target)
+        elif self.data.get(RESUMED_FROM) == target:
+            self.data.pop(RESUMED_FROM)
+        return arrival
 
     def _check_view(self, view: str) -> None:
         if view not in self.navmap:
@@ -216,19 +254,18 @@ class Wizard:
         seen: set[str] = set()
         original = wizard.view
         while True:
-            step = wizard.step
-            missing = [k for k in step.needs if k not in wizard.data]
-            if not missing or step.resume_to is None or wizard.view in seen:
+            missing = wizard.missing(wizard.view)
+            target = wizard._resume_target(wizard.view) if missing else None
+            if target is None or wizard.view in seen:
                 break
             seen.add(wizard.view)
-            target = step.resume_to
             if target in wizard.stack:
                 del wizard.stack[wizard.stack.index(target):]
             else:
                 wizard.stack.append(wizard.view)
             wizard.view = target
         if wizard.view != original:
-            wizard.data[RESUMED_FROM] = original  # the flow returns there once the missing entries are given again
+            wizard.data.setdefault(RESUMED_FROM, original)  # returns there once the missing entries are given again
         wizard.on_change = on_change
         return wizard
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from PySide6.QtCore import QTimer, QUrl, Signal
-from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtCore import Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QCloseEvent, QDesktopServices, QKeyEvent
 from PySide6.QtWidgets import (
     QDialog,
     QFrame,
@@ -25,7 +25,8 @@ from PySide6.QtWidgets import (
 
 from app.errors import CsosError
 from app.services.enrollment.flow_common import Flow
-from app.ui import theme
+from app.services.enrollment.wizard import RESUMED_FROM
+from app.ui import messages, theme
 from app.ui.jobs import JobRunner
 from app.ui.wizards.pages import WizardPage, page_for
 
@@ -67,6 +68,11 @@ class WizardDialog(QDialog):
         self.progress_label.setObjectName("wizardProgress")
         outer.addWidget(self.progress_label)
         outer.addWidget(self.heading)
+        self.resume_note = QLabel(self)
+        self.resume_note.setObjectName("wizardResumeNote")
+        self.resume_note.setWordWrap(True)
+        self.resume_note.setVisible(False)
+        outer.addWidget(self.resume_note)
         self.scroll = QScrollArea(self)
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -130,11 +136,18 @@ class WizardDialog(QDialog):
         else:
             self.page = page_for(flow, self)
             self.page.action_requested.connect(self._on_action)
+            self.page.entry_changed.connect(lambda: self._set_message(None))
             holder = QWidget(self)
             layout = QVBoxLayout(holder)
             layout.addWidget(self.page)
             self.scroll.setWidget(holder)
         self._set_message(None)
+        resumed_from = flow.data.get(RESUMED_FROM)
+        self.resume_note.setText(
+            f"You left off at “{flow.navmap[resumed_from].title}”. Some entries are never kept on this computer "
+            "(sign-in, codes, identity details): give them again here, and the wizard goes on from there."
+            if resumed_from in flow.navmap and resumed_from != flow.view else "")
+        self.resume_note.setVisible(bool(self.resume_note.text()))
         self.rendered_view = None if preparing else flow.view
         self._update_buttons()
         self.view_changed.emit(flow.view)
@@ -219,8 +232,8 @@ class WizardDialog(QDialog):
     def _failed(self, error: CsosError) -> None:
         self.last_error = error
         log.info("wizard %s step %s refused: %s", self.flow.name, self.flow.view, error.code)
-        if self.page is None:
-            self.render()
+        if self.page is None or self.rendered_view != self.flow.view:
+            self.render()  # the page shown always belongs to the step the flow is at
         shown = self.page.show_problem(getattr(error, "field", None), error.message) if self.page else False
         if not shown:
             self._set_message(error.message)
@@ -284,6 +297,19 @@ class WizardDialog(QDialog):
             url = action.removeprefix("open_url:")
             if url:
                 QDesktopServices.openUrl(QUrl(url))
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Escape asks first: closing keeps the progress, but a person pressing Escape may not expect to leave."""
+        if event.key() == Qt.Key.Key_Escape:
+            event.accept()
+            if self.flow.is_last or messages.confirm(
+                    self, "Close and continue later?",
+                    "Close this wizard now? What you entered is kept (except passwords, codes and identity "
+                    "details), and it continues where you left off when you open it again.",
+                    yes_text="Close and continue later", no_text="Stay here"):
+                self.close()
+            return
+        super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._alive[0] = False

@@ -55,6 +55,8 @@ class WizardPage(QWidget):
     view = ""
     #: emitted when the page needs the host (e.g. "open_mailbox", "test_order", "open_url:<url>", "restart")
     action_requested = Signal(str)
+    #: emitted when the person changes an entry (the host clears its own message line)
+    entry_changed = Signal()
 
     def __init__(self, flow: Flow, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -93,13 +95,39 @@ class WizardPage(QWidget):
                             " border-radius: 4px; padding: 8px; }")
         return label
 
+    def details(self, button_text: str, content: str, *, name: str) -> QLabel:
+        """Text one click away (regulation wording, technical details): hidden until the person asks."""
+        toggle = QPushButton(button_text, self)
+        toggle.setObjectName(f"{name}Toggle")
+        toggle.setCheckable(True)
+        toggle.setFlat(True)
+        toggle.setStyleSheet("QPushButton { text-align: left; text-decoration: underline; }")
+        row = QHBoxLayout()
+        row.addWidget(toggle)
+        row.addStretch(1)
+        self.layout_.addLayout(row)
+        label = self.notice(content, name=name)
+        label.setVisible(False)
+        toggle.toggled.connect(label.setVisible)
+        return label
+
     def _problem(self, name: str, widget: QWidget) -> FieldMessage:
+        """The problem line under an entry; it goes away as soon as the entry is changed (the person fixed it)."""
         message = FieldMessage(widget, self, name=f"{name}Problem")
         self.problems[name] = message
+        signal = {QLineEdit: "textEdited", QCheckBox: "toggled", QComboBox: "currentIndexChanged",
+                  QListWidget: "itemChanged"}
+        for kind, name_of_signal in signal.items():
+            if isinstance(widget, kind):
+                getattr(widget, name_of_signal).connect(lambda *_: self._entry_changed(message))
         return message
 
+    def _entry_changed(self, message: FieldMessage) -> None:
+        message.clear()
+        self.entry_changed.emit()
+
     def line(self, name: str, label: str, *, secret: bool = False, placeholder: str = "", hint: str = "",
-             value: Any = None) -> QLineEdit:
+             value: Any = None, show_toggle: str = "") -> QLineEdit:
         caption = QLabel(label, self)
         edit = QLineEdit(self)
         edit.setObjectName(name)
@@ -114,7 +142,18 @@ class WizardPage(QWidget):
             edit.setText("" if shown is None else str(shown))
         edit.setPlaceholderText(placeholder)
         self.layout_.addWidget(caption)
-        self.layout_.addWidget(edit)
+        if secret and show_toggle:
+            row = QHBoxLayout()
+            row.addWidget(edit, 1)
+            toggle = QCheckBox(show_toggle, self)
+            toggle.setObjectName(f"{name}Show")
+            toggle.setAccessibleName(show_toggle)
+            toggle.toggled.connect(lambda shown: edit.setEchoMode(
+                QLineEdit.EchoMode.Normal if shown else QLineEdit.EchoMode.Password))
+            row.addWidget(toggle)
+            self.layout_.addLayout(row)
+        else:
+            self.layout_.addWidget(edit)
         if hint:
             small = QLabel(hint, self)
             small.setWordWrap(True)
@@ -155,9 +194,11 @@ class WizardPage(QWidget):
                 detail.setContentsMargins(24, 0, 0, 6)
                 box.addWidget(detail)
         self.layout_.addWidget(container)
-        self.layout_.addWidget(self._problem(name, container))
+        problem = self._problem(name, container)
+        self.layout_.addWidget(problem)
         self._getters[name] = lambda: next((v for v, b in buttons.items() if b.isChecked()), None)
         group.buttonToggled.connect(lambda *_: self.changed())
+        group.buttonToggled.connect(lambda *_: self._entry_changed(problem))
         return group
 
     def file(self, name: str, label: str, *, file_filter: str, save: bool = False) -> QLineEdit:
@@ -208,11 +249,11 @@ class WizardPage(QWidget):
         self.layout_.addLayout(row)
         return push
 
-    def mailbox_hint(self, what: str) -> None:
+    def mailbox_hint(self, what: str, *, verb: str = "arrives") -> None:
         if self.flow.authority.training:
-            self.notice(f"TRAINING: {what} arrives in the training mailbox, not in real e-mail or post.",
+            self.notice(f"TRAINING: {what} {verb} in the practice mailbox, not in real e-mail or post.",
                         name="mailboxHint")
-            self.button("Open the training mailbox", "open_mailbox", name="openMailbox")
+            self.button("Open the practice mailbox", "open_mailbox", name="openMailbox")
 
     def changed(self) -> None:
         """An entry changed in a way that changes the page (subclasses refresh what depends on it)."""
@@ -285,14 +326,15 @@ class KeyLocationPage(WizardPage):
             self.text(f"Your key is already made: {self.data.get('key_description', '')}. Press Next to go on.",
                       name="keyAlreadyMade")
         self.text("Your private key signs your orders. It is made here and never leaves the place you choose; only "
-                  "you may use it, with a password or PIN you keep secret.")
-        self.notice(self.context.get("fips_notice") or FIPS_NOTICE, name="fipsNotice")
+                  "you may use it, with a password or PIN you keep secret. Where will it live?")
         self.choice("key_store", [
-            ("software", "A key file on this computer, protected by a password",
-             "Quick to set up. Not a FIPS 140-2 validated module (see above)."),
-            ("token", "A USB token or smart card (recommended)",
-             "The key is made on the token and cannot be copied off it. A validated token meets 1311.55(b)(1)."),
+            ("software", "This computer, with a password",
+             "The key is a file on this computer, locked with a password only you know."),
+            ("token", "A USB security token",
+             "The key is made on a small USB device and can never be copied off it; ask your CSOS coordinator "
+             "whether your pharmacy uses one."),
         ], default="software")
+        self.details("Why does this matter?", self.context.get("fips_notice") or FIPS_NOTICE, name="fipsNotice")
         self.password = self.line("key_password", "New key password:", secret=True,
                                   hint="At least 12 characters. Nobody can recover it: if it is lost, the "
                                        "certificate must be revoked and you enroll again.")
@@ -506,7 +548,8 @@ class IdentityPage(WizardPage):
             self._getters["identity_document_type"] = combo.currentData
             self.line("identity_document_number", "Document number:",
                       hint="Sent once with the application; CSOS Desk does not keep it.")
-            self.line("date_of_birth", "Date of birth (YYYY-MM-DD):", placeholder="1980-04-02")
+            self.line("date_of_birth", "Date of birth:", placeholder="04/02/1980",
+                      hint="Month/day/year, e.g. 04/02/1980 (or 1980-04-02). Sent once; CSOS Desk does not keep it.")
         else:
             url = html.escape(self.flow.authority.portal_url)
             self.text(f"DEA checks your identity online. Steps:<br>1. Open <a href=\"{url}\">DEA's CSOS portal</a>."
@@ -565,8 +608,9 @@ class CodesPage(WizardPage):
         self.text("Your application was approved. The CA sent two one-time codes by separate ways, so nobody who "
                   "gets one of them alone can take your certificate. They work once, within 30 days.")
         self.line("reference_number", "Reference number (from the e-mail):", placeholder="1234-5678-9012")
-        self.line("access_code", "Access code (from the letter):", secret=True, placeholder="XXXX-XXXX-XXXX-XXXX")
-        self.mailbox_hint("Both codes (the letter too)")
+        self.line("access_code", "Access code (from the letter):", secret=True, placeholder="XXXX-XXXX-XXXX-XXXX",
+                  show_toggle="Show the access code")
+        self.mailbox_hint("Both codes (the e-mail and the letter)", verb="arrive")
 
 
 class RequestPage(WizardPage):
