@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from app.errors import InvalidValue
 from app.models.values import DeaNumber, Schedule
 
-CONNECTOR_KINDS = ("https", "folder", "manual")
+CONNECTOR_KINDS = ("https", "folder", "manual", "as2")
 DELIMITERS = "*~>"  # X12 element separator, segment terminator, sub-element separator
 
 NAME_MAX = 60  # N1-02
