@@ -588,6 +588,15 @@ class SettingsDialog(QDialog):
 
 
 def _field_of(code: str) -> str:
-    return {"supplier.duplicate": "name", "supplier_name.empty": "name", "address.state": "state"}.get(
-        code, "dea_number" if code.startswith("dea.") else "name")
+    """The field a refusal from the order book belongs to (the codes of app.services.orders.parties)."""
+    fields = {"supplier.duplicate": "name", "address.state": "state", "address.zip": "postal_code",
+              "connector.url": "url", "connector.folder": "folder", "connector.tls_bundle": "tls_bundle",
+              "connector.kind": "kind"}
+    if code in fields:
+        return fields[code]
+    if code.startswith("address.city"):
+        return "city"
+    if code.startswith("address."):
+        return "address1"
+    return "dea_number" if code.startswith("dea.") else "name"
 

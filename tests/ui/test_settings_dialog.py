@@ -200,3 +200,29 @@ def test_screenshot_of_the_settings_dialog(qtbot, open_settings, catalog_book):
     QApplication.processEvents()
     assert dialog.grab().save(str(SCREENSHOT_DIR / "settings-profile.png"))
     assert target.stat().st_size > 10_000
+
+
+def test_supplier_fields_are_checked_by_the_same_rule_and_words_as_the_command_line(qtbot, open_settings,
+                                                                                     catalog_book):
+    from app.services.orders.parties import SupplierForm, check_supplier
+
+    dialog = open_settings()
+    type_into(qtbot, dialog.supplier_fields["postal_code"], "ABCDE")
+    type_into(qtbot, dialog.supplier_fields["state"], "ZZ")
+    type_into(qtbot, dialog.supplier_fields["address1"], "9 Depot Rd*")
+    assert not dialog.save()
+    expected = {p.field: p.message for p in check_supplier(SupplierForm(
+        name="Acme Drug", address_lines=("9 Depot Rd*",), state="ZZ", postal_code="ABCDE"))}
+    for field in ("postal_code", "state", "address1"):
+        assert dialog.supplier_messages[field].text == expected[field]
+    assert "ZIP" in expected["postal_code"] and "not a US state" in expected["state"]
+    for key, value in (("postal_code", "38118-1234"), ("state", "tn"), ("address1", "9 Depot Rd")):
+        type_into(qtbot, dialog.supplier_fields[key], value)
+    dialog.kind_combo.setCurrentIndex(dialog.kind_combo.findData("https"))
+    type_into(qtbot, dialog.supplier_fields["url"], "http://acme.example/csos")
+    assert not dialog.save()
+    assert "http:// is not accepted" in dialog.supplier_messages["url"].text
+    type_into(qtbot, dialog.supplier_fields["url"], "https://acme.example/csos")
+    assert dialog.save()
+    saved = catalog_book.supplier("acme drug")
+    assert (saved.state, saved.postal_code, saved.connector["url"]) == ("TN", "38118-1234", "https://acme.example/csos")
