@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -24,6 +25,8 @@ from app.services.signing.cms import CmsError, SignsData, check_signature, parse
 from app.services.orders.orderbook import OrderBook
 from app.services.signing.verifier import OrderVerifier, Reason, Verdict
 from app.services.signing.x12 import OrderLine850, Party, PurchaseOrder, X12Error, parse_850, write_850
+
+log = logging.getLogger(__name__)
 
 
 class PreSignCheckFailed(CsosError):
@@ -82,6 +85,7 @@ class SignedOrder:
     document: bytes
     content: bytes
     verdict: Verdict
+    notices: list[Any] = field(default_factory=list)  # unusual-quantity notices recorded with the signing
 
 
 RevocationFound = Callable[[str, dt.datetime, "str | None"], Any]
@@ -95,12 +99,29 @@ class OrderSigningService:
     def __init__(self, book: OrderBook, verifier: OrderVerifier, *,
                  clock_check: Callable[[], ClockCheck] | None = None,
                  clock: Callable[[], dt.datetime] | None = None,
-                 on_revoked: RevocationFound | None = None) -> None:
+                 on_revoked: RevocationFound | None = None,
+                 usage_settings: Mapping[str, Any] | None = None) -> None:
         self.book = book
+        # monthly_limits / time_zones for the unusual-quantity notice (app.services.orders.history)
+        self.usage_settings = usage_settings
         self.verifier = verifier
         self.clock_check = clock_check
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self.on_revoked = on_revoked
+
+    def usage_notices(self, order_id: int, now: dt.datetime | None = None) -> list[Any]:
+        """Unusual-quantity notices for this draft (issue 21). A notice never blocks: a failure reads as none."""
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from app.services.orders.history import unusual_quantities
+
+        settings = dict(self.usage_settings or {})
+        settings.setdefault("time_zones", getattr(self.book, "time_zones", None) or {})
+        try:
+            return unusual_quantities(self.book.db, order_id, now=now or self.clock(), settings=settings)
+        except (CsosError, SQLAlchemyError) as exc:
+            log.info("usage notice skipped: %s", getattr(exc, "code", type(exc).__name__))
+            return []
 
     def order_date(self, order: Order, now: dt.datetime) -> dt.date:
         """BEG05: the pharmacy's local date at ``now`` (signingTime stays UTC)."""
@@ -170,16 +191,19 @@ class OrderSigningService:
             raise PreSignCheckFailed(reasons)
         fingerprint = hashlib.sha256(certificate_der).hexdigest()
         payload_sha256 = hashlib.sha256(content).hexdigest()
+        notices = self.usage_notices(order_id, now)
         if not self.book.store_signed(order_id, document=document, payload_sha256=payload_sha256, signed_at=now,
                                       signer_fingerprint=fingerprint,
                                       details={"signer_fingerprint": fingerprint,
                                                "document_sha256": hashlib.sha256(document).hexdigest(),
-                                               **({"clock": clock.audit_note} if clock else {})}):
+                                               **({"clock": clock.audit_note} if clock else {}),
+                                               **({"unusual_quantity": [n.to_json() for n in notices]}
+                                                  if notices else {})}):
             raise NotDraft(f"Order {order.order_number} changed while it was being signed; nothing was stored.")
         # The detached order read at the start, brought up to date without another round trip.
         order.signed_document, order.signed_at, order.signer_fingerprint = document, now, fingerprint
         order.payload_sha256, order.status = payload_sha256, OrderStatus.SIGNED
-        return SignedOrder(order=order, document=document, content=content, verdict=verdict)
+        return SignedOrder(order=order, document=document, content=content, verdict=verdict, notices=notices)
 
 
 def check_content(content: bytes, purchase_order: PurchaseOrder) -> list[Reason]:

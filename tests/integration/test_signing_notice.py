@@ -1,0 +1,93 @@
+"""The unusual-quantity notice at signing (issue 21): recorded in the signing's audit event with its figures, and
+never a block — the order is signed whatever the notice says or if it cannot be worked out."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+
+from app.models.integrity import verify_audit_chain
+from app.models.orderbook import AuditEvent
+from app.models.states import OrderStatus
+from app.services.certificates.crl_cache import CrlCache
+from app.services.certificates.validation import CertificateValidationService
+from app.services.signing.order_signing import OrderSigningService
+from app.services.signing.verifier import MappingSchedules, OrderVerifier
+from tests.factories import PURCHASER_DEA, seed
+from tests.pki import build_training_pki, serve_directory
+from tests.signers import KeySigner
+from tests.unit.orders.test_history import OXY_TABLETS, signed
+
+UTC = dt.timezone.utc
+
+
+@pytest.fixture
+def world(book, tmp_path):
+    seed(book)
+    with serve_directory(tmp_path / "crl") as server:
+        pki = build_training_pki(tmp_path, crl_base_url=server.base_url)
+        pki.write_crls()
+        validation = CertificateValidationService(trust_roots=pki.trust_roots,
+                                                  crl_cache=CrlCache(tmp_path / "crl-cache"))
+        verifier = OrderVerifier(validation=validation, catalog=MappingSchedules.from_database(book.db))
+        yield pki, verifier
+
+
+def _months_back(count: int) -> dt.datetime:
+    today = dt.datetime.now(UTC)
+    index = today.year * 12 + today.month - 1 - count
+    return dt.datetime(index // 12, index % 12 + 1, 10, 12, tzinfo=UTC)
+
+
+def _usual(book, packages: int = 1) -> None:
+    """One order of ``packages`` × 100 oxycodone tablets in each of the six months before this one."""
+    for back in range(1, 7):
+        signed(book, [(OXY_TABLETS, packages)], at=_months_back(back), status=OrderStatus.ACCEPTED)
+
+
+def _sign_draft(book, service, pki, packages: int):
+    order = book.new_order(registration_dea=PURCHASER_DEA, supplier_name="Acme Drug")
+    book.add_line(order.id, ndc=OXY_TABLETS, packages=packages)
+    subscriber = pki.issue()
+    result = service.sign(order.id, signer=KeySigner(subscriber.key), certificate=subscriber.cert,
+                          intermediates=pki.intermediates)
+    with book.db.session() as session:
+        event = session.scalars(select(AuditEvent).where(AuditEvent.order_id == order.id)
+                                .order_by(AuditEvent.id.desc())).first()
+        assert verify_audit_chain(session) == []
+    return book.get_order(order.id), result, event
+
+
+def test_an_unusual_order_is_signed_and_the_notice_is_audited_with_its_figures(world, book):
+    pki, verifier = world
+    _usual(book)
+    stored, result, event = _sign_draft(book, OrderSigningService(book, verifier), pki, packages=5)
+    assert stored.status is OrderStatus.SIGNED  # a notice, never a block
+    (notice,) = result.notices
+    assert event.details["to"] == "signed"
+    (recorded,) = event.details["unusual_quantity"]
+    assert recorded == notice.to_json()
+    assert (recorded["substance"], recorded["this_order"], recorded["usual_monthly"], recorded["ratio"]) == \
+        ("oxycodone", "500", "100.0", "5.0")
+    assert recorded["message"].startswith("Oxycodone this month would be 5.0× your usual")
+
+
+def test_a_usual_order_records_no_notice(world, book):
+    pki, verifier = world
+    _usual(book)
+    _stored, result, event = _sign_draft(book, OrderSigningService(book, verifier), pki, packages=1)
+    assert result.notices == [] and "unusual_quantity" not in event.details
+
+
+def test_the_limit_from_settings_is_used_and_a_notice_that_cannot_be_worked_out_never_blocks(world, book):
+    pki, verifier = world
+    _usual(book, packages=10)
+    limited = OrderSigningService(book, verifier, usage_settings={"monthly_limits": {PURCHASER_DEA:
+                                                                                     {"oxycodone": "150"}}})
+    _stored, result, event = _sign_draft(book, limited, pki, packages=2)
+    assert [n["limit"] for n in event.details["unusual_quantity"]] == ["150"]
+    broken = OrderSigningService(book, verifier, usage_settings={"time_zones": {PURCHASER_DEA: "Nowhere/Atlantis"}})
+    stored, result, event = _sign_draft(book, broken, pki, packages=50)
+    assert stored.status is OrderStatus.SIGNED and result.notices == []
