@@ -639,4 +639,7 @@ def suppliers_blueprint(desk: SupplierDesk) -> Blueprint:
     def auto(slug: str):
         return jsonify(desk.set_auto(slug, json_body(request)))
 
+    from app.sandbox.as2_receiver import add_as2_routes  # the same suppliers over AS2 (RFC 4130)
+    desk.as2 = add_as2_routes(bp, desk)
+
     return bp
