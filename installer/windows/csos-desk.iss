@@ -67,7 +67,8 @@ Source: "{#BundleDir}\*"; DestDir: "{app}"; Flags: ignoreversion recursesubdirs 
 
 [Icons]
 Name: "{autoprograms}\{#AppName}"; Filename: "{app}\{#AppExe}"; WorkingDir: "{app}"; Comment: "Controlled-substance ordering (DEA CSOS)"
-Name: "{autoprograms}\{#AppName} self-test"; Filename: "{app}\{#AppConsoleExe}"; Parameters: "--self-test"; WorkingDir: "{app}"; Comment: "Check that CSOS Desk works on this computer"
+; The self-test runs in a console window that waits for a key ("pause"), so its results can be read before it closes.
+Name: "{autoprograms}\{#AppName} self-test"; Filename: "{cmd}"; Parameters: "/c """"{app}\{#AppConsoleExe}"" --self-test & pause"""; WorkingDir: "{app}"; IconFilename: "{app}\{#AppConsoleExe}"; Comment: "Check that CSOS Desk works on this computer"
 Name: "{autodesktop}\{#AppName}"; Filename: "{app}\{#AppExe}"; WorkingDir: "{app}"; Tasks: desktopicon
 
 [Run]

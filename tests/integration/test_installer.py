@@ -282,10 +282,10 @@ def test_deb_control_declares_version_and_system_libraries(built):
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_deb_installs_the_bundle_launcher_menu_entry_and_icons(installed):
-    bundle = installed / "opt" / "csos-desk"
+    bundle = installed / "usr" / "lib" / "csos-desk"
     for name in ("csos-desk", "csos-desk-console"):
         assert os.access(bundle / name, os.X_OK)
-    assert os.readlink(installed / "usr" / "bin" / "csos-desk") == "/opt/csos-desk/csos-desk"
+    assert os.readlink(installed / "usr" / "bin" / "csos-desk") == "/usr/lib/csos-desk/csos-desk"
     desktop = (installed / "usr/share/applications/csos-desk.desktop").read_text()
     assert "Exec=csos-desk" in desktop and "Icon=csos-desk" in desktop
     for size in (16, 22, 24, 32, 48, 64, 96, 128, 256, 512):
@@ -303,7 +303,7 @@ def test_deb_installs_the_bundle_launcher_menu_entry_and_icons(installed):
 @pytest.mark.timeout(1800)
 def test_every_system_library_the_bundle_needs_is_declared(built, installed):
     build_deb = _load(ROOT / "installer" / "linux" / "build-deb", "build_deb_under_test")
-    bundle = installed / "opt" / "csos-desk"
+    bundle = installed / "usr" / "lib" / "csos-desk"
     internal = bundle / "_internal"
     search = os.pathsep.join(str(p) for p in {f.parent for f in internal.rglob("*.so*")})
     missing = set()
@@ -321,7 +321,7 @@ def test_every_system_library_the_bundle_needs_is_declared(built, installed):
 @pytest.mark.timeout(1800)
 def test_installed_program_passes_its_self_test(installed, tmp_path):
     started = time.monotonic()
-    program = installed / "opt" / "csos-desk" / "csos-desk"
+    program = installed / "usr" / "lib" / "csos-desk" / "csos-desk"
     done = subprocess.run([str(program), "--self-test"], capture_output=True, text=True, timeout=300, cwd=tmp_path,
                           env=_clean_env(tmp_path))
     print(f"\ninstalled self-test: {time.monotonic() - started:.1f} s\n{done.stdout}")
@@ -332,7 +332,7 @@ def test_installed_program_passes_its_self_test(installed, tmp_path):
     assert "installed bundle" in done.stdout
     assert not (tmp_path / "user-data").exists()
 
-    console = installed / "opt" / "csos-desk" / "csos-desk-console"
+    console = installed / "usr" / "lib" / "csos-desk" / "csos-desk-console"
     version = subprocess.run([str(console), "--version"], capture_output=True, text=True, timeout=60,
                              env=_clean_env(tmp_path))
     assert version.stdout.strip() == f"csos-desk {__version__}"
