@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 # what they need inside their handlers so `csos-desk --help` stays fast.
 EXTENSION_MODULES = ("app.cli.pharmacy", "app.cli.orders", "app.cli.lifecycle", "app.cli.signing", "app.cli.certificates",
                      "app.cli.records", "app.cli.database", "app.cli.sandbox", "app.cli.support", "app.cli.demo",
-                     "app.cli.trust", "app.cli.as2")
+                     "app.cli.trust", "app.cli.as2", "app.cli.history")
 
 
 def _extend_parser(commands: Any, groups: dict[str, Any]) -> None:
