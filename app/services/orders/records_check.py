@@ -137,6 +137,10 @@ def check_order(order: Order, verifier: OrderVerifier | None) -> tuple[list[Reco
         problems.append(RecordProblem("malformed", f"Order {number}: the signed order is not readable ({exc.message}).",
                                       number))
         return problems, notes
+    from app.services.orders.answers import receipt_findings  # receipts beyond the order or a flagged shipment
+
+    for code, message, is_problem in receipt_findings(order):
+        (problems if is_problem else notes).append(RecordProblem(code, message, number))
     book_lines = [(line.line_number, line.ndc, line.packages) for line in order.lines]
     signed_lines = [(line.line_number, line.ndc, line.packages) for line in content.lines]
     if content.order_number != number or content.purchaser.dea_number != order.registration.dea_number or \
