@@ -19,6 +19,7 @@ from app.errors import CsosError
 from app.models.orderbook import Order
 from app.models.states import OrderStatus
 from app.models.values import PackageUnit
+from app.services.orders.descriptions import ascii_text
 from app.services.orders.local_dates import local_date, zone_for
 from app.services.signing.clock import ClockCheck, ClockNotVerified, ClockOff, ClockState
 from app.services.signing.cms import CmsError, SignsData, check_signature, parse_signed_document, sign_content
@@ -47,13 +48,17 @@ class NotDraft(CsosError):
 def purchase_order_from(order: Order, *, signed_on: dt.date) -> PurchaseOrder:
     """The 850 content of an order from the order book (duty O1 fields)."""
     registration, supplier = order.registration, order.supplier
-    purchaser = Party(name=registration.name, dea_number=registration.dea_number,
-                      address_lines=tuple(registration.address_lines), city=registration.city,
-                      state=registration.state, postal_code=registration.postal_code)
+    # Names and addresses may hold accents ("Éclair Drug"); the 850 carries their ASCII spelling (one rule:
+    # app.services.orders.descriptions.ascii_text), checked to fit when they were entered (orders.parties).
+    purchaser = Party(name=ascii_text(registration.name), dea_number=registration.dea_number,
+                      address_lines=tuple(ascii_text(line) for line in registration.address_lines),
+                      city=ascii_text(registration.city), state=registration.state,
+                      postal_code=registration.postal_code)
     has_address = bool(supplier.address_lines and supplier.city and supplier.state and supplier.postal_code)
-    supplier_party = Party(name=supplier.name, dea_number=supplier.dea_number,
-                           address_lines=tuple(supplier.address_lines) if has_address else (),
-                           city=supplier.city if has_address else None,
+    supplier_party = Party(name=ascii_text(supplier.name), dea_number=supplier.dea_number,
+                           address_lines=tuple(ascii_text(line) for line in supplier.address_lines)
+                           if has_address else (),
+                           city=ascii_text(supplier.city) if has_address else None,
                            state=supplier.state if has_address else None,
                            postal_code=supplier.postal_code if has_address else None)
     lines = tuple(
