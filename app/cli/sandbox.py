@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import signal
 import threading
@@ -35,26 +36,42 @@ def cmd_sandbox_run(args: argparse.Namespace) -> int:
     from app.logging_setup import setup_logging
     from app.sandbox import start_sandbox
 
-    setup_logging(load_config(data_dir=args.data_dir, profile="training").data_dir)
+    config = load_config(data_dir=args.data_dir, profile="training")
+    setup_logging(config.data_dir)
     directory = _sandbox_dir(args)
     handle = start_sandbox(directory, host=args.host, port=args.port)
+    _follow_time_server(config, directory, handle)
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl+C
     try:
-        print("CSOS Desk TRAINING sandbox is running (Ctrl+C stops it).")
-        print(f"  portal / CA:   {handle.portal_url}")
+        # flush=True: the banner must show at once when output goes to a file or a pipe (e.g. `./run`'s log).
+        say = functools.partial(print, flush=True)
+        say("CSOS Desk TRAINING sandbox is running (Ctrl+C stops it).")
+        say(f"  portal / CA:   {handle.portal_url}")
         for supplier in handle.suppliers:
-            print(f"  supplier:      {supplier.url}   {supplier.name} (DEA {supplier.dea_number})")
-        print(f"  mailbox:       {handle.mailbox_url}")
-        print(f"  CRLs:          {handle.crl_urls['root']}  {handle.crl_urls['sub']}")
-        print(f"  TLS bundle:    {handle.tls_bundle}   (verify the sandbox's HTTPS with this)")
-        print(f"  CSOS trust:    {handle.trust_bundle}   (the CSOS training root)")
+            say(f"  supplier:      {supplier.url}   {supplier.name} (DEA {supplier.dea_number})")
+        say(f"  mailbox:       {handle.mailbox_url}")
+        say(f"  CRLs (http):   {handle.crl_urls['root']}  {handle.crl_urls['sub']}")
+        say(f"  TLS bundle:    {handle.tls_bundle}   (verify the sandbox's HTTPS with this)")
+        say(f"  CSOS trust:    {handle.trust_bundle}   (the CSOS training root)")
         if handle.sntp_port:
-            print(f"  SNTP (clock):  127.0.0.1:{handle.sntp_port}")
-        print(f"  folder:        {directory}")
+            say(f"  SNTP (clock):  127.0.0.1:{handle.sntp_port}")
+        say(f"  folder:        {directory}")
+        say("  The same ports are used again on the next start while they are free.")
         threading.Event().wait()  # until Ctrl+C (main() prints "Stopped.")
     finally:
         handle.stop()
     return EXIT_OK
+
+
+def _follow_time_server(config: Any, directory: Path, handle: Any) -> None:
+    """If the training profile uses this sandbox and its time server had to move (old port taken), point the
+    profile's ``sntp_server`` setting at the new one, so signing does not warn that the clock was not checked."""
+    if not handle.sntp_port or config.settings.get("sandbox_dir") != str(directory):
+        return
+    wanted = f"127.0.0.1:{handle.sntp_port}"
+    if config.settings.get("sntp_server") != wanted:
+        config.settings["sntp_server"] = wanted
+        config.save_settings()
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -1,7 +1,8 @@
 """The sandbox's CSOS training hierarchy (``CSOS Training Root CA`` → ``CSOS Training Sub CA``), kept on disk.
 
 Built on ``services.certificates.ca``: this module only persists the two CAs (``ca/root.json``, ``ca/sub.json``), publishes their
-CRLs (``crl/root.crl``, ``crl/sub.crl``; served at ``{base}/crl/root.crl`` and ``/crl/sub.crl``) and keeps them fresh:
+CRLs (``crl/root.crl``, ``crl/sub.crl``; served at ``{crl base}/crl/root.crl`` and ``/crl/sub.crl`` — plain http, as a
+supplier fetches CRLs: a CRL is a signed object, and a verifier has no TLS root for the sandbox) and keeps them fresh:
 a CRL is rebuilt at once after a revocation and whenever half of its lifetime has passed, so a served CRL is never
 near its nextUpdate.
 """
@@ -39,7 +40,10 @@ def _atomic_write(path: Path, data: bytes, *, private: bool = False) -> None:
 class SandboxAuthority:
     """Root + issuing CA of the training sandbox, with their published CRLs. Thread-safe."""
 
-    def __init__(self, directory: Path, base_url: str, *, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(self, directory: Path, base_url: str, *, clock: Callable[[], dt.datetime],
+                 crl_base_url: str | None = None) -> None:
+        """``crl_base_url``: where the CRLs are published (the http listener); it goes into the CRL distribution
+        point of every certificate the CAs issue. Default ``base_url``."""
         self.directory = Path(directory)
         self.ca_dir = self.directory / "ca"
         self.crl_dir = self.directory / "crl"
@@ -48,7 +52,7 @@ class SandboxAuthority:
         self._lock = threading.RLock()
         self.ca_dir.mkdir(parents=True, exist_ok=True)
         self.crl_dir.mkdir(parents=True, exist_ok=True)
-        self.crl_urls = {name: f"{base_url}/crl/{name}.crl" for name in CA_NAMES}
+        self.crl_urls = {name: f"{crl_base_url or base_url}/crl/{name}.crl" for name in CA_NAMES}
         self._crls: dict[str, bytes] = {}
         self.root, self.sub = self._load_or_create()
         _atomic_write(self.trust_bundle, self.root.certificate.public_bytes(serialization.Encoding.PEM))

@@ -6,8 +6,12 @@
 Everything lives in ``directory``: the TLS authority (``tls/``), the CSOS training CAs (``ca/``), their CRLs
 (``crl/``), the training root (``csos-trust.pem``), the state database (``sandbox.sqlite3``), the suppliers' catalog
 (``catalog.sqlite3``) and ``sandbox.json`` (addresses of the running sandbox, read by ``csos-desk sandbox supplier``).
-Starting again on the same directory keeps all of it, and reuses the last port when it is free, because issued
-certificates carry the CRL address.
+Starting again on the same directory keeps all of it, and reuses the last ports (HTTPS, the plain-http CRL listener,
+SNTP) when they are free: issued certificates carry the CRL address, and the profile's settings name the time server
+and the suppliers' addresses.
+
+CRLs are published over plain http on a second small listener (as DEA's and every CA's distribution points are: a CRL
+is a signed object, and a supplier's verifier has no TLS root for the sandbox); the portal keeps HTTPS.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -83,9 +88,10 @@ class SandboxHandle:
     suppliers: list[SandboxSupplier]
     tls_bundle: Path  # PEM: verify the sandbox's HTTPS with this (requests: verify=str(tls_bundle))
     trust_bundle: Path  # PEM: the CSOS training root, to validate CSOS certificates and signed orders
-    crl_urls: dict[str, str]  # {"root": ..., "sub": ...}
+    crl_urls: dict[str, str]  # {"root": ..., "sub": ...}: plain http, on the CRL listener
     registrations: list[SandboxRegistrationInfo]
     sntp_port: int | None = None  # loopback SNTP server for the training clock check (K6)
+    crl_port: int | None = None  # the plain-http CRL listener
     _stop: Callable[[], None] | None = field(default=None, repr=False)
 
     def supplier(self, slug: str) -> SandboxSupplier:
@@ -120,7 +126,7 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _bind(host: str, port: int, remembered: int | None) -> socket.socket:
+def _bind(host: str, port: int, remembered: int | None, *, what: str = "sandbox") -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     candidates = [port] if port else ([remembered, 0] if remembered else [0])
     for candidate in candidates:
@@ -131,7 +137,7 @@ def _bind(host: str, port: int, remembered: int | None) -> socket.socket:
         except OSError as exc:
             sock.close()
             if candidate == candidates[-1]:
-                raise SandboxError(f"The sandbox cannot listen on {host}:{candidate} ({exc.strerror}). Is another "
+                raise SandboxError(f"The {what} cannot listen on {host}:{candidate} ({exc.strerror}). Is another "
                                    "sandbox running? Stop it or choose another --port.",
                                    code="sandbox.port_in_use") from None
             continue
@@ -212,6 +218,52 @@ def _registrations(state: SandboxState) -> list[SandboxRegistrationInfo]:
         return out
 
 
+_CRL_PATH = re.compile(r"/crl/(root|sub)\.crl")
+
+
+def crl_app(authority: SandboxAuthority) -> Callable[..., Any]:
+    """The plain-http CRL listener: GET /crl/root.crl and /crl/sub.crl, nothing else."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        match = _CRL_PATH.fullmatch(environ.get("PATH_INFO", ""))
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD") or match is None:
+            start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+            return [b"not found\n"]
+        body = authority.crl(match.group(1))
+        start_response("200 OK", [("Content-Type", "application/pkix-crl"), ("Content-Length", str(len(body))),
+                                  ("Cache-Control", "max-age=60")])
+        return [body] if environ["REQUEST_METHOD"] == "GET" else []
+
+    return app
+
+
+def _remembered(state_path: Path) -> dict[str, int | None]:
+    """The ports of the last start (sandbox.json), to come back on the same addresses."""
+    try:
+        data = json.loads(state_path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, int | None] = {}
+    for key in ("port", "crl_port", "sntp_port"):
+        try:
+            value = int(data.get(key) or 0)
+        except (TypeError, ValueError):
+            value = 0
+        out[key] = value if 0 < value < 65536 else None
+    return out
+
+
+def _sntp(remembered: int | None) -> SntpServer:
+    if remembered:
+        try:
+            return SntpServer(host="127.0.0.1", port=remembered)
+        except OSError:
+            log.warning("SNTP port %s is taken; the time server moves to another port", remembered)
+    return SntpServer(host="127.0.0.1")
+
+
 def create_app(portal: Portal, desk: SupplierDesk, authority: SandboxAuthority) -> Flask:
     app = Flask("csos_sandbox")
     app.config["MAX_CONTENT_LENGTH"] = 8 * 1024 * 1024
@@ -239,25 +291,26 @@ def create_app(portal: Portal, desk: SupplierDesk, authority: SandboxAuthority) 
 
 
 def start_sandbox(directory: Path | str, *, host: str = "127.0.0.1", port: int = 0, sntp: bool = True,
-                  clock: Callable[[], dt.datetime] = _utcnow) -> SandboxHandle:
-    """Start portal/CA + suppliers on ``host:port`` (0 = the port used last time if free, else one the OS picks)."""
+                  clock: Callable[[], dt.datetime] = _utcnow, crl_port: int = 0) -> SandboxHandle:
+    """Start portal/CA + suppliers on ``host:port`` and the http CRL listener on ``host:crl_port`` (0 = the port
+    used last time if free, else one the OS picks); the SNTP server likewise comes back on its last port."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state_path = directory / STATE_FILE
-    remembered = None
-    try:
-        remembered = int(json.loads(state_path.read_text("utf-8")).get("port") or 0) or None
-    except (OSError, ValueError, TypeError, AttributeError):
-        remembered = None
-    sock = _bind(host, port, remembered)
+    remembered = _remembered(state_path)
+    sock = _bind(host, port, remembered.get("port"))
     resources: list[Callable[[], None]] = [sock.close]
     try:
+        crl_sock = _bind(host, crl_port, remembered.get("crl_port"), what="sandbox's CRL listener")
+        resources.append(crl_sock.close)
         bound_port = sock.getsockname()[1]
+        bound_crl_port = crl_sock.getsockname()[1]
         base_url = f"https://{_url_host(host)}:{bound_port}"
         tls = ensure_tls(directory / "tls", host)
         state = SandboxState(directory / "sandbox.sqlite3")
         resources.append(state.close)
-        authority = SandboxAuthority(directory, base_url, clock=clock)
+        authority = SandboxAuthority(directory, base_url, clock=clock,
+                                     crl_base_url=f"http://{_url_host(host)}:{bound_crl_port}")
         supplier_seed = _seed(state, clock)
         schedules, products = _catalog(directory)
         suppliers = [SandboxSupplier(name=s["name"], slug=s["slug"], dea_number=s["dea_number"],
@@ -271,20 +324,28 @@ def start_sandbox(directory: Path | str, *, host: str = "127.0.0.1", port: int =
         server = make_server(host, bound_port, app, threaded=True, request_handler=_QuietHandler,
                              ssl_context=tls.server_context(), fd=sock.fileno())
         sock.close()  # the server holds its own duplicate of the listening socket
-        resources = [state.close]
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
-                                  name="csos-sandbox", daemon=True)
-        thread.start()
-        sntp_server = SntpServer(host="127.0.0.1").start() if sntp else None
+        crl_server = make_server(host, bound_crl_port, crl_app(authority), threaded=True,
+                                 request_handler=_QuietHandler, fd=crl_sock.fileno())
+        crl_sock.close()
+        resources = [state.close, crl_server.server_close, server.server_close]
+        threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.1}, name=name, daemon=True)
+                   for s, name in ((server, "csos-sandbox"), (crl_server, "csos-sandbox-crl"))]
+        for thread in threads:
+            thread.start()
+        # released in reverse: each server is shut down before its socket is closed
+        resources = [state.close, crl_server.server_close, crl_server.shutdown, server.server_close, server.shutdown]
+        sntp_server = _sntp(remembered.get("sntp_port")).start() if sntp else None
     except BaseException:
         for release in reversed(resources):
             release()
         raise
 
     def stop() -> None:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+        for running in (server, crl_server):
+            running.shutdown()
+            running.server_close()
+        for thread in threads:
+            thread.join(timeout=5)
         if sntp_server is not None:
             sntp_server.stop()
         state.close()
@@ -293,7 +354,7 @@ def start_sandbox(directory: Path | str, *, host: str = "127.0.0.1", port: int =
         directory=directory, base_url=base_url, port=bound_port, portal_url=f"{base_url}/portal",
         mailbox_url=f"{base_url}/portal/mailbox", suppliers=suppliers, tls_bundle=tls.bundle,
         trust_bundle=authority.trust_bundle, crl_urls=dict(authority.crl_urls), registrations=_registrations(state),
-        sntp_port=sntp_server.port if sntp_server else None, _stop=stop)
+        sntp_port=sntp_server.port if sntp_server else None, crl_port=bound_crl_port, _stop=stop)
     _write_state(state_path, handle, host)
     log.info("training sandbox listening on %s", base_url)
     return handle
@@ -304,7 +365,7 @@ def _write_state(path: Path, handle: SandboxHandle, host: str) -> None:
         "base_url": handle.base_url, "host": host, "port": handle.port, "pid": os.getpid(),
         "portal_url": handle.portal_url, "mailbox_url": handle.mailbox_url,
         "tls_bundle": str(handle.tls_bundle), "trust_bundle": str(handle.trust_bundle), "crl_urls": handle.crl_urls,
-        "sntp_port": handle.sntp_port,
+        "sntp_port": handle.sntp_port, "crl_port": handle.crl_port,
         "suppliers": [{**asdict(s), "address_lines": list(s.address_lines),
                        "backordered_ndcs": list(s.backordered_ndcs)} for s in handle.suppliers],
         "registrations": [{**asdict(r), "address_lines": list(r.address_lines), "schedules": list(r.schedules),

@@ -368,9 +368,11 @@ def test_both_crls_are_served_signed_by_their_ca_and_current(sandbox):
         crl = x509.load_der_x509_crl(data)
         assert crl.issuer == issuer.subject and crl.is_signature_valid(issuer.public_key())
         assert crl.last_update_utc <= now < crl.next_update_utc
-    # The HTTPS server is trusted through the sandbox TLS bundle only, not through the CSOS root.
+    # Published over plain http, as a supplier fetches CRLs (a CRL is signed; no TLS root needed) ...
+    assert all(url.startswith("http://") for url in sandbox.crl_urls.values())
+    # ... while the HTTPS portal is trusted through the sandbox TLS bundle only, not through the CSOS root.
     with pytest.raises(requests.exceptions.SSLError):
-        requests.get(sandbox.crl_urls["sub"], verify=str(sandbox.trust_bundle), timeout=30)
+        requests.get(sandbox.base_url + "/crl/sub.crl", verify=str(sandbox.trust_bundle), timeout=30)
 
 
 # -- persistence -----------------------------------------------------------------------------------------------------
