@@ -40,6 +40,7 @@ from app.services.signing.cms import MEDIA_TYPE
 from app.services.transport import as2_mime
 from app.services.transport.as2_mime import As2FormatError, fingerprint
 from app.services.transport.connectors import (
+    CONNECTOR_FACTORIES,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_READ_TIMEOUT,
     Connector,
@@ -439,6 +440,8 @@ def supplier_settings(*, url: str, partner_as2_id: str, partner_certificate_file
     settings_from("new supplier", connector)  # refuse what could never send
     return connector
 
+
+CONNECTOR_FACTORIES["as2"] = as2_connector
 
 __all__ = ["As2Connector", "As2Identity", "As2IdentityError", "As2Settings", "as2_connector", "create_identity",
            "load_identity", "message_id_for", "partner_certificate_pem", "settings_from", "supplier_settings"]

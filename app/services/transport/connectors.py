@@ -476,6 +476,12 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "supplier"
 
 
+# Connector kinds that live in their own module register their factory here when the transport package loads
+# (app/services/transport/__init__.py), so this module never imports them back: factory(supplier, settings, *,
+# data_dir, tls_bundle) -> Connector.
+CONNECTOR_FACTORIES: dict[str, Callable[..., Connector]] = {}
+
+
 def connector_for(supplier: Any, *, data_dir: str | Path, tls_bundle: str | Path | None = None,
                   sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
                   overrides: Mapping[str, Any] | None = None) -> Connector:
@@ -509,5 +515,7 @@ def connector_for(supplier: Any, *, data_dir: str | Path, tls_bundle: str | Path
         return FolderConnector(outgoing, incoming)
     if kind == "manual":
         return ManualConnector(Path(settings.get("folder") or base / "to-upload"))
-    raise ConfigError(f"Supplier '{supplier.name}' has an unknown connector kind '{kind}' (use https, folder or "
-                      "manual).", code="connector.unknown_kind")
+    if kind in CONNECTOR_FACTORIES:
+        return CONNECTOR_FACTORIES[kind](supplier, settings, data_dir=data_dir, tls_bundle=tls_bundle)
+    raise ConfigError(f"Supplier '{supplier.name}' has an unknown connector kind '{kind}' (use https, folder, "
+                      "manual or as2).", code="connector.unknown_kind")
