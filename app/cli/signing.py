@@ -151,7 +151,8 @@ def cmd_order_sign(args: argparse.Namespace) -> int:
         rule = ClockRule(config.data_dir / STATE_FILE, server=host, port=int(port or 123),
                          production=not config.is_training)
         service = OrderSigningService(book, verifier, clock_check=rule,
-                                      on_revoked=certificates.record_crl_revocation)
+                                      on_revoked=certificates.record_crl_revocation,
+                                      usage_settings=config.settings)
         clock = service.verify_clock()  # before the password is asked; sign() checks again
         if clock is not None and not clock.verified:
             print(f"warning: {clock.message}", file=sys.stderr)
@@ -161,6 +162,8 @@ def cmd_order_sign(args: argparse.Namespace) -> int:
             for reason in verdict.reasons:
                 print(f"{reason.code}: {reason.message}", file=sys.stderr)
             return EXIT_RULE
+        for notice in service.usage_notices(order.id):  # a notice, never a block (issue 21)
+            print(f"warning: {notice.message}", file=sys.stderr)
         secret = read_secret(args, f"Password or PIN for {record.subscriber_name or 'your key'}: ")
         signer = certificates.open_signer(record, secret=secret)
         try:
