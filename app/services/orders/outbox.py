@@ -31,7 +31,7 @@ from typing import Any, Callable
 from sqlalchemy import or_, select, update
 
 from app.errors import CsosError
-from app.models.orderbook import LinkedRecord, Order, Supplier, utcnow
+from app.models.orderbook import LinkedRecord, LinkedRecordKind, Order, Supplier, utcnow
 from app.models.outbox import OutboxEntry, OutboxPurpose, OutboxState
 from app.models.states import OrderStatus
 from app.services.orders.lifecycle import Lifecycle
@@ -238,9 +238,21 @@ class Outbox:
         self._record(entry, delivery)
         report.sent.append(number)
 
+    def _link_proofs(self, session: Any, order_id: int, delivery: Any) -> None:
+        """A connector's proof of delivery (the supplier system's signed AS2 MDN) joins the order's linked records,
+        once, in the same transaction that records the delivery."""
+        for proof in getattr(delivery, "proofs", ()):
+            known = session.scalar(select(LinkedRecord.id).where(LinkedRecord.order_id == order_id,
+                                                                 LinkedRecord.raw_sha256 == proof.sha256))
+            if known is None:
+                self.book.link_record(session, order_id, LinkedRecord(
+                    kind=LinkedRecordKind.DELIVERY_RECEIPT, direction="in", media_type=proof.media_type,
+                    raw=proof.data, parsed=dict(proof.parsed), created_at=self.clock()))
+
     def _record(self, entry: OutboxEntry, delivery: Any) -> None:
         now = self.clock()
         with self.book._write() as session:
+            self._link_proofs(session, entry.order_id, delivery)
             if entry.purpose is OutboxPurpose.ORDER:
                 self.lifecycle.apply_delivery(session, entry.order_id, delivery)
             stored = session.get(OutboxEntry, entry.id)
