@@ -107,6 +107,7 @@ class Preparation:
     pin_pad: bool
     on_token: bool
     rules: list[RuleResult]
+    notices: list[Any] = field(default_factory=list)  # unusual quantities: told, never a block (issue 21)
 
     @property
     def needs_signing(self) -> bool:
@@ -161,6 +162,7 @@ def prepare(facade: Any, order_id: int) -> Preparation:
     po = purchase_order_from(order, signed_on=now.date())
     x12_text = write_850(po, created_at=now, **interchange_ids(order)).decode("ascii", "replace")  # type: ignore
     record, certificate_problem, pin_pad, on_token, reasons, clock = None, None, False, False, [], None
+    notices: list[Any] = []
     certificate_text = ""
     if order.status is OrderStatus.DRAFT:
         try:
@@ -186,6 +188,8 @@ def prepare(facade: Any, order_id: int) -> Preparation:
             service = OrderSigningService(facade.book, facade.verifier(), clock=facade.clock,
                                           on_revoked=facade.certificates.record_crl_revocation)
             reasons = service.check(order_id, certificate=certificate, intermediates=intermediates, now=now).reasons
+        notices = OrderSigningService(facade.book, facade.verifier(), clock=facade.clock,
+                                      usage_settings=facade.settings).usage_notices(order_id, now)
         check = facade.clock_check()
         clock = check() if check is not None else None
     rules = presign_rules(reasons, certificate_problem=certificate_problem, clock=clock) \
@@ -193,7 +197,8 @@ def prepare(facade: Any, order_id: int) -> Preparation:
     return Preparation(order_id=order.id, order_number=order.order_number, status=order.status,
                        supplier_name=order.supplier.name, registration_dea=order.registration.dea_number,
                        order_html=purchase_order_html(po), x12_text=x12_text, record=record,
-                       certificate_text=certificate_text, pin_pad=pin_pad, on_token=on_token, rules=rules)
+                       certificate_text=certificate_text, pin_pad=pin_pad, on_token=on_token, rules=rules,
+                       notices=notices)
 
 
 def send_order(facade: Any, order_id: int) -> Outcome:
@@ -389,6 +394,14 @@ class SignAndSendDialog(QDialog):
         self.rules_list.setIconSize(QSize(18, 18))
         rules_layout.addWidget(self.rules_list)
         side.addWidget(self.rules_box, 1)
+        self.usage_notice = QLabel(self)
+        self.usage_notice.setObjectName("usageNotice")
+        self.usage_notice.setAccessibleName("Unusual quantity notice")
+        self.usage_notice.setWordWrap(True)
+        self.usage_notice.setStyleSheet("QLabel#usageNotice { background: #fff4d6; border: 1px solid #d9a400; "
+                                        "padding: 6px; }")
+        self.usage_notice.setVisible(False)
+        side.addWidget(self.usage_notice)
         self.unlock = KeyUnlockBox(self.facade, self)
         side.addWidget(self.unlock)
         body.addLayout(side, 2)
@@ -444,6 +457,9 @@ class SignAndSendDialog(QDialog):
                                            f"{preparation.registration_dea}.")
             for rule in preparation.rules:
                 self._add_rule(rule)
+            self.usage_notice.setText("\n".join(["⚠ " + n.message for n in preparation.notices]
+                                                 + ["This is a notice only: you can still sign and send."]))
+            self.usage_notice.setVisible(bool(preparation.notices))
             self.unlock.set_record(preparation.record, on_token=preparation.on_token, pin_pad=preparation.pin_pad)
         else:
             self.certificate_label.setText("This order is already signed; it only has to be sent.")
@@ -509,7 +525,8 @@ class SignAndSendDialog(QDialog):
             context.progress(1, 3, "Signing the order…")
             certificate, intermediates = facade.certificates.chain(record)
             service = OrderSigningService(facade.book, facade.verifier(), clock_check=facade.clock_check(),
-                                          clock=facade.clock, on_revoked=facade.certificates.record_crl_revocation)
+                                          clock=facade.clock, on_revoked=facade.certificates.record_crl_revocation,
+                                          usage_settings=facade.settings)
             service.sign(order_id, signer=signer, certificate=certificate, intermediates=intermediates)
             return self._send(context, facade, order_id)
 
