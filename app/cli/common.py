@@ -33,12 +33,13 @@ def open_context(args: argparse.Namespace) -> Any:
     from app.config import load_config
     from app.logging_setup import setup_logging
     from app.models.database import open_database
+    from app.services.orders.local_dates import configured_time_zones
     from app.services.orders.orderbook import OrderBook
 
     config = load_config(data_dir=args.data_dir, database_url=args.database_url, profile=args.profile)
     setup_logging(config.data_dir)
     db = open_database(config.database_url)
-    return config, db, OrderBook(db, actor="cli")
+    return config, db, OrderBook(db, actor="cli", time_zones=configured_time_zones(config.settings))
 
 
 def parse_date(text: str, option: str) -> dt.date:

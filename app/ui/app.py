@@ -119,11 +119,12 @@ def _open_order_book(config: Any, opened: list[Any]) -> Any:
     services the window needs to show the list are imported here too, not on the GUI thread.
     """
     from app.models.database import open_database
+    from app.services.orders.local_dates import configured_time_zones
     from app.services.orders.orderbook import OrderBook
 
     db = open_database(config.database_url)
     opened.append(db)
-    book = OrderBook(db, actor="gui")
+    book = OrderBook(db, actor="gui", time_zones=configured_time_zones(config.settings))
     import app.services.orders.details  # noqa: F401 - the detail pane and the status bar
     import app.services.orders.reminders  # noqa: F401 - the reminders bar
     # The certificate services (cryptography, ~70 ms) are loaded after the list is shown (MainWindow).

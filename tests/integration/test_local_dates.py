@@ -98,3 +98,20 @@ def test_the_registrations_time_zone_setting_wins_over_the_computers(book, tmp_p
     dea = draft_order(book).registration.dea_number
     book.time_zones = {dea: "America/Los_Angeles"}
     assert draft_order(book).order_number.startswith("26")
+
+
+def test_the_time_zones_setting_reaches_the_order_book_from_the_command_line(tmp_path):
+    import argparse
+    import json
+
+    from app.cli.common import open_context
+
+    profile = tmp_path / "data" / "training"
+    profile.mkdir(parents=True)
+    (profile / "settings.json").write_text(json.dumps({"time_zones": {"bj6125341": "America/Los_Angeles"}}))
+    args = argparse.Namespace(data_dir=str(tmp_path / "data"), database_url=None, profile="training")
+    _config, db, book = open_context(args)
+    try:
+        assert book.time_zones == {"BJ6125341": "America/Los_Angeles"}
+    finally:
+        db.close()

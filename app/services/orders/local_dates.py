@@ -42,3 +42,11 @@ def zone_for(time_zones: Mapping[str, Any] | None, registration_dea: str | None)
         return None
     value = time_zones.get(registration_dea)
     return str(value) if value else None
+
+
+def configured_time_zones(settings: Mapping[str, Any]) -> dict[str, str]:
+    """The ``time_zones`` setting (DEA number → zone name); anything else there counts as not set."""
+    value = settings.get("time_zones")
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(dea).strip().upper(): str(zone) for dea, zone in value.items() if zone}
