@@ -1,5 +1,5 @@
-"""`csos-desk order send|sync|receive|lost|cancel|new-from` and `outbox list|run`: an order's life after signing
-(issue 5/10)."""
+"""`csos-desk order send|sync|receive|import|answer|lost|cancel|new-from` and `outbox list|run`: an order's life after
+signing (issue 5/10); supplier answers from files and by hand, checked against the order (issues 16, 17)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,18 @@ def _print_applied(applied: Any) -> None:
                   else item.status_after)
         print(f"  {item.order_number}: {item.kind} linked{' (already had it)' if item.duplicate else ''}; {change}")
         for flag in item.flags:
-            print(f"    ⚠ {flag.message}")
+            print(f"    ⚠ Discrepancy: {flag.message}")
+
+
+def _lines_answers(values: list[str] | None) -> dict[int, str]:
+    answers: dict[int, str] = {}
+    for value in values or []:
+        line, sep, verdict = value.partition("=")
+        if not sep or not line.strip().isdigit() or verdict.strip().lower() not in ("accepted", "rejected"):
+            raise UsageError(f"--line '{value}': write LINE=accepted or LINE=rejected, e.g. --line 2=rejected.",
+                             code="usage.line")
+        answers[int(line)] = verdict.strip().lower()
+    return answers
 
 
 def cmd_order_send(args: argparse.Namespace) -> int:
@@ -64,13 +75,26 @@ def cmd_order_send(args: argparse.Namespace) -> int:
     report = outbox.run_once(order_ids=[order.id])
     entry = outbox.entry_for(order.id)
     order = book.get_order(order.id)
+    from app.services.orders.answers import sent_state_words
+
+    sent = entry.state.value == "sent"
     data = {"order_number": order.order_number, "status": order.status.value, "outbox": entry.state.value,
             "attempts": entry.attempts, "last_error": entry.last_error or None,
+            "last_error_code": entry.last_error_code or None,
             "next_attempt_at": entry.next_attempt_at.isoformat() if entry.state.value == "queued" else None,
             "where": (entry.answer or {}).get("where")}
+    if sent and entry.last_error_code:
+        data["state_in_words"] = sent_state_words(entry.last_error_code)
     if args.json:
         print_json(data)
-    elif report.sent or entry.state.value == "sent":
+    elif sent and entry.last_error_code:
+        print(f"Order {order.order_number}: {data['state_in_words']}.")
+        print(f"  The supplier has the order; it will not be sent again. What went wrong: {entry.last_error}",
+              file=sys.stderr)
+        print("  Next: `csos-desk order sync` fetches the supplier's records later, or record its answer with "
+              "`csos-desk order answer` / `csos-desk order import`.", file=sys.stderr)
+        return EXIT_RULE
+    elif report.sent or sent:
         print(f"Order {order.order_number} sent ({data['where']}); status now {order.status.value}.")
     else:
         print(f"Order {order.order_number} was not sent: {entry.last_error}", file=sys.stderr)
@@ -106,16 +130,59 @@ def cmd_order_receive(args: argparse.Namespace) -> int:
     result = lifecycle.receive(order.id, packages=_packages(args.line), received_on=when, reason=args.reason or "",
                                recorded_by=args.by or "")
     lines = receivable_lines(book.get_order(order.id))
+    flags = [{"code": f.code, "message": f.message, "line_number": f.line_number} for f in result.flags or []]
     if args.json:
         print_json({"order_number": result.order_number, "status": result.status,
-                    "received_on": result.received_on.isoformat(), "recorded": result.lines, "lines": lines})
+                    "received_on": result.received_on.isoformat(), "recorded": result.lines, "lines": lines,
+                    "flags": flags})
     else:
         recorded = ", ".join(f"line {n}: {c}" for n, c in sorted(result.lines.items()))
         print(f"Recorded for {result.order_number} on {result.received_on.isoformat()}: {recorded}. "
               f"Status now {result.status}.")
+        for flag in flags:
+            print(f"  ⚠ Marked on the receipt: {flag['message']}")
         for line in lines:
             print(f"  {line['line_number']:>3}. {line['description']}: ordered {line['ordered']}, shipped "
                   f"{line['shipped']}, received {line['received']} ({line['status']})")
+    return EXIT_OK
+
+
+def cmd_order_import(args: argparse.Namespace) -> int:
+    """Supplier answer files (855/856/865, plain or signed, one or several documents each), linked after the checks."""
+    from pathlib import Path
+
+    _, _book, lifecycle, _outbox, _ = _services(args)
+    reports = lifecycle.import_answer_files([Path(p) for p in args.files])
+    if args.json:
+        print_json([r.to_json() for r in reports])
+    else:
+        for report in reports:
+            signed = f" (signed by {report.signed_by}; signature checked, not a CSOS trust decision)" \
+                if report.signed_by else ""
+            print(f"{report.file}{signed}: {len(report.linked)} linked, {len(report.refused)} refused")
+            _print_applied(report.linked)
+            for refused in report.refused:
+                print(f"  refused [{refused['code']}]: {refused['message']}", file=sys.stderr)
+        if any(r.refused for r in reports):
+            print("Refused documents changed nothing. Check them with the supplier; a corrected file can be "
+                  "imported again.", file=sys.stderr)
+    return EXIT_OK if all(r.linked and not r.refused for r in reports) else EXIT_RULE
+
+
+def cmd_order_answer(args: argparse.Namespace) -> int:
+    """An answer the supplier gave by e-mail, PDF or phone, typed in; the attached file is kept in the records."""
+    _, book, lifecycle, _outbox, _ = _services(args)
+    order = _find(book, args)
+    result = lifecycle.record_answer_by_hand(order.id, accepted=args.accepted, lines=_lines_answers(args.line),
+                                             reason=args.reason, attachment=args.attach,
+                                             recorded_by=args.by or "")
+    if args.json:
+        print_json(result.to_json())
+    else:
+        print(f"Answer recorded for {result.order_number}: status now {result.status_after.replace('_', ' ')}"
+              + (f"; {result.attachment} is kept with the order." if result.attachment else "."))
+        if result.status_after == "not_accepted":
+            print(f"To order these goods again: `csos-desk order new-from {result.order_number}`.")
     return EXIT_OK
 
 
@@ -201,16 +268,25 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
 def cmd_outbox_run(args: argparse.Namespace) -> int:
     _, _book, _lifecycle, outbox, _ = _services(args)
     report = outbox.run_until_idle()
+    from app.services.orders.answers import sent_state_words
+
     if args.json:
-        print_json({"sent": report.sent, "failed": report.failed, "skipped": report.skipped})
+        print_json({"sent": report.sent, "failed": report.failed, "skipped": report.skipped,
+                    "answer_unreadable": report.unreadable})
     else:
         if not report.tried:
             print("Nothing is due in the outbox.")
+        unreadable = {u["order_number"]: u for u in report.unreadable}
         for number in report.sent:
-            print(f"  sent {number}")
+            if number in unreadable:
+                print(f"  {number}: {sent_state_words(unreadable[number]['code'])}")
+            else:
+                print(f"  sent {number}")
         for failure in report.failed:
             print(f"  not sent {failure['order_number']} [{failure['code']}]: {failure['message']}", file=sys.stderr)
-    return EXIT_OK if not report.failed else EXIT_RULE
+        for problem in report.unreadable:
+            print(f"  {problem['order_number']} [{problem['code']}]: {problem['message']}", file=sys.stderr)
+    return EXIT_OK if not report.failed and not report.unreadable else EXIT_RULE
 
 
 def register(commands: Any, groups: dict[str, Any]) -> None:
@@ -235,9 +311,28 @@ def register(commands: Any, groups: dict[str, Any]) -> None:
     p = order_parser("receive", "record packages received (default: what was shipped and not yet received)")
     p.add_argument("--line", action="append", metavar="LINE=PACKAGES", help="packages received on a line (repeat)")
     p.add_argument("--date", help="date received YYYY-MM-DD (default today)")
-    p.add_argument("--reason", help="required when more is received than shipped")
+    p.add_argument("--reason", help="required when more is received than shipped or ordered, against a flagged "
+                                    "shipment, or before the ship date")
     p.add_argument("--by", help="who counted the packages")
     p.set_defaults(handler=cmd_order_receive)
+
+    p = order.add_parser("import", help="link supplier answer files (X12 855/856/865, plain or signed; several "
+                                        "per file) after checking them against the orders")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_order_import)
+
+    p = order_parser("answer", "record the supplier's answer given by e-mail, PDF or phone")
+    verdict = p.add_mutually_exclusive_group(required=True)
+    verdict.add_argument("--accepted", dest="accepted", action="store_true", help="the supplier accepted the order")
+    verdict.add_argument("--not-accepted", dest="accepted", action="store_false",
+                         help="the supplier did not accept the order")
+    p.add_argument("--line", action="append", metavar="LINE=accepted|rejected",
+                   help="the supplier's answer for one line (repeat); other lines follow --accepted")
+    p.add_argument("--reason", required=True, help="what the supplier said (its reason or reference)")
+    p.add_argument("--attach", metavar="FILE", help="the supplier's e-mail, PDF or note, kept with the order")
+    p.add_argument("--by", help="who took the answer")
+    p.set_defaults(handler=cmd_order_answer)
 
     p = order_parser("lost", "send a signed lost-order statement and start a replacement order (O7)")
     p.add_argument("--line", action="append", metavar="LINE=PACKAGES", help="packages not received (default: all "

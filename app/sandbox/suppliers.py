@@ -43,7 +43,10 @@ log = logging.getLogger(__name__)
 
 X12_MEDIA_TYPE = "application/edi-x12"
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
-FAULT_KEYS = ("latency_ms", "fail_next", "drop_next", "malformed_next")
+FAULT_KEYS = ("latency_ms", "fail_next", "drop_next", "malformed_next", "wrong_order_next", "unreadable_ack_next",
+              "deep_json_next")
+# Faults applied after the request is handled (the order IS recorded), so the client must not send it again.
+_AFTER_FAULTS = ("malformed", "wrong_order", "unreadable_ack", "deep_json")
 REPORT_SCHEDULES = frozenset({Schedule.I, Schedule.II, Schedule.IIN})
 _X12_TEXT_LIMIT = 264
 
@@ -71,15 +74,18 @@ class Faults:
     fail_next: int = 0
     drop_next: int = 0
     malformed_next: int = 0
+    wrong_order_next: int = 0  # the 855 in the answer names another order number
+    unreadable_ack_next: int = 0  # the 855 in the answer is not X12
+    deep_json_next: int = 0  # the answer is JSON nested far deeper than any parser allows
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def as_json(self) -> dict[str, int]:
         return {key: getattr(self, key) for key in FAULT_KEYS}
 
     def take(self) -> tuple[int, str | None]:
-        """The latency to add and the fault (``drop``, ``fail``, ``malformed``) for this request, if any."""
+        """The latency to add and the fault (``drop``, ``fail`` or one of ``_AFTER_FAULTS``) for this request."""
         with self.lock:
-            for name in ("drop", "fail", "malformed"):
+            for name in ("drop", "fail", *_AFTER_FAULTS):
                 attribute = f"{name}_next"
                 if getattr(self, attribute) > 0:
                     setattr(self, attribute, getattr(self, attribute) - 1)
@@ -300,7 +306,11 @@ class SupplierDesk:
                                   reasons=[{"code": "malformed", "message": exc.message}]) from None
         reasons = [Reason(code, message) for code, message in check_signature(document)]
         try:
-            statement = json.loads(document.content.decode("utf-8"))
+            text = document.content.decode("utf-8")
+            if "-----BEGIN CSOS STATEMENT DATA-----" in text:  # plain words for a person, then the same as data
+                text = text.split("-----BEGIN CSOS STATEMENT DATA-----", 1)[1].split(
+                    "-----END CSOS STATEMENT DATA-----", 1)[0]
+            statement = json.loads(text)
             if not isinstance(statement, dict) or statement.get("type") != "lost_order_statement":
                 raise ValueError("not a lost_order_statement")
             order_number = OrderNumber.parse(str(statement.get("order_number", ""))).value
@@ -568,24 +578,46 @@ class FaultInjector:
             start_response("503 SERVICE UNAVAILABLE", [("Content-Type", "application/json"), ("Retry-After", "1"),
                                                        ("Content-Length", str(len(body)))])
             return [body]
-        if fault == "malformed":
+        if fault in _AFTER_FAULTS:
             captured: list[Any] = []
 
             def capture(status, headers, exc_info=None):
                 captured.append(status)
-                return lambda data: None
+                return captured.append
 
             result = self.app(environ, capture)
             try:
-                for _ in result:
-                    pass
+                for chunk in result:
+                    captured.append(chunk)
             finally:
                 if hasattr(result, "close"):
                     result.close()
-            body = b'{"status": "accep'
+            body = _spoiled(fault, b"".join(c for c in captured[1:] if isinstance(c, bytes)))
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         return self.app(environ, start_response)
+
+
+def _spoiled(fault: str, body: bytes) -> bytes:
+    """The supplier's real answer, spoiled the way the fault says (for practising hostile answers)."""
+    if fault == "malformed":
+        return b'{"status": "accep'
+    if fault == "deep_json":
+        return b'{"status": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"
+    try:
+        answer = json.loads(body)
+        ack = answer["acknowledgement"]
+        data = base64.b64decode(ack["data_base64"])
+    except (ValueError, KeyError, TypeError):
+        return b'{"status": "accep'
+    if fault == "wrong_order":
+        number = str(answer.get("order_number", "")).encode()
+        other = number[:3] + (b"999999" if number[3:] != b"999999" else b"999998")
+        data = data.replace(number, other)
+    else:  # unreadable_ack
+        data = b"ISA*this is not an acknowledgement~"
+    ack["data_base64"] = base64.b64encode(data).decode("ascii")
+    return json.dumps(answer).encode()
 
 
 def suppliers_blueprint(desk: SupplierDesk) -> Blueprint:

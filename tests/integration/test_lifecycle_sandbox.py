@@ -175,10 +175,10 @@ def test_lost_order_statement_replacement_and_the_late_original(world, tmp_path)
 
 
 @pytest.mark.parametrize("switch, code", [("fail_next", "transport.server_error"),
-                                          ("drop_next", "transport.connection"),
-                                          ("malformed_next", "transport.malformed_answer")])
+                                          ("drop_next", "transport.connection")])
 def test_a_supplier_fault_keeps_the_order_queued_and_it_is_sent_once_when_the_supplier_recovers(world, switch, code):
-    """The sandbox's own fault switches (issue 9/10): a 503, a dropped connection, a garbled answer."""
+    """The sandbox's own fault switches (issue 9/10): a 503, a dropped connection. (A garbled answer to an order the
+    supplier took is never sent again: tests/integration/test_hostile_answers_cli.py.)"""
     order = world.order()
     supplier = next(s for s in world.sandbox.suppliers if s.name == "Acme Drug")
     response = requests.post(f"{supplier.url}/_training/faults", json={switch: 1}, timeout=10,

@@ -30,7 +30,7 @@ from cryptography.x509.oid import NameOID
 from app.models.states import OrderStatus
 from app.models.outbox import OutboxState
 from app.services.signing.cms import MEDIA_TYPE, parse_signed_document
-from app.services.orders.lifecycle import Lifecycle
+from app.services.orders.lifecycle import Lifecycle, read_lost_statement
 from app.services.orders.outbox import Outbox, OutboxWorker
 from app.services.transport.connectors import HttpsConnector, TransportError, connector_for
 from app.services.signing.x12 import Acknowledgement855, AckStatus, parse_850, write_855
@@ -106,15 +106,17 @@ class LoopbackSupplier:
                 if kind == "fail_next":
                     self._reply(503, b'{"error":"unavailable","message":"try later"}')
                     return True
-                if kind == "malformed_next":
+                if kind == "malformed_next":  # like the sandbox: the order IS taken, the answer is garbled
+                    if self.command == "POST" and self.path == f"/suppliers/{SLUG}/orders":
+                        outer.take_order(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                     self._reply(200, b'{"status": "acc')
                     return True
                 return False
 
             def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self._fault():
                     return
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if self.path == f"/suppliers/{SLUG}/statements":
                     outer.statements.append(body)
                     return self._reply(200, b'{"status": "recorded"}')
@@ -284,7 +286,6 @@ def test_a_rejected_order_becomes_not_accepted_with_the_statement_linked(world, 
 @pytest.mark.parametrize("fault, code", [
     ({"fail_next": 1}, "transport.server_error"),
     ({"drop_next": 1}, "transport.connection"),
-    ({"malformed_next": 1}, "transport.malformed_answer"),
     ({"latency_ms": 900}, "transport.timeout"),
 ])
 def test_a_fault_leaves_the_order_queued_with_a_clear_error_and_it_is_sent_once_on_recovery(
@@ -308,6 +309,28 @@ def test_a_fault_leaves_the_order_queued_with_a_clear_error_and_it_is_sent_once_
     assert entry.state is OutboxState.SENT and entry.last_error == "" and entry.attempts == 2
     # One document under the number, however many times the bytes were posted.
     assert len(supplier.distinct_documents()[order.order_number]) == 1
+
+
+def test_a_garbled_answer_to_a_taken_order_is_never_posted_again_and_sync_links_the_855(world, supplier):
+    """Issue 16.2: HTTP 200 with an unreadable body means the supplier HAS the order: sent, with the error and its
+    code, never posted again; the supplier's 855 is fetched by sync."""
+    book, outbox, pki, subscriber = world
+    order = signed_order(book, pki, subscriber)
+    outbox.enqueue(order.id)
+    supplier.faults.update({"malformed_next": 1})
+    report = outbox.run_once()
+    assert report.sent == [order.order_number] and report.failed == []
+    assert [u["code"] for u in report.unreadable] == ["transport.answer_unreadable"]
+    entry = outbox.entry_for(order.id)
+    assert entry.state is OutboxState.SENT and entry.last_error_code == "transport.answer_unreadable"
+    assert "could not be read" in entry.last_error
+    assert book.get_order(order.id).status is OrderStatus.TRANSMITTED
+    outbox.retry_now(order.id)
+    assert outbox.run_once().tried == 0  # a sent entry is never due again
+    assert len(supplier.received) == 1
+    sync = Lifecycle(book).sync(outbox.connector_for)
+    assert [a.kind for a in sync.applied] == ["855"] and sync.errors == []
+    assert book.get_order(order.id).status is OrderStatus.ACCEPTED
 
 
 def test_a_reused_order_number_is_a_permanent_failure(world, supplier):
@@ -364,4 +387,6 @@ def test_statement_endpoint_and_the_background_worker(world, supplier):
                                        intermediates=pki.intermediates)
     assert outbox.run_once().sent == [order.order_number]
     assert len(supplier.statements) == 1
-    assert json.loads(parse_signed_document(supplier.statements[0]).content) == lost.statement
+    signed = parse_signed_document(supplier.statements[0]).content
+    assert read_lost_statement(signed) == {k: v for k, v in lost.statement.items() if k != "text"}
+    assert signed.decode().startswith(lost.statement["text"])

@@ -383,7 +383,8 @@ def test_latency_slows_every_answer_until_switched_off(world):
                          timeout=0.1)
     finally:
         assert world.control("blue-river", "faults", {"latency_ms": 0}).json()["faults"] == {
-            "latency_ms": 0, "fail_next": 0, "drop_next": 0, "malformed_next": 0}
+            "latency_ms": 0, "fail_next": 0, "drop_next": 0, "malformed_next": 0, "wrong_order_next": 0,
+            "unreadable_ack_next": 0, "deep_json_next": 0}
     bad = world.control("blue-river", "faults", {"explode": 1})
     assert bad.status_code == 400 and bad.json()["error"] == "invalid_field"
 

@@ -22,9 +22,9 @@ from typing import Any, Callable, Mapping, Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from app.errors import CsosError, InvalidValue, NotFound
+from app.errors import CsosError, InvalidValue
 from app.models.integrity import append_audit_event
 from app.models.orderbook import (
     LineStatus,
@@ -32,9 +32,7 @@ from app.models.orderbook import (
     LinkedRecordKind,
     Order,
     OrderLine,
-    Receipt,
     Supplier,
-    utcnow,
 )
 from app.models.outbox import OutboxEntry, OutboxPurpose, OutboxState
 from app.models.states import TRANSITIONS, OrderStatus
@@ -47,7 +45,6 @@ from app.services.transport.connectors import (
     FolderConnector,
     SupplierRecord,
     TransportError,
-    read_supplier_file,
 )
 from app.services.signing.verifier import ORDER_VALIDITY
 from app.services.signing.x12 import (
@@ -59,15 +56,35 @@ from app.services.signing.x12 import (
     parse_interchange,
 )
 from app.services.signing.x12 import LineStatus as AckLineStatus
+from app.services.orders.answer_entry import import_file, record_by_hand
+from app.services.orders.answers import (
+    JSON_MEDIA_TYPE,
+    LINE_NOT_APPLIED,
+    Flag,
+    LifecycleError,
+    canonical_json,
+    load_order,
+    local_record,
+    check_acknowledgement,
+    check_date,
+    check_purchaser,
+    check_shipment,
+    credited_by_line,
+    expected,
+    fully_received,
+    received_by_line,
+)
+from app.services.orders.receiving import RECEIVABLE, ReceiptResult, ReceivingError, receivable_lines, receive
+
+__all__ = ["Lifecycle", "LifecycleError", "ReceivingError", "ReceiptResult", "Flag", "AppliedRecord",
+           "receivable_lines", "load_order", "local_record", "RECEIVABLE"]
 
 log = logging.getLogger(__name__)
 
-JSON_MEDIA_TYPE = "application/json"
 S = OrderStatus
 
 # Orders that may still become expired (not fully received, not closed) — O5.
 EXPIRABLE = frozenset(s for s in OrderStatus if S.EXPIRED in TRANSITIONS[s])
-RECEIVABLE = frozenset({S.ACCEPTED, S.PARTIALLY_ACCEPTED, S.PARTIALLY_VOIDED, S.PARTIALLY_RECEIVED})
 # Orders whose supplier records are still worth fetching (late records are linked and flagged too).
 SYNCABLE = frozenset({S.TRANSMITTED, S.ACCEPTED, S.PARTIALLY_ACCEPTED, S.PARTIALLY_VOIDED, S.PARTIALLY_RECEIVED,
                       S.LOST, S.EXPIRED})
@@ -79,22 +96,6 @@ _LINE_STATUS = {
     AckLineStatus.BACKORDERED: LineStatus.BACKORDERED,
     AckLineStatus.QUANTITY_CHANGED: LineStatus.QUANTITY_CHANGED,
 }
-
-
-class LifecycleError(CsosError):
-    code = "lifecycle.failed"
-
-
-class ReceivingError(CsosError):
-    """A receipt was refused; nothing was recorded. Codes ``receiving.*``."""
-
-    code = "receiving.invalid"
-
-
-@dataclass(frozen=True)
-class Flag:
-    code: str
-    message: str
 
 
 @dataclass
@@ -117,15 +118,6 @@ class AppliedRecord:
 
 
 @dataclass
-class ReceiptResult:
-    order_number: str
-    status: str
-    lines: dict[int, int]
-    received_on: dt.date
-    linked_record_id: int
-
-
-@dataclass
 class LostOrderResult:
     order_number: str
     statement_record_id: int
@@ -142,10 +134,6 @@ class SyncReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"applied": [a.to_json() for a in self.applied], "errors": self.errors, "expired": self.expired}
-
-
-def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str).encode()
 
 
 def document_json(document: Any) -> dict[str, Any]:
@@ -165,13 +153,6 @@ def document_json(document: Any) -> dict[str, Any]:
         return value
 
     return plain(document)
-
-
-def _local_record(kind: LinkedRecordKind, content: dict[str, Any], *, related_order_id: int | None = None,
-                  direction: str = "local") -> LinkedRecord:
-    raw = canonical_json(content)
-    return LinkedRecord(kind=kind, direction=direction, media_type=JSON_MEDIA_TYPE, raw=raw, parsed=content,
-                        related_order_id=related_order_id, created_at=utcnow())
 
 
 class Lifecycle:
@@ -228,15 +209,20 @@ class Lifecycle:
             parsed["supplier_seq"] = record.seq
         if answer:
             parsed["answer"] = dict(answer)
+        receiver = interchange.envelope.receiver_id
         if isinstance(document, Acknowledgement855):
-            kind, flags = self._acknowledgement(session, order, document)
+            kind, flags = self._acknowledgement(session, order, document, receiver)
         elif isinstance(document, Shipment856):
-            kind, flags = self._shipment(session, order, document)
+            kind, flags, credited = self._shipment(session, order, document, receiver)
+            parsed["credited"] = credited
+            parsed["do_not_accept"] = any(f.do_not_accept and f.line_number is None for f in flags)
         elif isinstance(document, VoidNotice):
-            kind, flags = self._void(session, order, document)
+            kind, flags = self._void(session, order, document, receiver)
         else:
             raise LifecycleError(f"A purchase order (850) came back for order {order.order_number}; only the "
                                  "supplier's answers are linked.", code="lifecycle.unexpected_document")
+        if flags:
+            parsed["summary"] = "Discrepancy: " + " ".join(f.message for f in flags)
         parsed["flags"] = [dataclasses.asdict(f) for f in flags]
         linked = LinkedRecord(kind=kind, direction="in", media_type=record.media_type or X12_MEDIA_TYPE,
                               raw=record.data, parsed=parsed, created_at=self.clock())
@@ -247,15 +233,38 @@ class Lifecycle:
         return AppliedRecord(order_id, order.order_number, record.kind, linked.id, before.value, order.status.value,
                              flags=flags)
 
+    def keep_unusable(self, session: Session, order_id: int, record: SupplierRecord, *, code: str,
+                      message: str) -> LinkedRecord | None:
+        """Keep a supplier document that cannot be applied (unreadable, another order's) on the order as evidence,
+        flagged, changing nothing else. Kept once per distinct content."""
+        existing = session.scalar(select(LinkedRecord.id).where(
+            LinkedRecord.order_id == order_id, LinkedRecord.raw_sha256 == record.sha256,
+            LinkedRecord.direction == "in"))
+        if existing is not None:
+            return None
+        flag = Flag("answer_not_usable", "The supplier sent an answer that could not be used, so it changed nothing: "
+                    + message + " Check with the supplier.")
+        parsed = {"type": "unusable_answer", "transaction_set": record.kind, "source": record.source,
+                  "problem_code": code, "flags": [dataclasses.asdict(flag)], "summary": flag.message}
+        if record.seq is not None:
+            parsed["supplier_seq"] = record.seq
+        linked = LinkedRecord(kind=LinkedRecordKind.NOTE, direction="in",
+                              media_type=record.media_type or X12_MEDIA_TYPE, raw=record.data, parsed=parsed,
+                              created_at=self.clock())
+        self.book.link_record(session, order_id, linked)
+        append_audit_event(session, action="order.flagged", actor=self.book.actor, order_id=order_id,
+                           details={"code": flag.code, "problem": code, "record_id": linked.id})
+        return linked
+
     def _move(self, session: Session, order: Order, target: OrderStatus, **details: Any) -> bool:
         if target in TRANSITIONS[order.status]:
             self.book.transition(order.id, target, session=session, details=details)
             return True
         return False
 
-    def _acknowledgement(self, session: Session, order: Order, ack: Acknowledgement855
+    def _acknowledgement(self, session: Session, order: Order, ack: Acknowledgement855, receiver: str = ""
                          ) -> tuple[LinkedRecordKind, list[Flag]]:
-        flags: list[Flag] = []
+        flags: list[Flag] = check_acknowledgement(order, ack, self.clock().date(), receiver)
         rejected = ack.status is AckStatus.REJECTED
         kind = LinkedRecordKind.NON_ACCEPTANCE if rejected else LinkedRecordKind.ACKNOWLEDGEMENT
         if order.status is S.QUEUED:  # the supplier has it even if we crashed before noting that it left
@@ -281,11 +290,11 @@ class Lifecycle:
                 line.packages_confirmed = 0
             self._move(session, order, S.NOT_ACCEPTED, reason=ack.reason or "")
             return kind, flags
+        # A line whose answer does not match the order (other NDC, more than ordered) is not applied: it stays open.
+        not_credible = {f.line_number for f in flags if f.code in LINE_NOT_APPLIED}
         for ack_line in ack.lines:
             line = lines.get(ack_line.line_number)
-            if line is None:
-                flags.append(Flag("unknown_line", f"The acknowledgement names line {ack_line.line_number}, which the "
-                                                  "order does not have."))
+            if line is None or ack_line.line_number in not_credible:
                 continue
             line.line_status = _LINE_STATUS[ack_line.status]
             line.packages_confirmed = 0 if ack_line.status is AckLineStatus.REJECTED else ack_line.quantity
@@ -298,34 +307,36 @@ class Lifecycle:
         self._move(session, order, S.PARTIALLY_ACCEPTED if changed else S.ACCEPTED)
         return kind, flags
 
-    def _shipment(self, session: Session, order: Order, shipment: Shipment856) -> tuple[LinkedRecordKind, list[Flag]]:
-        flags: list[Flag] = []
+    def _shipment(self, session: Session, order: Order, shipment: Shipment856, receiver: str = ""
+                  ) -> tuple[LinkedRecordKind, list[Flag], list[dict[str, int]]]:
+        flags, credited = check_shipment(order, shipment, self.clock().date(), receiver)
         if order.status is S.QUEUED:
             order.transmitted_at = order.transmitted_at or self.clock()
             self._move(session, order, S.TRANSMITTED, via="shipment")
         lines = {line.line_number: line for line in order.lines}
         deadline = order.signed_at + ORDER_VALIDITY if order.signed_at else None
         if order.status is S.EXPIRED or (deadline is not None and shipment.ship_date > deadline.date()):
+            flags = [f for f in flags if f.code != "date_after_60_days"]
             flags.append(Flag("shipment_after_60_days",
                               f"Shipment {shipment.shipment_id} is dated {shipment.ship_date.isoformat()}, more than 60 "
                               "days after the order was signed; the order is no longer valid (O5). Do not accept "
-                              "controlled substances against it; contact the supplier."))
+                              "controlled substances against it; contact the supplier.", do_not_accept=True))
         if order.status in (S.VOIDED, S.NOT_ACCEPTED, S.CANCELLED, S.LOST):
             flags.append(Flag("shipment_on_closed_order",
                               f"Shipment {shipment.shipment_id} arrived for an order that is "
-                              f"{order.status.label.lower()}."))
+                              f"{order.status.label.lower()}. Do not accept controlled substances against it.",
+                              do_not_accept=True))
         for item in shipment.lines:
             line = lines.get(item.line_number)
-            if line is None:
-                flags.append(Flag("unknown_line", f"The shipment names line {item.line_number}, which the order does "
-                                                  "not have."))
-            elif line.line_status is LineStatus.VOIDED and item.packages_shipped:
+            if line is not None and line.line_status is LineStatus.VOIDED and item.packages_shipped:
                 flags.append(Flag("shipment_on_voided_line", f"Line {item.line_number} was voided but the shipment "
-                                                             "lists packages for it."))
-        return LinkedRecordKind.SHIPMENT, flags
+                                                             "lists packages for it.", item.line_number))
+        return LinkedRecordKind.SHIPMENT, flags, credited
 
-    def _void(self, session: Session, order: Order, void: VoidNotice) -> tuple[LinkedRecordKind, list[Flag]]:
-        flags: list[Flag] = []
+    def _void(self, session: Session, order: Order, void: VoidNotice, receiver: str = ""
+              ) -> tuple[LinkedRecordKind, list[Flag]]:
+        flags: list[Flag] = check_purchaser(order, receiver) + check_date("void notice", void.date, order,
+                                                                          self.clock().date())
         if order.status is S.QUEUED:
             order.transmitted_at = order.transmitted_at or self.clock()
             self._move(session, order, S.TRANSMITTED, via="void")
@@ -340,7 +351,7 @@ class Lifecycle:
             line = lines.get(number)
             if line is None:
                 flags.append(Flag("unknown_line", f"The void notice names line {number}, which the order does not "
-                                                  "have."))
+                                                  "have.", number))
                 continue
             line.line_status = LineStatus.VOIDED
         remaining = [line for line in lines.values() if line.line_status not in (LineStatus.VOIDED,
@@ -386,13 +397,18 @@ class Lifecycle:
                                  code="lifecycle.unreadable_record") from None
         number = getattr(interchange.document, "order_number", None)
         candidates = list(session.scalars(select(Order).where(Order.order_number == number)))
-        if len(candidates) > 1:
-            # The supplier addresses the interchange to the purchaser's DEA number.
-            candidates = [o for o in candidates
-                          if o.registration.dea_number == interchange.envelope.receiver_id.strip()]
         if not candidates:
             raise LifecycleError(f"The supplier document {record.source} is for order {number}, which is not in this "
                                  "order book.", code="lifecycle.unknown_order")
+        # Matched by order number AND purchaser: the supplier addresses the interchange to the purchaser's DEA number.
+        receiver = interchange.envelope.receiver_id.strip()
+        matching = [o for o in candidates if o.registration.dea_number == receiver]
+        if not matching:
+            raise LifecycleError(f"The supplier document {record.source} is for order {number} of {receiver}, but "
+                                 f"order {number} here belongs to "
+                                 f"{', '.join(sorted(o.registration.dea_number for o in candidates))}; it was not "
+                                 "linked.", code="lifecycle.wrong_purchaser")
+        candidates = matching
         if len(candidates) > 1:
             raise LifecycleError(f"The supplier document {record.source} is for order {number}, which exists for "
                                  "several registrations; it does not say which.", code="lifecycle.ambiguous_order")
@@ -404,12 +420,24 @@ class Lifecycle:
             return self.apply_record(session, order.id, record)
 
     def import_answer_file(self, path: str | Path) -> AppliedRecord:
-        """Manual connector: a supplier's 855/856/865 file downloaded from its portal."""
-        try:
-            record = read_supplier_file(Path(path))
-        except TransportError as exc:
-            raise LifecycleError(exc.message, code="lifecycle.unreadable_record") from None
-        return self.import_record(record)
+        """One supplier document from a file (the first one linked); raises when nothing in it could be linked."""
+        report = self.import_answer_files([path])[0]
+        if report.linked:
+            return report.linked[0]
+        first = report.refused[0] if report.refused else {"code": "lifecycle.unreadable_record",
+                                                          "message": f"{Path(path).name} holds nothing to link."}
+        raise LifecycleError(first["message"], code=first["code"])
+
+    def import_answer_files(self, paths: Sequence[str | Path]) -> list[Any]:
+        """Supplier answer files from any connector (plain X12 or signed, one or several interchanges each): each
+        document is matched by order number and purchaser, checked, linked; per file, what was linked and refused."""
+        return [import_file(self, Path(path)) for path in paths]
+
+    def record_answer_by_hand(self, order_id: int, *, accepted: bool, lines: Mapping[int, str] | None = None,
+                              reason: str, attachment: str | Path | None = None, recorded_by: str = "") -> Any:
+        """An answer given by e-mail, PDF or phone, typed in (with the file kept when there is one)."""
+        return record_by_hand(self, order_id, accepted=accepted, lines=lines or {}, reason=reason,
+                              attachment=Path(attachment) if attachment else None, recorded_by=recorded_by)
 
     # -- fetching ---------------------------------------------------------------------------------------------------
 
@@ -466,109 +494,38 @@ class Lifecycle:
                     entry.records_after = max(entry.records_after, record.seq or 0)
                     entry.last_sync_at = self.clock()
             except LifecycleError as exc:
+                # A bad record is kept as evidence and passed over, so it never blocks the ones after it.
                 report.errors.append({"order_number": order.order_number, "code": exc.code, "message": exc.message})
-                return
+                with self._write() as session:
+                    self.keep_unusable(session, order_id, record, code=exc.code, message=exc.message)
+                    entry = session.get(OutboxEntry, entry_id)
+                    entry.records_after = max(entry.records_after, record.seq or 0)
         with self._write() as session:
             session.get(OutboxEntry, entry_id).last_sync_at = self.clock()
 
     def _sync_folder(self, connector: FolderConnector, report: SyncReport) -> None:
+        """Answer files in the folder's inbox: each read like ``order import`` (several documents, signed or not),
+        then moved to ``processed/`` (all linked) or ``failed/`` (anything refused) so it is read once."""
         for incoming in connector.collect_incoming():
-            if incoming.record is None:
-                report.errors.append({"file": incoming.path.name, "code": "lifecycle.unreadable_record",
-                                      "message": incoming.problem})
-                connector.file_away(incoming, problem=True)
-                continue
-            try:
-                report.applied.append(self.import_record(incoming.record))
-            except LifecycleError as exc:
-                report.errors.append({"file": incoming.path.name, "code": exc.code, "message": exc.message})
-                connector.file_away(incoming, problem=True)
-                continue
-            connector.file_away(incoming)
+            result = import_file(self, incoming.path)
+            report.applied.extend(result.linked)
+            for refused in result.refused:
+                report.errors.append({"file": incoming.path.name, "code": refused["code"],
+                                      "message": refused["message"]})
+            connector.file_away(incoming, problem=bool(result.refused) or not result.linked)
 
     # =================================================================================================================
-    # receiving (O4)
+    # receiving (O4): the rules are in receiving.py
 
     def shipped_by_line(self, order: Order) -> dict[int, int]:
-        return _shipped_by_line(order)
+        return credited_by_line(order)
 
     def receive(self, order_id: int, *, packages: Mapping[int, int] | None = None,
                 received_on: dt.date | None = None, reason: str = "", recorded_by: str = "") -> ReceiptResult:
-        """Record packages received per line on a date. ``packages=None`` takes what was shipped and not yet
-        received. More than shipped needs ``reason``."""
-        today = self.clock().date()
-        received_on = received_on or today
-        reason = reason.strip()
-        if received_on > today:
-            raise ReceivingError(f"The date received ({received_on.isoformat()}) is in the future.",
-                                 code="receiving.future_date")
-        with self._write() as session:
-            order = _order(session, order_id)
-            if order.status not in RECEIVABLE and order.status is not S.EXPIRED:
-                hint = (" Record the supplier's acknowledgement first (csos-desk order sync)."
-                        if order.status in (S.TRANSMITTED, S.QUEUED, S.SIGNED) else "")
-                raise ReceivingError(f"Order {order.order_number} is {order.status.label.lower()}; goods cannot be "
-                                     f"received against it.{hint}", code="receiving.order_not_receivable")
-            if order.status is S.EXPIRED and not reason:
-                raise ReceivingError(f"Order {order.order_number} expired 60 days after signing (O5). Goods received "
-                                     "against it need a written reason.", code="receiving.order_expired")
-            if order.signed_at and received_on < order.signed_at.date():
-                raise ReceivingError(f"The date received ({received_on.isoformat()}) is before the order was signed "
-                                     f"({order.signed_at.date().isoformat()}).", code="receiving.before_signing")
-            lines = {line.line_number: line for line in order.lines}
-            shipped = _shipped_by_line(order)
-            received = _received_by_line(order)
-            has_shipments = any(r.kind is LinkedRecordKind.SHIPMENT for r in order.linked_records)
-            if packages is None:
-                if not has_shipments:
-                    raise ReceivingError(f"No shipment notice is linked to order {order.order_number}, so there is "
-                                         "nothing to take the quantities from; give the packages per line.",
-                                         code="receiving.nothing_shipped")
-                packages = {n: shipped.get(n, 0) - received.get(n, 0) for n in lines
-                            if shipped.get(n, 0) > received.get(n, 0)}
-                if not packages:
-                    raise ReceivingError(f"Everything shipped on order {order.order_number} is already recorded as "
-                                         "received.", code="receiving.nothing_to_receive")
-            cleaned: dict[int, int] = {}
-            for number, count in packages.items():
-                if number not in lines:
-                    raise ReceivingError(f"Order {order.order_number} has no line {number}.",
-                                         code="receiving.unknown_line")
-                if not isinstance(count, int) or isinstance(count, bool) or count < 0 or count > 99_999:
-                    raise ReceivingError(f"Line {number}: the packages received must be a whole number from 0 to "
-                                         "99,999.", code="receiving.bad_packages")
-                if count:
-                    cleaned[number] = count
-            if not cleaned:
-                raise ReceivingError("No packages were given; nothing was recorded.", code="receiving.nothing_given")
-            over = []
-            for number, count in cleaned.items():
-                limit = shipped.get(number, 0) if has_shipments else _expected(lines[number])
-                if received.get(number, 0) + count > limit:
-                    over.append(f"line {number}: {received.get(number, 0) + count} received, "
-                                f"{limit} {'shipped' if has_shipments else 'ordered'}")
-            if over and not reason:
-                raise ReceivingError("More was received than " + ("shipped" if has_shipments else "ordered")
-                                     + " (" + "; ".join(over) + "). Check the count, or give the reason with the "
-                                     "receipt.", code="receiving.more_than_shipped")
-            receipts = []
-            for number, count in sorted(cleaned.items()):
-                receipt = Receipt(order_line_id=lines[number].id, packages_received=count, received_on=received_on,
-                                  recorded_at=self.clock(), recorded_by=recorded_by or self.book.actor,
-                                  reason=reason)
-                session.add(receipt)
-                receipts.append({"line_number": number, "ndc": lines[number].ndc, "packages_received": count})
-            session.flush()
-            content = {"type": "receipt", "order_number": order.order_number, "received_on": received_on.isoformat(),
-                       "lines": receipts, "reason": reason, "recorded_by": recorded_by or self.book.actor,
-                       "over_shipped": over}
-            linked = self.book.link_record(session, order.id, _local_record(LinkedRecordKind.RECEIPT, content))
-            session.refresh(order)
-            if order.status in RECEIVABLE:
-                target = S.RECEIVED if _fully_received(order) else S.PARTIALLY_RECEIVED
-                if target is not order.status:
-                    self.book.transition(order.id, target, session=session, details={"receipt_record": linked.id})
-            return ReceiptResult(order.order_number, order.status.value, cleaned, received_on, linked.id)
+        """Record packages received per line on a date. ``packages=None`` takes what was credibly shipped and not yet
+        received. More than shipped or ordered, a flagged shipment or a date before shipping needs ``reason``."""
+        return receive(self, order_id, packages=packages, received_on=received_on, reason=reason,
+                       recorded_by=recorded_by)
 
     # =================================================================================================================
     # 60-day rule (O5)
@@ -598,7 +555,7 @@ class Lifecycle:
                                       "packages": max(0, _expected(line) - received.get(line.line_number, 0))}
                                      for line in order.lines if _expected(line) > received.get(line.line_number, 0)],
                 }
-                self.book.link_record(session, order.id, _local_record(LinkedRecordKind.EXPIRY, content))
+                self.book.link_record(session, order.id, local_record(LinkedRecordKind.EXPIRY, content))
                 session.execute(update(OutboxEntry).where(OutboxEntry.order_id == order.id,
                                                           OutboxEntry.state == OutboxState.QUEUED)
                                 .values(state=OutboxState.EXPIRED, claimed_until=None))
@@ -637,18 +594,14 @@ class Lifecycle:
         if not missing:
             raise LifecycleError(f"Every line of order {order.order_number} is received, rejected or voided; "
                                  "nothing is lost.", code="lifecycle.nothing_lost")
-        statement = {
-            "type": "lost_order_statement", "order_number": order.order_number,
-            "purchaser_dea": order.registration.dea_number,
-            "date": (statement_date or now.date()).isoformat(),
-            "lines_not_received": [{"line_number": n, "ndc": lines[n].ndc, "packages": c}
-                                   for n, c in sorted(missing.items())],
-        }
-        content = canonical_json(statement)
+        # The replacement's number is part of what is signed (1305.26), so it is allocated first.
+        number = self.book.allocate_order_number(order.registration_id) if replacement else None
+        statement = lost_statement(order, lines, missing, statement_date=statement_date or now.date(),
+                                   replacement_order_number=number.value if number else None)
+        content = lost_statement_content(statement)
         document = sign_content(content, signer=signer, certificate_der=certificate.public_bytes(Encoding.DER),
                                 intermediates_der=[c.public_bytes(Encoding.DER) for c in intermediates],
                                 signing_time=now)
-        number = self.book.allocate_order_number(order.registration_id) if replacement else None
         with self._write() as session:
             stored = _order(session, order_id)
             if S.LOST not in TRANSITIONS[stored.status]:
@@ -659,12 +612,12 @@ class Lifecycle:
                 new_order = self._copy_as_draft(session, stored, number.value, missing,
                                                 note=f"Replacement for lost order {stored.order_number} (O7).")
             record = LinkedRecord(kind=LinkedRecordKind.LOST_STATEMENT, direction="out", media_type=MEDIA_TYPE,
-                                  raw=document, parsed={"statement": statement,
+                                  raw=document, parsed={"statement": statement, "text": statement["text"],
                                                         "replacement_order_number": number.value if number else None},
                                   related_order_id=new_order.id if new_order else None, created_at=now)
             self.book.link_record(session, stored.id, record)
             if new_order is not None:
-                self.book.link_record(session, new_order.id, _local_record(
+                self.book.link_record(session, new_order.id, local_record(
                     LinkedRecordKind.REPLACEMENT,
                     {"type": "replacement", "replaces_order_number": stored.order_number,
                      "lost_statement_record_id": record.id, "order_number": new_order.order_number},
@@ -730,7 +683,7 @@ class Lifecycle:
                     raise LifecycleError(f"Order {order.order_number} is being sent right now; it can no longer be "
                                          "cancelled.", code="lifecycle.sending")
             if order.signed_document:
-                self.book.link_record(session, order.id, _local_record(
+                self.book.link_record(session, order.id, local_record(
                     LinkedRecordKind.CANCELLATION, {"type": "cancellation", "order_number": order.order_number,
                                                     "reason": reason, "at": now.isoformat(),
                                                     "status_before": order.status.value}))
@@ -751,7 +704,7 @@ class Lifecycle:
             new = self._copy_as_draft(session, old, number.value, None,
                                       note=f"New order issued in place of {old.order_number} "
                                            f"({old.status.label.lower()}).")
-            self.book.link_record(session, old.id, _local_record(
+            self.book.link_record(session, old.id, local_record(
                 LinkedRecordKind.NOTE, {"type": "reissued", "order_number": old.order_number,
                                         "new_order_number": new.order_number}, related_order_id=new.id))
             new_id = new.id
@@ -759,50 +712,73 @@ class Lifecycle:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
+# the lost-order statement (1305.26)
+
+LOST_DECLARATION = ("The purchaser declares that the order named above was not received by the supplier through loss "
+                    "(it was lost in transmission or never arrived), and that a replacement order has been or will be "
+                    "issued for the goods not received.")
+STATEMENT_DATA_BEGIN = "-----BEGIN CSOS STATEMENT DATA-----"
+STATEMENT_DATA_END = "-----END CSOS STATEMENT DATA-----"
+
+
+def _party(party: Any) -> dict[str, Any]:
+    tail = " ".join(p for p in (party.city, party.state, party.postal_code) if p)
+    return {"name": party.name, "dea_number": party.dea_number or "",
+            "address": ", ".join([*(party.address_lines or []), *([tail] if tail else [])])}
+
+
+def lost_statement(order: Order, lines: Mapping[int, OrderLine], missing: Mapping[int, int], *,
+                   statement_date: dt.date, replacement_order_number: str | None) -> dict[str, Any]:
+    """What 1305.26 asks the statement to say, as data plus the same in plain words (``text``)."""
+    purchaser, supplier = _party(order.registration), _party(order.supplier)
+    order_date = order.signed_at.date().isoformat() if order.signed_at else ""
+    items = [{"line_number": n, "ndc": lines[n].ndc, "description": lines[n].description, "packages": c}
+             for n, c in sorted(missing.items())]
+    text_lines = [
+        "STATEMENT OF A LOST ORDER (21 CFR 1305.26)",
+        f"Date of this statement: {statement_date.isoformat()}",
+        f"Lost order number: {order.order_number}",
+        f"Date of the lost order: {order_date}",
+        f"Purchaser: {purchaser['name']}, DEA {purchaser['dea_number']}, {purchaser['address']}",
+        f"Supplier: {supplier['name']}" + (f", DEA {supplier['dea_number']}" if supplier["dea_number"] else "")
+        + (f", {supplier['address']}" if supplier["address"] else ""),
+        LOST_DECLARATION,
+        "Goods not received:",
+        *[f"  line {i['line_number']}: NDC {i['ndc'][:5]}-{i['ndc'][5:9]}-{i['ndc'][9:]} {i['description']}, "
+          f"{i['packages']} package(s)" for i in items],
+        "Replacement order number: " + (replacement_order_number or "none issued"),
+    ]
+    return {"type": "lost_order_statement", "order_number": order.order_number, "order_date": order_date,
+            "purchaser_dea": purchaser["dea_number"], "purchaser": purchaser, "supplier": supplier,
+            "date": statement_date.isoformat(), "declaration": LOST_DECLARATION,
+            "replacement_order_number": replacement_order_number, "lines_not_received": items,
+            "text": "\n".join(text_lines)}
+
+
+def lost_statement_content(statement: Mapping[str, Any]) -> bytes:
+    """The signed content: the statement in plain words a person at the supplier reads, then the same as data."""
+    data = json.dumps({k: v for k, v in statement.items() if k != "text"}, sort_keys=True, indent=1,
+                      ensure_ascii=True)
+    return (statement["text"] + "\n\n" + STATEMENT_DATA_BEGIN + "\n" + data + "\n" + STATEMENT_DATA_END
+            + "\n").encode("utf-8")
+
+
+def read_lost_statement(content: bytes) -> dict[str, Any]:
+    """The data of a signed statement (this format, or the older JSON-only one). Raises ValueError."""
+    text = content.decode("utf-8")
+    if STATEMENT_DATA_BEGIN in text:
+        text = text.split(STATEMENT_DATA_BEGIN, 1)[1].split(STATEMENT_DATA_END, 1)[0]
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        raise ValueError("not a statement")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------------------------------
 # helpers
 
 
-def _order(session: Session, order_id: int) -> Order:
-    order = session.scalar(select(Order).where(Order.id == order_id).options(
-        selectinload(Order.lines).selectinload(OrderLine.receipts), selectinload(Order.linked_records)))
-    if order is None:
-        raise NotFound(f"Order {order_id} does not exist.", code="order.not_found")
-    return order
-
-
-def _expected(line: OrderLine) -> int:
-    """Packages still expected for a line after the supplier's answer."""
-    if line.line_status in (LineStatus.REJECTED, LineStatus.VOIDED):
-        return 0
-    if line.line_status is LineStatus.QUANTITY_CHANGED and line.packages_confirmed is not None:
-        return line.packages_confirmed
-    return line.packages
-
-
-def _received_by_line(order: Order) -> dict[int, int]:
-    return {line.line_number: sum(r.packages_received for r in line.receipts) for line in order.lines}
-
-
-def _shipped_by_line(order: Order) -> dict[int, int]:
-    shipped: dict[int, int] = {}
-    for record in order.linked_records:
-        if record.kind is not LinkedRecordKind.SHIPMENT:
-            continue
-        for item in (record.parsed or {}).get("document", {}).get("lines", []):
-            shipped[item["line_number"]] = shipped.get(item["line_number"], 0) + int(item["packages_shipped"])
-    return shipped
-
-
-def _fully_received(order: Order) -> bool:
-    received = _received_by_line(order)
-    return all(received.get(line.line_number, 0) >= _expected(line) for line in order.lines)
-
-
-def receivable_lines(order: Order) -> list[dict[str, Any]]:
-    """Per line: ordered, expected, shipped, received — what the receiving screen and CLI show."""
-    shipped, received = _shipped_by_line(order), _received_by_line(order)
-    return [{"line_number": line.line_number, "ndc": line.ndc, "description": line.description,
-             "ordered": line.packages, "status": line.line_status.value, "expected": _expected(line),
-             "shipped": shipped.get(line.line_number, 0), "received": received.get(line.line_number, 0)}
-            for line in order.lines]
-
+_order = load_order
+_expected = expected
+_received_by_line = received_by_line
+_fully_received = fully_received

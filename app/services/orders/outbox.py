@@ -13,9 +13,12 @@ Why it is crash-safe:
 - The answer is recorded (``transmitted``, the 855 as a linked record, the new status, the entry ``sent``) in one
   transaction. A crash before that commit means one more identical send, never a lost or a different order.
 
-Failures that may pass (timeouts, dropped connections, 5xx, a garbled answer) leave the order ``queued`` with the
-error and the time of the next try (exponential backoff with jitter); a refusal that cannot pass (the supplier already
-holds a different document under that number) marks the entry ``failed`` so a person looks at it.
+Failures that may pass (timeouts, dropped connections, 5xx) leave the order ``queued`` with the error and the time of
+the next try (exponential backoff with jitter); a refusal that cannot pass (the supplier already holds a different
+document under that number) marks the entry ``failed`` so a person looks at it. When the supplier took the document
+(HTTP 200) but its answer cannot be used — unreadable, deeply nested, or an 855 naming another order — the order is
+``transmitted`` and the entry ``sent`` with the error and its code: it is never posted again, ``order sync`` fetches
+the supplier's records later, and the outbox goes on with the other entries (issue 16.2).
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ from typing import Any, Callable
 
 from sqlalchemy import or_, select, update
 
-from app.errors import CsosError
+from app.errors import CsosError, StorageError
 from app.models.orderbook import LinkedRecord, LinkedRecordKind, Order, Supplier, utcnow
 from app.models.outbox import OutboxEntry, OutboxPurpose, OutboxState
 from app.models.states import OrderStatus
-from app.services.orders.lifecycle import Lifecycle
+from app.services.orders.lifecycle import Lifecycle, LifecycleError
 from app.services.orders.orderbook import OrderBook
 from app.services.transport.connectors import Connector, TransportError
 from app.services.signing.verifier import ORDER_VALIDITY
@@ -77,6 +80,8 @@ class RunReport:
     sent: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    # Sent (the supplier has it) but its answer could not be used: a person checks with the supplier.
+    unreadable: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def tried(self) -> int:
@@ -156,7 +161,17 @@ class Outbox:
         connectors: dict[int, Connector] = {}
         try:
             for entry_id in self.due_entries(order_ids=order_ids):
-                self._process(entry_id, connectors, report)
+                try:
+                    self._process(entry_id, connectors, report)
+                except StorageError:
+                    raise  # the order book itself is in trouble: nothing else can be recorded either
+                except Exception as exc:  # one entry's surprise never stops the others (issue 16.2)
+                    log.exception("outbox entry %s: unexpected problem", entry_id)
+                    message = ("Something unexpected happened while sending; it will be tried again. If it keeps "
+                               "happening, run `csos-desk support bundle`.")
+                    self._failed_by_id(entry_id, "outbox.unexpected", message)
+                    report.failed.append({"order_number": str(entry_id), "code": "outbox.unexpected",
+                                          "message": f"{message} ({type(exc).__name__})"})
         finally:
             for connector in connectors.values():
                 connector.close()
@@ -170,6 +185,7 @@ class Outbox:
             total.sent += report.sent
             total.failed += report.failed
             total.skipped += report.skipped
+            total.unreadable += report.unreadable
             if not report.tried:
                 break
         return total
@@ -228,6 +244,11 @@ class Outbox:
             else:
                 delivery = connector.send_statement(order_number=number, purchaser_dea=purchaser, document=document)
         except TransportError as exc:
+            if exc.delivered:  # the supplier has it: never post it again, say so, go on with the others
+                self._delivered_unreadable(entry, exc.code, exc.message, answer=getattr(exc, "answer", {}))
+                report.sent.append(number)
+                report.unreadable.append({"order_number": number, "code": exc.code, "message": exc.message})
+                return
             self._failed(entry, exc.code, exc.message, permanent=not exc.retryable)
             report.failed.append({"order_number": number, "code": exc.code, "message": exc.message})
             return
@@ -235,7 +256,12 @@ class Outbox:
             self._failed(entry, exc.code, exc.message, permanent=True)
             report.failed.append({"order_number": number, "code": exc.code, "message": exc.message})
             return
-        self._record(entry, delivery)
+        try:
+            self._record(entry, delivery)
+        except LifecycleError as exc:  # e.g. its 855 names another order or cannot be read
+            self._delivered_unreadable(entry, exc.code, exc.message, answer=dict(delivery.answer or {}),
+                                       delivery=delivery)
+            report.unreadable.append({"order_number": number, "code": exc.code, "message": exc.message})
         report.sent.append(number)
 
     def _link_proofs(self, session: Any, order_id: int, delivery: Any) -> None:
@@ -266,6 +292,38 @@ class Outbox:
             if seqs:
                 stored.records_after = max(stored.records_after, *seqs)
         log.info("outbox entry %s sent (%s)", entry.id, "answered" if delivery.answered else "handed over")
+
+    def _delivered_unreadable(self, entry: OutboxEntry, code: str, message: str, *, answer: dict[str, Any],
+                              delivery: Any = None) -> None:
+        """The supplier took the document but its answer cannot be used: the order is *transmitted* (never posted
+        again), the entry *sent* with the error and its code, and whatever the supplier sent back is kept on the
+        order as evidence without changing it."""
+        now = self.clock()
+        with self.book._write() as session:
+            order = session.get(Order, entry.order_id)
+            if entry.purpose is OutboxPurpose.ORDER and order.status is OrderStatus.QUEUED:
+                order.transmitted_at = order.transmitted_at or now
+                self.book.transition(order.id, OrderStatus.TRANSMITTED, session=session,
+                                     details={"answer_problem": code})
+            if delivery is not None:
+                for record in delivery.records:
+                    self.lifecycle.keep_unusable(session, entry.order_id, record, code=code, message=message)
+            stored = session.get(OutboxEntry, entry.id)
+            stored.state = OutboxState.SENT
+            stored.sent_at = now
+            stored.claimed_until = None
+            stored.last_error = message
+            stored.last_error_code = code
+            stored.answer = {k: v for k, v in answer.items() if isinstance(k, str)} | {"answer_problem": code}
+        log.info("outbox entry %s sent; the supplier's answer could not be used (%s)", entry.id, code)
+
+    def _failed_by_id(self, entry_id: int, code: str, message: str) -> None:
+        with self.db.session() as session:
+            entry = session.get(OutboxEntry, entry_id)
+            if entry is None:
+                return
+            session.expunge(entry)
+        self._failed(entry, code, message, permanent=False)
 
     def _failed(self, entry: OutboxEntry, code: str, message: str, *, permanent: bool) -> None:
         now = self.clock()

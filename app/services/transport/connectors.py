@@ -4,7 +4,8 @@ back. One interface, three kinds, chosen by the supplier record's ``connector`` 
 - ``https``: the supplier HTTP contract (docs/sandbox-api.md): POST the ``.csos``, get the 855 back at once, fetch
   later records (856 shipments, 865 voids). TLS is always verified against the configured bundle; connect and read
   timeouts; a few quick retries with exponential backoff and jitter for failures that may pass.
-- ``folder``: an EDI/VAN agent picks files up from ``outgoing/`` and drops the supplier's X12 files in ``incoming/``.
+- ``folder``: an EDI/VAN agent picks files up from ``outgoing/`` and drops the supplier's X12 files in ``incoming/``;
+  ``order sync`` reads them and moves each to ``incoming/processed/`` or ``incoming/failed/``.
 - ``manual``: the file is saved for a person to upload on the supplier's portal; the supplier's answer file is
   imported by hand.
 
@@ -53,9 +54,24 @@ class TransportError(CsosError):
 
     code = "transport.failed"
 
+    delivered = False  # True when the supplier has the document even though this failed (never send it again)
+
     def __init__(self, message: str, *, code: str | None = None, retryable: bool = True) -> None:
         super().__init__(message, code=code)
         self.retryable = retryable
+
+
+class AnswerUnreadable(TransportError):
+    """The supplier took the document (HTTP 200) but its answer cannot be used: unreadable, not JSON, nested too
+    deep, or without a known status. The supplier HAS the order, so it is never posted again (issue 16.2); the
+    supplier's records are fetched later by ``order sync``."""
+
+    code = "transport.answer_unreadable"
+    delivered = True
+
+    def __init__(self, message: str, *, code: str | None = None, answer: dict[str, Any] | None = None) -> None:
+        super().__init__(message, code=code, retryable=False)
+        self.answer = dict(answer or {})
 
 
 @dataclass(frozen=True)
@@ -196,15 +212,19 @@ class HttpsConnector(Connector):
     def _delivery(self, data: dict[str, Any], url: str, order_number: str) -> Delivery:
         status = data.get("status")
         if status not in ANSWER_STATUSES:
-            raise TransportError(f"The supplier's answer for order {order_number} has no known status "
-                                 f"('{status}').", code="transport.malformed_answer")
+            raise AnswerUnreadable(f"The supplier took order {order_number} but its answer has no known status "
+                                   f"('{str(status)[:40]}').", answer={"where": url})
         reasons = data.get("reasons") or []
         if not isinstance(reasons, list) or not all(isinstance(r, dict) for r in reasons):
-            raise TransportError(f"The supplier's reasons for order {order_number} are not readable.",
-                                 code="transport.malformed_answer")
+            raise AnswerUnreadable(f"The supplier took order {order_number} but its reasons are not readable.",
+                                   answer={"where": url, "status": status})
         records: tuple[SupplierRecord, ...] = ()
         if data.get("acknowledgement") is not None:
-            records = (_record_from_json(data["acknowledgement"], url),)
+            try:
+                records = (_record_from_json(data["acknowledgement"], url),)
+            except TransportError as exc:
+                raise AnswerUnreadable(f"The supplier took order {order_number} but its acknowledgement is not "
+                                       f"readable: {exc.message}", answer={"where": url, "status": status}) from None
         answer = {k: v for k, v in data.items() if k != "acknowledgement"}
         return Delivery(answered=True, status=status,
                         reasons=tuple({"code": str(r.get("code", "")), "message": str(r.get("message", ""))}
@@ -273,6 +293,9 @@ class HttpsConnector(Connector):
             raise TransportError(f"The supplier at {self.url} refused the request for {what}: {detail}.",
                                  code="transport.refused", retryable=response.status_code == 429)
         if data is None:
+            if method == "POST":  # HTTP 200 to a POST: the supplier has the document, whatever its answer says
+                raise AnswerUnreadable(f"The supplier took {what}, but its answer could not be read (not a JSON "
+                                       "object).", answer={"where": url})
             raise TransportError(f"The supplier's answer for {what} is not readable (not JSON); it will be asked "
                                  "again.", code="transport.malformed_answer")
         return data
@@ -293,7 +316,7 @@ def _json_object(body: bytes) -> dict[str, Any] | None:
 
     try:
         value = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # deeply nested JSON is not an answer either
         return None
     return value if isinstance(value, dict) else None
 
@@ -447,8 +470,8 @@ class FolderConnector(_FileConnector):
         return found
 
     def file_away(self, incoming: IncomingFile, *, problem: bool = False) -> Path:
-        """Move a handled file to ``incoming/processed`` (or ``incoming/problems``) so it is read once."""
-        target_dir = self.incoming / ("problems" if problem else "processed")
+        """Move a handled file to ``incoming/processed`` (or ``incoming/failed``) so it is read once."""
+        target_dir = self.incoming / ("failed" if problem else "processed")
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / incoming.path.name
         counter = 1

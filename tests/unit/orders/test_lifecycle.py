@@ -16,7 +16,13 @@ from app.models.orderbook import LineStatus, LinkedRecord, LinkedRecordKind, Ord
 from app.models.outbox import OutboxEntry, OutboxPurpose, OutboxState
 from app.models.states import OrderStatus
 from app.services.signing.cms import check_signature, parse_signed_document
-from app.services.orders.lifecycle import Lifecycle, LifecycleError, ReceivingError, receivable_lines
+from app.services.orders.lifecycle import (
+    Lifecycle,
+    LifecycleError,
+    ReceivingError,
+    read_lost_statement,
+    receivable_lines,
+)
 from app.services.orders.outbox import Outbox, retry_delay
 from app.services.transport.connectors import (
     FolderConnector,
@@ -209,18 +215,21 @@ def test_partial_shipments_then_receipts_move_to_partially_received_then_receive
         assert verify_audit_chain(session) == []
 
 
-def test_receiving_more_than_shipped_needs_a_reason(world):
+def test_receiving_more_than_ordered_needs_a_reason_and_is_flagged(world):
     book, lifecycle = world
     order = transmitted(book, lines=1)
     apply(lifecycle, order, "855", ack(order, AckStatus.ACCEPTED))
     apply(lifecycle, order, "856", ship(order, {1: 1}))
     with pytest.raises(ReceivingError) as caught:
         lifecycle.receive(order.id, packages={1: 2})
-    assert caught.value.code == "receiving.more_than_shipped" and "1 shipped" in caught.value.message
+    assert caught.value.code == "receiving.more_than_ordered" and "1 ordered" in caught.value.message
     assert book.get_order(order.id).lines[0].receipts == []
     result = lifecycle.receive(order.id, packages={1: 2}, reason="Supplier packed an extra package; reported")
     assert result.lines == {1: 2}
-    assert book.get_order(order.id).lines[0].receipts[0].reason.startswith("Supplier packed")
+    order = book.get_order(order.id)
+    assert order.lines[0].receipts[0].reason.startswith("Supplier packed")
+    [receipt] = [r for r in order.linked_records if r.kind is LinkedRecordKind.RECEIPT]
+    assert [f["code"] for f in receipt.parsed["flags"]] == ["received_more_than_ordered"]
 
 
 @pytest.mark.parametrize("kwargs, code", [
@@ -241,11 +250,15 @@ def test_receiving_refuses_bad_input_and_records_nothing(world, kwargs, code):
     assert book.get_order(order.id).lines[0].receipts == []
 
 
-def test_receiving_before_the_acknowledgement_is_refused(world):
+def test_goods_can_be_received_before_any_answer_but_not_before_sending(world):
+    """Issue 17: a supplier that only ships (manual, folder) still gets its receipt recorded."""
     book, lifecycle = world
     order = transmitted(book, lines=1)
+    assert lifecycle.receive(order.id, packages={1: 1}).status == "received"
+    unsent = draft_order(book, lines=1)
+    sign_for_test(book, unsent.id)
     with pytest.raises(ReceivingError) as caught:
-        lifecycle.receive(order.id, packages={1: 1})
+        lifecycle.receive(unsent.id, packages={1: 1})
     assert caught.value.code == "receiving.order_not_receivable"
 
 
@@ -293,12 +306,23 @@ def test_a_lost_order_gets_a_signed_statement_and_a_linked_replacement(world, pk
     assert statement.direction == "out" and statement.related_order_id == result.replacement_order_id
     signed = parse_signed_document(statement.raw)
     assert check_signature(signed) == []
-    content = json.loads(signed.content)
-    assert content == {"type": "lost_order_statement", "order_number": old.order_number,
-                       "purchaser_dea": PURCHASER_DEA, "date": content["date"],
-                       "lines_not_received": [{"line_number": 1, "ndc": PRODUCTS[0][0], "packages": 1},
-                                              {"line_number": 2, "ndc": PRODUCTS[1][0], "packages": 1}]}
+    content = read_lost_statement(signed.content)
     replacement = book.get_order(result.replacement_order_id)
+    # 1305.26: the lost order's number and date, purchaser and supplier, the declaration, the replacement's number.
+    assert content["order_number"] == old.order_number and content["order_date"] == old.signed_at.date().isoformat()
+    assert content["purchaser_dea"] == PURCHASER_DEA and content["purchaser"]["name"] == "Main Street Pharmacy"
+    assert content["supplier"] == {"name": "Acme Drug", "dea_number": "RA1234563",
+                                   "address": "9 Depot Rd, Memphis TN 38118"}
+    assert content["replacement_order_number"] == replacement.order_number
+    assert [(i["line_number"], i["ndc"], i["packages"]) for i in content["lines_not_received"]] == \
+        [(1, PRODUCTS[0][0], 1), (2, PRODUCTS[1][0], 1)]
+    # ... and a person reads the same in plain words at the top of the signed content (not only JSON).
+    text = signed.content.decode().split("-----BEGIN", 1)[0]
+    for words in (f"Lost order number: {old.order_number}", f"Date of the lost order: {content['order_date']}",
+                  "Purchaser: Main Street Pharmacy, DEA BJ6125341", "Supplier: Acme Drug, DEA RA1234563",
+                  "was not received by the supplier through loss",
+                  f"Replacement order number: {replacement.order_number}"):
+        assert words in text
     assert replacement.status is S.DRAFT and replacement.replaces_order_id == old.id
     link = replacement.linked_records[0]
     assert link.kind is LinkedRecordKind.REPLACEMENT and link.related_order_id == old.id
@@ -385,7 +409,7 @@ def test_folder_connector_round_trip(world, tmp_path):
     assert sorted(a.kind for a in sync.applied) == ["855", "856"]
     assert [e["file"] for e in sync.errors] == ["junk.txt"]
     assert sorted(p.name for p in (folder / "incoming" / "processed").iterdir()) == ["a.855", "b.856"]
-    assert [p.name for p in (folder / "incoming" / "problems").iterdir()] == ["junk.txt"]
+    assert [p.name for p in (folder / "incoming" / "failed").iterdir()] == ["junk.txt"]
     assert book.get_order(order.id).status is S.ACCEPTED
     assert lifecycle.receive(order.id).status == "received"
 
