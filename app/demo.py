@@ -166,7 +166,7 @@ def run_demo(out: Path, *, say: Callable[[str], None] = print, screenshots: bool
                                  catalog=MappingSchedules.from_database(db))
         clock_check = (lambda: check_clock("127.0.0.1", port=sandbox.sntp_port, timeout=2)) if sandbox.sntp_port \
             else None
-        signing = OrderSigningService(book, verifier, clock_check=clock_check)
+        signing = OrderSigningService(book, verifier, clock_check=clock_check, test_indicator="T")  # training: ISA15 T
         certificate, intermediates = certificates.chain(record)
 
         def sign() -> Any:

@@ -104,6 +104,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if verdict.signer is not None:
             print(f"Signed by {verdict.signer.subscriber_name or '?'}"
                   + (f" on {verdict.signing_time:%Y-%m-%d %H:%M} UTC" if verdict.signing_time else ""))
+        if verdict.test_indicator:  # a note, not a rule: T = a test interchange (training)
+            kind = "a test interchange, made in training" if verdict.test_indicator == "T" else "production"
+            print(f"Note: test_indicator: {verdict.test_indicator} ({kind})")
         if verdict.accepted:
             print("ACCEPTABLE: every rule passed.")
         else:
@@ -133,6 +136,7 @@ def cmd_order_sign(args: argparse.Namespace) -> int:
     from app.services.certificates.trust import configured_trust_roots
     from app.services.certificates.crl_cache import signing_crl_cache
     from app.services.signing.order_signing import OrderSigningService
+    from app.services.signing.usage_indicator import for_profile
     from app.services.certificates.validation import CertificateValidationService
     from app.services.signing.verifier import MappingSchedules, OrderVerifier
 
@@ -152,7 +156,7 @@ def cmd_order_sign(args: argparse.Namespace) -> int:
                          production=not config.is_training)
         service = OrderSigningService(book, verifier, clock_check=rule,
                                       on_revoked=certificates.record_crl_revocation,
-                                      usage_settings=config.settings)
+                                      usage_settings=config.settings, test_indicator=for_profile(config))
         clock = service.verify_clock()  # before the password is asked; sign() checks again
         if clock is not None and not clock.verified:
             print(f"warning: {clock.message}", file=sys.stderr)

@@ -24,6 +24,7 @@ from app.services.orders.local_dates import local_date, zone_for
 from app.services.signing.clock import ClockCheck, ClockNotVerified, ClockOff, ClockState
 from app.services.signing.cms import CmsError, SignsData, check_signature, parse_signed_document, sign_content
 from app.services.orders.orderbook import OrderBook
+from app.services.signing.usage_indicator import PRODUCTION
 from app.services.signing.verifier import OrderVerifier, Reason, Verdict
 from app.services.signing.x12 import OrderLine850, Party, PurchaseOrder, X12Error, parse_850, write_850
 
@@ -75,13 +76,15 @@ def _quantity(value):  # 100.000 → 100; 2.5 stays Decimal
     return int(value) if value == int(value) else value.normalize()
 
 
-def interchange_ids(order: Order) -> dict[str, object]:
+def interchange_ids(order: Order, *, test_indicator: str = PRODUCTION) -> dict[str, object]:
     """Envelope identifiers. ISA13/GS06 come from the order's row id: unique per order book, and an order is
-    signed once only (signed content is immutable)."""
+    signed once only (signed content is immutable). ISA15 is ``test_indicator``: T in training, P in production
+    (``usage_indicator.for_profile``)."""
     control = order.id % 1_000_000_000 or 1
     receiver = order.supplier.dea_number or f"SUPPLIER{order.supplier.id}"
     return {"interchange_control_number": control, "group_control_number": control,
-            "sender_id": order.registration.dea_number, "receiver_id": receiver[:15]}
+            "sender_id": order.registration.dea_number, "receiver_id": receiver[:15],
+            "usage_indicator": test_indicator}
 
 
 @dataclass
@@ -105,8 +108,12 @@ class OrderSigningService:
                  clock_check: Callable[[], ClockCheck] | None = None,
                  clock: Callable[[], dt.datetime] | None = None,
                  on_revoked: RevocationFound | None = None,
-                 usage_settings: Mapping[str, Any] | None = None) -> None:
+                 usage_settings: Mapping[str, Any] | None = None,
+                 test_indicator: str = PRODUCTION) -> None:
+        """``test_indicator``: ISA15 of the interchanges signed here, from the profile (``usage_indicator.
+        for_profile(config)``): T in training, P in production."""
         self.book = book
+        self.test_indicator = test_indicator
         # monthly_limits / time_zones for the unusual-quantity notice (app.services.orders.history)
         self.usage_settings = usage_settings
         self.verifier = verifier
@@ -181,7 +188,8 @@ class OrderSigningService:
         self._note_revocation(verdict, certificate, intermediates, now)
         if not verdict.accepted:
             raise PreSignCheckFailed(verdict.reasons)
-        content = write_850(purchase_order, created_at=now, **interchange_ids(order))  # type: ignore[arg-type]
+        content = write_850(purchase_order, created_at=now,  # type: ignore[arg-type]
+                            **interchange_ids(order, test_indicator=self.test_indicator))
         reasons = check_content(content, purchase_order)
         if reasons:
             raise PreSignCheckFailed(reasons)

@@ -19,6 +19,7 @@ from app.models.values import OrderNumber, Schedule
 from app.services.signing.cms import CmsError, SignedDocument, check_signature, parse_signed_document
 from app.services.certificates.profile import CertificateProfileError, CsosCertificate
 from app.services.certificates.validation import CertificateValidationService
+from app.services.signing.usage_indicator import read_usage_indicator
 from app.services.signing.x12 import PurchaseOrder, X12Error, parse_850
 
 ORDER_VALIDITY = dt.timedelta(days=60)  # O5
@@ -76,6 +77,12 @@ class Verdict:
     signer: CsosCertificate | None = None
     signing_time: dt.datetime | None = None
     line_schedules: dict[int, Schedule | None] = field(default_factory=dict)
+    test_indicator: str | None = None  # ISA15 of the signed order: T (test, training) or P; a note, never a reason
+
+    @property
+    def notes(self) -> list[str]:
+        """What the verifier noticed that is not a failure."""
+        return [f"test_indicator: {self.test_indicator}"] if self.test_indicator else []
 
     @property
     def codes(self) -> list[str]:
@@ -104,7 +111,7 @@ class Verdict:
                       "not_after": s.not_after.isoformat(), "schedules": sorted(x.value for x in s.schedules),
                       "kind": s.kind}
         return {"accepted": self.accepted, "reasons": [{"code": r.code, "message": r.message} for r in self.reasons],
-                "order": order, "signer": signer}
+                "order": order, "signer": signer, "test_indicator": self.test_indicator, "notes": self.notes}
 
 
 def _utcnow() -> dt.datetime:
@@ -148,7 +155,8 @@ class OrderVerifier:
             reasons += self.certificate_reasons(document.signer_certificate, document.intermediates,
                                                 at=min(signing_time, now), now=now)
             reasons += time_reasons(signing_time, now)
-        verdict = Verdict(False, reasons, order=order, signer=signer, signing_time=signing_time)
+        verdict = Verdict(False, reasons, order=order, signer=signer, signing_time=signing_time,
+                          test_indicator=read_usage_indicator(document.content))
         if signer is not None:
             reasons += signer_reasons(signer)
         if order is not None:
