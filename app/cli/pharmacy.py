@@ -104,6 +104,8 @@ def cmd_supplier_add(args: argparse.Namespace) -> int:
         connector["url"] = args.url
     if args.folder:
         connector["folder"] = args.folder
+    if args.connector == "as2" or any(getattr(args, name) for name in _AS2_OPTIONS):
+        connector = _as2_connector(args)
     supplier = book.add_supplier(name=args.name, dea_number=args.dea, address_lines=args.address or [],
                                  city=args.city, state=args.state, postal_code=args.zip, connector=connector)
     if args.json:
@@ -111,6 +113,28 @@ def cmd_supplier_add(args: argparse.Namespace) -> int:
     else:
         print(f"Added supplier {supplier.name}.")
     return EXIT_OK
+
+
+_AS2_OPTIONS = ("as2_url", "as2_partner_id", "as2_partner_cert", "as2_encryption", "as2_content_type",
+                "as2_records_url")
+
+
+def _as2_connector(args: argparse.Namespace) -> dict[str, Any]:
+    """`--connector as2`: the supplier's AS2 address, AS2 ID and certificate (the certificate is stored as PEM)."""
+    from app.services.transport.as2 import supplier_settings
+
+    if args.connector != "as2":
+        raise UsageError("The --as2-… options go with --connector as2.", code="usage.as2_options")
+    missing = [option for option, value in (("--as2-url", args.as2_url), ("--as2-partner-id", args.as2_partner_id),
+                                            ("--as2-partner-cert", args.as2_partner_cert)) if not value]
+    if missing:
+        raise UsageError(f"--connector as2 needs {', '.join(missing)} (the supplier gives you its AS2 address, AS2 "
+                         "ID and certificate file).", code="usage.as2_options")
+    return supplier_settings(url=args.as2_url, partner_as2_id=args.as2_partner_id,
+                             partner_certificate_file=args.as2_partner_cert,
+                             encryption=args.as2_encryption or "aes256_cbc",
+                             content_type=args.as2_content_type or "application/x-csos-signed-order",
+                             records_url=args.as2_records_url)
 
 
 def cmd_supplier_edit(args: argparse.Namespace) -> int:
@@ -263,9 +287,16 @@ def register(commands: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--city")
     p.add_argument("--state")
     p.add_argument("--zip")
-    p.add_argument("--connector", choices=["https", "folder", "manual"], default="manual")
+    p.add_argument("--connector", choices=["https", "folder", "manual", "as2"], default="manual")
     p.add_argument("--url", help="https connector: supplier's order endpoint")
     p.add_argument("--folder", help="folder connector: drop folder")
+    p.add_argument("--as2-url", help="as2 connector: the supplier's AS2 address (https://)")
+    p.add_argument("--as2-partner-id", help="as2 connector: the supplier's AS2 ID")
+    p.add_argument("--as2-partner-cert", metavar="FILE", help="as2 connector: the supplier's AS2 certificate file")
+    p.add_argument("--as2-encryption", choices=["aes256_cbc", "aes128_cbc"], help="default aes256_cbc")
+    p.add_argument("--as2-content-type", help="default application/x-csos-signed-order (e.g. application/edi-x12)")
+    p.add_argument("--as2-records-url", help="as2 connector: the supplier's https records address, if it offers "
+                                             "one, to fetch its answers")
     add_json_flag(p)
     p.set_defaults(handler=cmd_supplier_add)
     p = supplier.add_parser("edit", help="change a supplier's details or how orders reach it")
