@@ -37,6 +37,7 @@ from app.errors import CsosError
 from app.services import app_settings
 from app.services.app_settings import FieldProblem, SupplierForm
 from app.ui import messages, theme
+from app.ui.trust_roots_panel import TrustRootsPanel
 from app.ui.widgets import FieldMessage
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ class SettingsDialog(QDialog):
         self.tabs.addTab(self._build_tokens_tab(), "Signing &devices")
         self.tabs.addTab(self._build_data_tab(), "Data and &profile")
         self.tabs.addTab(self._build_clock_tab(), "&Clock and reminders")
+        self.trust_panel = TrustRootsPanel(facade, self)  # applies at once, not on Save
+        self.tabs.addTab(self.trust_panel, "CSOS tr&ust roots")
 
         self.form_message = FieldMessage(None, self, name="settingsMessage")
         outer.addWidget(self.form_message)
