@@ -122,9 +122,10 @@ def _order_statuses() -> list[Any]:
 def register(commands: Any, groups: dict[str, Any]) -> None:
     order = groups["order"]
     p = order.add_parser("new", help="start a draft order")
-    p.add_argument("--registration", required=True, help="purchaser DEA number")
-    p.add_argument("--supplier", required=True, help="supplier name")
-    p.add_argument("--number", help="order number (default: next free one)")
+    p.add_argument("--registration", required=True, help="purchaser DEA number (or the registration's name)")
+    p.add_argument("--supplier", required=True, help="supplier name (capitals do not matter)")
+    p.add_argument("--number", help="order number typed by hand: this year's two digits, X, six letters or digits "
+                                     "(default: the next free one)")
     add_json_flag(p)
     p.set_defaults(handler=cmd_order_new)
     p = order.add_parser("add-line", help="add a product line to a draft order")
