@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 ALL = "All"
 # Colour-blind-safe (Okabe–Ito); ordered is the full colour, fulfilled the same colour lighter.
 COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
-TABLE_HEADERS = ("Month", "Substance", "Ordered (packages)", "Ordered", "Fulfilled (packages)", "Fulfilled")
+TABLE_HEADERS = ("Month", "Substance", "Ordered", "Received")
 
 
 def _month_label(month: Any) -> str:
@@ -135,9 +135,10 @@ class HistoryWindow(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
         splitter.addWidget(self.plot)
         splitter.addWidget(self.table)
-        splitter.setSizes([680, 480])
+        splitter.setSizes([720, 440])
         outer.addWidget(splitter, 1)
 
         self.status = QLabel("Reading the order book…", self)
@@ -237,8 +238,9 @@ class HistoryWindow(QWidget):
         self.legend.clear()
         months = self.shown.months
         axis = self.plot.getAxis("bottom")
-        step = 1 if len(months) <= 12 else 3
-        axis.setTicks([[(i, _month_label(m)) for i, m in enumerate(months) if i % step == 0 or i == len(months) - 1],
+        step = 1 if len(months) <= 8 else 2 if len(months) <= 14 else 3
+        last = len(months) - 1  # the current month always has its label
+        axis.setTicks([[(i, _month_label(m)) for i, m in enumerate(months) if (last - i) % step == 0],
                        [(i, "") for i in range(len(months))]])
         units = sorted({unit for _name, unit in series})
         self.plot.setLabel("left", "Dosage units" if units in ([], ["EA"]) else
@@ -248,10 +250,11 @@ class HistoryWindow(QWidget):
             # One substance: bars, ordered and received side by side.
             ((name, unit), values), = series.items()
             self.plot.addItem(pg.BarGraphItem(x=[i - 0.2 for i in x], height=[float(v) for v in values["ordered"]],
-                                              width=0.38, brush=COLOURS[0], name=f"{substance_label(name)} ordered"))
+                                              width=0.38, brush=COLOURS[0], pen=pg.mkPen(None),
+                                              name=f"{substance_label(name)} ordered"))
             self.plot.addItem(pg.BarGraphItem(x=[i + 0.2 for i in x],
                                               height=[float(v) for v in values["fulfilled"]], width=0.38,
-                                              brush=QColor(COLOURS[0]).lighter(170),
+                                              brush=QColor(COLOURS[0]).lighter(170), pen=pg.mkPen(None),
                                               name=f"{substance_label(name)} received"))
             self._limit_line(name, unit)
         else:
@@ -260,9 +263,11 @@ class HistoryWindow(QWidget):
                 label = substance_label(name) + ("" if unit == "EA" else f" ({unit.lower()})")
                 self.plot.plot(x, [float(v) for v in values["ordered"]], name=f"{label} ordered",
                                pen=pg.mkPen(colour, width=2), symbol="o", symbolSize=5, symbolBrush=colour)
+                # Lighter and dashed, drawn on top: visible even where everything ordered was received.
                 self.plot.plot(x, [float(v) for v in values["fulfilled"]], name=f"{label} received",
-                               pen=pg.mkPen(colour, width=1.5, style=Qt.PenStyle.DashLine))
-        self.plot.setXRange(-0.6, len(months) - 0.4, padding=0)
+                               pen=pg.mkPen(QColor(colour).lighter(160), width=2.5, style=Qt.PenStyle.DashLine))
+        # Room on the right for the current month's label (an axis hides a label that would stick out).
+        self.plot.setXRange(-0.6, len(months) + 0.2, padding=0)
         self.plot.enableAutoRange(axis="y")
         self._fill_table(series)
         total = sum((r.ordered_packages for r in self.shown.rows), 0)
@@ -272,13 +277,19 @@ class HistoryWindow(QWidget):
             f"{self.shown.zone_name or 'this computer’s time zone'})." if series else
             "No controlled-substance orders match these choices in this period. Choose “All” in a filter to see "
             "more.")
-        self.limit_button.setEnabled(bool(self.selection()["registration"] and self.selection()["substance"]))
+        self.limit_button.setEnabled(bool(self._limit_registration() and self.selection()["substance"]))
         self.drawn.emit()
+
+    def _limit_registration(self) -> str | None:
+        """The chosen registration, or the only one there is."""
+        chosen = self.selection()["registration"]
+        only = self.report.choices()["registration"] if self.report is not None else []
+        return chosen or (only[0] if len(only) == 1 else None)
 
     def _limit_line(self, name: str, unit: str) -> None:
         from app.services.orders.history import monthly_limits
 
-        registration = self.selection()["registration"]
+        registration = self._limit_registration()
         limit = monthly_limits(self.facade.settings).get((registration or "", name))
         if limit is not None:
             line = pg.InfiniteLine(pos=float(limit), angle=0, pen=pg.mkPen("#a00000", width=1.5,
@@ -301,8 +312,8 @@ class HistoryWindow(QWidget):
                 if not ordered and not fulfilled:
                     continue
                 count = packages.get((month, name, unit), [0, 0])
-                rows.append((month, substance_label(name), str(count[0]), _amount(ordered, unit), str(count[1]),
-                             _amount(fulfilled, unit)))
+                rows.append((month, substance_label(name), f"{_amount(ordered, unit)} ({count[0]:,} pkg)",
+                             f"{_amount(fulfilled, unit)} ({count[1]:,} pkg)"))
         rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
         self.table.setRowCount(len(rows))
         for r, values in enumerate(rows):
@@ -357,7 +368,7 @@ class HistoryWindow(QWidget):
         """Ask for (or take) the monthly limit of the chosen registration and substance; empty removes it."""
         from app.services.orders.history import monthly_limits, substance_label, with_monthly_limit
 
-        registration, substance = self.selection()["registration"], self.selection()["substance"]
+        registration, substance = self._limit_registration(), self.selection()["substance"]
         if not registration or not substance:
             self.status.setText("Choose one registration and one substance first, then set its monthly limit.")
             return False

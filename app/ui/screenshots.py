@@ -150,6 +150,13 @@ def _render(app: Any, folder: Path, config: Any, db: Any, book: Any, copy_db: An
         from app.ui.certificates_page import CertificatesPage
 
         shoot("certificates", CertificatesPage(facade), (1320, 420))
+        from app.ui.history_window import HistoryWindow
+
+        history = HistoryWindow(facade)
+        shoot("history-all", history, SIZE, until=lambda: history.report is not None, close=False)
+        history.substance_combo.setCurrentIndex(max(history.substance_combo.findData("oxycodone"),
+                                                    history.substance_combo.count() - 1))
+        shoot("history-substance", history, SIZE)
         window.close()
         window.deleteLater()
         _flush_deletes(app)

@@ -58,7 +58,7 @@ def test_window_shows_controlled_substances_with_the_numbers_behind_the_chart(wi
     assert len(lines) == 6  # ordered and received for each of three substances
     expected = monthly_history(db, now=NOW, zone=window._zone())
     ordered = sum(row.ordered_units for row in expected.rows)
-    shown = sum(Decimal(row[3].split()[0].replace(",", "")) for row in _table(window))
+    shown = sum(Decimal(row[2].split()[0].replace(",", "")) for row in _table(window))
     assert shown == ordered > 0
     assert "24 months" in window.status.text()
 
@@ -75,7 +75,7 @@ def test_filters_narrow_chart_and_table_without_a_new_query(window):
     _choose(window.registration_combo, REGISTRATIONS[1][0])
     assert {row.registration for row in window.shown.rows} <= {REGISTRATIONS[1][0]}
     # received beside ordered
-    assert window.shown.rows and any(row[4] != "0" for row in _table(window))
+    assert window.shown.rows and any(not row[3].startswith("0 ") for row in _table(window))
     assert all(r.fulfilled_units <= r.ordered_units for r in window.shown.rows)
 
 
@@ -92,7 +92,9 @@ def test_csv_and_png_export(window, tmp_path):
 
 def test_monthly_limit_is_saved_and_drawn(window):
     assert not window.limit_button.isEnabled()
-    assert window.set_limit("500") is False  # no registration and substance chosen yet
+    assert window.set_limit("500") is False  # no substance chosen yet
+    _choose(window.substance_combo, "oxycodone")
+    assert not window.limit_button.isEnabled()  # two registrations: which one?
     _choose(window.registration_combo, REGISTRATIONS[0][0])
     _choose(window.substance_combo, "oxycodone")
     assert window.limit_button.isEnabled()
