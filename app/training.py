@@ -69,6 +69,7 @@ def start_training_environment(config: Any, book: OrderBook, *, sandbox_dir: Pat
                                          "tls_bundle": str(sandbox.tls_bundle)})
         except DuplicateRecord:
             _update_supplier_url(book, supplier.name, supplier.url, str(sandbox.tls_bundle))
+    _add_as2_supplier(config, book, sandbox)
     if book.summary().products == 0:
         product_txt, package_txt = bundled_catalog_paths()
         import_fda_catalog(book.db, product_txt, package_txt, source="training sample")
@@ -87,3 +88,35 @@ def _update_supplier_url(book: OrderBook, name: str, url: str, tls_bundle: str) 
         if supplier is not None and (supplier.connector or {}).get("kind") == "https":
             if supplier.connector.get("url") != url or supplier.connector.get("tls_bundle") != tls_bundle:
                 supplier.connector = {**supplier.connector, "url": url, "tls_bundle": tls_bundle}
+
+
+AS2_SUPPLIER = "Acme Drug via AS2"  # the same training supplier, reached over AS2 (RFC 4130) instead of https
+
+
+def _add_as2_supplier(config: Any, book: OrderBook, sandbox: Any) -> None:
+    """Let the whole AS2 path be practised: this profile's AS2 identity (created once) is a trading partner of the
+    sandbox's Acme Drug, and a supplier record reaches Acme over AS2. Training goes on without it if it fails."""
+    from app.errors import CsosError
+    from app.sandbox.as2_receiver import training_connector
+    from app.services.transport.as2 import create_identity, identity_folder, load_identity
+
+    try:
+        exists = (identity_folder(config.data_dir) / "identity.json").exists()
+        identity = load_identity(config.data_dir) if exists else create_identity(config.data_dir, "CSOS-DESK-TRAINING")
+        acme = sandbox.supplier("acme")
+        connector = training_connector(sandbox, "acme", identity.as2_id, identity.certificate_pem.decode("ascii"))
+        try:
+            book.add_supplier(name=AS2_SUPPLIER, dea_number=acme.dea_number, address_lines=acme.address_lines,
+                              city=acme.city, state=acme.state, postal_code=acme.postal_code, connector=connector)
+        except DuplicateRecord:
+            from sqlalchemy import select
+
+            from app.models.orderbook import Supplier
+
+            with book.db.session() as session, session.begin():
+                supplier = session.scalar(select(Supplier).where(Supplier.name == AS2_SUPPLIER))
+                if supplier is not None and (supplier.connector or {}).get("kind") == "as2" and \
+                        supplier.connector != connector:
+                    supplier.connector = connector  # the sandbox may come back on another port
+    except (CsosError, KeyError, OSError) as exc:
+        log.warning("training AS2 supplier not set up (%s)", getattr(exc, "code", type(exc).__name__))
