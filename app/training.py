@@ -120,3 +120,90 @@ def _add_as2_supplier(config: Any, book: OrderBook, sandbox: Any) -> None:
                     supplier.connector = connector  # the sandbox may come back on another port
     except (CsosError, KeyError, OSError) as exc:
         log.warning("training AS2 supplier not set up (%s)", getattr(exc, "code", type(exc).__name__))
+
+
+# -- what a trainee needs to know about the practice world (read from the sandbox seed, never typed in here) ---------
+
+SEED_FILE = Path(__file__).resolve().parents[1] / "resources" / "sandbox" / "seed.json"
+
+
+@dataclass(frozen=True)
+class PracticeAccount:
+    """A practice coordinator's portal sign-in (training only: these are the sandbox's documented practice
+    passwords, shown on screen so the trainee can play the coordinator)."""
+
+    registration: str
+    registration_name: str
+    full_name: str
+    email: str
+    password: str
+
+
+def practice_coordinators(seed_file: Path | None = None) -> list[PracticeAccount]:
+    """The practice coordinators of the training portal, one per seeded registration (empty if unreadable)."""
+    import json
+
+    try:
+        seed = json.loads(Path(seed_file or SEED_FILE).read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("training seed unreadable: %s", exc)
+        return []
+    found = []
+    for registration in seed.get("registrations") or []:
+        coordinator = registration.get("coordinator") or {}
+        if coordinator.get("email") and coordinator.get("password"):
+            found.append(PracticeAccount(registration=registration.get("dea_number", ""),
+                                         registration_name=registration.get("name", ""),
+                                         full_name=coordinator.get("full_name", ""), email=coordinator["email"],
+                                         password=coordinator["password"]))
+    return found
+
+
+def practice_coordinator_for(registrations: list[str] | tuple[str, ...] = ()) -> PracticeAccount | None:
+    """The practice coordinator who approves an application for one of ``registrations`` (else the first one)."""
+    accounts = practice_coordinators()
+    wanted = {str(r).upper() for r in registrations}
+    return next((a for a in accounts if a.registration in wanted), accounts[0] if accounts else None)
+
+
+def welcome_letter() -> tuple[str, str]:
+    """Subject and text of the first letter in the practice mailbox: who plays whom in training."""
+    accounts = practice_coordinators()
+    lines = "\n".join(f"  {a.registration_name} ({a.registration}): {a.full_name}\n"
+                      f"    e-mail {a.email}\n    password {a.password}" for a in accounts)
+    return ("Welcome to the practice mailbox", (
+        "Welcome to CSOS Desk training.\n\n"
+        "This practice mailbox stands in for the e-mails and letters DEA's certification authority sends: the "
+        "sign-in codes, the reference number (by e-mail) and the access code (by post) all arrive here.\n\n"
+        "In training, YOU also play the practice coordinator — the person at the pharmacy who approves CSOS "
+        "applications. When the enrollment wizard waits for your coordinator, press \"Open approvals as the "
+        "practice coordinator\": the sign-in below is filled in for you; the coordinator's one-time code arrives in "
+        "this mailbox too.\n\n"
+        "Practice coordinators:\n" + (lines or "  (none found)") + "\n\n"
+        "These are practice accounts on this computer only. Nothing in training reaches DEA or a real supplier."))
+
+
+def reset_training_data(config: Any) -> list[str]:
+    """Throw away the training profile's practice data (order book, practice certificates and keys, sandbox,
+    wizard progress) so the next start begins afresh; the logs stay. Returns what was removed."""
+    import shutil
+
+    if not config.is_training:
+        raise ConfigError("Only training data can be started over.", code="config.not_training")
+    folder = Path(config.data_dir)
+    own_sqlite = str(config.database_url).startswith("sqlite") and str(folder.resolve()) in str(config.database_url)
+    if not own_sqlite:
+        raise ConfigError("This training profile keeps its order book in a shared database; CSOS Desk does not "
+                          "empty a shared database. Ask whoever set it up.", code="config.shared_training_db")
+    removed = []
+    for child in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if child.name == "logs":
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+        removed.append(child.name)
+    log.info("training data started over (%d entries removed)", len(removed))
+    return removed
+

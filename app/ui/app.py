@@ -41,7 +41,8 @@ def _application() -> Any:
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("csos-desk")
-    app.setApplicationDisplayName(APP_DISPLAY_NAME)
+    # No application display name: Qt would append it to every window title ("CSOS Desk — TRAINING — CSOS Desk");
+    # each window names the program itself.
     app.setApplicationVersion(__version__)
     app.setOrganizationName("CSOS Desk")
     app.setDesktopFileName("csos-desk")
@@ -182,9 +183,28 @@ def run_gui(*, data_dir: str | Path | None, database_url: str | None, profile: s
             outcome = _run_profile(app, data_dir=data_dir, database_url=database_url, profile=wanted)
             if not isinstance(outcome, str):
                 return outcome
+            if outcome == RESET_TRAINING:
+                _reset_training(data_dir)
+                outcome = "training"
             wanted, database_url = outcome, None  # a database URL given for one profile is not the other's
     finally:
         sys.excepthook = previous_hook
+
+
+RESET_TRAINING = "training:start-over"
+
+
+def _reset_training(data_dir: str | Path | None) -> None:
+    """Between two windows (the order book is closed): empty the training folder; a refusal is shown."""
+    from app.config import load_config
+    from app.errors import CsosError
+    from app.training import reset_training_data
+
+    try:
+        reset_training_data(load_config(data_dir=data_dir, profile="training"))
+    except (CsosError, OSError) as exc:
+        show_error("Start training over", getattr(exc, "message", None) or f"The practice data could not be "
+                   f"removed ({getattr(exc, 'strerror', None) or exc}).")
 
 
 def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | None,
@@ -237,6 +257,7 @@ def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | N
             app.exit(EXIT_CANNOT_START)
 
         facade.profile_switch_requested.connect(switch)
+        facade.training_reset_requested.connect(lambda: switch(RESET_TRAINING))
         if measuring:
             # The benchmark measures the real start: both figures, then quit (no sandbox).
             _exit_after_first_paint(app, window)

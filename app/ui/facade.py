@@ -36,6 +36,8 @@ class AppFacade(QObject):
     settings_changed = Signal()
     # The person chose the other profile in Settings; the application reopens in it.
     profile_switch_requested = Signal(str)
+    # Help → Start training over was confirmed: the application closes, empties the training folder and reopens.
+    training_reset_requested = Signal()
 
     def __init__(self, config: Any, book: Any = None, db: Any = None, *, jobs: JobRunner | None = None,
                  clock: Callable[[], dt.datetime] = utcnow, parent: QObject | None = None) -> None:

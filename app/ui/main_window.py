@@ -29,6 +29,7 @@ from app.ui.facade import AppFacade
 from app.ui.jobs import Job
 from app.ui.main_window_certificates import CertificateWindowsMixin
 from app.ui.main_window_detail import SelectedOrderMixin
+from app.ui.main_window_help import HelpMixin
 from app.ui.main_window_list import OrderListMixin
 from app.ui.main_window_status import StatusBarMixin
 from app.ui.order_table_model import OrderBookSource, OrderSource, OrderTableModel
@@ -48,7 +49,8 @@ def _load_status_services() -> None:
     importlib.import_module("app.services.certificates.book")
 
 
-class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, CertificateWindowsMixin, QMainWindow):
+class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, CertificateWindowsMixin, HelpMixin,
+                 QMainWindow):
     """The frame; the parts it shows come from the mixins (one module each, see the module docstring)."""
 
     # The order list (or its "no orders yet" hint) was painted for the first time after attaching.
@@ -111,7 +113,8 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         return (self.new_order_action, self.find_action, self.refresh_action, self.settings_action,
                 self.sync_action, self.certificates_action, self.enroll_action, self.import_action,
                 self.approvals_action, self.mailbox_action, self.export_action, self.check_action,
-                self.backup_action, self.history_action)
+                self.backup_action, self.history_action, self.registrations_action, self.suppliers_action,
+                self.getting_started_action)
 
     def _set_book_enabled(self, enabled: bool) -> None:
         for action in self.book_actions:
@@ -252,7 +255,7 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
                                           "Use a CSOS certificate you already have")
         self.approvals_action = self._action("&Approvals (coordinator)…", "ok", None, self.open_approvals,
                                              "Approve or decline applications for your registrations")
-        self.mailbox_action = self._action("Training &mailbox…", "info", None, self.open_mailbox,
+        self.mailbox_action = self._action("Practice &mailbox…", "info", None, self.open_mailbox,
                                            "The practice e-mails and letters of the training CA")
         self.mailbox_action.setVisible(bool(self.config.is_training))
         self.export_action = self._action("&Export for an inspection…", "folder", "Ctrl+Shift+E",
@@ -263,6 +266,7 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
                                           "Copy the order book to a file (keys are never included)")
         self.history_action = self._action("Ordering &history…", "info", "Ctrl+Shift+H", self.open_history,
                                            "Controlled substances ordered and received, month by month")
+        self._build_help_actions()
         self.edit_order_action.setEnabled(False)
         self.copy_order_action.setEnabled(False)
         for action in self.order_actions:
@@ -278,6 +282,8 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self.new_order_action)
         file_menu.addSeparator()
+        file_menu.addAction(self.registrations_action)
+        file_menu.addAction(self.suppliers_action)
         file_menu.addAction(self.settings_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
@@ -307,6 +313,11 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         for action in (self.history_action, self.export_action, self.check_action, self.backup_action):
             records_menu.addAction(action)
         help_menu = bar.addMenu("&Help")
+        for action in (self.getting_started_action, self.user_guide_action, self.shortcuts_action):
+            help_menu.addAction(action)
+        help_menu.addSeparator()
+        help_menu.addAction(self.restart_training_action)
+        help_menu.addSeparator()
         help_menu.addAction(self.about_action)
 
     def _build_toolbar(self) -> None:

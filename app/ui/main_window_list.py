@@ -357,20 +357,32 @@ class OrderListMixin:
             self.view_stack.setCurrentWidget(self.table)
             self.detail.setVisible(True)
             return
-        if self._filtered():
-            title, text = ("No orders match these filters.",
-                           "Clear the search box or press “Clear filters” to see every order.")
-        elif self.config.is_training:
-            title, text = ("No orders yet.",
-                           "This is the training order book: practise freely, nothing here is sent to a real "
-                           "supplier. Press Ctrl+N to prepare your first order.")
-        else:
-            title, text = ("No orders yet.", "Press Ctrl+N to prepare an order. Orders you prepare, sign and send "
-                                             "will appear in this list.")
+        if not self._filtered():
+            # An empty order book: the getting-started checklist says what comes first (certificate, registration
+            # and suppliers, first order), each step with its button.
+            panel = self.getting_started_panel()
+            panel.refresh()
+            self.view_stack.setCurrentWidget(panel)
+            self.detail.setVisible(False)
+            return
+        title, text = ("No orders match these filters.",
+                       "Clear the search box or press “Clear filters” to see every order.")
         self.empty_hint.setText(f"<p style='font-size:14pt; font-weight:600'>{html.escape(title)}</p>"
                                 f"<p>{html.escape(text)}</p>")
         self.view_stack.setCurrentWidget(self.empty_hint)
         self.detail.setVisible(False)
+
+    def getting_started_panel(self) -> Any:
+        """The checklist in the order list's place (made the first time the book is empty)."""
+        panel = getattr(self, "_getting_started", None)
+        if panel is None:
+            from app.ui.getting_started import GettingStartedPanel
+
+            panel = GettingStartedPanel(self.facade, self.view_stack)
+            panel.action_requested.connect(self.on_getting_started_action)
+            self.view_stack.addWidget(panel)
+            self._getting_started = panel
+        return panel
 
     @Slot(QItemSelection, QItemSelection)
     def _on_selection_changed(self, _selected: QItemSelection, _deselected: QItemSelection) -> None:

@@ -129,7 +129,7 @@ def test_a_window_given_its_order_book_attaches_at_once(qtbot, production_config
     window = MainWindow(production_config, book, db, start_checks=False)
     qtbot.addWidget(window)
     assert window.is_attached and window.facade.book is book
-    assert window.view_stack.currentWidget() is window.empty_hint
+    assert window.view_stack.currentWidget() is window.getting_started_panel()  # an empty book: the checklist
     assert window.new_order_action.isEnabled()
 
 

@@ -1,0 +1,125 @@
+"""First start (issue 18): the empty order book shows the getting-started checklist, its buttons open the screens
+that do each step, the registrations screen adds and checks a registration, and every screen is in the menus.
+
+Widgets are found by what a person sees (button text, labels, window titles), as in the walkthrough.
+"""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QLabel, QLineEdit, QPushButton, QWidget
+
+from app.ui.main_window import MainWindow
+
+pytestmark = pytest.mark.ui
+
+
+def button(parent: QWidget, text: str) -> QPushButton:
+    found = [b for b in parent.findChildren(QPushButton) if b.text() == text and b.isVisible()]
+    assert found, f"no visible button '{text}' in {parent.windowTitle() or parent.objectName()}: " + \
+        str([b.text() for b in parent.findChildren(QPushButton) if b.isVisible()])
+    return found[0]
+
+
+def words(parent: QWidget) -> str:
+    return "\n".join(label.text() for label in parent.findChildren(QLabel) if label.isVisible())
+
+
+def window_titled(title: str) -> QWidget:
+    found = [w for w in QApplication.topLevelWidgets() if w.windowTitle() == title and w.isVisible()]
+    assert found, f"no window '{title}': " + str([w.windowTitle() for w in QApplication.topLevelWidgets()
+                                                   if w.isVisible()])
+    return found[0]
+
+
+def entry(parent: QWidget, accessible_name: str) -> QLineEdit:
+    found = [e for e in parent.findChildren(QLineEdit) if e.accessibleName() == accessible_name]
+    assert found, f"no entry '{accessible_name}'"
+    return found[0]
+
+
+@pytest.fixture
+def window(qtbot, book, db, training_config):
+    made = MainWindow(training_config, book, db, start_checks=False)
+    qtbot.addWidget(made)
+    made.show()
+    qtbot.waitExposed(made)
+    yield made
+    for key in list(made.windows):
+        try:
+            made.windows[key].close()
+        except RuntimeError:
+            pass
+
+
+def test_empty_book_shows_the_checklist_and_its_buttons_lead_on(qtbot, window):
+    qtbot.waitUntil(lambda: "0 of 3 done" in words(window), timeout=10_000)
+    text = words(window)
+    for expected in ("Getting started", "Your CSOS certificate", "Your DEA registration(s) and suppliers",
+                     "Your first order", "practise freely"):
+        assert expected in text, expected
+    assert "Press Ctrl+N" not in text
+    for label in ("Enroll…", "Import a .p12…", "Registrations…", "Suppliers…", "New order…"):
+        button(window, label)
+    qtbot.mouseClick(button(window, "Registrations…"), Qt.MouseButton.LeftButton)
+    registrations = window_titled("DEA registrations — TRAINING")
+    assert "No registration yet" in words(registrations) or qtbot.waitUntil(
+        lambda: "No registration yet" in words(registrations), timeout=5000) is None
+
+
+def test_registrations_screen_checks_the_dea_number_and_adds_a_registration(qtbot, window, book):
+    window.open_registrations()
+    screen = window_titled("DEA registrations — TRAINING")
+    qtbot.waitUntil(lambda: "No registration yet" in words(screen), timeout=5000)
+    qtbot.keyClicks(entry(screen, "DEA number"), "BJ6125342")
+    assert "check digit" in words(screen).lower()
+    dea = entry(screen, "DEA number")
+    dea.clear()
+    qtbot.keyClicks(dea, "BJ6125341")
+    assert "check digit" not in words(screen).lower()
+    for name, value in (("Name (as registered)", "Main Street Pharmacy"), ("Street address", "1 Main St"),
+                        ("City", "Springfield"), ("State", "IL"), ("ZIP code", "62701"),
+                        ("Registration expires", "06/30/2028")):
+        qtbot.keyClicks(entry(screen, name), value)
+    qtbot.mouseClick(button(screen, "Save"), Qt.MouseButton.LeftButton)
+    assert "Tick the schedules" in words(screen)
+    for box in screen.findChildren(QWidget):
+        if box.accessibleName() in ("Schedule II", "Schedule IV"):
+            box.setChecked(True)
+    qtbot.mouseClick(button(screen, "Save"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Registration BJ6125341 saved." in words(screen) and not screen.busy, timeout=5000)
+    registration = book.registration("BJ6125341")
+    assert registration.schedules == "II,IV" and str(registration.expires_on) == "2028-06-30"
+    assert "No installed certificate was issued for this DEA number" in words(screen)
+    assert button(screen, "Remove").isEnabled()  # nothing refers to it yet
+    qtbot.keyClick(screen, Qt.Key.Key_Escape)
+    assert not screen.isVisible()
+    # The checklist follows: a registration, but no supplier yet.
+    qtbot.waitUntil(lambda: "Add a supplier" in words(window), timeout=5000)
+
+
+def test_every_screen_is_in_the_menus_and_the_title_shows_once(qtbot, window):
+    menus = {a.text().replace("&", ""): [x.text().replace("&", "") for x in a.menu().actions() if x.isVisible()]
+             for a in window.menuBar().actions() if a.menu() is not None}
+    assert {"Registrations…", "Suppliers…", "Settings…"} <= set(menus["File"])
+    assert {"Getting started", "User guide", "Keyboard shortcuts", "Start training over…"} <= set(menus["Help"])
+    assert window.windowTitle() == "CSOS Desk — TRAINING"
+    assert QApplication.applicationDisplayName() != "CSOS Desk"  # Qt would append it: "… — TRAINING — CSOS Desk"
+    window.open_user_guide()
+    guide = window_titled("CSOS Desk user guide — TRAINING")
+    assert "Getting started" in guide.browser.toPlainText()
+    qtbot.mouseClick(button(guide, "Close"), Qt.MouseButton.LeftButton)
+    window.show_shortcuts()
+    shortcuts = window_titled("Keyboard shortcuts — TRAINING")
+    assert "New order" in words(shortcuts) and "Ctrl+N" in words(shortcuts)
+
+
+def test_start_training_over_asks_first(qtbot, window, modal_boxes):
+    seen = []
+    window.facade.training_reset_requested.connect(lambda: seen.append(True))
+    modal_boxes.answers[:] = [False]
+    assert window.start_training_over() is False and not seen
+    assert modal_boxes.questions[-1][0] == "Start training over?"
+    modal_boxes.answers[:] = [True]
+    assert window.start_training_over() is True and seen == [True]
