@@ -70,6 +70,38 @@ def _identity(folder: Path) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     return key, certificate
 
 
+def _add_partner(folder: Path, as2_id: str, certificate_pem: str) -> dict[str, Any]:
+    try:
+        as2_id = as2_mime.check_as2_id(as2_id)
+        certificate = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
+    except (As2FormatError, ValueError, UnicodeEncodeError) as exc:
+        raise SandboxApiError(400, "invalid_value", getattr(exc, "message", None) or
+                              "certificate_pem is not a PEM certificate.") from None
+    path = folder / "partners.json"
+    try:
+        partners = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        partners = {}
+    partners[as2_id] = certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
+    temporary = path.with_suffix(".part")
+    temporary.write_text(json.dumps(partners, indent=2), "utf-8")
+    temporary.replace(path)
+    return {"as2_id": as2_id, "fingerprint": as2_mime.fingerprint(certificate)}
+
+
+def training_connector(sandbox: Any, slug: str, as2_id: str, certificate_pem: str) -> dict[str, Any]:
+    """Make a pharmacy's AS2 identity a trading partner of a running sandbox's supplier ``slug`` and return the
+    as2 connector settings that reach it (training.py; its https records path serves the answers)."""
+    supplier = sandbox.supplier(slug)
+    folder = Path(sandbox.directory) / FOLDER
+    _add_partner(folder, as2_id, certificate_pem)
+    _, certificate = _identity(folder)
+    return {"kind": "as2", "url": f"{supplier.url}/as2", "partner_as2_id": as2_id_of(slug),
+            "partner_certificate": certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+            "encryption": as2_mime.DEFAULT_ENCRYPTION, "signature": as2_mime.DEFAULT_SIGNATURE,
+            "content_type": MEDIA_TYPE, "records_url": supplier.url, "tls_bundle": str(sandbox.tls_bundle)}
+
+
 class As2Receiver:
     """The AS2 side of the training suppliers, in front of the ``SupplierDesk``."""
 
@@ -97,17 +129,8 @@ class As2Receiver:
         return data if isinstance(data, dict) else {}
 
     def add_partner(self, as2_id: str, certificate_pem: str) -> dict[str, Any]:
-        try:
-            as2_id = as2_mime.check_as2_id(as2_id)
-            certificate = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
-        except (As2FormatError, ValueError, UnicodeEncodeError) as exc:
-            raise SandboxApiError(400, "invalid_value", getattr(exc, "message", None) or
-                                  "certificate_pem is not a PEM certificate.") from None
         with self.lock:
-            partners = self.partners()
-            partners[as2_id] = certificate.public_bytes(serialization.Encoding.PEM).decode("ascii")
-            self.partners_file.write_text(json.dumps(partners, indent=2), "utf-8")
-        return {"as2_id": as2_id, "fingerprint": as2_mime.fingerprint(certificate)}
+            return _add_partner(self.folder, as2_id, certificate_pem)
 
     def _partner_certificate(self, as2_id: str) -> x509.Certificate | None:
         pem = self.partners().get(as2_id)

@@ -121,7 +121,7 @@ def identity_folder(data_dir: str | Path) -> Path:
 
 def create_identity(data_dir: str | Path, as2_id: str, *, replace: bool = False,
                     now: dt.datetime | None = None) -> As2Identity:
-    """A new RSA-3072 transport key and self-signed certificate for ``as2_id``. Refuses to replace an existing
+    """A new RSA-2048 transport key (what AS2 partners expect; the certificate lives 3 years, inside NIST's 2030 horizon) and self-signed certificate for ``as2_id``. Refuses to replace an existing
     identity unless ``replace`` (suppliers hold the old certificate: replacing it means handing them the new one)."""
     as2_id = _checked_id(as2_id)
     folder = identity_folder(data_dir)
@@ -129,7 +129,7 @@ def create_identity(data_dir: str | Path, as2_id: str, *, replace: bool = False,
         raise As2IdentityError("This pharmacy already has an AS2 identity; suppliers hold its certificate. Show it "
                                "with `csos-desk as2 identity`.", code="as2.identity_exists")
     now = now or dt.datetime.now(dt.timezone.utc)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, as2_id),
                       x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "AS2 transport (CSOS Desk)")])
     certificate = (
