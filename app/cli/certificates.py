@@ -245,6 +245,18 @@ def cmd_cert_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_cert_remove(args: argparse.Namespace) -> int:
+    with _certificates(args) as certs:
+        data = _record_json(certs.get(args.fingerprint))
+        record = certs.remove(args.fingerprint)
+    if args.json:
+        print_json({"removed": data})
+        return EXIT_OK
+    what = f"certificate {record.fingerprint[:16]}" if record.fingerprint else f"key {data['key'].get('key_id')}"
+    print(f"Removed {what} ({data['subscriber_name'] or data['key'].get('label', '')}).")
+    return EXIT_OK
+
+
 def cmd_token_list(args: argparse.Namespace) -> int:
     config, db, _book = open_context(args)
     from app.services.certificates.book import CertificateBook
@@ -374,6 +386,11 @@ def register(commands: Any, groups: dict[str, Any]) -> None:
 
     token = commands.add_parser("token", help="PKCS#11 tokens").add_subparsers(dest="action", metavar="ACTION",
                                                                                required=True)
+    p = cert.add_parser("remove", help="remove a certificate that never signed an order (and its unused key file)")
+    p.add_argument("fingerprint", metavar="FINGERPRINT_PREFIX")
+    add_json_flag(p)
+    p.set_defaults(handler=cmd_cert_remove)
+
     p = token.add_parser("list", help="tokens in the readers of the configured drivers")
     add_json_flag(p)
     p.set_defaults(handler=cmd_token_list)

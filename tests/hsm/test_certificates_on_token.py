@@ -32,11 +32,11 @@ def pki(tmp_path_factory):
 
 
 @pytest.fixture
-def certs(db, book, tmp_path, hsm_token):
+def certs(db, book, tmp_path, hsm_token, pki):
     seed(book)
     config = AppConfig(profile=Profile.TRAINING, data_dir=tmp_path / "data", database_url=db.url,
                        settings={"pkcs11_modules": [hsm_token.module], "pkcs11_token_label": hsm_token.label})
-    with CertificateBook(db, config, clock=lambda: NOW, environ={}) as book_of_certs:
+    with CertificateBook(db, config, clock=lambda: NOW, environ={}, trust_roots=pki.trust_roots) as book_of_certs:
         yield book_of_certs
 
 
@@ -98,7 +98,8 @@ def test_install_finds_the_token_key_without_a_pending_record(certs, pki, hsm_to
     try:
         config = AppConfig(profile=Profile.TRAINING, data_dir=tmp_path / "other", database_url=other_db.url,
                            settings={"pkcs11_modules": [hsm_token.module]})
-        with CertificateBook(other_db, config, clock=lambda: NOW, environ={}) as elsewhere:
+        with CertificateBook(other_db, config, clock=lambda: NOW, environ={}, trust_roots=pki.trust_roots,
+                             intermediates=pki.intermediates) as elsewhere:
             record = elsewhere.install(cert.public_bytes(serialization.Encoding.DER))
             assert record.key_ref["key_id"] == ref.key_id
             assert record.key_ref["token"]["serial"] == ref.token.serial

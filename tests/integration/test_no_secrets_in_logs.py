@@ -69,13 +69,15 @@ def test_a_full_run_leaves_no_password_pin_or_private_key_anywhere(tmp_path, sof
         return done.stdout + done.stderr
 
     pki = build_training_pki(tmp_path / "pki")
+    env["CSOS_TRUST_BUNDLE"] = str(pki.trust_bundle)  # only certificates chaining to a CSOS root are installed
 
     def issue_from(csr_path: Path, serial: str) -> Path:
         cert = pki.sub.issue_signing_certificate(
             csr_path.read_bytes(), subscriber=SubscriberIdentity("Pat Purchaser", "pat@example.com", serial),
             registration=pki.registration(dea=DEA))
         out = csr_path.with_suffix(".pem")
-        out.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        out.write_bytes(cert.public_bytes(serialization.Encoding.PEM)
+                        + pki.sub.certificate.public_bytes(serialization.Encoding.PEM))
         return out
 
     def key_id(output: str) -> str:

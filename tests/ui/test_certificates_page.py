@@ -23,8 +23,9 @@ def pki(tmp_path_factory):
 
 
 @pytest.fixture
-def certificates(facade):
-    book = CertificateBook(facade.db, facade.config, environ={})
+def certificates(facade, pki):
+    book = CertificateBook(facade.db, facade.config, environ={}, trust_roots=pki.trust_roots,
+                           intermediates=pki.intermediates)
     yield book
     book.close()
 

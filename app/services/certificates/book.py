@@ -16,24 +16,25 @@ import datetime as dt
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app.config import AppConfig, configured_pkcs11_modules
-from app.errors import CsosError, NotFound
+from app.errors import ConfigError, CsosError, NotFound
 from app.models.database import Database, explain_storage_failure
 from app.models.integrity import append_audit_event
-from app.models.orderbook import CertificateRecord, CertificateStatus, Registration, utcnow
+from app.models.orderbook import CertificateRecord, CertificateStatus, Order, Registration, utcnow
 from app.models.values import CERTIFICATE_SCHEDULE_BITS, DeaNumber
+from app.services.certificates.admission import Admitted, CertificateRefused, admit, is_ca
 from app.services.certificates.profile import CsosCertificate, build_subject
 from app.services.keys import (
     STORE_PKCS11,
@@ -96,9 +97,12 @@ def record_subject_serial(record: CertificateRecord) -> str | None:
 class CertificateBook:
     def __init__(self, db: Database, config: AppConfig, *, clock: Callable[[], dt.datetime] = utcnow,
                  actor: str = "", environ: Mapping[str, str] | None = None,
-                 software_store: SoftwareKeyStore | None = None) -> None:
+                 software_store: SoftwareKeyStore | None = None,
+                 trust_roots: Sequence[x509.Certificate] | None = None,
+                 intermediates: Iterable[x509.Certificate] = ()) -> None:
         """``environ`` replaces the process environment (PKCS11_MODULE…); ``software_store`` shares an open store
-        (and its wrong-password slow-down) instead of opening ``config.keys_dir``."""
+        (and its wrong-password slow-down) instead of opening ``config.keys_dir``. ``trust_roots`` replaces the
+        profile's configured CSOS roots; ``intermediates`` are CA certificates known besides the stored chains."""
         self.db = db
         self.config = config
         self.clock = clock
@@ -106,6 +110,8 @@ class CertificateBook:
         self._environ = os.environ if environ is None else environ
         self._software = software_store
         self._token_stores: dict[tuple[str, str | None], Any] = {}
+        self._trust_roots = list(trust_roots) if trust_roots is not None else None
+        self._intermediates = list(intermediates)
 
     # -- key stores ---------------------------------------------------------------------------------------------
 
@@ -261,18 +267,25 @@ class CertificateBook:
 
     # -- install / import / export --------------------------------------------------------------------------------
 
-    def install(self, data: bytes, *, secret: str | None = None) -> CertificateRecord:
-        """Bind an issued certificate (PEM, DER or PKCS#7 chain) to its key and make it ACTIVE."""
-        # Unreadable files and certificates outside the CSOS profile fail here, before any key store is written.
-        for cert in p12_files.load_certificates(data):
-            if not _is_ca(cert):
-                CsosCertificate.from_certificate(cert)
+    def install(self, data: bytes, *, secret: str | None = None,
+                trust_roots: Sequence[x509.Certificate] | None = None) -> CertificateRecord:
+        """Bind an issued certificate (PEM, DER or PKCS#7 chain) to its key and make it ACTIVE.
+
+        Only a CSOS certificate that chains to a CSOS trust root is taken (``admission``); the chain stored is the
+        path found, so a file holding only the certificate keeps the chain known from before. ``trust_roots``
+        (e.g. the enrolling authority's, which are the configured ones) replaces the profile's roots."""
+        # Unreadable files, certificates outside the CSOS profile and untrusted ones fail here, before any key
+        # store is written.
+        certs = p12_files.load_certificates(data)
+        admitted = {cert.fingerprint(hashes.SHA256()): self.admit(cert, certs, trust_roots=trust_roots)
+                    for cert in certs if not is_ca(cert)}
         for store, module in self._all_stores():
             try:
                 bound = p12_files.import_certificate(store, data, secret=secret)
             except CertificateNoMatchingKey:
                 continue
-            return self._record_certificate(bound.key_ref, module, bound.certificate, bound.chain,
+            checked = admitted[bound.certificate.fingerprint(hashes.SHA256())]
+            return self._record_certificate(bound.key_ref, module, bound.certificate, checked.intermediates,
                                             action="certificate.installed")
         raise CertificateNoMatchingKey(
             "None of your keys matches this certificate. It was issued for a key that is not on this computer or "
@@ -283,31 +296,94 @@ class CertificateBook:
         """Import a .p12/.pfx: the key goes into a key file re-encrypted with ``new_secret`` (or onto a token, with
         ``new_secret`` as its PIN); its certificate becomes a record like ``install`` makes."""
         contents = p12_files.read_p12(data, password=password)
+        try:
+            checked = self.admit_p12(contents)  # refused before any key is stored
+        except CertificateRefused:
+            del contents.private_key
+            raise
+        key_spki = _spki(contents.private_key.public_key())
+        cert = checked.view.certificate
         module = None
         if to_token:
             module, store = self._token_for_new_key(token_label, token_serial)
         else:
             store = self.software_store
-        cert = contents.certificate
-        cert_der = cert.public_bytes(serialization.Encoding.DER) if cert is not None else None
-        if cert is not None and _spki(cert.public_key()) != _spki(contents.private_key.public_key()):
-            log.warning("the certificate in the .p12 file is for another key; importing the key alone")
-            cert, cert_der = None, None
-        if cert is not None:
-            CsosCertificate.from_certificate(cert)  # outside the profile: refused before the key is stored
-        ref = store.import_private_key(contents.private_key, label=label, secret=new_secret,  # type: ignore[attr-defined]
-                                       certificate_der=cert_der)
+        cert_der = cert.public_bytes(serialization.Encoding.DER)
+        ref, written = self._existing_key(store, key_spki), False
+        if ref is None:
+            ref = store.import_private_key(contents.private_key, label=label,  # type: ignore[attr-defined]
+                                           secret=new_secret, certificate_der=cert_der)
+            written = True
+        else:
+            log.info("the key of the .p12 file is already in the store (id=%s); no second copy made", ref.key_id)
         del contents.private_key
+        try:
+            return self._record_certificate(ref, module, cert, checked.intermediates, action="certificate.imported")
+        except CsosError:
+            if written and ref.store == STORE_SOFTWARE:
+                self.software_store.path_of(ref).unlink(missing_ok=True)  # no orphan key file
+            raise
+
+    def admit_p12(self, contents: p12_files.P12Contents) -> Admitted:
+        """The certificate of the key in a .p12, admitted like ``install`` admits one; ``certificate.key_only`` when
+        the file holds no certificate for its key (it could never sign)."""
+        key_spki = _spki(contents.private_key.public_key())
+        everything = [c for c in [contents.certificate, *contents.additional_certificates] if c is not None]
+        # The key's own certificate: the one marked as such, else one among the others with the same public key.
+        cert = next((c for c in everything if _spki(c.public_key()) == key_spki), None)
         if cert is None:
-            with self._write() as session:
-                record = CertificateRecord(key_ref=self._key_ref_json(ref, module), status=CertificateStatus.PENDING,
-                                           subscriber_name="", kind=SIGNING)
-                session.add(record)
-                append_audit_event(session, action="certificate.key_imported", actor=self.actor,
-                                   details={"key_store": ref.store, "key_id": ref.key_id})
-            return record
-        return self._record_certificate(ref, module, cert, list(contents.additional_certificates),
-                                        action="certificate.imported")
+            raise CertificateRefused(
+                "This file holds a key but not its certificate, so it cannot sign orders. Nothing was imported. "
+                "Ask for the file that holds both your CSOS certificate and its key (.p12 or .pfx).",
+                code="certificate.key_only")
+        return self.admit(cert, everything)
+
+    def admit(self, cert: x509.Certificate, others: Iterable[x509.Certificate] = (), *,
+              trust_roots: Sequence[x509.Certificate] | None = None) -> Admitted:
+        """``admission.admit`` with the profile's trust roots and every intermediate known here (the file's, the
+        stored chains, those given to the book)."""
+        roots = list(trust_roots) if trust_roots is not None else self.trust_roots()
+        return admit(cert, roots=roots, candidates=[*others, *self._intermediates, *self._stored_intermediates()],
+                     now=self.clock())
+
+    def trust_roots(self) -> list[x509.Certificate]:
+        """The profile's CSOS trust roots; empty when none is configured (then nothing is trusted)."""
+        if self._trust_roots is not None:
+            return list(self._trust_roots)
+        from app.services.certificates.trust import configured_trust_roots
+
+        try:
+            return configured_trust_roots(self.config)
+        except ConfigError as exc:
+            if exc.code != "config.no_trust_roots":
+                raise
+            return []
+
+    def _stored_intermediates(self) -> list[x509.Certificate]:
+        with self.db.session() as session:
+            chains = list(session.scalars(select(CertificateRecord.chain_pem).where(
+                CertificateRecord.chain_pem.is_not(None), CertificateRecord.chain_pem != "")))
+        found: list[x509.Certificate] = []
+        for pem in set(chains):
+            try:
+                found.extend(x509.load_pem_x509_certificates(pem.encode("ascii")))
+            except (ValueError, UnicodeEncodeError):
+                log.warning("a stored certificate chain cannot be read; skipped while building a chain")
+        return found
+
+    def _existing_key(self, store: KeyStore, spki: bytes) -> KeyRef | None:
+        """The key already in ``store`` with this public key (re-importing a .p12 makes no second copy)."""
+        try:
+            refs = store.list_keys()
+        except KeyStoreError:
+            return None
+        for ref in refs:
+            try:
+                if _spki(store.public_key(ref)) == spki:
+                    return ref
+            except KeyStoreError:
+                continue
+        return None
 
     def export_p12(self, fingerprint: str, *, secret: str, export_password: str, path: str | os.PathLike[str],
                    acknowledge_backup_risk: bool = False) -> Path:
@@ -461,6 +537,37 @@ class CertificateBook:
         log.info("certificate found on a CRL: fingerprint=%s", fingerprint[:16])
         return True
 
+    def remove(self, fingerprint_prefix: str) -> CertificateRecord:
+        """Remove a certificate that never signed an order (one imported by mistake, say), and its key file when no
+        other certificate uses that key. A certificate that signed stays: its orders are kept for two years (O9)."""
+        record = self.get(fingerprint_prefix)
+        key = dict(record.key_ref or {})
+        with self._write() as session:
+            stored = session.get(CertificateRecord, record.id)
+            if stored.fingerprint is not None:
+                signed = session.scalar(select(Order.order_number).where(
+                    Order.signer_fingerprint == stored.fingerprint).limit(1))
+                if signed is not None:
+                    raise CertificateBookError(
+                        f"This certificate signed order {signed}, so it stays with the records of that order (they are "
+                        "kept for two years). Nothing was removed. If the key was lost or exposed, revoke the "
+                        "certificate instead.", code="certificate.in_use")
+            for older in session.scalars(select(CertificateRecord).where(
+                    CertificateRecord.superseded_by_id == stored.id)):
+                older.superseded_by_id = None
+            shared = key.get("key_id") and any(
+                (other.key_ref or {}).get("key_id") == key.get("key_id")
+                for other in session.scalars(select(CertificateRecord).where(CertificateRecord.id != stored.id)))
+            session.delete(stored)
+            session.flush()
+            append_audit_event(session, action="certificate.removed", actor=self.actor, details={
+                "fingerprint": record.fingerprint, "key_id": key.get("key_id"), "status": record.status.value,
+                "key_file_deleted": bool(key.get("store") == STORE_SOFTWARE and not shared)})
+        if key.get("store") == STORE_SOFTWARE and not shared:
+            self.software_store.path_of(record_key_ref(record)).unlink(missing_ok=True)
+            log.info("key file of a removed certificate deleted: id=%s", key.get("key_id"))
+        return record
+
     def signing_certificate_for(self, registration_dea: str, *, at: dt.datetime | None = None) -> CertificateRecord:
         """The certificate to sign for a registration at ``at``: ACTIVE, signing, DEA hash matching, valid then;
         the one with the latest notAfter when there are several (S1, S4)."""
@@ -524,13 +631,6 @@ class CertificateBook:
             raise explain_storage_failure(exc, self.db.url) from exc
         finally:
             session.close()
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except (x509.ExtensionNotFound, ValueError):
-        return False
 
 
 def _spki(public_key: Any) -> bytes:

@@ -291,23 +291,36 @@ class Flow:
         """Install what the authority issued (one certificate per registration, all for our key), bind it to the
         key, and check each like a supplier would (S1)."""
         secret = None if (data.get("key_store") or SOFTWARE) == SOFTWARE else self.key_secret(data)
-        records = [self.certificates.install(bundle, secret=secret) for bundle in bundles]
+        roots = self._authority_roots()
+        records = [self.certificates.install(bundle, secret=secret, trust_roots=roots) for bundle in bundles]
         data["installed"] = [summarize(r) for r in records]
         data["check_problems"] = [problem for r in records for problem in self.check_certificate(r)]
         signing = [r for r in records if r.kind != ADMINISTRATIVE and r.registration is not None]
         data["test_order_registration"] = signing[0].registration.dea_number if signing else None
         return records
 
+    def _authority_roots(self) -> list[x509.Certificate] | None:
+        """The CSOS roots of the enrolling authority (training: the sandbox's root; both come from this profile's
+        settings), or None: then the profile's configured roots decide."""
+        try:
+            pem = self.authority.trust_roots_pem()
+            return list(x509.load_pem_x509_certificates(pem)) if pem else None
+        except (CsosError, ValueError):
+            return None
+
     def check_certificate(self, record: CertificateRecord) -> list[str]:
-        """Problems a supplier would find with this certificate now (chain, CRL, validity); empty = fine."""
+        """Problems a supplier would find with this certificate now (chain, CRL, validity); empty = fine. With no
+        trust roots at all nothing is called trusted: that is the problem reported."""
         try:
             from app.services.certificates.crl_cache import CrlCache
             from app.services.certificates.validation import CertificateValidationService
 
-            roots_pem = self.authority.trust_roots_pem()
-            if not roots_pem:
-                return []
-            roots = x509.load_pem_x509_certificates(roots_pem)
+            roots = self._authority_roots() or self.certificates.trust_roots()
+            if not roots:
+                from app.services.certificates.admission import HOW_TO_ADD_ROOTS
+
+                return ["No CSOS trust roots are set up, so the certificate could not be checked and is not called "
+                        "trusted. " + HOW_TO_ADD_ROOTS]
             tls = getattr(self.authority, "tls_bundle", None)
             cache = CrlCache(self.certificates.config.cache_dir / "crl", tls_ca_bundle=tls)
             service = CertificateValidationService(trust_roots=roots, crl_cache=cache, clock=self.clock)

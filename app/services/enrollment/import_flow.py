@@ -1,13 +1,18 @@
 """Import of an existing .p12/.pfx certificate file as a wizard flow (DESIGN §1 K2, K5).
 
 The key inside the file is kept encrypted in the chosen store (a key file on this computer or a token); the person
-is told to delete the file or lock it away afterwards.
+is told to delete the file or lock it away afterwards. Only a CSOS certificate that chains to this profile's CSOS
+trust roots is imported (``CertificateBook.admit_p12``); anything else is refused on the first page, in plain words.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from app.errors import CsosError
+from app.models.orderbook import CertificateRecord
+from app.services.certificates.admission import HOW_TO_ADD_ROOTS, CertificateRefused
+from app.services.certificates.book import CertificateBook
 from app.services.enrollment.flow_common import SOFTWARE, TOKEN, Flow, key_label, summarize
 from app.services.enrollment.wizard import Data, Step, WizardInputError
 from app.services.keys import KeyStoreError
@@ -49,8 +54,14 @@ class ImportFlow(Flow):
         except KeyStoreError as exc:
             field = "p12_password" if exc.code == "key.wrong_password" else "p12_file"
             raise WizardInputError(exc.message, field=field, code=exc.code) from None
-        cert = contents.certificate
-        del contents
+        try:
+            # Not a CSOS certificate, no trust roots, a foreign CA, a key without certificate: said on this page,
+            # before the person chooses where the key goes.
+            cert = self.certificates.admit_p12(contents).view.certificate
+        except CertificateRefused as exc:
+            raise WizardInputError(exc.message, field="p12_file", code=exc.code) from None
+        finally:
+            del contents
         data["p12_file"] = str(path)
         data["p12_summary"] = {} if cert is None else {
             "subject": cert.subject.rfc4514_string(), "not_after": cert.not_valid_after_utc.isoformat(),
@@ -79,10 +90,37 @@ class ImportFlow(Flow):
             field = {"key.weak_password": "key_password", "key.wrong_pin": "key_pin",
                      "key.wrong_password": "p12_password"}.get(exc.code)
             raise WizardInputError(exc.message, field=field, code=exc.code) from None
+        except CertificateRefused as exc:
+            raise WizardInputError(exc.message, field="p12_file", code=exc.code) from None
         data["installed"] = [summarize(record)]
-        data["check_problems"] = self.check_certificate(record) if record.certificate_der else []
+        data["check_problems"] = self.check_certificate(record)
         if record.registration_id is not None and record.registration is not None:
             data["test_order_registration"] = record.registration.dea_number
 
+    def check_certificate(self, record: CertificateRecord) -> list[str]:
+        """Problems a supplier would find now, judged by this profile's CSOS trust roots (the ones the import was
+        admitted by) and the CA's CRL -- not by whatever the enrolling authority says. Empty = fine."""
+        from cryptography import x509
 
-__all__ = ["K2_WARNING", "ImportFlow"]
+        from app.services.certificates.crl_cache import CrlCache
+        from app.services.certificates.validation import CertificateValidationService
+
+        try:
+            roots = self.certificates.trust_roots()
+            if not roots:
+                return [NO_ROOTS_CHECK]
+            config = self.certificates.config
+            cache = CrlCache(config.cache_dir / "crl", tls_ca_bundle=config.settings.get("tls_bundle"))
+            service = CertificateValidationService(trust_roots=roots, crl_cache=cache, clock=self.clock)
+            cert, intermediates = CertificateBook.chain(record)
+            return [p.message for p in service.validate(cert, at=self.clock(), intermediates=intermediates).problems]
+        except CsosError as exc:
+            return [exc.message]
+        except (ValueError, x509.InvalidVersion):
+            return [NO_ROOTS_CHECK]
+
+
+NO_ROOTS_CHECK = ("The certificate could not be checked against CSOS trust roots, so it is not called trusted. It is "
+                  "checked again before it signs any order. " + HOW_TO_ADD_ROOTS)
+
+__all__ = ["K2_WARNING", "NO_ROOTS_CHECK", "ImportFlow"]

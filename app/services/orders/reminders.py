@@ -103,6 +103,21 @@ REGISTRATION_EXPIRED_ACTION = ("The DEA registration has expired: no controlled-
                                "Renew it on DEA's Diversion Control website, then renew the CSOS certificates.")
 
 
+def _is_csos(der: bytes | None) -> bool:
+    """False for a stored certificate outside the CSOS profile (a self-made one, say); no certificate: no verdict."""
+    if der is None:
+        return True
+    from cryptography import x509
+
+    from app.services.certificates.admission import CertificateRefused, csos_view
+
+    try:
+        csos_view(x509.load_der_x509_certificate(der))
+    except (CertificateRefused, ValueError):
+        return False
+    return True
+
+
 def due_reminders(db: Database, *, today: dt.date) -> list[Reminder]:
     """Every reminder due on ``today``, most urgent first."""
     reminders: list[Reminder] = []
@@ -112,6 +127,8 @@ def due_reminders(db: Database, *, today: dt.date) -> list[Reminder]:
             CertificateRecord.status.in_((CertificateStatus.ACTIVE, CertificateStatus.EXPIRED)),
             CertificateRecord.not_after.is_not(None)))
         for record in certificates:
+            if not _is_csos(record.certificate_der):
+                continue  # a certificate outside the CSOS profile (recorded by an older version) is not renewed
             registration = registrations.get(record.registration_id) if record.registration_id else None
             role = "coordinator certificate" if record.kind == "administrative" else "CSOS certificate"
             subject = f"The {role} of {record.subscriber_name or 'an unnamed subscriber'}"

@@ -19,6 +19,7 @@ from app.models.integrity import verify_audit_chain
 from app.models.orderbook import AuditEvent, CertificateRecord, CertificateStatus
 from app.models.values import Schedule
 from app.services.certificates.ca import new_subscriber_serial
+from app.services.certificates.admission import CertificateRefused
 from app.services.certificates.book import CertificateBook, NoSigningCertificate
 from app.services.certificates.profile import CsosCertificate, SubscriberIdentity
 from app.services.keys import CertificateNoMatchingKey, KeyAlgorithm, SoftwareKeyStore, WrongPassword
@@ -50,12 +51,13 @@ def keys(tmp_path_factory):
 
 
 @pytest.fixture
-def certs(db, book, tmp_path, keys):
+def certs(db, book, tmp_path, keys, pki):
     seed(book)  # registration BJ6125341 "Main Street Pharmacy", supplier, catalog
     book.add_registration(dea_number=OTHER_DEA, name="Second Street Pharmacy", address_lines=["2 Second St"],
                           city="Springfield", state="IL", postal_code="62702", schedules=["II", "IV"])
     config = AppConfig(profile=Profile.TRAINING, data_dir=tmp_path / "data", database_url=db.url)
-    with CertificateBook(db, config, clock=lambda: NOW, environ={}, software_store=keys[0]) as book_of_certs:
+    with CertificateBook(db, config, clock=lambda: NOW, environ={}, software_store=keys[0],
+                         trust_roots=pki.trust_roots, intermediates=pki.intermediates) as book_of_certs:
         yield book_of_certs
 
 
@@ -96,8 +98,9 @@ def test_install_binds_the_certificate_to_its_key_in_every_file_form(certs, pki,
     assert store.load_certificate(refs["bob"]) == issued.der  # kept with the key as well
     cert, intermediates = certs.chain(record)
     assert cert == issued.cert
-    # The root never comes from the file: it is trusted only through the trust bundle.
-    assert intermediates == ([] if form == "der" else [pki.sub.certificate])
+    # The root never comes from the file: it is trusted only through the trust bundle. The chain stored is the path
+    # to it, so a file with the certificate alone gets the intermediate known here.
+    assert intermediates == [pki.sub.certificate]
     assert "certificate.installed" in audit_actions(db)
     with db.session() as session:
         assert verify_audit_chain(session) == []
@@ -119,7 +122,7 @@ def test_an_unreadable_file_is_a_typed_error(certs):
 
 def test_keygen_records_a_pending_key_and_its_csr_becomes_the_installed_certificate(db, tmp_path, pki):
     config = AppConfig(profile=Profile.TRAINING, data_dir=tmp_path / "own", database_url=db.url)
-    with CertificateBook(db, config, clock=lambda: NOW, environ={}) as certs:
+    with CertificateBook(db, config, clock=lambda: NOW, environ={}, trust_roots=pki.trust_roots) as certs:
         ref = certs.keygen(algorithm=KeyAlgorithm.EC_P256, label="Pat 2026", secret=PASSWORD)
         (pending,) = certs.list()
         assert pending.status is CertificateStatus.PENDING and pending.fingerprint is None
@@ -138,7 +141,8 @@ def test_keygen_records_a_pending_key_and_its_csr_becomes_the_installed_certific
         cert = pki.sub.issue_signing_certificate(
             der, subscriber=SubscriberIdentity("Pat Purchaser", "pat@example.com", "100200300"),
             registration=pki.registration(dea=PURCHASER_DEA), now=NOW)
-        installed = certs.install(cert.public_bytes(serialization.Encoding.PEM))
+        installed = certs.install(cert.public_bytes(serialization.Encoding.PEM)
+                                  + pki.sub.certificate.public_bytes(serialization.Encoding.PEM))
         assert installed.id == pending.id and installed.status is CertificateStatus.ACTIVE
         assert installed.subscriber_name == "Pat Purchaser" and installed.email == "pat@example.com"
         assert (config.keys_dir / f"{ref.key_id}.key").exists()
@@ -246,7 +250,8 @@ def test_a_certificate_installed_after_its_expiry_is_recorded_as_expired(db, boo
     issued = issue(pki, keys, "carol", not_after=NOW + dt.timedelta(days=3))
     config = AppConfig(profile=Profile.TRAINING, data_dir=tmp_path / "data", database_url=db.url)
     with CertificateBook(db, config, clock=lambda: NOW + dt.timedelta(days=4), environ={},
-                         software_store=keys[0]) as later:
+                         software_store=keys[0], trust_roots=pki.trust_roots,
+                         intermediates=pki.intermediates) as later:
         assert later.install(issued.der).status is CertificateStatus.EXPIRED
 
 
@@ -311,15 +316,18 @@ def test_import_p12_keeps_the_key_under_a_new_password_and_records_the_certifica
     assert "certificate.imported" in audit_actions(db)
 
 
-def test_a_p12_with_a_wrong_password_imports_nothing_and_one_without_certificate_is_pending(certs, pki):
+def test_a_p12_with_a_wrong_password_or_without_certificate_imports_nothing(certs, pki, keys):
     key = new_key("ec")
     data = _p12(key, pki.issue(key=key).cert, None, PASSWORD)
+    files = sorted(keys[0].directory.iterdir())
     with pytest.raises(WrongPassword):
         certs.import_p12(data, password=NEW_PASSWORD, new_secret=NEW_PASSWORD, label="x")
     assert certs.list() == []
-    record = certs.import_p12(_p12(key, None, None, PASSWORD), password=PASSWORD, new_secret=NEW_PASSWORD,
-                              label="key only")
-    assert record.status is CertificateStatus.PENDING and record.fingerprint is None
+    with pytest.raises(CertificateRefused) as err:
+        certs.import_p12(_p12(key, None, None, PASSWORD), password=PASSWORD, new_secret=NEW_PASSWORD,
+                         label="key only")
+    assert err.value.code == "certificate.key_only" and "Nothing was imported" in err.value.message
+    assert certs.list() == [] and sorted(keys[0].directory.iterdir()) == files
 
 
 def test_export_is_explicit_owner_only_and_leaves_no_secret_behind(certs, pki, keys, db, tmp_path):
@@ -372,5 +380,5 @@ def test_a_certificate_outside_the_csos_profile_is_refused_before_anything_is_wr
     )
     with pytest.raises(Exception) as err:
         certs.install(broken.public_bytes(serialization.Encoding.DER))
-    assert err.value.code == "certificate.extension"
+    assert err.value.code == "certificate.not_csos" and "not a CSOS certificate" in err.value.message
     assert store.load_certificate(refs["carol"]) == before and certs.list() == []

@@ -28,9 +28,9 @@ TODAY = dt.date.today()
 
 
 @pytest.fixture
-def cli(tmp_path):
+def cli(tmp_path, pki):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CSOS_", "PKCS11_"))}
-    env.update(CSOS_DATA_DIR=str(tmp_path / "data"), CSOS_PROFILE="training")
+    env.update(CSOS_DATA_DIR=str(tmp_path / "data"), CSOS_PROFILE="training", CSOS_TRUST_BUNDLE=str(pki.trust_bundle))
 
     def run(*args: str, stdin: str = "", expect: int = 0) -> subprocess.CompletedProcess:
         done = subprocess.run([sys.executable, "-m", "app", *args], input=stdin, capture_output=True, text=True,
@@ -123,7 +123,8 @@ def test_problems_are_explained_and_change_nothing(cli, pki, tmp_path):
     weak = cli("cert", "keygen", "--label", "Pat", "--password-stdin", stdin="short\n", expect=1)
     assert "key.weak_password" in weak.stderr
     stranger = tmp_path / "stranger.pem"
-    stranger.write_bytes(pki.issue(key=new_key("ec")).cert.public_bytes(serialization.Encoding.PEM))
+    stranger.write_bytes(pki.issue(key=new_key("ec")).cert.public_bytes(serialization.Encoding.PEM)
+                         + pki.sub.certificate.public_bytes(serialization.Encoding.PEM))
     assert "certificate.no_matching_key" in cli("cert", "install", str(stranger), expect=1).stderr
     assert "does not exist" in cli("cert", "install", str(tmp_path / "nope.pem"), expect=2).stderr
     assert "certificate.not_found" in cli("cert", "show", "abcdef12", expect=1).stderr

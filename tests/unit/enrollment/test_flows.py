@@ -161,9 +161,9 @@ def pki(tmp_path_factory):
 
 
 @pytest.fixture
-def book(tmp_path, db):
+def book(tmp_path, db, pki):
     config = load_config(data_dir=tmp_path / "data", database_url=db.url, profile="training")
-    certificates = CertificateBook(db, config, environ={})
+    certificates = CertificateBook(db, config, environ={}, trust_roots=pki.trust_roots)  # the profile's CSOS root
     yield certificates
     certificates.close()
 

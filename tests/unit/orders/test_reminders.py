@@ -148,3 +148,27 @@ def test_incident_reminder_is_urgent_until_the_deadline_then_overdue():
     late = incident_reminder(IncidentReason.KEY_LOST, NOTICED, now=NOTICED + dt.timedelta(hours=25),
                              subject="Certificate of Sam Signer")
     assert late.severity is Severity.EXPIRED and "has passed" in late.action
+
+
+def test_a_stored_certificate_outside_the_csos_profile_never_reminds(db, tmp_path):
+    """Issue 22: a self-made CN=Test certificate filed by an older version as a coordinator certificate nagged
+    "The coordinator certificate of Test expires in 30 days… Renew". Only CSOS certificates remind."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from tests.fixtures.hostile_certificates import self_made_p12
+    from tests.pki import build_training_pki
+
+    self_made = pkcs12.load_pkcs12(self_made_p12("Pw-12345678!x"), b"Pw-12345678!x").cert.certificate
+    genuine = build_training_pki(tmp_path).issue_admin().cert
+    for fingerprint, cert in (("cd" * 32, self_made), ("ef" * 32, genuine)):
+        with db.session() as session, session.begin():
+            session.add(CertificateRecord(
+                fingerprint=fingerprint, subscriber_name="Test", kind="administrative", key_ref={},
+                certificate_der=cert.public_bytes(serialization.Encoding.DER), status=CertificateStatus.ACTIVE,
+                not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc))
+    today = (self_made.not_valid_after_utc - dt.timedelta(days=30)).date()
+    # The genuine coordinator certificate (3 years) is not due; the self-made one (30 days) would be, and is not.
+    assert [r.reference for r in due_reminders(db, today=today)] == []
+    assert [r.reference for r in due_reminders(db, today=(genuine.not_valid_after_utc - dt.timedelta(days=7)).date())
+            ] == ["ef" * 32]
