@@ -146,7 +146,11 @@ class SelectedOrderMixin:
             return None
         from app.ui.sign_dialog import SignAndSendDialog
 
-        return self._open_order_dialog(lambda order_id: SignAndSendDialog(self.facade, order_id, parent=self))
+        dialog = self._open_order_dialog(lambda order_id: SignAndSendDialog(self.facade, order_id, parent=self))
+        if dialog is not None:
+            dialog.enroll_requested.connect(lambda: (dialog.reject(), self.open_enrollment()))
+            dialog.import_requested.connect(lambda: (dialog.reject(), self.open_import()))
+        return dialog
 
     @Slot()
     def receive_selected(self) -> Any:

@@ -333,6 +333,9 @@ class SignAndSendDialog(QDialog):
     """``finished_order(order_id)`` after the order was signed (and sent or queued)."""
 
     finished_order = Signal(int)
+    # No certificate can sign: the person chose the next step (the main window opens the wizard).
+    enroll_requested = Signal()
+    import_requested = Signal()
 
     def __init__(self, facade: Any, order_id: int, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -384,6 +387,19 @@ class SignAndSendDialog(QDialog):
         self.certificate_label.setWordWrap(True)
         self.certificate_label.setTextFormat(Qt.TextFormat.RichText)
         cert_layout.addWidget(self.certificate_label)
+        get_one = QHBoxLayout()
+        self.enroll_button = QPushButton("Enroll…", self.certificate_box)
+        self.enroll_button.setAccessibleName("Enroll for a certificate")
+        self.import_button = QPushButton("Import a .p12…", self.certificate_box)
+        self.import_button.setAccessibleName("Import a .p12 file")
+        self.enroll_button.clicked.connect(self.enroll_requested.emit)
+        self.import_button.clicked.connect(self.import_requested.emit)
+        get_one.addWidget(self.enroll_button)
+        get_one.addWidget(self.import_button)
+        get_one.addStretch(1)
+        cert_layout.addLayout(get_one)
+        for button in (self.enroll_button, self.import_button):
+            button.setVisible(False)
         side.addWidget(self.certificate_box)
         self.rules_box = QGroupBox("Checks a supplier will make", self)
         rules_layout = QVBoxLayout(self.rules_box)
@@ -453,8 +469,13 @@ class SignAndSendDialog(QDialog):
         self.x12_view.setPlainText(preparation.x12_text.replace("~", "~\n"))
         self.rules_list.clear()
         if preparation.needs_signing:
-            self.certificate_label.setText(preparation.certificate_text or "No certificate can sign for "
-                                           f"{preparation.registration_dea}.")
+            self.certificate_label.setText(preparation.certificate_text or (
+                f"No CSOS certificate on this computer can sign for {preparation.registration_dea}. Get one "
+                "first: enroll for a certificate, or import the .p12 file you already have. This order stays a "
+                "draft meanwhile." if preparation.record is None else
+                f"No certificate can sign for {preparation.registration_dea}."))
+            for button in (self.enroll_button, self.import_button):
+                button.setVisible(preparation.record is None)
             for rule in preparation.rules:
                 self._add_rule(rule)
             self.usage_notice.setText("\n".join(["⚠ " + n.message for n in preparation.notices]

@@ -81,7 +81,7 @@ def test_rules_are_listed_passed_and_the_order_is_shown_as_the_supplier_will_see
     text = dialog.preview.toPlainText()
     assert order.order_number in text and "BJ6125341" in text and "Acme Drug" in text and "0406-0552-01" in text
     assert "BEG*00*SA*" + order.order_number in dialog.x12_view.toPlainText()
-    assert "Jordan Test" in dialog.certificate_label.text()
+    assert "Jordan Test" in dialog.certificate_label.text() and not dialog.enroll_button.isVisible()
     assert dialog.unlock.secret_edit.isVisible()
     assert dialog.unlock.secret_edit.echoMode() == dialog.unlock.secret_edit.EchoMode.Password
     assert dialog.go_button.isEnabled()
@@ -132,6 +132,22 @@ def test_a_rule_that_fails_blocks_signing_and_says_why(qtbot, facade, world):
               if dialog.rules_list.item(i).data(Qt.ItemDataRole.UserRole) is not True]
     assert failed and not dialog.go_button.isEnabled()
     assert "cannot be signed" in dialog.status_label.text()
+
+
+def test_without_a_certificate_the_screen_offers_enroll_and_import(qtbot, facade, world):
+    """A dead end no more (issue 18): no certificate for the registration, so the next step is offered."""
+    from tests.ui.training_world import AMOXICILLIN
+
+    order = world.book.new_order(registration_dea="FR3141594", supplier_name="Acme Drug")
+    world.book.add_line(order.id, ndc=AMOXICILLIN, packages=1)
+    dialog = open_dialog(qtbot, facade, order.id)
+    assert "No CSOS certificate on this computer can sign for FR3141594" in dialog.certificate_label.text()
+    assert dialog.enroll_button.isVisible() and dialog.enroll_button.text() == "Enroll…"
+    assert dialog.import_button.isVisible() and dialog.import_button.text() == "Import a .p12…"
+    asked = []
+    dialog.enroll_requested.connect(lambda: asked.append("enroll"))
+    qtbot.mouseClick(dialog.enroll_button, Qt.MouseButton.LeftButton)
+    assert asked == ["enroll"] and not dialog.go_button.isEnabled()
 
 
 def test_presign_rules_group_the_verifier_codes_in_plain_words():
