@@ -48,6 +48,8 @@ def order_html(view: Any) -> str:
              f"{' (certificate ' + _e(signer.get('certificate_serial')) + ')' if signer.get('certificate_serial') else ''}"
              f"<br>Transmitted {_e(view.transmitted_at or '—')}"
              + (f"<br>Replaces order {_e(view.replaces_order_number)}" if view.replaces_order_number else "")
+             + (f"<br>Replaced by order {_e(', '.join(getattr(view, 'replaced_by', [])))}"
+                if getattr(view, "replaced_by", None) else "")
              + (f"<br><span class='small'>Signed content SHA-256 {_e(view.payload_sha256)}</span>"
                 if view.payload_sha256 else "") + "</p>",
              "<h3>Lines</h3><table width='100%'><tr><th>#</th><th>NDC</th><th>Product</th><th>Schedule</th>"
@@ -58,6 +60,11 @@ def order_html(view: Any) -> str:
                      f"<td>{_e(line['packages'])}</td><td>{_e(line['package_quantity'])}</td>"
                      f"<td>{_e(line['supplier_status'])}</td><td>{_e(line['received'])}</td></tr>")
     parts.append("</table>")
+    if getattr(view, "discrepancies", None):
+        parts.append("<h3>Discrepancies in the supplier's answers</h3>"
+                     + "".join(f"<p class='flag'>⚠ {_e(text)}</p>" for text in view.discrepancies))
+    if getattr(view, "lost_statement", None):
+        parts.append("<h3>Lost-order statement (as signed)</h3><pre>" + _e(view.lost_statement) + "</pre>")
     parts.append("<h3>Linked records</h3>")
     if view.linked_records:
         parts.append("<table width='100%'><tr><th>When</th><th>Record</th><th>File</th></tr>")

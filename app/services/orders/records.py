@@ -43,6 +43,7 @@ from app.models.database import Database
 from app.models.integrity import append_audit_event
 from app.models.orderbook import LinkedRecord, LinkedRecordKind, Order, OrderLine, Receipt
 from app.models.outbox import OutboxEntry
+from app.services.orders.answers import discrepancies
 from app.services.orders.records_check import MANIFEST, INTEGRITY_IGNORED  # noqa: F401 (re-exported)
 from app.services.orders.records_check import CheckReport, RecordProblem, check_archive, check_order  # noqa: F401
 from app.services.orders.records_check import check_records  # noqa: F401 (moved to records_check; old path kept)
@@ -89,6 +90,9 @@ class OrderRecordView:
     linked_records: list[dict[str, Any]]
     receipts: list[dict[str, Any]]
     files: list[str] = field(default_factory=list)
+    replaced_by: list[str] = field(default_factory=list)
+    lost_statement: str | None = None  # the signed lost-order statement in plain words (1305.26)
+    discrepancies: list[str] = field(default_factory=list)  # supplier claims that did not match the order
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,10 +163,9 @@ def describe_record(record: LinkedRecord) -> str:
         return f"Received {parsed.get('received_on')} ({items})" + (f" — reason: {parsed['reason']}"
                                                                     if parsed.get("reason") else "")
     if kind is LinkedRecordKind.LOST_STATEMENT:
-        statement = parsed.get("statement", {})
-        items = ", ".join(f"line {l['line_number']}: {l['packages']}" for l in statement.get("lines_not_received", []))
-        return (f"Signed lost-order statement {statement.get('date')}: not received {items}; replacement order "
-                f"{parsed.get('replacement_order_number') or '-'}")
+        return lost_statement_words(parsed)
+    if parsed.get("type") == "answer_by_hand" or parsed.get("type") == "unusable_answer":
+        return str(parsed.get("summary") or "")
     if kind is LinkedRecordKind.REPLACEMENT:
         return f"Replacement for lost order {parsed.get('replaces_order_number')}"
     if kind is LinkedRecordKind.CANCELLATION:
@@ -174,6 +177,20 @@ def describe_record(record: LinkedRecord) -> str:
     return f"{kind.value.replace('_', ' ')} ({record.media_type}, {len(record.raw)} bytes)"
 
 
+def lost_statement_words(parsed: dict[str, Any]) -> str:
+    """The lost-order statement in one plain sentence (older statements lack the order date and parties)."""
+    statement = parsed.get("statement", {}) or {}
+    items = ", ".join(f"line {l['line_number']}: {l['packages']}" for l in statement.get("lines_not_received", []))
+    text = f"Signed lost-order statement {statement.get('date')}: order {statement.get('order_number')}"
+    if statement.get("order_date"):
+        text += f" of {statement['order_date']}"
+    if statement.get("supplier"):
+        text += f" to {statement['supplier'].get('name')}"
+    text += f" was not received through loss (not received: {items}); replacement order " \
+            f"{parsed.get('replacement_order_number') or '-'}"
+    return text
+
+
 _EXTENSIONS = {"application/edi-x12": ".x12", "application/json": ".json", "application/x-csos-signed-order": ".csos",
                "multipart/signed": ".mdn.eml"}  # an AS2 receipt: a MIME message any mail reader opens
 
@@ -182,7 +199,7 @@ def record_file_name(record: LinkedRecord) -> str:
     return f"{record.id:06d}-{record.kind.value}{_EXTENSIONS.get(record.media_type, '.bin')}"
 
 
-def order_view(order: Order, *, replaces: str | None = None) -> OrderRecordView:
+def order_view(order: Order, *, replaces: str | None = None, replaced_by: Sequence[str] = ()) -> OrderRecordView:
     receipts = []
     for line in order.lines:
         for receipt in line.receipts:
@@ -207,7 +224,24 @@ def order_view(order: Order, *, replaces: str | None = None) -> OrderRecordView:
                          "flags": [f["message"] for f in (r.parsed or {}).get("flags", [])]}
                         for r in order.linked_records],
         receipts=receipts,
+        replaced_by=list(replaced_by),
+        lost_statement=next((str((r.parsed or {}).get("text") or lost_statement_words(r.parsed or {}))
+                             for r in order.linked_records if r.kind is LinkedRecordKind.LOST_STATEMENT), None),
+        discrepancies=discrepancies(order),
     )
+
+
+def ship_dates_by_line(order: Order) -> dict[int, list[str]]:
+    """Per line, the ship dates of the shipment notices that list it (CSV)."""
+    dates: dict[int, list[str]] = {}
+    for record in order.linked_records:
+        if record.kind is not LinkedRecordKind.SHIPMENT:
+            continue
+        document = (record.parsed or {}).get("document", {})
+        for item in document.get("lines", []):
+            dates.setdefault(int(item["line_number"]), []).append(
+                f"{document.get('ship_date')}: {item.get('packages_shipped')}")
+    return dates
 
 
 # =====================================================================================================================
@@ -330,16 +364,23 @@ def _export_into(db: Database, work: Path, *, date_from: dt.date, date_to: dt.da
         writer = csv.writer(handle)
         writer.writerow(["order_number", "status", "purchaser_dea", "supplier", "created_at", "signed_at", "signer",
                          "line", "ndc", "description", "schedule", "packages_ordered", "package_size",
-                         "supplier_line_status", "packages_received", "receipts"])
+                         "supplier_line_status", "packages_received", "receipts", "ship_dates", "replaces",
+                         "replaced_by", "lost_statement", "discrepancies"])
         ids = _orders_in_range(session, date_from, date_to)
         total = len(ids)
         numbers = dict(session.execute(select(Order.id, Order.order_number)).all()) if ids else {}
         # Order numbers are unique per registration only: those used by two registrations get a folder per DEA.
         shared_numbers = set(session.scalars(select(Order.order_number).group_by(Order.order_number)
                                              .having(func.count(Order.id) > 1))) if ids else set()
+        successors: dict[int, list[str]] = {}
+        for old_id, new_number in (session.execute(select(Order.replaces_order_id, Order.order_number).where(
+                Order.replaces_order_id.is_not(None)).order_by(Order.id)).all() if ids else []):
+            successors.setdefault(old_id, []).append(new_number)
         for done, order in enumerate(_load_orders_in_chunks(session, ids), start=1):
             _stop_if_cancelled(cancelled)
-            view = order_view(order, replaces=numbers.get(order.replaces_order_id))
+            view = order_view(order, replaces=numbers.get(order.replaces_order_id),
+                              replaced_by=successors.get(order.id, ()))
+            ship_dates = ship_dates_by_line(order)
             registrants.add(f"{order.registration.name} (DEA {order.registration.dea_number})")
             folder = archive / "orders" / order.order_number / order.registration.dea_number \
                 if order.order_number in shared_numbers else archive / "orders" / order.order_number
@@ -356,7 +397,10 @@ def _export_into(db: Database, work: Path, *, date_from: dt.date, date_to: dt.da
                               line["packages"], line["package_quantity"], line["supplier_status"],
                               line["received"], "; ".join(f"{r['received_on']}: {r['packages_received']}"
                                                           for r in view.receipts
-                                                          if r["line_number"] == line["line_number"])]
+                                                          if r["line_number"] == line["line_number"]),
+                              "; ".join(ship_dates.get(line["line_number"], [])), view.replaces_order_number or "",
+                              "; ".join(view.replaced_by), view.lost_statement or "",
+                              " | ".join(view.discrepancies)]
                              for line in view.lines)
             if progress is not None:
                 progress(done, total)
