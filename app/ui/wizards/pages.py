@@ -696,8 +696,8 @@ class ImportDonePage(InstalledPage):
     def build(self) -> None:
         self.text("The certificate and its key are imported.")
         super().build()
-        self.notice(f"Now delete {Path(str(self.data.get('p12_file', ''))).name} or lock it away (K2).",
-                    name="k2Reminder")
+        self.notice(f"Now delete {Path(str(self.data.get('p12_file', ''))).name} or lock it away where only you "
+                    "can reach it.", name="k2Reminder")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
