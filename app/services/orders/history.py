@@ -250,21 +250,21 @@ def history_query(months_bounds: Sequence[dt.datetime], history_filter: HistoryF
     # would not recognise as the same expression if they were repeated in GROUP BY.
     per_ndc = (select(o.registration_id.label("registration_id"), o.supplier_id.label("supplier_id"),
                       month_index.label("month_index"), line.ndc.label("ndc"), line.schedule.label("schedule"),
-                      line.unit.label("unit"), func.max(line.description).label("description"),
-                      func.sum(line.packages).label("packages"),
-                      func.sum(line.packages * line.package_quantity).label("units"),
-                      func.sum(got).label("fulfilled_packages"),
-                      func.sum(got * line.package_quantity).label("fulfilled_units"))
+                      line.unit.label("unit"), line.package_quantity.label("package_quantity"),
+                      func.max(line.description).label("description"),
+                      func.sum(line.packages).label("packages"), func.sum(got).label("fulfilled_packages"))
                .select_from(inner_from).where(and_(*conditions))
+               # by package size too, so dosage units are packages × size once per group (receipts read once)
                .group_by(o.registration_id, o.supplier_id, literal_column("month_index"), line.ndc, line.schedule,
-                         line.unit)
+                         line.unit, line.package_quantity)
                .subquery("per_ndc"))
     substance = _substance_case(_product_text(product.generic_name, product.name, per_ndc.c.description), names)
     registration, supplier = Registration.__table__.c, Supplier.__table__.c
     query = (select(registration.dea_number, supplier.name, per_ndc.c.month_index, substance.label("substance"),
                     per_ndc.c.schedule, per_ndc.c.unit, func.sum(per_ndc.c.packages),
-                    func.sum(per_ndc.c.units), func.sum(per_ndc.c.fulfilled_packages),
-                    func.sum(per_ndc.c.fulfilled_units))
+                    func.sum(per_ndc.c.packages * per_ndc.c.package_quantity),
+                    func.sum(per_ndc.c.fulfilled_packages),
+                    func.sum(per_ndc.c.fulfilled_packages * per_ndc.c.package_quantity))
              .select_from(per_ndc.join(Registration.__table__, registration.id == per_ndc.c.registration_id)
                           .join(Supplier.__table__, supplier.id == per_ndc.c.supplier_id)
                           .outerjoin(Product.__table__, product.ndc == per_ndc.c.ndc))
