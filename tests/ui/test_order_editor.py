@@ -381,3 +381,38 @@ def test_screenshot_of_the_order_editor(qtbot, open_editor):
     target = SCREENSHOT_DIR / "order-editor.png"
     assert editor.grab().save(str(target))
     assert target.stat().st_size > 10_000
+
+
+def test_catalog_names_x12_cannot_carry_are_shown_as_they_will_be_signed(qtbot, catalog_book, open_editor, db):
+    """Issue 16 item 4: "Xanax®", a name with '*', accents and a 120-character FDA name are ordered with the X12-safe
+    description; the editor shows that text (and the catalog's own spelling beside it), and it is what is signed."""
+    from pathlib import Path
+
+    from app.services.catalog import import_fda_catalog
+    from app.services.signing import x12
+    from app.services.signing.order_signing import purchase_order_from
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "hostile_catalog"
+    import_fda_catalog(db, fixtures / "product.txt", fixtures / "package.txt")
+    editor = open_editor()
+    editor.registration_combo.setCurrentIndex(editor.registration_combo.findData(MAIN_DEA))
+    pick_product(qtbot, editor, "70001-104")
+    assert editor.product_info.text().startswith("Oxycodone Kit 5 mg — NDC ")
+    assert "In the catalog: Oxycodone*Kit 5 mg" in editor.product_info.text()
+    type_packages_and_add(qtbot, editor, "1")
+    for typed in ("70001-102", "70001-103", "70001-101"):
+        qtbot.waitUntil(lambda: QApplication.focusWidget() is editor.product_edit, timeout=10_000)
+        pick_product(qtbot, editor, typed)
+        type_packages_and_add(qtbot, editor, "1")
+    model = editor.lines_model
+    shown = [model.data(model.index(row, DraftLinesModel.COL_PRODUCT)) for row in range(model.rowCount())]
+    assert shown[:3] == ["Oxycodone Kit 5 mg", "Xanax .5 mg", "Clement Lorazepam 1 mg"]
+    assert len(shown[3]) <= 80 and shown[3].endswith("... 1.25 mg; 1.25 mg; 1.25 mg; 1.25 mg")
+    qtbot.keyClick(editor.product_edit, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: not editor.isVisible(), timeout=5000)
+
+    order = catalog_book.get_order(editor.order_id)
+    envelope = x12.Envelope(sender_id="PHARM1", receiver_id="ACME", created_at=dt.datetime(2026, 1, 15, 10, 30),
+                            interchange_control_number=1, group_control_number=1)
+    document = x12.write(purchase_order_from(order, signed_on=dt.date.today()), envelope)
+    assert [line.description for line in x12.parse_850(document).lines] == shown
