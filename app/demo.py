@@ -183,7 +183,7 @@ def run_demo(out: Path, *, say: Callable[[str], None] = print, screenshots: bool
                       lambda s: f"{len(s.document)} bytes of CMS SignedData over the X12 850")
 
         def connectors(supplier: Any) -> Any:
-            return connector_for(supplier, data_dir=config.data_dir, tls_bundle=sandbox.tls_bundle)
+            return connector_for(supplier, data_dir=config.data_dir, tls_bundle=sandbox.tls_bundle, test_indicator="T")
 
         outbox = Outbox(book, connector_for=connectors)
         lifecycle = Lifecycle(book)

@@ -14,12 +14,14 @@ from app.cli.common import EXIT_OK, EXIT_RULE, UsageError, add_json_flag, open_c
 def _services(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, Any]:
     from app.services.orders.lifecycle import Lifecycle
     from app.services.orders.outbox import Outbox
+    from app.services.signing.usage_indicator import for_profile
     from app.services.transport.connectors import connector_for
 
     config, db, book = open_context(args)
 
-    def connectors(supplier: Any) -> Any:
-        return connector_for(supplier, data_dir=config.data_dir, tls_bundle=config.settings.get("tls_bundle"))
+    def connectors(supplier: Any) -> Any:  # training suppliers take T interchanges only, production ones P
+        return connector_for(supplier, data_dir=config.data_dir, tls_bundle=config.settings.get("tls_bundle"),
+                             test_indicator=for_profile(config))
 
     lifecycle = Lifecycle(book)
     return config, book, lifecycle, Outbox(book, connector_for=connectors, lifecycle=lifecycle), connectors

@@ -35,6 +35,7 @@ from app.sandbox.authority import SandboxAuthority
 from app.sandbox.state import LostOrderStatement, ReceivedOrder, SandboxState, SupplierRecord
 from app.services.signing import x12
 from app.services.signing.cms import MEDIA_TYPE, CmsError, check_signature, parse_signed_document
+from app.services.signing.usage_indicator import TEST
 from app.services.certificates.profile import CertificateProfileError, CsosCertificate
 from app.services.certificates.validation import CertificateValidationService
 from app.services.signing.verifier import ORDER_VALIDITY, MappingSchedules, OrderVerifier, Reason
@@ -153,8 +154,10 @@ class SupplierDesk:
     def _x12(self, session: Session, supplier: SandboxSupplier, writer: Callable[..., bytes], document: Any,
              receiver: str) -> bytes:
         number = self.state.next_number(session, f"isa:{supplier.slug}")
+        # The sandbox is training: every answer it makes is a test interchange (ISA15 = T).
         return writer(document, interchange_control_number=number, group_control_number=number,
-                      sender_id=supplier.dea_number, receiver_id=receiver, created_at=self.now())
+                      sender_id=supplier.dea_number, receiver_id=receiver, created_at=self.now(),
+                      usage_indicator=TEST)
 
     def _append(self, session: Session, order: ReceivedOrder, kind: str, data: bytes,
                 ship_date: dt.date | None = None) -> SupplierRecord:

@@ -40,6 +40,7 @@ from app.models.states import OrderStatus
 from app.services.orders.lifecycle import Lifecycle, LifecycleError
 from app.services.orders.orderbook import OrderBook
 from app.services.transport.connectors import Connector, TransportError
+from app.services.signing.usage_indicator import check_before_sending
 from app.services.signing.verifier import ORDER_VALIDITY
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,8 @@ class Outbox:
             if connector is None:
                 connector = connectors[order.supplier_id] = self.connector_for(order.supplier)
             purchaser = order.registration.dea_number
-            if entry.purpose is OutboxPurpose.ORDER:
+            if entry.purpose is OutboxPurpose.ORDER:  # ISA15 T/P must suit the supplier, before any network call
+                check_before_sending(document, connector.expected_test_indicator, supplier=order.supplier.name)
                 delivery = connector.send_order(order_number=number, purchaser_dea=purchaser, document=document)
             else:
                 delivery = connector.send_statement(order_number=number, purchaser_dea=purchaser, document=document)

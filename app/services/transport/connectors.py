@@ -113,6 +113,7 @@ class Delivery:
 
 class Connector(ABC):
     kind: str = ""
+    expected_test_indicator: str | None = None  # ISA15 this supplier takes (T training, P production); None: any
 
     @abstractmethod
     def send_order(self, *, order_number: str, purchaser_dea: str, document: bytes) -> Delivery:
@@ -507,7 +508,18 @@ CONNECTOR_FACTORIES: dict[str, Callable[..., Connector]] = {}
 
 def connector_for(supplier: Any, *, data_dir: str | Path, tls_bundle: str | Path | None = None,
                   sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
-                  overrides: Mapping[str, Any] | None = None) -> Connector:
+                  overrides: Mapping[str, Any] | None = None, test_indicator: str | None = None) -> Connector:
+    """``_connector_for``, told which ISA15 the profile's suppliers take (``usage_indicator.for_profile``): the
+    outbox refuses to hand it an interchange of the other kind."""
+    connector = _connector_for(supplier, data_dir=data_dir, tls_bundle=tls_bundle, sleep=sleep, rng=rng,
+                               overrides=overrides)
+    connector.expected_test_indicator = test_indicator
+    return connector
+
+
+def _connector_for(supplier: Any, *, data_dir: str | Path, tls_bundle: str | Path | None = None,
+                   sleep: Callable[[float], None] = time.sleep, rng: random.Random | None = None,
+                   overrides: Mapping[str, Any] | None = None) -> Connector:
     """The connector described by ``supplier.connector`` (settings JSON of the supplier record).
 
     ``tls_bundle`` is the default bundle for https suppliers that name none (the ``tls_bundle`` setting);
