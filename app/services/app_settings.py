@@ -107,9 +107,23 @@ def check_module_paths(paths: Sequence[str]) -> list[str]:
 check_supplier = parties.check_supplier
 
 
-def connector_settings(form: SupplierForm) -> dict[str, Any]:
+def connector_settings(form: SupplierForm, previous: dict[str, Any] | None = None) -> dict[str, Any]:
     connector: dict[str, Any] = {"kind": form.kind}
-    if form.kind == "https":
+    if form.kind == "as2":
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        from app.services.transport.as2 import load_partner_certificate, partner_certificate_pem
+
+        if previous and previous.get("kind") == "as2":
+            connector.update(previous)  # keeps what the form does not show (encryption, content type, records)
+        certificate = (form.as2_certificate or "").strip()
+        connector.update(url=form.url.strip(), partner_as2_id=(form.as2_partner_id or "").strip(),
+                         partner_certificate=load_partner_certificate(certificate).public_bytes(Encoding.PEM).decode()
+                         if "-----BEGIN" in certificate else partner_certificate_pem(certificate))
+        for key, value in (("encryption", "aes256_cbc"), ("signature", "sha256"),
+                           ("content_type", "application/x-csos-signed-order")):
+            connector.setdefault(key, value)
+    elif form.kind == "https":
         connector["url"] = form.url.strip().rstrip("/")
         if form.tls_bundle.strip():
             connector["tls_bundle"] = form.tls_bundle.strip()
@@ -124,7 +138,9 @@ def form_of(supplier: Supplier) -> SupplierForm:
                         address_lines=tuple(supplier.address_lines or ()), city=supplier.city or "",
                         state=supplier.state or "", postal_code=supplier.postal_code or "",
                         kind=str(connector.get("kind") or "manual"), url=str(connector.get("url") or ""),
-                        folder=str(connector.get("folder") or ""), tls_bundle=str(connector.get("tls_bundle") or ""))
+                        folder=str(connector.get("folder") or ""), tls_bundle=str(connector.get("tls_bundle") or ""),
+                        as2_partner_id=str(connector.get("partner_as2_id") or ""),
+                        as2_certificate=str(connector.get("partner_certificate") or ""))
 
 
 def _raise_first(problems: list[FieldProblem]) -> None:
@@ -170,7 +186,7 @@ def update_supplier(book: Any, supplier_id: int, form: SupplierForm) -> None:
             supplier.city = form.city.strip() or None
             supplier.state = form.state.strip().upper() or None
             supplier.postal_code = form.postal_code.strip() or None
-            supplier.connector = connector_settings(form)
+            supplier.connector = connector_settings(form, previous=supplier.connector)
             changed = sorted(key for key, old in before.__dict__.items()
                              if old != form_of(supplier).__dict__[key])
             append_audit_event(session, action="supplier.updated", actor=book.actor,

@@ -48,6 +48,7 @@ CONNECTOR_CHOICES = (
     ("https", "Over the internet (the supplier's CSOS web address)"),
     ("folder", "Into a folder that our EDI software sends from"),
     ("manual", "Saved as a file, which I upload to the supplier's website"),
+    ("as2", "By AS2 to the supplier's EDI system (the supplier gives you its address, AS2 ID and certificate)"),
 )
 PRODUCTION_WARNING = (
     "Production sends real, legally binding orders for controlled substances to real suppliers, signed with your "
@@ -219,7 +220,10 @@ class SettingsDialog(QDialog):
                 ("url", "&Web address", "Supplier web address", "https://…", None),
                 ("tls_bundle", "Server certificate", "Supplier server certificate file",
                  "optional: a .pem file the supplier gave you", "file"),
-                ("folder", "F&older", "Folder for the EDI software", "", "folder")):
+                ("folder", "F&older", "Folder for the EDI software", "", "folder"),
+                ("as2_partner_id", "Supplier's AS2 &ID", "Supplier AS2 ID", "the AS2 name the supplier gave you", None),
+                ("as2_certificate", "Supplier's AS2 certificate", "Supplier AS2 certificate file",
+                 "the .pem or .cer file the supplier gave you", "file")):
             edit = self._line(self.supplier_form, f"supplier_{key}", accessible, placeholder)
             edit.textEdited.connect(self._on_supplier_edited)
             self.supplier_fields[key] = edit
@@ -272,7 +276,14 @@ class SettingsDialog(QDialog):
                             address_lines=tuple(line for line in (text["address1"], text["address2"]) if line.strip()),
                             city=text["city"], state=text["state"], postal_code=text["postal_code"],
                             kind=self.kind_combo.currentData() or "manual", url=text["url"], folder=text["folder"],
-                            tls_bundle=text["tls_bundle"])
+                            tls_bundle=text["tls_bundle"], as2_partner_id=text["as2_partner_id"],
+                            as2_certificate=self._as2_certificate_value(text["as2_certificate"]))
+
+    def _as2_certificate_value(self, text: str) -> str:
+        """The field shows the certificate on file by its fingerprint; unchanged, the PEM on file is kept."""
+        on_file = self.supplier_model.entries[self._current_row].form.as2_certificate \
+            if self._current_row is not None else ""
+        return on_file if on_file and text == _certificate_caption(on_file) else text
 
     def _show_entry(self, entry: SupplierEntry | None) -> None:
         self._loading = True
@@ -280,7 +291,8 @@ class SettingsDialog(QDialog):
         lines = list(form.address_lines) + ["", ""]
         values = {"name": form.name, "dea_number": form.dea_number, "address1": lines[0], "address2": lines[1],
                   "city": form.city, "state": form.state, "postal_code": form.postal_code, "url": form.url,
-                  "folder": form.folder, "tls_bundle": form.tls_bundle}
+                  "folder": form.folder, "tls_bundle": form.tls_bundle, "as2_partner_id": form.as2_partner_id or "",
+                  "as2_certificate": _certificate_caption(form.as2_certificate or "")}
         for key, edit in self.supplier_fields.items():
             edit.setText(values[key])
         self.kind_combo.setCurrentIndex(max(self.kind_combo.findData(form.kind), 0))
@@ -309,7 +321,8 @@ class SettingsDialog(QDialog):
 
     def _update_connector_rows(self) -> None:
         kind = self.kind_combo.currentData()
-        visible = {"url": kind == "https", "tls_bundle": kind == "https", "folder": kind == "folder"}
+        visible = {"url": kind in ("https", "as2"), "tls_bundle": kind == "https", "folder": kind == "folder",
+                   "as2_partner_id": kind == "as2", "as2_certificate": kind == "as2"}
         for key, (label, holder) in self.connector_rows.items():
             label.setVisible(visible[key])
             holder.setVisible(visible[key])
@@ -590,11 +603,26 @@ class SettingsDialog(QDialog):
         return True
 
 
+def _certificate_caption(value: str) -> str:
+    """A certificate on file, shown by what a person compares on the phone (a file path is shown as it is)."""
+    if "-----BEGIN" not in value:
+        return value
+    from app.errors import CsosError
+    from app.services.transport.as2 import load_partner_certificate
+    from app.services.transport.as2_mime import fingerprint
+
+    try:
+        return "On file: SHA-256 " + fingerprint(load_partner_certificate(value))[:23] + "…"
+    except CsosError:
+        return "On file (unreadable: choose the file again)"
+
+
 def _field_of(code: str) -> str:
     """The field a refusal from the order book belongs to (the codes of app.services.orders.parties)."""
     fields = {"supplier.duplicate": "name", "address.state": "state", "address.zip": "postal_code",
               "connector.url": "url", "connector.folder": "folder", "connector.tls_bundle": "tls_bundle",
-              "connector.kind": "kind"}
+              "connector.kind": "kind", "connector.as2_partner_id": "as2_partner_id",
+              "connector.as2_partner_certificate": "as2_certificate"}
     if code in fields:
         return fields[code]
     if code.startswith("address.city"):

@@ -72,6 +72,10 @@ class SupplierForm:
     url: str = ""
     folder: str = ""
     tls_bundle: str = ""
+    # as2 only. None: not on this form (`supplier add` checks its --as2-… options itself). The certificate is the PEM
+    # text on file, or the path of a file chosen to replace it.
+    as2_partner_id: str | None = None
+    as2_certificate: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +199,7 @@ def check_supplier(form: SupplierForm) -> list[FieldProblem]:
     if form.kind not in CONNECTOR_KINDS:
         problems.append(FieldProblem("kind", "connector.kind", "Choose how orders reach this supplier."))
     url = form.url.strip()
-    if form.kind == "https" or url:
+    if form.kind in ("https", "as2") or url:
         problem = _url_problem(url)
         if problem is not None:
             problems.append(problem)
@@ -203,6 +207,8 @@ def check_supplier(form: SupplierForm) -> list[FieldProblem]:
         problems.append(FieldProblem("tls_bundle", "connector.tls_bundle",
                                      f"The certificate file {form.tls_bundle.strip()} does not exist. Choose the file "
                                      "again, or leave it empty to use this computer's trusted certificates."))
+    if form.kind == "as2":
+        _as2_problems(problems, form)
     if form.kind == "folder":
         if not form.folder.strip():
             problems.append(FieldProblem("folder", "connector.folder",
@@ -212,6 +218,34 @@ def check_supplier(form: SupplierForm) -> list[FieldProblem]:
                                          f"The folder {form.folder.strip()} does not exist. Create it or choose "
                                          "another one."))
     return problems
+
+
+def _as2_problems(problems: list[FieldProblem], form: SupplierForm) -> None:
+    from app.errors import CsosError
+    from app.services.transport.as2 import load_partner_certificate
+    from app.services.transport.as2_mime import check_as2_id
+
+    if form.as2_partner_id is not None:
+        try:
+            check_as2_id(form.as2_partner_id)
+        except CsosError as exc:
+            problems.append(FieldProblem("as2_partner_id", "connector.as2_partner_id",
+                                         "Enter the supplier's AS2 ID (the supplier tells you). " + exc.message
+                                         if form.as2_partner_id.strip() else
+                                         "Enter the supplier's AS2 ID (the supplier tells you)."))
+    if form.as2_certificate is None:
+        return
+    value = form.as2_certificate.strip()
+    problem = "Choose the AS2 certificate file the supplier gave you (.pem or .cer)." if not value else ""
+    if value and "-----BEGIN" not in value:
+        try:
+            load_partner_certificate(Path(value).read_bytes(), source=value)
+        except OSError:
+            problem = f"The file {value} cannot be read. Choose the AS2 certificate file the supplier gave you."
+        except CsosError as exc:
+            problem = exc.message + " Choose the AS2 certificate file the supplier gave you."
+    if problem:
+        problems.append(FieldProblem("as2_certificate", "connector.as2_partner_certificate", problem))
 
 
 def _url_problem(url: str) -> FieldProblem | None:
