@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QUrl, Signal
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QKeyEvent
 from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
@@ -27,13 +27,28 @@ from PySide6.QtWidgets import (
 from app.errors import CsosError
 from app.services.enrollment.authority import Application, EnrollmentAuthority, PortalSession
 from app.services.enrollment.flows import ROLE_TEXT
-from app.ui import theme
+from app.ui import messages, theme
 from app.ui.jobs import JobRunner
 from app.ui.widgets import FieldMessage, RowsTableModel, make_table, training_banner
 
 
 def _when(application: Application) -> str:
     return f"{application.created_at.astimezone():%Y-%m-%d %H:%M}" if application.created_at else ""
+
+
+def approval_question(app: Application, *, opened: bool) -> str:
+    """What the coordinator confirms: who, what for, and whether the documents were looked at."""
+    who = f"{app.full_name} ({app.applicant_email})"
+    what = ", ".join(app.awaiting_you_for or app.registrations)
+    if not app.poa_attached:
+        documents = "This application has no power-of-attorney document."
+    elif opened:
+        documents = "You opened the power of attorney."
+    else:
+        documents = ("You have NOT opened the power of attorney yet. Press “Not yet”, then “Open power of "
+                     "attorney…” to read it before deciding.")
+    return (f"Approve {who} for {what}? The certification authority then sends them the codes to get their "
+            f"certificate.\n\n{documents}")
 
 
 class ApprovalsPage(QWidget):
@@ -47,6 +62,9 @@ class ApprovalsPage(QWidget):
         self.challenge_id: str | None = None
         self.pending: list[Application] = []
         self.busy = False
+        self.opened_poa: set[str] = set()  # applications whose power of attorney was opened here
+        self.practice_account: Any = None  # training: the practice coordinator the trainee plays
+        self.mailbox_opener: Any = None  # training: opens the practice mailbox for an address
         self.setObjectName("approvalsPage")
         self.setWindowTitle("Coordinator approvals" + (" — TRAINING" if authority.training else ""))
         self.resize(900, 560)
@@ -62,6 +80,13 @@ class ApprovalsPage(QWidget):
         layout.addWidget(self.status)
         self._build_sign_in()
         self._build_review()
+        row = QHBoxLayout()
+        row.addStretch(1)
+        self.close_button = QPushButton("Close", self)
+        self.close_button.setAccessibleName("Close")
+        self.close_button.clicked.connect(self.close)
+        row.addWidget(self.close_button)
+        layout.addLayout(row)
         if not authority.automatic:
             self.stack.setCurrentIndex(0)
             self.status.setText(f"Coordinators review applications on DEA's CSOS portal: {authority.portal_url}")
@@ -75,6 +100,23 @@ class ApprovalsPage(QWidget):
                        "password.", page)
         intro.setWordWrap(True)
         form.addRow(intro)
+        self.practice_note = QLabel(page)
+        self.practice_note.setWordWrap(True)
+        self.practice_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.practice_note.setStyleSheet("QLabel { background: #fff4d6; color: #1f1f1f; border: 1px solid #e0c77a;"
+                                         " border-radius: 4px; padding: 8px; }")
+        self.practice_button = QPushButton("Sign in as the practice coordinator", page)
+        self.practice_button.clicked.connect(lambda: self.use_practice_coordinator())
+        self.mailbox_button = QPushButton("Open the practice mailbox", page)
+        self.mailbox_button.clicked.connect(self._open_mailbox)
+        for widget in (self.practice_note, self.practice_button, self.mailbox_button):
+            widget.setVisible(False)
+        form.addRow(self.practice_note)
+        practice_row = QHBoxLayout()
+        practice_row.addWidget(self.practice_button)
+        practice_row.addWidget(self.mailbox_button)
+        practice_row.addStretch(1)
+        form.addRow(practice_row)
         self.email = QLineEdit(page)
         self.email.setObjectName("coordinatorEmail")
         self.email.setAccessibleName("E-mail address")
@@ -99,6 +141,37 @@ class ApprovalsPage(QWidget):
         self.send_code.clicked.connect(self._send_code)
         self.sign_in.clicked.connect(self._sign_in)
         self.stack.addWidget(page)
+        if self.authority.training:
+            self.practice_button.setVisible(True)
+            self.practice_note.setText("TRAINING: the practice coordinator is played by you. Press “Sign in as the "
+                                       "practice coordinator” to fill in their sign-in.")
+            self.practice_note.setVisible(True)
+
+    def use_practice_coordinator(self, registrations: Any = ()) -> Any:
+        """Training only: fill in the sign-in of the practice coordinator (read from the sandbox seed)."""
+        if not self.authority.training:
+            return None
+        from app.training import practice_coordinator_for
+
+        account = practice_coordinator_for(tuple(registrations or ()))
+        if account is None:
+            self.status.setText("The practice coordinator's sign-in could not be read from the training data.")
+            return None
+        self.practice_account = account
+        self.email.setText(account.email)
+        self.password.setText(account.password)
+        self.practice_note.setText(
+            f"TRAINING: you now play {account.full_name}, the practice coordinator of {account.registration_name} "
+            f"({account.registration}). Sign-in: e-mail {account.email}, password {account.password} (filled in). "
+            "Press “Send me the code”; the code arrives in the practice mailbox.")
+        self.practice_note.setVisible(True)
+        self.mailbox_button.setVisible(True)
+        self.send_code.setFocus()
+        return account
+
+    def _open_mailbox(self) -> None:
+        if self.mailbox_opener is not None:
+            self.mailbox_opener(self.email.text().strip())
 
     def _send_code(self) -> None:
         email, password = self.email.text().strip(), self.password.text()
@@ -115,6 +188,10 @@ class ApprovalsPage(QWidget):
         self.sign_in.setEnabled(True)
         self.code.setFocus()
         self.status.setText(challenge.message or "A code was sent to your e-mail.")
+        if self.authority.training:
+            self.mailbox_button.setVisible(True)
+            self.status.setText((challenge.message or "A code was sent.") + " In training it is in the practice "
+                                "mailbox: press “Open the practice mailbox”.")
 
     def _sign_in(self) -> None:
         challenge, code = self.challenge_id, self.code.text().strip()
@@ -235,6 +312,9 @@ class ApprovalsPage(QWidget):
         if not approve and not reason:
             self.reason_problem.show_problem("Give the reason: the applicant sees it.")
             return
+        if approve and not messages.confirm(self, "Approve this application?", approval_question(
+                app, opened=app.id in self.opened_poa), yes_text="Approve", no_text="Not yet"):
+            return
 
         def done(result: Any) -> None:
             self.reason.clear()
@@ -256,9 +336,18 @@ class ApprovalsPage(QWidget):
             target.chmod(0o600)
             return target
 
-        self._run("Fetching the power of attorney",
-                  lambda: save(self.authority.poa_document(session, app.id)),
-                  lambda path: QDesktopServices.openUrl(QUrl.fromLocalFile(str(path))))
+        def opened(path: Path) -> None:
+            self.opened_poa.add(app.id)
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(path)))
+
+        self._run("Fetching the power of attorney", lambda: save(self.authority.poa_document(session, app.id)),
+                  opened)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape and self.isWindow():
+            self.close()
+            return
+        super().keyPressEvent(event)
 
     # -- plumbing -------------------------------------------------------------------------------------------------
 

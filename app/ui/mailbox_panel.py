@@ -1,6 +1,8 @@
-"""The training mailbox: the sandbox's "e-mail" and "postal" messages, so a trainee sees where the codes come from.
+"""The practice mailbox: the sandbox's "e-mail" and "postal" messages, so a trainee sees where the codes come from.
 
 Training only: in production the codes arrive in real e-mail and by post. The panel refreshes by itself while shown.
+Its first message is a welcome letter (made here, from ``app.training``): who plays whom in training, and the
+practice coordinator's sign-in.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QTimer
-from PySide6.QtGui import QShowEvent, QHideEvent
+from PySide6.QtGui import QHideEvent, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -40,12 +42,12 @@ class MailboxPanel(QWidget):
         self.messages: list[MailMessage] = []
         self._loading = False
         self.setObjectName("mailboxPanel")
-        self.setWindowTitle("Training mailbox — TRAINING")
+        self.setWindowTitle("Practice mailbox — TRAINING")
         self.resize(760, 480)
         layout = QVBoxLayout(self)
-        layout.addWidget(training_banner(self, "TRAINING mailbox — these stand in for the e-mails and letters DEA's CA "
-                                               "sends. The reference number comes by e-mail and the access code by "
-                                               "post, separately, on purpose."))
+        layout.addWidget(training_banner(self, "TRAINING — the practice mailbox stands in for the e-mails and letters "
+                                               "DEA's CA sends. The reference number comes by e-mail and the access "
+                                               "code by post, separately, on purpose."))
         row = QHBoxLayout()
         row.addWidget(QLabel("Messages for:", self))
         self.email = QLineEdit(email, self)
@@ -77,7 +79,13 @@ class MailboxPanel(QWidget):
         self.status = QLabel(self)
         self.status.setObjectName("mailboxStatus")
         self.status.setWordWrap(True)
-        layout.addWidget(self.status)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.status, 1)
+        self.close_button = QPushButton("Close", self)
+        self.close_button.setAccessibleName("Close")
+        self.close_button.clicked.connect(self.close)
+        bottom.addWidget(self.close_button)
+        layout.addLayout(bottom)
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.refresh)
@@ -93,22 +101,23 @@ class MailboxPanel(QWidget):
     def refresh(self) -> None:
         email = self.email.text().strip().lower()
         if not email:
+            self._loaded([])
             self.status.setText("Enter the e-mail address you applied with.")
             return
         if self._loading:
             return
         self._loading = True
         channel = self.channel.currentData()
-        self.jobs.run("Reading the training mailbox", lambda _c: self.authority.mailbox(email, channel),
+        self.jobs.run("Reading the practice mailbox", lambda _c: self.authority.mailbox(email, channel),
                       on_success=self._loaded, on_failure=self._failed, owner=self)
 
     def _loaded(self, messages: Any) -> None:
         self._loading = False
         selected = self._selected_id()
-        self.messages = list(reversed(messages))  # newest first
+        self.messages = list(reversed(messages)) + [welcome_message(self.email.text().strip())]  # newest first
         self.model.set_rows([(f"{m.created_at.astimezone():%Y-%m-%d %H:%M:%S}" if m.created_at else "",
                               CHANNEL_TEXT.get(m.channel, m.channel), m.subject) for m in self.messages])
-        self.status.setText(f"{len(self.messages)} message(s).")
+        self.status.setText(f"{len(self.messages)} message(s), the welcome letter included.")
         row = next((i for i, m in enumerate(self.messages) if m.id == selected), 0 if self.messages else None)
         if row is not None:
             self.table.selectRow(row)
@@ -136,6 +145,21 @@ class MailboxPanel(QWidget):
         self.timer.start()
         self.refresh()
 
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.close()
+            return
+        super().keyPressEvent(event)
+
     def hideEvent(self, event: QHideEvent) -> None:
         self.timer.stop()
         super().hideEvent(event)
+
+
+def welcome_message(to: str) -> MailMessage:
+    """The first letter of the practice mailbox (not from the sandbox: it explains the sandbox)."""
+    from app.training import welcome_letter
+
+    subject, body = welcome_letter()
+    return MailMessage(id=0, to=to or "you", channel="email", kind="welcome", subject=subject, body=body,
+                       created_at=None)

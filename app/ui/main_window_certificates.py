@@ -121,8 +121,13 @@ class CertificateWindowsMixin:
         from app.ui.approvals_page import ApprovalsPage
 
         def make() -> Any:
-            page = ApprovalsPage(authority_for(self.config), self.facade.jobs, parent=self)
+            authority = authority_for(self.config)
+            page = ApprovalsPage(authority, self.facade.jobs, parent=self)
             page.setWindowTitle("Approvals" + (" — TRAINING" if self.config.is_training else ""))
+            if authority.training:
+                from app.ui.wizards import open_mailbox
+
+                page.mailbox_opener = lambda email: open_mailbox(page, self.facade, authority=authority, email=email)
             page.resize(900, 520)
             return page
 

@@ -137,6 +137,13 @@ def enroll_in_gui(qtbot, facade, authority, certificates, client, registration, 
                for label in dialog.page.findChild(QWidget, "summary").findChildren(QLabel))
     press_next(qtbot, dialog, "waiting")
     assert dialog.next_button.text() == "Check now" and not dialog.back_button.isEnabled()
+    practice = dialog.page.findChild(QLabel, "practiceCoordinator").text()
+    assert "practice coordinator is played by you" in practice and "password" in practice
+    asked = []
+    dialog.approvals_opener = asked.append
+    qtbot.mouseClick(next(b for b in dialog.page.findChildren(QPushButton)
+                          if b.text() == "Open approvals as the practice coordinator"), Qt.MouseButton.LeftButton)
+    assert asked == [[registration["dea_number"]]]
     assert dialog.poll_timer.isActive()
     return dialog
 
@@ -211,7 +218,7 @@ def test_full_enrollment_with_a_software_key_then_renewal_then_revocation(qtbot,
     assert certificates.get(renewed.fingerprint).status is CertificateStatus.REVOKED
 
 
-def test_coordinator_approves_one_application_and_rejects_another(qtbot, facade, authority, client):
+def test_coordinator_approves_one_application_and_rejects_another(qtbot, facade, authority, client, modal_boxes):
     from app.ui.approvals_page import ApprovalsPage
 
     approve_email, approve_token, approve_id = _application(client, "Avery Approve")
@@ -240,7 +247,14 @@ def test_coordinator_approves_one_application_and_rejects_another(qtbot, facade,
     qtbot.waitUntil(lambda: not page.busy and reject_id not in [a.id for a in page.pending], timeout=20_000)
 
     page.table.selectRow([a.id for a in page.pending].index(approve_id))
+    modal_boxes.answers[:] = [False]  # "Not yet": the power of attorney was not opened
     qtbot.mouseClick(page.approve_button, Qt.MouseButton.LeftButton)
+    title, question = modal_boxes.questions[-1]
+    assert title == "Approve this application?" and "Avery Approve" in question
+    assert "NOT opened the power of attorney" in question and approve_id in [a.id for a in page.pending]
+    page.opened_poa.add(approve_id)  # as "Open power of attorney…" does once the document is shown
+    qtbot.mouseClick(page.approve_button, Qt.MouseButton.LeftButton)
+    assert "You opened the power of attorney." in modal_boxes.questions[-1][1]
     qtbot.waitUntil(lambda: not page.busy and approve_id not in [a.id for a in page.pending], timeout=20_000)
 
     assert client.last_message(reject_email, "enrollment_rejected")["data"]["reason"] == "Not on our staff list"
@@ -304,3 +318,34 @@ def test_every_wizard_page_renders_to_a_screenshot(qtbot):
         assert expected in names
     image = QImage(str(SCREENSHOTS / "enrollment-13-key_location.png"))
     assert image.width() >= 700 and image.height() >= 600
+
+
+def test_in_training_the_trainee_plays_the_practice_coordinator(qtbot, facade, authority, client):
+    """From the waiting page's "Open approvals as the practice coordinator": the sign-in is filled in from the
+    sandbox's seed, the code is in the practice mailbox, whose first letter explains who plays whom."""
+    from app.ui.wizards import open_approvals
+
+    opened = []
+    page = open_approvals(None, facade, authority=authority, registrations=[PHARMACY["dea_number"]])
+    qtbot.addWidget(page)
+    page.mailbox_opener = lambda address: opened.append(_mailbox(qtbot, authority, facade, address))
+    coordinator = PHARMACY["coordinator"]
+    assert page.email.text() == coordinator["email"] and page.password.text() == coordinator["password"]
+    assert "played by you" in page.practice_note.text() or "you now play" in page.practice_note.text()
+    assert coordinator["full_name"] in page.practice_note.text()
+    qtbot.mouseClick(page.send_code, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.code.isEnabled(), timeout=20_000)
+    assert "practice mailbox" in page.status.text() and page.mailbox_button.isVisible()
+    qtbot.mouseClick(page.mailbox_button, Qt.MouseButton.LeftButton)
+    panel = opened[0]
+    qtbot.waitUntil(lambda: "sign-in code is " in panel.body.toPlainText(), timeout=20_000)
+    assert panel.windowTitle() == "Practice mailbox — TRAINING"
+    welcome = panel.messages[-1]
+    assert welcome.subject == "Welcome to the practice mailbox"
+    assert "YOU also play the practice coordinator" in welcome.body and coordinator["password"] in welcome.body
+    page.code.setText(panel.body.toPlainText().split("sign-in code is ")[1][:6])
+    qtbot.mouseClick(page.sign_in, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.stack.currentIndex() == 1 and not page.busy, timeout=20_000)
+    assert coordinator["email"] in page.who.text()
+    qtbot.keyClick(panel, Qt.Key.Key_Escape)
+    assert not panel.isVisible()

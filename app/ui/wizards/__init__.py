@@ -28,7 +28,8 @@ from app.ui.wizards.host import WizardDialog
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WizardDialog", "open_enrollment_wizard", "open_import_wizard", "open_mailbox", "open_renewal_wizard",
+__all__ = ["WizardDialog", "open_approvals", "open_enrollment_wizard", "open_import_wizard", "open_mailbox",
+           "open_renewal_wizard",
            "open_revocation_wizard", "render_wizard_screenshots", "wizard_state_store"]
 
 
@@ -58,6 +59,9 @@ def _open(parent: QWidget | None, facade: Any, flow_type: type[Flow], *, authori
         return None
     dialog = WizardDialog(flow, jobs=facade.jobs, parent=parent,
                           mailbox_opener=(lambda email: open_mailbox(dialog, facade, authority=authority, email=email))
+                          if authority.training else None,
+                          approvals_opener=(lambda registrations: open_approvals(
+                              dialog, facade, authority=authority, registrations=registrations))
                           if authority.training else None)
     dialog.show()
     dialog.begin()
@@ -103,6 +107,28 @@ def open_mailbox(parent: QWidget | None, facade: Any, *, authority: EnrollmentAu
     panel.setWindowFlag(Qt.WindowType.Window, True)
     panel.show()
     return panel
+
+
+def open_approvals(parent: QWidget | None, facade: Any, *, authority: EnrollmentAuthority | None = None,
+                   registrations: Any = ()) -> Any:
+    """Training: the approvals window with the practice coordinator's sign-in filled in (the trainee plays them)."""
+    from PySide6.QtCore import Qt
+
+    from app.ui.approvals_page import ApprovalsPage
+
+    try:
+        authority = authority or authority_for(facade.config)
+    except CsosError as exc:
+        messages.alert(parent, "Approvals", exc.message)
+        return None
+    page = ApprovalsPage(authority, facade.jobs, parent=parent)
+    page.setWindowFlag(Qt.WindowType.Window, True)
+    page.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    page.setWindowTitle("Approvals" + (" — TRAINING" if authority.training else ""))
+    page.mailbox_opener = lambda email: open_mailbox(page, facade, authority=authority, email=email)
+    page.use_practice_coordinator(registrations)
+    page.show()
+    return page
 
 
 # ---------------------------------------------------------------------------------------------------------------------

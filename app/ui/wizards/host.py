@@ -42,11 +42,13 @@ class WizardDialog(QDialog):
     view_changed = Signal(str)
 
     def __init__(self, flow: Flow, *, jobs: JobRunner, mailbox_opener: Callable[[str], Any] | None = None,
+                 approvals_opener: Callable[[list[str]], Any] | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.flow = flow
         self.jobs = jobs
         self.mailbox_opener = mailbox_opener
+        self.approvals_opener = approvals_opener
         self.busy = False
         self.rendered_view: str | None = None
         self.page: WizardPage | None = None
@@ -293,6 +295,9 @@ class WizardDialog(QDialog):
                 self.test_order_requested.emit(str(dea))
         elif action == "enroll":
             self.enrollment_requested.emit()
+        elif action == "open_approvals":
+            if self.approvals_opener is not None:
+                self.approvals_opener(list(self.flow.data.get("registrations") or []))
         elif action.startswith("open_url:"):
             url = action.removeprefix("open_url:")
             if url:

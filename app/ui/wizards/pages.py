@@ -593,12 +593,27 @@ class WaitingPage(WizardPage):
             self.summary([("Application", self.data.get("application_id", "")),
                           ("Status", self.data.get("application_status", "pending")),
                           ("Sent", _when(self.data.get("submitted_at")))], name="waitingStatus")
+            if self.flow.authority.training:
+                self._practice_coordinator()
             self.mailbox_hint("The approval")
         else:
             self.text("Your coordinator approves your application on DEA's portal. Then DEA sends a reference number "
                       "by e-mail and an access code by post (to the registered address). Keep both: you enter them "
                       "on DEA's portal when you retrieve the certificate.")
             self.check("codes_received", "I have both the reference number and the access code")
+
+
+    def _practice_coordinator(self) -> None:
+        """Training: nobody else will approve — the trainee plays the practice coordinator too."""
+        from app.training import practice_coordinator_for
+
+        account = practice_coordinator_for(tuple(self.data.get("registrations") or ()))
+        who = (f"{account.full_name}, e-mail {account.email}, password {account.password}" if account else
+               "the practice coordinator")
+        self.notice("TRAINING: in training, the practice coordinator is played by you. Sign in as the practice "
+                    f"coordinator ({who}) and approve your own application; then come back here.",
+                    name="practiceCoordinator")
+        self.button("Open approvals as the practice coordinator", "open_approvals", name="openApprovals")
 
 
 class CodesPage(WizardPage):
