@@ -92,9 +92,9 @@ def order_html(view: Any) -> str:
 def records_html(views: Sequence[Any], meta: dict[str, Any]) -> str:
     """The whole export as one HTML page (print preview); the PDF is painted order by order instead."""
     head = _head_html(views, meta)
-    if not views:
+    pages = ([history_html(meta)] if meta.get("history") else []) + [order_html(view) for view in views]
+    if not pages:
         return f"<html><head><style>{_STYLE}</style></head><body>{head}</body></html>"
-    pages = [order_html(view) for view in views]
     separator = "<div style='page-break-before: always'></div>"
     return (f"<html><head><style>{_STYLE}</style></head><body>{head}{separator}"
             + separator.join(pages) + "</body></html>")
@@ -140,7 +140,8 @@ def render_records_pdf(views: Sequence[Any], meta: dict[str, Any], path: Path) -
         footer_font.setPixelSize(10)  # painter units are 1/96 inch: about 7.5 pt
         page_number = 0
         # One order's HTML at a time: building all of it first held ~100 MB for 20,000 orders.
-        sections = itertools.chain([_head_html(views, meta)], (order_html(view) for view in views))
+        sections = itertools.chain([_head_html(views, meta)], [history_html(meta)] if meta.get("history") else [],
+                                   (order_html(view) for view in views))
         for section in sections:
             document = QTextDocument()
             document.setDefaultStyleSheet(_STYLE)
@@ -160,6 +161,30 @@ def render_records_pdf(views: Sequence[Any], meta: dict[str, Any], path: Path) -
                                  f"CSOS order records — page {page_number}")
     finally:
         painter.end()
+
+
+def history_html(meta: dict[str, Any]) -> str:
+    """The ordering-history page: per registration, each controlled substance's ordered and received quantities
+    per month (``app.services.orders.history.history_rows_for_records``)."""
+    parts = ["<h2>Ordering history (controlled substances, last 24 months)</h2>",
+             "<p class='small'>Orders signed and later; cancelled, not accepted and lost orders left out. Quantities "
+             "in dosage units (packages × quantity in one package); received = recorded receipts of those orders."
+             "</p>"]
+    registration = None
+    for entry in meta.get("history", []):
+        if entry["registration"] != registration:
+            if registration is not None:
+                parts.append("</table>")
+            registration = entry["registration"]
+            parts.append(f"<h3>DEA {_e(registration)}</h3><table width='100%'><tr><th>Substance</th><th>Month</th>"
+                         "<th>Ordered</th><th>Received</th></tr>")
+        for month, ordered, received in entry["months"]:
+            parts.append(f"<tr><td>{_e(entry['substance'])}</td><td>{_e(month)}</td>"
+                         f"<td align='right'>{_e(ordered)} {_e(entry['unit'])}</td>"
+                         f"<td align='right'>{_e(received)} {_e(entry['unit'])}</td></tr>")
+    if registration is not None:
+        parts.append("</table>")
+    return "".join(parts)
 
 
 def _head_html(views: Sequence[Any], meta: dict[str, Any]) -> str:

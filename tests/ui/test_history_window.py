@@ -121,3 +121,19 @@ def test_records_menu_opens_the_history_window(qtbot, training_config, book, db)
     qtbot.waitUntil(lambda: main.history_window.report is not None, timeout=10_000)
     main.history_window.close()
     assert facade.jobs.shutdown(5000)
+
+
+def test_records_pdf_has_the_ordering_history_page(tmp_path):
+    from app.ui.records_pdf import records_html, render_records_pdf
+
+    meta = {"date_from": "2025-01-01", "date_to": "2025-09-30", "exported_at": "2025-10-01T00:00:00",
+            "registrants": ["Main Street Pharmacy (BJ6125341)"],
+            "history": [{"registration": "BJ6125341", "substance": "Oxycodone", "unit": "units",
+                         "months": [("2025-08", "200", "100"), ("2025-09", "300", "0")]}]}
+    page = records_html([], meta)
+    assert "Ordering history" in page and "DEA BJ6125341" in page
+    assert "<td>2025-08</td><td align='right'>200 units</td><td align='right'>100 units</td>" in page
+    assert "Ordering history" not in records_html([], {k: v for k, v in meta.items() if k != "history"})
+    render_records_pdf([], meta, tmp_path / "records.pdf")
+    data = (tmp_path / "records.pdf").read_bytes()
+    assert data.startswith(b"%PDF") and b"/Count 2" in data  # the cover page, then the history page

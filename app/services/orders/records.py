@@ -413,6 +413,10 @@ def _export_into(db: Database, work: Path, *, date_from: dt.date, date_to: dt.da
     meta = {"date_from": date_from.isoformat(), "date_to": date_to.isoformat(), "exported_at": now.isoformat(),
             "registrants": sorted(registrants), "version": version}
     if render_pdf is not None:
+        from app.services.orders.history import history_rows_for_records  # the PDF's ordering-history page
+
+        meta["history"] = history_rows_for_records(db, now=min(now, dt.datetime.combine(
+            date_to, dt.time(23, 59), dt.timezone.utc)))
         render_pdf(_ArchivedViews(view_files), meta, work / "records.pdf")
     _zip_folder(archive, work / "archive.zip")
     return len(view_files), files
