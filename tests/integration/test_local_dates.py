@@ -115,3 +115,16 @@ def test_the_time_zones_setting_reaches_the_order_book_from_the_command_line(tmp
         assert book.time_zones == {"BJ6125341": "America/Los_Angeles"}
     finally:
         db.close()
+
+
+def test_an_order_date_more_than_a_day_from_the_signing_time_is_refused(book, tmp_path, system_zone):
+    import dataclasses
+
+    from app.services.signing.verifier import order_reasons_for
+
+    system_zone("America/Los_Angeles")
+    instant = dt.datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    _signed, order, _verdict = _sign_at(book, tmp_path, instant)
+    codes = lambda o: {r.code for r in order_reasons_for(o, None, {}, signing_time=instant)}  # noqa: E731
+    assert "date_mismatch" not in codes(order)  # the local evening: one day before the UTC date
+    assert "date_mismatch" in codes(dataclasses.replace(order, date_signed=dt.date(2026, 11, 17)))

@@ -271,6 +271,14 @@ def order_reasons_for(order: PurchaseOrder, signer: CsosCertificate | None,
             if value in (None, "", 0):
                 reasons.append(Reason(f"missing_field:{name}", f"Line {line.line_number} has no "
                                                                f"{name.replace('_', ' ')} (O1)."))
+    # The order's date is the pharmacy's local date of the signing (time zones span UTC-12 to UTC+14): never more
+    # than a day from the UTC signing time, or the order number's year could be chosen freely.
+    if order.date_signed and signing_time is not None:
+        utc_day = signing_time.astimezone(dt.timezone.utc).date()
+        if abs((order.date_signed - utc_day).days) > 1:
+            reasons.append(Reason("date_mismatch", f"The order is dated {order.date_signed:%Y-%m-%d} but was signed "
+                                                   f"on {utc_day:%Y-%m-%d} (UTC); an order carries the date it was "
+                                                   "signed."))
     # O2
     try:
         number = OrderNumber.parse(order.order_number or "")
