@@ -142,9 +142,12 @@ class AppFacade(QObject):
                          production=not self.is_training)
 
     def connector(self, supplier: Any) -> Any:
+        from app.services.signing.usage_indicator import for_profile
         from app.services.transport.connectors import connector_for
 
-        return connector_for(supplier, data_dir=self.config.data_dir, tls_bundle=self.settings.get("tls_bundle"))
+        # A training supplier takes test (T) interchanges only, a production one P (ISA15).
+        return connector_for(supplier, data_dir=self.config.data_dir, tls_bundle=self.settings.get("tls_bundle"),
+                             test_indicator=for_profile(self.config))
 
     def lifecycle(self) -> Any:
         from app.services.orders.lifecycle import Lifecycle

@@ -155,12 +155,14 @@ def prepare(facade: Any, order_id: int) -> Preparation:
     """Runs on a worker: read the order, find the certificate whose DEA hash matches, run every check."""
     from app.services.certificates.book import CertificateBookError, record_key_ref
     from app.services.signing.order_signing import OrderSigningService, interchange_ids, purchase_order_from
+    from app.services.signing.usage_indicator import for_profile
     from app.services.signing.x12 import write_850
 
     now = facade.clock()
     order = facade.book.get_order(order_id)
     po = purchase_order_from(order, signed_on=now.date())
-    x12_text = write_850(po, created_at=now, **interchange_ids(order)).decode("ascii", "replace")  # type: ignore
+    x12_text = write_850(po, created_at=now,  # type: ignore[arg-type]
+                         **interchange_ids(order, test_indicator=for_profile(facade.config))).decode("ascii", "replace")
     record, certificate_problem, pin_pad, on_token, reasons, clock = None, None, False, False, [], None
     notices: list[Any] = []
     certificate_text = ""
@@ -539,6 +541,7 @@ class SignAndSendDialog(QDialog):
 
         def work(context: Any) -> Outcome:
             from app.services.signing.order_signing import OrderSigningService
+            from app.services.signing.usage_indicator import for_profile
 
             context.progress(0, 3, "Opening your key…" if not preparation.pin_pad else
                              "Type your PIN on the card reader's keypad…")
@@ -547,7 +550,7 @@ class SignAndSendDialog(QDialog):
             certificate, intermediates = facade.certificates.chain(record)
             service = OrderSigningService(facade.book, facade.verifier(), clock_check=facade.clock_check(),
                                           clock=facade.clock, on_revoked=facade.certificates.record_crl_revocation,
-                                          usage_settings=facade.settings)
+                                          usage_settings=facade.settings, test_indicator=for_profile(facade.config))
             service.sign(order_id, signer=signer, certificate=certificate, intermediates=intermediates)
             return self._send(context, facade, order_id)
 

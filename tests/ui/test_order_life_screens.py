@@ -50,8 +50,8 @@ def accepted_order(facade, world, lines=(("00406-0552-01", 2), ("65862-0017-01",
     order = world.new_order(lines=lines)
     certificate, intermediates = facade.certificates.chain(world.record)
     signer = facade.sessions.unlocked_signer(world.record, KEY_PASSWORD)
-    OrderSigningService(world.book, facade.verifier()).sign(order.id, signer=signer, certificate=certificate,
-                                                            intermediates=intermediates)
+    OrderSigningService(world.book, facade.verifier(), test_indicator="T").sign(  # training: ISA15 T
+        order.id, signer=signer, certificate=certificate, intermediates=intermediates)
     outcome = send_order(facade, order.id)
     assert outcome.status is OrderStatus.ACCEPTED, outcome.message
     return world.book.get_order(order.id)

@@ -13,6 +13,8 @@ from PySide6.QtCore import Qt  # noqa: E402
 
 from app.models.states import OrderStatus  # noqa: E402
 from app.ui.sign_dialog import SignAndSendDialog, presign_rules  # noqa: E402
+from app.services.signing.cms import parse_signed_document  # noqa: E402
+from app.services.signing.usage_indicator import read_usage_indicator  # noqa: E402
 from app.services.signing.verifier import Reason  # noqa: E402
 from tests.ui.training_world import KEY_PASSWORD, TrainingWorld  # noqa: E402
 
@@ -81,6 +83,7 @@ def test_rules_are_listed_passed_and_the_order_is_shown_as_the_supplier_will_see
     text = dialog.preview.toPlainText()
     assert order.order_number in text and "BJ6125341" in text and "Acme Drug" in text and "0406-0552-01" in text
     assert "BEG*00*SA*" + order.order_number in dialog.x12_view.toPlainText()
+    assert read_usage_indicator(dialog.x12_view.toPlainText().encode("ascii")) == "T"  # training: a test interchange
     assert "Jordan Test" in dialog.certificate_label.text() and not dialog.enroll_button.isVisible()
     assert dialog.unlock.secret_edit.isVisible()
     assert dialog.unlock.secret_edit.echoMode() == dialog.unlock.secret_edit.EchoMode.Password
@@ -98,6 +101,7 @@ def test_sign_and_send_with_a_software_key_shows_the_suppliers_answer(qtbot, fac
     stored = world.book.get_order(order.id)
     assert stored.status is OrderStatus.ACCEPTED, dialog.status_label.text()
     assert stored.signed_document and stored.signer_fingerprint == world.record.fingerprint
+    assert read_usage_indicator(parse_signed_document(stored.signed_document).content) == "T"  # ISA15 in training
     assert "accepted the order" in dialog.status_label.text()
     assert dialog.progress.value() == dialog.progress.maximum()
 
