@@ -25,7 +25,7 @@ import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, and_, case, func, literal, literal_column, select, type_coerce
@@ -464,9 +464,3 @@ def history_rows_for_records(db: Database, *, now: dt.datetime | None = None, mo
                                                         fulfilled + row.fulfilled_units)
     return [dict(value, months=[(month, str(o), str(f)) for month, (o, f) in sorted(value["months"].items())])
             for _key, value in sorted(table.items())]
-
-
-def iter_limits_text(limits: Mapping[tuple[str, str], Decimal]) -> Iterable[str]:
-    for (dea, substance), amount in sorted(limits.items()):
-        yield f"{dea} {substance_label(substance)}: {amount} a month"
-
