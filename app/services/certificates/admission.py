@@ -28,8 +28,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
-from pyhanko_certvalidator.errors import PathBuildingError, PathValidationError, ValidationError
-from pyhanko_certvalidator.policy_decl import CertRevTrustPolicy, RevocationCheckingPolicy, RevocationCheckingRule
+from pyhanko_certvalidator.errors import (
+    PathBuildingError,
+    PathValidationError,
+    ValidationError,
+)
+from pyhanko_certvalidator.policy_decl import (
+    CertRevTrustPolicy,
+    RevocationCheckingPolicy,
+    RevocationCheckingRule,
+)
 
 from app.errors import CsosError
 from app.services.certificates.profile import CertificateProfileError, CsosCertificate
@@ -160,4 +168,4 @@ def _issuer_name(cert: x509.Certificate) -> str:
     return str(values[0].value) if values else cert.issuer.rfc4514_string() or "an unknown issuer"
 
 
-__all__ = ["Admitted", "CertificateRefused", "HOW_TO_ADD_ROOTS", "admit", "csos_view", "is_ca"]
+__all__ = ["HOW_TO_ADD_ROOTS", "Admitted", "CertificateRefused", "admit", "csos_view", "is_ca"]

@@ -15,7 +15,12 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 
 from app.models.values import Schedule
-from tests.fixtures.hostile_certificates import foreign_csos_p12, key_only_p12, p12, self_made_p12
+from tests.fixtures.hostile_certificates import (
+    foreign_csos_p12,
+    key_only_p12,
+    p12,
+    self_made_p12,
+)
 from tests.pki import DEFAULT_DEA, build_training_pki, new_key, serve_directory
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -82,7 +87,7 @@ def sign(run, number: str) -> dict:
 def test_a_foreign_csos_certificate_for_our_dea_number_is_refused_and_the_genuine_one_still_signs(world, tmp_path):
     pki, run, key_files = world
     number = order_with_a_line(run)
-    path, issued = genuine(pki, tmp_path)
+    path, _ = genuine(pki, tmp_path)
     mine = json.loads(import_p12(run, path).stdout)
     assert mine["status"] == "active" and mine["registration"] == DEFAULT_DEA
     keys_before = key_files()

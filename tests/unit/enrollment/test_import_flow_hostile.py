@@ -11,7 +11,12 @@ from app.services.certificates.book import CertificateBook
 from app.services.enrollment.authority import PortalAuthority
 from app.services.enrollment.import_flow import ImportFlow
 from app.services.enrollment.wizard import WizardInputError
-from tests.fixtures.hostile_certificates import foreign_csos_p12, key_only_p12, p12, self_made_p12
+from tests.fixtures.hostile_certificates import (
+    foreign_csos_p12,
+    key_only_p12,
+    p12,
+    self_made_p12,
+)
 from tests.pki import build_training_pki, new_key
 
 FILE_PASSWORD = "File-pass-2026"
