@@ -91,6 +91,10 @@ class OrderDetails:
     timeline: tuple[RecordView, ...]
     receipts: tuple[ReceiptView, ...]
     audit: tuple[AuditView, ...]
+    # Supplier claims that did not match the order, in plain words (issue 16.1).
+    discrepancies: tuple[str, ...] = ()
+    # The state in words when the supplier took the order but its answer could not be used (issue 16.2).
+    answer_problem: str = ""
 
     @property
     def can_be_copied(self) -> bool:
@@ -132,6 +136,7 @@ _ACTION_WORDS = {
     "order.line_removed": "Line removed",
     "order.supplier_changed": "Supplier changed",
     "order.linked_record": "Record linked",
+    "order.flagged": "Discrepancy noted",
     "registration.added": "Registration added",
     "supplier.added": "Supplier added",
     "supplier.updated": "Supplier settings changed",
@@ -218,6 +223,13 @@ def _order_details(session: Any, order_id: int) -> OrderDetails:
     replaced_by = tuple(session.scalars(select(Order.order_number).where(Order.replaces_order_id == order.id)
                                         .order_by(Order.id)))
     supplier = order.supplier
+    from app.models.outbox import OutboxEntry, OutboxPurpose, OutboxState
+    from app.services.orders.answers import discrepancies, sent_state_words
+
+    entry = session.scalar(select(OutboxEntry).where(OutboxEntry.order_id == order.id,
+                                                     OutboxEntry.purpose == OutboxPurpose.ORDER))
+    answer_problem = (sent_state_words(entry.last_error_code) if entry is not None and entry.state is
+                      OutboxState.SENT and entry.last_error_code and order.status is OrderStatus.TRANSMITTED else "")
     return OrderDetails(
         id=order.id, order_number=order.order_number, status=order.status,
         registration_dea=order.registration.dea_number, registration_name=order.registration.name,
@@ -228,6 +240,7 @@ def _order_details(session: Any, order_id: int) -> OrderDetails:
         replaces_order_number=replaces.order_number if replaces else "",
         replaced_by_order_numbers=replaced_by, note=order.note or "",
         lines=lines, timeline=timeline, receipts=receipts, audit=audit,
+        discrepancies=tuple(discrepancies(order)), answer_problem=answer_problem,
     )
 
 
