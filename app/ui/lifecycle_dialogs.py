@@ -180,9 +180,8 @@ class ReceivingDialog(QDialog):
         self.model = PackagesModel(RECEIVING_HEADERS, parent=self)
         self.model.set_rows([
             [line["line_number"], line["description"], f"{line['ndc'][:5]}-{line['ndc'][5:9]}-{line['ndc'][9:]}",
-             line["ordered"], line["expected"], line["shipped"], line["received"],
-             max(0, (line["shipped"] if has_shipments else line["expected"]) - line["received"])]
-            for line in self.lines])
+             line["ordered"], line["expected"], line["shipped"], line["received"], line["default"]]
+            for line in self.lines])  # never more than ordered, whatever a shipment notice claims
         self.table = _counts_table(self, self.model, "receivingLines", "Packages received per line")
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setSectionResizeMode(1, self.table.horizontalHeader().ResizeMode.Stretch)
@@ -205,8 +204,9 @@ class ReceivingDialog(QDialog):
         self.reason_edit = QLineEdit(self)
         self.reason_edit.setObjectName("receivingReason")
         self.reason_edit.setAccessibleName("Reason")
-        self.reason_edit.setPlaceholderText("Only when you receive more than was shipped (e.g. “supplier sent "
-                                            "an extra box, invoice to follow”)")
+        self.reason_edit.setPlaceholderText("Only when you receive more than was shipped or ordered, against a "
+                                            "flagged shipment, or before its ship date (e.g. “supplier sent an "
+                                            "extra box, invoice to follow”)")
         self.reason_message = FieldMessage(self.reason_edit, self)
         reason_label = QLabel("&Reason:", self)
         reason_label.setBuddy(self.reason_edit)
@@ -228,6 +228,11 @@ class ReceivingDialog(QDialog):
         if not has_shipments:
             self.status_label.setText("No shipment notice has arrived for this order yet: the numbers start from "
                                       "what the supplier accepted.")
+        from app.services.orders.answers import discrepancies
+
+        found = discrepancies(order)
+        if found:  # the supplier's claims that do not match the order, before anything is counted
+            self.status_label.setText("⚠ Check before you count: " + " ".join(found))
         self.table.setFocus()
         if self.model.rowCount():
             self.table.setCurrentIndex(self.model.index(0, self.model.edit_column))
@@ -264,6 +269,9 @@ class ReceivingDialog(QDialog):
         self.record_button.setEnabled(True)
         self.status_label.setText("Nothing was recorded. Your numbers are still here.")
         target = {"receiving.more_than_shipped": self.reason_message, "receiving.order_expired": self.reason_message,
+                  "receiving.more_than_ordered": self.reason_message,
+                  "receiving.flagged_shipment": self.reason_message,
+                  "receiving.before_ship_date": self.reason_message,
                   "receiving.future_date": self.date_message,
                   "receiving.before_signing": self.date_message}.get(error.code, self.lines_message)
         target.show_problem(error.message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
@@ -17,6 +18,16 @@ if TYPE_CHECKING:  # services (SQLAlchemy) are imported when an order is shown, 
 
 LINE_HEADERS = ("Line", "Product", "NDC", "Schedule", "Per package", "Packages", "Supplier's answer", "Received")
 TIMELINE_HEADERS = ("When", "What", "Direction", "Details")
+_BYTE_COUNT = re.compile(r"^\(?[\d,]+ bytes kept exactly as (received|sent)\)?$")
+
+
+def plain_summary(text: str) -> str:
+    """No byte counts on the main path: "324 bytes kept exactly as received" reads "Kept exactly as received"
+    (the count stays in the tooltip, for whoever wants the detail)."""
+    found = _BYTE_COUNT.match((text or "").strip())
+    return f"Kept exactly as {found.group(1)}" if found else text
+
+
 RECEIPT_HEADERS = ("Received on", "Line", "Product", "Packages", "Recorded by", "Reason")
 AUDIT_HEADERS = ("When", "Who", "What happened")
 
@@ -26,7 +37,8 @@ class OrderDetailPane(QFrame):
 
     FIELDS = (("status", "Status"), ("registration", "Registration"), ("supplier", "Supplier"),
               ("supplier_address", "Supplier address"), ("created", "Created"), ("signed", "Signed"),
-              ("transmitted", "Sent"), ("lines", "Lines"), ("linked", "Linked orders"))
+              ("transmitted", "Sent"), ("lines", "Lines"), ("linked", "Linked orders"),
+              ("discrepancies", "Discrepancies"))
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -110,8 +122,9 @@ class OrderDetailPane(QFrame):
         if order.replaced_by_order_numbers:
             linked.append("replaced by " + ", ".join(order.replaced_by_order_numbers))
         supplier = order.supplier_name + (f" (DEA {order.supplier_dea})" if order.supplier_dea else "")
+        discrepancies = getattr(order, "discrepancies", ())
         values = {
-            "status": order.status.label,
+            "status": getattr(order, "answer_problem", "") or order.status.label,
             "registration": f"{order.registration_dea} — {order.registration_name}",
             "supplier": supplier,
             "supplier_address": order.supplier_address or "to be completed by the supplier",
@@ -120,17 +133,24 @@ class OrderDetailPane(QFrame):
             "transmitted": format_local(order.transmitted_at) or "not sent yet",
             "lines": str(len(order.lines)),
             "linked": "; ".join(linked) or "none",
+            "discrepancies": "\n".join(f"⚠ {text}" for text in discrepancies)
+                             or "none: the supplier's answers match the order",
         }
         for key, value in values.items():
             self.fields[key].setText(value)
+        # A supplier's claim that does not match the order, or an answer that could not be read, stands out.
+        warn = "font-weight: bold;"
+        self.fields["discrepancies"].setStyleSheet(warn if discrepancies else "")
+        self.fields["status"].setStyleSheet(warn if getattr(order, "answer_problem", "") else "")
         self.fields["created"].setToolTip(format_local_full(order.created_at))
         self.fields["signed"].setToolTip(format_local_full(order.signed_at))
         self.lines_model.set_rows(
             [(line.line_number, line.description, line.ndc, line.schedule, line.package_quantity, line.packages,
               line.line_status, line.packages_received) for line in order.lines],
             [(None, None, None, schedule_label(line.schedule)) for line in order.lines])
-        self.timeline_model.set_rows([(format_local(record.at), record.kind, record.direction, record.summary)
-                                      for record in order.timeline])
+        self.timeline_model.set_rows([(format_local(record.at), record.kind, record.direction,
+                                       plain_summary(record.summary)) for record in order.timeline],
+                                     [(None, None, None, record.summary) for record in order.timeline])
         self.receipts_model.set_rows([(f"{receipt.received_on:%b %d, %Y}", receipt.line_number, receipt.description,
                                        receipt.packages_received, receipt.recorded_by, receipt.reason)
                                       for receipt in order.receipts])

@@ -613,6 +613,7 @@ class Lifecycle:
                                                 note=f"Replacement for lost order {stored.order_number} (O7).")
             record = LinkedRecord(kind=LinkedRecordKind.LOST_STATEMENT, direction="out", media_type=MEDIA_TYPE,
                                   raw=document, parsed={"statement": statement, "text": statement["text"],
+                                                        "summary": lost_statement_summary(statement),
                                                         "replacement_order_number": number.value if number else None},
                                   related_order_id=new_order.id if new_order else None, created_at=now)
             self.book.link_record(session, stored.id, record)
@@ -753,6 +754,13 @@ def lost_statement(order: Order, lines: Mapping[int, OrderLine], missing: Mappin
             "date": statement_date.isoformat(), "declaration": LOST_DECLARATION,
             "replacement_order_number": replacement_order_number, "lines_not_received": items,
             "text": "\n".join(text_lines)}
+
+
+def lost_statement_summary(statement: Mapping[str, Any]) -> str:
+    """One line for the timeline: what the signed statement declares."""
+    return (f"Signed statement: order {statement['order_number']} of {statement['order_date']} to "
+            f"{statement['supplier']['name']} was not received through loss; replacement order "
+            f"{statement.get('replacement_order_number') or 'none'}")
 
 
 def lost_statement_content(statement: Mapping[str, Any]) -> bytes:

@@ -1,0 +1,89 @@
+"""The supplier's answer dialogs (issue 17.1) and the discrepancy in the order detail (issue 16.1), on the training
+world's real order book: an imported 856 claiming 1,000 packages on a 2-package line is linked with its discrepancy
+shown in plain words; an answer recorded by hand with its file is kept and moves the order."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import datetime as dt  # noqa: E402
+
+import pytest  # noqa: E402
+
+from app.models.orderbook import LinkedRecordKind  # noqa: E402
+from app.models.states import OrderStatus  # noqa: E402
+from app.ui.answer_dialogs import AnswerByHandDialog, ImportAnswerDialog  # noqa: E402
+from tests.factories import sign_for_test  # noqa: E402
+from tests.integration.test_hostile_answers_cli import FIXTURES  # noqa: E402
+from tests.ui.test_order_life_screens import facade, world  # noqa: E402,F401
+from tests.ui.training_world import OXYCODONE  # noqa: E402
+
+pytestmark = [pytest.mark.ui, pytest.mark.integration]
+S = OrderStatus
+
+
+def sent_order(world, packages: int = 2):
+    """A signed order the supplier has (placeholder document: the dialogs never re-verify it)."""
+    order = world.new_order(lines=((OXYCODONE, packages),))
+    sign_for_test(world.book, order.id, document=f"doc-{order.order_number}".encode())
+    world.book.transition(order.id, S.QUEUED)
+    world.book.transition(order.id, S.TRANSMITTED)
+    return world.book.get_order(order.id)
+
+
+def rendered(name: str, order, folder):
+    today = dt.datetime.now(dt.timezone.utc).date()
+    data = (FIXTURES / name).read_bytes().replace(b"99XHOST01", order.order_number.encode()).replace(
+        b"20300101", order.signed_at.strftime("%Y%m%d").encode()).replace(
+        b"20300102", today.strftime("%Y%m%d").encode()).replace(b"00406055262", order.lines[0].ndc.encode())
+    path = folder / name
+    path.write_bytes(data)
+    return path
+
+
+def test_import_dialog_links_and_shows_the_discrepancy_and_the_detail_pane_shows_it(qtbot, facade, world, tmp_path):
+    from app.services.orders.details import order_details
+    from app.ui.order_detail import OrderDetailPane
+
+    order = sent_order(world)
+    dialog = ImportAnswerDialog(facade, order_number=order.order_number)
+    qtbot.addWidget(dialog)
+    dialog.set_paths([rendered("855_accepted.x12", order, tmp_path),
+                      rendered("856_thousand_packages.x12", order, tmp_path),
+                      rendered("unreadable_answer.x12", order, tmp_path)])
+    with qtbot.waitSignal(dialog.imported, timeout=20_000):
+        dialog.import_button.click()
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=20_000)
+    text = dialog.result_view.toPlainText()
+    assert "856_thousand_packages.x12: 1 linked" in text and "1,000 packages shipped in all" in text
+    assert "unreadable_answer.x12: nothing linked, 1 refused" in text
+    assert "Refused answers changed nothing" in dialog.problem.text_label.text()
+    pane = OrderDetailPane()
+    qtbot.addWidget(pane)
+    pane.show_order(order_details(world.db, order.id))
+    assert "1,000 packages shipped in all" in pane.fields["discrepancies"].text()
+    timeline = [pane.timeline_model.row_values(r) for r in range(pane.timeline_model.rowCount())]
+    assert any(row[3].startswith("Discrepancy: ") for row in timeline)
+
+
+def test_answer_by_hand_keeps_the_file_and_marks_a_rejected_line(qtbot, facade, world, tmp_path):
+    order = sent_order(world)
+    note = tmp_path / "phone-note.txt"
+    note.write_text("Called Acme 10:15, spoke to Sam: cannot fill, licence check pending.\n")
+    dialog = AnswerByHandDialog(facade, order.id)
+    qtbot.addWidget(dialog)
+    dialog.not_accepted_radio.setChecked(True)
+    assert not dialog.line_boxes[1].isEnabled()
+    dialog.record_button.click()  # no reason yet: refused next to the field, nothing recorded
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=20_000)
+    assert dialog.reason_message.text_label.text() and world.book.get_order(order.id).status is S.TRANSMITTED
+    dialog.reason_edit.setText("Phone: licence check pending")
+    dialog.set_attachment(note)
+    with qtbot.waitSignal(dialog.recorded, timeout=20_000):
+        dialog.record_button.click()
+    stored = world.book.get_order(order.id)
+    assert stored.status is S.NOT_ACCEPTED
+    [record] = [r for r in stored.linked_records if r.kind is LinkedRecordKind.NON_ACCEPTANCE]
+    assert record.raw == note.read_bytes() and record.parsed["reason"] == "Phone: licence check pending"
