@@ -207,3 +207,7 @@ def reset_training_data(config: Any) -> list[str]:
     log.info("training data started over (%d entries removed)", len(removed))
     return removed
 
+
+
+#: the practice power of attorney (21 CFR 1305.05(d) wording, filled in for the practice pharmacy) a trainee attaches
+SAMPLE_POA = Path(__file__).resolve().parents[1] / "resources" / "training" / "power-of-attorney-sample.pdf"

@@ -123,3 +123,11 @@ def test_start_training_over_asks_first(qtbot, window, modal_boxes):
     assert modal_boxes.questions[-1][0] == "Start training over?"
     modal_boxes.answers[:] = [True]
     assert window.start_training_over() is True and seen == [True]
+
+
+def test_no_byte_counts_on_the_order_timeline():
+    from app.ui.order_detail import plain_summary
+
+    assert plain_summary("324 bytes kept exactly as received") == "Kept exactly as received"
+    assert plain_summary("1,024 bytes kept exactly as sent") == "Kept exactly as sent"
+    assert plain_summary("Accepted in full") == "Accepted in full"

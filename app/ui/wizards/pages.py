@@ -510,7 +510,19 @@ class PoaPage(WizardPage):
     def build(self) -> None:
         self.text("Attach the power of attorney the registrant signed for you (a PDF, at most 5 MB). Your "
                   "coordinator sees it when reviewing your application.")
-        self.file("poa_file", "Power-of-attorney document:", file_filter="PDF files (*.pdf)")
+        edit = self.file("poa_file", "Power-of-attorney document:", file_filter="PDF files (*.pdf)")
+        if self.flow.authority.training:
+            from app.training import SAMPLE_POA
+
+            self.notice("TRAINING: no real document is needed. Use the practice sample: a power of attorney in "
+                        "DEA's wording, filled in for the practice pharmacy.", name="samplePoaHint")
+            sample = QPushButton("Use the practice sample", self)
+            sample.setObjectName("useSamplePoa")
+            sample.clicked.connect(lambda: edit.setText(str(SAMPLE_POA)))
+            row = QHBoxLayout()
+            row.addWidget(sample)
+            row.addStretch(1)
+            self.layout_.addLayout(row)
 
 
 class AgreementPage(WizardPage):
