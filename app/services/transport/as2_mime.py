@@ -104,12 +104,10 @@ def entity(headers: list[tuple[str, str]], body: bytes) -> bytes:
 
 def split_entity(raw: bytes) -> tuple[Message, bytes]:
     """Header fields (parsed) and body (untouched bytes) of an entity."""
-    end = raw.find(b"\r\n\r\n")
-    cut = 4
-    if end < 0:
-        end, cut = raw.find(b"\n\n"), 2
-    if end < 0:
+    found = [(at, len(separator)) for separator in (b"\r\n\r\n", b"\n\n") if (at := raw.find(separator)) >= 0]
+    if not found:
         raise As2FormatError("A MIME part has no header/body separator.")
+    end, cut = min(found)  # the first empty line, however the sender ends its lines
     headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:end + cut])
     return headers, raw[end + cut:]
 
@@ -149,22 +147,24 @@ def split_multipart(body: bytes, boundary: str) -> list[bytes]:
     if not boundary:
         raise As2FormatError("A multipart entity has no boundary.")
     delimiter = b"--" + boundary.encode("ascii")
-    data = b"\r\n" + body
+    # MIME is CRLF; some senders (OpenSSL's S/MIME writer on Unix) end lines with LF alone: read those too.
+    eol = b"\r\n" if (b"\r\n" + delimiter) in b"\r\n" + body else b"\n"
+    data = eol + body
     parts: list[bytes] = []
-    position = data.find(b"\r\n" + delimiter)
+    position = data.find(eol + delimiter)
     if position < 0:
         raise As2FormatError("A multipart entity has none of its parts.")
     while True:
-        start = position + 2 + len(delimiter)
+        start = position + len(eol) + len(delimiter)
         if data[start:start + 2] == b"--":
             return parts
-        line_end = data.find(b"\r\n", start)
+        line_end = data.find(eol, start)
         if line_end < 0:
             break
-        following = data.find(b"\r\n" + delimiter, line_end)
+        following = data.find(eol + delimiter, line_end)
         if following < 0:
             break
-        parts.append(data[line_end + 2:following])
+        parts.append(data[line_end + len(eol):following])
         position = following
     raise As2FormatError("A multipart entity is cut short (no closing boundary).")
 
