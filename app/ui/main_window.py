@@ -237,6 +237,12 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
                                         "Check, sign and send the selected order")
         self.receive_action = self._action("&Receive goods…", "ok", "Ctrl+R", self.receive_selected,
                                            "Record the packages received for the selected order")
+        self.import_answer_action = self._action("Import supplier's &answer…", "folder", None, self.import_answer,
+                                                 "Link the supplier's answer files (855, 856, 865), checked against "
+                                                 "the orders")
+        self.answer_by_hand_action = self._action("Record the supplier's answer by &hand…", "info", None,
+                                                  self.record_answer_selected,
+                                                  "The supplier answered by e-mail, PDF or phone")
         self.lost_action = self._action("Report &lost…", "warning", None, self.report_selected_lost,
                                         "The goods never arrived: sign a lost-order statement and reorder")
         self.cancel_action = self._action("&Cancel order…", "remove", None, self.cancel_selected,
@@ -274,13 +280,14 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
 
     @property
     def order_actions(self) -> tuple[QAction, ...]:
-        return (self.sign_action, self.receive_action, self.lost_action, self.cancel_action, self.print_action,
-                self.pdf_action)
+        return (self.sign_action, self.receive_action, self.answer_by_hand_action, self.lost_action,
+                self.cancel_action, self.print_action, self.pdf_action)
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         file_menu.addAction(self.new_order_action)
+        file_menu.addAction(self.import_answer_action)
         file_menu.addSeparator()
         file_menu.addAction(self.registrations_action)
         file_menu.addAction(self.suppliers_action)
@@ -298,6 +305,8 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         order_menu.addSeparator()
         order_menu.addAction(self.sign_action)
         order_menu.addAction(self.receive_action)
+        order_menu.addAction(self.import_answer_action)
+        order_menu.addAction(self.answer_by_hand_action)
         order_menu.addAction(self.sync_action)
         order_menu.addSeparator()
         order_menu.addAction(self.lost_action)

@@ -65,7 +65,9 @@ class SelectedOrderMixin:
         self.copy_order_action.setEnabled(shown is not None and shown.can_be_copied)
         status = shown.status if shown is not None else None
         self.sign_action.setEnabled(status in (OrderStatus.DRAFT, OrderStatus.SIGNED, OrderStatus.QUEUED))
-        self.receive_action.setEnabled(status in SHIPPABLE_STATUSES or status is OrderStatus.EXPIRED)
+        self.receive_action.setEnabled(status in SHIPPABLE_STATUSES or status in (OrderStatus.EXPIRED,
+                                                                                  OrderStatus.TRANSMITTED))
+        self.answer_by_hand_action.setEnabled(status is OrderStatus.TRANSMITTED)
         self.lost_action.setEnabled(status is not None and OrderStatus.LOST in TRANSITIONS[status])
         self.cancel_action.setEnabled(status is not None and OrderStatus.CANCELLED in TRANSITIONS[status])
         self.print_action.setEnabled(status is not None)
@@ -177,6 +179,25 @@ class SelectedOrderMixin:
         if replacement_id:
             self.select_order(int(replacement_id))
             self.open_editor(int(replacement_id))
+
+    @Slot()
+    def import_answer(self) -> Any:
+        """File → Import supplier's answer… (any order; the files say which)."""
+        from app.ui.answer_dialogs import ImportAnswerDialog
+
+        dialog = ImportAnswerDialog(self.facade, parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.dialog = dialog
+        dialog.open()
+        return dialog
+
+    @Slot()
+    def record_answer_selected(self) -> Any:
+        if not self.answer_by_hand_action.isEnabled():
+            return None
+        from app.ui.answer_dialogs import AnswerByHandDialog
+
+        return self._open_order_dialog(lambda order_id: AnswerByHandDialog(self.facade, order_id, parent=self))
 
     @Slot()
     def cancel_selected(self) -> Any:

@@ -87,3 +87,41 @@ def test_answer_by_hand_keeps_the_file_and_marks_a_rejected_line(qtbot, facade, 
     assert stored.status is S.NOT_ACCEPTED
     [record] = [r for r in stored.linked_records if r.kind is LinkedRecordKind.NON_ACCEPTANCE]
     assert record.raw == note.read_bytes() and record.parsed["reason"] == "Phone: licence check pending"
+
+
+def test_the_main_window_offers_both_dialogs(qtbot, tmp_path):
+    """File and Order menus carry "Import supplier's answer…"; the order's actions "Record … by hand…" (enabled while
+    the order waits for the supplier's answer)."""
+    from app.config import load_config
+    from app.models.database import open_database
+    from app.services.orders.orderbook import OrderBook
+    from app.ui.facade import AppFacade
+    from app.ui.main_window import MainWindow
+    from tests.factories import draft_order, seed
+
+    config = load_config(data_dir=tmp_path / "data", profile="training")
+    db = open_database(config.database_url)
+    book = OrderBook(db, actor="test")
+    seed(book)
+    order = draft_order(book, lines=1)
+    sign_for_test(book, order.id)
+    book.transition(order.id, S.QUEUED)
+    book.transition(order.id, S.TRANSMITTED)
+    window = MainWindow(config, book, db, facade=AppFacade(config, book, db), start_checks=False)
+    qtbot.addWidget(window)
+    menus = {a.text(): [x.text() for x in a.menu().actions()] for a in window.menuBar().actions() if a.menu()}
+    assert "Import supplier's &answer…" in menus["&File"] and "Import supplier's &answer…" in menus["&Order"]
+    assert "Record the supplier's answer by &hand…" in menus["&Order"]
+    assert not window.answer_by_hand_action.isEnabled()
+    window.select_order(order.id)
+    qtbot.waitUntil(lambda: window.answer_by_hand_action.isEnabled(), timeout=10_000)
+    assert window.receive_action.isEnabled()  # goods may arrive before any answer
+    dialog = window.record_answer_selected()
+    assert isinstance(dialog, AnswerByHandDialog)
+    dialog.reject()
+    imported = window.import_answer()
+    assert isinstance(imported, ImportAnswerDialog)
+    imported.reject()
+    window.close()
+    window.facade.shutdown()
+    db.close()
