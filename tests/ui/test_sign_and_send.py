@@ -188,3 +188,16 @@ def test_the_main_window_signs_the_selected_order_and_the_outbox_runs_in_the_bac
                     any("Shipment" in window.detail.timeline_model.row_values(r)[1]
                         for r in range(window.detail.timeline_model.rowCount())), timeout=15_000)
     window.close()
+
+
+@pytest.mark.parametrize("state, required, passed", [("ok", True, True), ("off", False, False),
+                                                     ("unknown", True, False), ("unknown", False, None)])
+def test_the_clock_rule_line_fails_in_production_and_warns_in_training(state, required, passed):
+    """K6 (issue 19): an unverified clock is a failed rule in production (Sign cannot go on), a warning in
+    training; more than 5 minutes off fails everywhere."""
+    from app.services.signing.clock import ClockCheck, ClockState
+
+    clock = ClockCheck(ClockState(state), None, "time.nist.gov", "the rule's own words", required=required)
+    line = next(rule for rule in presign_rules([], clock=clock) if rule.key == "clock")
+    assert line.passed is passed
+    assert line.details == ([] if passed else ["the rule's own words"])
