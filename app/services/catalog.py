@@ -244,6 +244,9 @@ def parse_package_quantity(description: str) -> tuple[Decimal, PackageUnit]:
         return _parse_levels(text)
     except _OutOfRange as exc:
         raise InvalidValue(f"'{description}' {exc}", code="package.quantity_out_of_range") from None
+    except ArithmeticError:  # decimal.Overflow and friends: a number with a million digits
+        raise InvalidValue(f"'{description[:80]}…' has a number too large for any package.",
+                           code="package.quantity_out_of_range") from None
     except ValueError as exc:
         raise InvalidValue(f"'{description}' {exc}", code="package.description") from None
 

@@ -543,3 +543,16 @@ def test_write_paths_insert_then_update(db, tmp_path, monkeypatch, path):
     assert after["59011041010"][1] == "OXYCONTIN"
     assert get(db, "0603-1075-58").package_quantity == Decimal(473)
     assert get(db, "0603-1075-58").unit == "ML"
+
+
+@pytest.mark.parametrize("description", [
+    "1000000000000000000000000000 TABLET in 1 BOTTLE (70001-103-02)",  # 10^27: was "unexpected problem"
+    "100000000 TABLET in 1 BOTTLE",  # 9 digits: no order can carry it (X12 PO402 has 8)
+    "123456.789 mL in 1 JUG",  # 9 digits with the decimals
+    "1" + "0" * 1_000_001 + " TABLET in 1 BOTTLE",  # past decimal's exponent range
+])
+def test_a_quantity_no_order_can_carry_is_a_typed_error(description):
+    with pytest.raises(InvalidValue) as err:
+        parse_package_quantity(description)
+    assert err.value.code == "package.quantity_out_of_range"
+    assert parse_package_quantity("99999999 TABLET in 1 BOTTLE") == (Decimal(99_999_999), PackageUnit.EACH)
