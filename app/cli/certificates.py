@@ -198,18 +198,22 @@ def cmd_cert_csr(args: argparse.Namespace) -> int:
 
 
 def cmd_cert_install(args: argparse.Namespace) -> int:
+    from app.cli.trust import offer_root
     from app.services.keys import KeyStoreError
 
     data = _read_file(args.file)
     pin = read_secrets(args, [("Token PIN", False)])[0] if args.password_stdin else None
     with _certificates(args) as certs:
         try:
-            record = certs.install(data, secret=pin)
-        except KeyStoreError as exc:
-            if exc.code != "key.pin_required" or pin is not None or not sys.stdin.isatty():
-                raise
-            (pin,) = read_secrets(args, [("Token PIN", False)])
-            record = certs.install(data, secret=pin)
+            try:
+                record = certs.install(data, secret=pin)
+            except KeyStoreError as exc:
+                if exc.code != "key.pin_required" or pin is not None or not sys.stdin.isatty():
+                    raise
+                (pin,) = read_secrets(args, [("Token PIN", False)])
+                record = certs.install(data, secret=pin)
+        finally:  # production: the root found in the downloaded chain, its fingerprint and the `trust add` command
+            offer_root(args, certs.config, data)
         del pin
         return _print_record(args, record, "Installed")
 

@@ -55,13 +55,14 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
         describe(candidate, out=out)
     chosen = candidates
     if not args.fingerprint:
-        chosen = [c for c in candidates if c.is_ca]
+        chosen = offered(candidates)
         if not chosen:
             raise TrustStoreError("None of these is a CA certificate, so none can be a CSOS trust root. Add the root "
                                   "certificate of the CA instead (DEA publishes it). Nothing was added.",
                                   code="trust.not_ca")
-        for skipped in (c for c in candidates if not c.is_ca):
-            print(f"Skipped '{skipped.name}': not a CA certificate.", file=out)
+        for skipped in (c for c in candidates if c not in chosen):
+            why = "not a CA certificate" if not skipped.is_ca else "not a root; the root in the file covers it"
+            print(f"Skipped '{skipped.name}': {why}.", file=out)
     if not args.yes:
         if not sys.stdin.isatty():
             raise UsageError("No terminal to confirm on. In scripts use --yes --fingerprint HEX with the SHA-256 "
@@ -83,6 +84,36 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
     for candidate in already:
         print(f"{candidate.name} ({candidate.short_id}) was already trusted.")
     return EXIT_OK
+
+
+def offered(candidates: list[Any]) -> list[Any]:
+    """What to offer from a file: its roots (self-signed CAs), else its CA certificates (said not to be roots)."""
+    roots = [c for c in candidates if c.kind == "root"]
+    return roots or [c for c in candidates if c.is_ca]
+
+
+def offer_root(args: argparse.Namespace, config: Any, data: bytes) -> None:
+    """After `cert install` in production: if the downloaded file holds a root this profile does not trust yet, show
+    its fingerprint (to compare with the one DEA publishes) and the exact command that adds it. Never fails."""
+    import shlex
+
+    from app.errors import CsosError
+    from app.services.certificates.trust import TrustStore, group_fingerprint, read_certificates, root_offer
+
+    if config.is_training:
+        return
+    try:
+        root = root_offer(read_certificates(data), TrustStore(config.data_dir))
+    except CsosError:
+        return
+    if root is None:
+        return
+    command = "csos-desk" + (f" --data-dir {shlex.quote(str(args.data_dir))}" if args.data_dir else "")
+    command += f" --profile {config.profile.value} trust add {shlex.quote(str(args.file))}"
+    print(f"The file also holds the root certificate '{root.name}', which this profile does not trust yet.\n"
+          f"  SHA-256:  {group_fingerprint(root.fingerprint)}\n"
+          "Compare it with the fingerprint DEA publishes. Only if they are the same, trust it with:\n"
+          f"  {command}", file=sys.stderr)
 
 
 def cmd_trust_list(args: argparse.Namespace) -> int:

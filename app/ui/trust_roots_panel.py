@@ -119,7 +119,8 @@ class TrustRootsPanel(QWidget):
             messages.alert(self, "Add CSOS trust roots", f"{exc.message} Choose the root certificate file you "
                                                          "received from DEA.")
             return False
-        roots = sorted((c for c in candidates if c.is_ca), key=lambda c: c.kind != "root")  # roots offered first
+        # Its roots (self-signed); only when it has none, its other CA certificates (said not to be roots).
+        roots = [c for c in candidates if c.kind == "root"] or [c for c in candidates if c.is_ca]
         if not roots:
             messages.alert(self, "Add CSOS trust roots", f"{path.name} holds no CA certificate, so nothing in it can "
                                                          "be a CSOS trust root. "

@@ -29,20 +29,27 @@ def test_trust_roots_section_adds_with_the_fingerprint_shown_and_removes(qtbot, 
     assert panel.root_list.count() == 0 and not panel.empty_label.isHidden()
     assert "Add CSOS trust roots" in panel.empty_label.text()
 
-    # A .p7b chain: only the CAs are offered, each with its fingerprint; the person declines the sub CA.
+    # A .p7b chain as downloaded: only its root is offered, with its fingerprint.
     leaf = pki.issue().cert
     chain = tmp_path / "chain.p7b"
     chain.write_bytes(pkcs7.serialize_certificates([leaf, pki.sub.certificate, pki.root.certificate],
                                                    serialization.Encoding.DER))
     root = TrustCandidate.of(pki.root.certificate)
     sub = TrustCandidate.of(pki.sub.certificate)
-    modal_boxes.answers = [True, False]  # the root is offered first: trusted; then the sub CA: declined
+    modal_boxes.answers = [True]
     assert panel.add_file(chain)
     asked = [message for _title, message in modal_boxes.questions]
-    assert len(asked) == 2
+    assert len(asked) == 1
     assert group_fingerprint(root.fingerprint) in asked[0] and "a root certificate" in asked[0]
     assert "DEA publishes" in asked[0]
-    assert group_fingerprint(sub.fingerprint) in asked[1] and "NOT a root" in asked[1]
+    # A file with only an intermediate CA: offered, said plainly not to be a root; declined, nothing added.
+    sub_file = tmp_path / "sub.pem"
+    sub_file.write_bytes(pki.sub.certificate.public_bytes(serialization.Encoding.PEM))
+    modal_boxes.questions.clear()
+    modal_boxes.answers = [False]
+    assert not panel.add_file(sub_file)
+    assert group_fingerprint(sub.fingerprint) in modal_boxes.questions[0][1]
+    assert "NOT a root" in modal_boxes.questions[0][1]
     assert [TrustCandidate.of(c).fingerprint for c in configured_trust_roots(training_config)
             if TrustCandidate.of(c).fingerprint == root.fingerprint] == [root.fingerprint]
     assert [r.fingerprint for r in TrustStore(training_config.data_dir).roots()] == [root.fingerprint]

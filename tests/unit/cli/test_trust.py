@@ -24,9 +24,10 @@ def cli(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CSOS_", "PKCS11_"))}
     env.update(CSOS_DATA_DIR=str(tmp_path / "data"), CSOS_PROFILE="production")
 
-    def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
+    def run(*args: str, expect: int = 0, stdin: str | None = None) -> subprocess.CompletedProcess:
         done = subprocess.run([sys.executable, "-m", "app", *args], capture_output=True, text=True, env=env,
-                              cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL)
+                              cwd=ROOT, timeout=120, **({"input": stdin} if stdin is not None
+                                                       else {"stdin": subprocess.DEVNULL}))
         assert done.returncode == expect, (args, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr
         return done
@@ -127,3 +128,49 @@ def test_unreadable_file_is_refused(cli, tmp_path):
     junk.write_text("hello")
     assert "trust.unreadable" in cli("trust", "add", str(junk), "--yes", "--fingerprint", "ab" * 32,
                                      expect=1).stderr
+
+
+def test_cert_install_in_production_offers_the_root_of_the_downloaded_chain(cli, pki, tmp_path):
+    import datetime as dt
+    import shlex
+
+    from app.models.values import Schedule
+    from app.services.certificates.profile import SubscriberIdentity
+
+    password = "Juniper-Canyon-5182!w"
+    today = dt.date.today()
+    cli("registration", "add", "--dea", "BJ6125341", "--name", "Main Street Pharmacy", "--address", "1 Main St",
+        "--city", "Springfield", "--state", "IL", "--zip", "62701", "--schedules", "II,IIN,III,IIIN,IV,V",
+        "--expires", (today + dt.timedelta(days=300)).isoformat())
+    key = json.loads(_with_stdin(cli, password, "cert", "keygen", "--label", "Pat 2026", "--password-stdin",
+                                 "--json").stdout)
+    csr_path = tmp_path / "pat.csr"
+    _with_stdin(cli, password, "cert", "csr", "--key", key["key_id"][:8], "--name", "Pat Purchaser", "--email",
+                "pat@example.com", "--registrant", "Main Street Pharmacy", "--serial", "55501234", "--out",
+                str(csr_path), "--password-stdin")
+    not_after = dt.datetime.combine(today + dt.timedelta(days=300), dt.time(12), dt.timezone.utc)
+    cert = pki.sub.issue_signing_certificate(
+        csr_path.read_bytes(), subscriber=SubscriberIdentity("Pat Purchaser", "pat@example.com", "55501234"),
+        registration=pki.registration(dea="BJ6125341", expires=not_after, schedules=[Schedule.II, Schedule.IV]))
+    downloaded = tmp_path / "downloaded chain.p7b"  # as the portal hands it out: certificate, issuing CA, root
+    downloaded.write_bytes(pkcs7.serialize_certificates([cert, pki.sub.certificate, pki.root.certificate],
+                                                        serialization.Encoding.DER))
+    root_fp = _fp(pki.root.certificate)
+
+    # No roots yet: the install is refused, and the hint names the root, its fingerprint and the exact command.
+    refused = cli("cert", "install", str(downloaded), expect=1)
+    assert "certificate.no_trust_roots" in refused.stderr
+    assert "CSOS Training Root CA" in refused.stderr and group_fingerprint(root_fp) in refused.stderr
+    assert "Compare it with the fingerprint DEA publishes" in refused.stderr
+    command = next(line.strip() for line in refused.stderr.splitlines() if " trust add " in line)
+    assert command == f"csos-desk --profile production trust add {shlex.quote(str(downloaded))}"
+    # The pharmacist compared the fingerprint; the script form of that exact command adds the root (and only it).
+    cli(*shlex.split(command)[1:], "--yes", "--fingerprint", root_fp)
+    assert [r["fingerprint_sha256"] for r in json.loads(cli("trust", "list", "--json").stdout)["roots"]] == [root_fp]
+    installed = cli("cert", "install", str(downloaded))
+    assert "Installed signing certificate" in installed.stdout
+    assert "trust add" not in installed.stderr  # trusted now: no hint
+
+
+def _with_stdin(cli, text: str, *args: str) -> subprocess.CompletedProcess:
+    return cli(*args, stdin=text + "\n")
