@@ -226,10 +226,11 @@ def partner_certificate_pem(path: str | Path) -> str:
 
 
 def message_id_for(purpose: str, *, order_number: str, purchaser_dea: str, document: bytes, as2_id: str) -> str:
-    """One Message-ID per document: a retry of the same order carries the same ID (RFC 5322 msg-id form)."""
-    digest = hashlib.sha256(document).hexdigest()[:20]
+    """One Message-ID per document: a retry of the same order carries the same ID (RFC 5322 msg-id form). The digest
+    covers the purchaser's DEA number (inside the signed order), which is not shown in the header itself."""
+    digest = hashlib.sha256(purchaser_dea.encode("ascii") + b"\0" + document).hexdigest()[:24]
     domain = re.sub(r"[^A-Za-z0-9.-]", "-", as2_id).strip(".-") or "pharmacy"
-    return f"<csos-{purpose}-{purchaser_dea}-{order_number}-{digest}@{domain}.as2>"
+    return f"<csos-{purpose}-{order_number}-{digest}@{domain}.as2>"
 
 
 @dataclass(frozen=True)
