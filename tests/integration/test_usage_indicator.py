@@ -135,3 +135,22 @@ def test_a_training_order_goes_through_and_the_sandbox_answers_with_test_interch
     assert shipped.status_code == 200, shipped.text
     ship = base64.b64decode(shipped.json()["record"]["data_base64"])
     assert parse_interchange(ship).envelope.usage_indicator == "T"
+
+
+def test_verify_prints_the_test_indicator_as_a_note(world, book, tmp_path, capsys):
+    from app.cli import main
+
+    pki, verifier = world
+    subscriber = pki.issue()
+    signed = OrderSigningService(book, verifier, test_indicator="T").sign(
+        draft_order(book).id, signer=KeySigner(subscriber.key), certificate=subscriber.cert,
+        intermediates=pki.intermediates)
+    path = tmp_path / "order.csos"
+    path.write_bytes(signed.document)
+    args = ["--data-dir", str(tmp_path / "data"), "--database-url", book.db.url, "verify", str(path),
+            "--trust", str(pki.trust_bundle)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Note: test_indicator: T (a test interchange, made in training)" in out and "ACCEPTABLE" in out
+    assert main([*args, "--json"]) == 0
+    assert '"test_indicator": "T"' in capsys.readouterr().out
