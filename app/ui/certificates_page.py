@@ -7,7 +7,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Callable
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.errors import CsosError
@@ -57,7 +58,7 @@ class CertificatesPage(QWidget):
         buttons = QHBoxLayout()
         self.buttons: dict[str, QPushButton] = {}
         for kind, text in (("enroll", "Enroll…"), ("import", "Import .p12…"), ("renew", "Renew…"),
-                           ("revoke", "Revoke…"), ("refresh", "Refresh")):
+                           ("revoke", "Revoke…"), ("refresh", "Refresh"), ("close", "Close")):
             button = QPushButton(text, self)
             button.setObjectName(f"{kind}Button")
             self.buttons[kind] = button
@@ -66,6 +67,9 @@ class CertificatesPage(QWidget):
                 buttons.addStretch(1)
         layout.addLayout(buttons)
         self.buttons["refresh"].clicked.connect(self.refresh)
+        self.buttons["close"].clicked.connect(self.close)
+        for button in self.buttons.values():
+            button.setAccessibleName(button.text().rstrip("…"))
         for kind in ("enroll", "import"):
             self.buttons[kind].clicked.connect(lambda _=False, k=kind: self.open_wizard.emit(k, ""))
         for kind in ("renew", "revoke"):
@@ -73,6 +77,12 @@ class CertificatesPage(QWidget):
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
         self.table.doubleClicked.connect(lambda *_: self._next_action())
         self.refresh()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Escape and self.isWindow():
+            self.close()
+            return
+        super().keyPressEvent(event)
 
     @property
     def certificates(self) -> Any:

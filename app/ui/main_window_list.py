@@ -36,6 +36,7 @@ from app.models.values import Schedule
 from app.ui import theme
 from app.ui.main_window_status import describe_location
 from app.ui.order_table_model import OrderTableModel
+from app.ui.widgets import ElidingComboBox
 
 if TYPE_CHECKING:  # imported with the order book, not with the window's frame
     from app.services.orders.orderbook import OrderFilter
@@ -63,15 +64,14 @@ class OrderListMixin:
 
     def _combo(self, parent: QWidget, name: str, accessible: str, caption: str,
                layout: QHBoxLayout) -> QComboBox:
-        combo = QComboBox(parent)
+        combo = ElidingComboBox(parent, minimum_characters=6)  # a small screen elides it (tooltip: whole text)
         combo.setObjectName(name)
         combo.setAccessibleName(accessible)
-        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         label = QLabel(caption, parent)
         label.setBuddy(combo)
         layout.addWidget(label)
         layout.addWidget(combo)
-        layout.addSpacing(10)
+        layout.addSpacing(6)
         return combo
 
     def _build_order_list(self, body: QWidget, body_layout: QVBoxLayout) -> None:

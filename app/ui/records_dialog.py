@@ -40,6 +40,14 @@ log = logging.getLogger(__name__)
 EXPORT_TAB, CHECK_TAB, BACKUP_TAB = 0, 1, 2
 
 
+def documents_folder() -> Path:
+    """Where exports go by default: the person's Documents folder (the home folder if there is none)."""
+    from PySide6.QtCore import QStandardPaths
+
+    found = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    return Path(found) if found and Path(found).is_dir() else Path.home()
+
+
 def check_report_html(report: Any) -> str:
     """The integrity check as a person reads it: the verdict first, then each problem with what to do."""
     e = html.escape
@@ -144,7 +152,8 @@ class RecordsDialog(QDialog):
         label = QLabel("&until (inclusive):", page)
         label.setBuddy(self.to_date)
         form.addRow(label, self.to_date)
-        self.export_folder = QLineEdit(str(Path.home() / f"CSOS records {today.toString('yyyy-MM-dd')}"), page)
+        self.export_folder = QLineEdit(str(documents_folder() / f"CSOS records {today.toString('yyyy-MM-dd')}"),
+                                       page)
         self.export_folder.setObjectName("exportFolder")
         self.export_folder.setAccessibleName("Export into this new folder")
         browse = QPushButton("B&rowse…", page)
@@ -168,8 +177,23 @@ class RecordsDialog(QDialog):
         self.export_result.setWordWrap(True)
         self.export_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.export_result)
+        self.open_folder_button = QPushButton("Open folder", page)
+        self.open_folder_button.setAccessibleName("Open the export folder")
+        self.open_folder_button.setVisible(False)
+        self.open_folder_button.clicked.connect(self.open_export_folder)
+        layout.addWidget(self.open_folder_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addStretch(1)
         return page
+
+    def open_export_folder(self) -> bool:
+        """Show the exported folder in the file manager (the next step after an export)."""
+        from PySide6.QtCore import QUrl
+        from PySide6.QtGui import QDesktopServices
+
+        summary = getattr(self, "last_export", None)
+        if summary is None:
+            return False
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(summary.out_dir)))
 
     def _check_tab(self) -> QWidget:
         page = QWidget(self)
@@ -227,7 +251,7 @@ class RecordsDialog(QDialog):
         return page
 
     def _browse_export(self) -> None:
-        chosen = QFileDialog.getExistingDirectory(self, "Where to create the export folder", str(Path.home()))
+        chosen = QFileDialog.getExistingDirectory(self, "Where to create the export folder", str(documents_folder()))
         if chosen:
             self.export_folder.setText(str(Path(chosen) / Path(self.export_folder.text()).name))
 
@@ -310,6 +334,7 @@ class RecordsDialog(QDialog):
         self.export_result.setText(f"✓ {summary.orders:,} order(s) exported into {summary.out_dir} — open "
                                    "records.pdf to read them; give the whole folder (or archive.zip) to an "
                                    "inspector.")
+        self.open_folder_button.setVisible(True)
 
     def _on_export_failed(self, error: CsosError) -> None:
         if isinstance(error, Cancelled) or error.code == "records.export_cancelled":

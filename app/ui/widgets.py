@@ -6,7 +6,18 @@ from typing import Any, Sequence
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSize, Qt
 from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QTableView, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
+    QTableView,
+    QWidget,
+)
 
 from app.ui import theme
 
@@ -173,3 +184,40 @@ def training_banner(parent: QWidget, text: str) -> QLabel:
     banner.setStyleSheet(theme.TRAINING_BANNER_STYLE)
     banner.setAccessibleName("Training mode")
     return banner
+
+
+class ElidingComboBox(QComboBox):
+    """A combo box that may be narrower than its longest entry (a small screen): the shown text ends in "…" and the
+    whole of it is the tooltip; the open list stays wide enough to read every entry."""
+
+    def __init__(self, parent: QWidget | None = None, *, minimum_characters: int = 10) -> None:
+        super().__init__(parent)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(minimum_characters)
+        self.currentTextChanged.connect(self.setToolTip)
+
+    def sizeHint(self) -> QSize:  # as wide as the longest entry when there is room
+        hint = super().sizeHint()
+        widest = max((self.fontMetrics().horizontalAdvance(self.itemText(i)) for i in range(self.count())),
+                     default=0)
+        return QSize(max(hint.width(), widest + 48), hint.height())
+
+    def showPopup(self) -> None:
+        self.view().setMinimumWidth(self.sizeHint().width())
+        super().showPopup()
+
+    def shown_text(self) -> str:
+        """The text as painted (elided to the room there is)."""
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        room = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                           QStyle.SubControl.SC_ComboBoxEditField, self).width() - 4
+        return self.fontMetrics().elidedText(self.currentText(), Qt.TextElideMode.ElideRight, max(room, 0))
+
+    def paintEvent(self, _event: Any) -> None:
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        option.currentText = self.shown_text()
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)

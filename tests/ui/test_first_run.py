@@ -131,3 +131,23 @@ def test_no_byte_counts_on_the_order_timeline():
     assert plain_summary("324 bytes kept exactly as received") == "Kept exactly as received"
     assert plain_summary("1,024 bytes kept exactly as sent") == "Kept exactly as sent"
     assert plain_summary("Accepted in full") == "Accepted in full"
+
+
+def test_filters_fit_a_1024_by_600_screen_eliding_with_a_tooltip(qtbot, book, db, training_config):
+    book.add_registration(dea_number="BJ6125341", name="Main Street Pharmacy and Family Health Center",
+                          address_lines=["1 Main St"], city="Springfield", state="IL", postal_code="62701",
+                          schedules=["II", "IV"])
+    book.add_supplier(name="Great Lakes Pharmaceutical Wholesale Distribution")
+    made = MainWindow(training_config, book, db, start_checks=False)
+    qtbot.addWidget(made)
+    made.resize(1024, 600)
+    made.show()
+    qtbot.waitExposed(made)
+    assert made.minimumSizeHint().width() <= 1024 and made.width() == 1024
+    for combo in (made.status_combo, made.registration_combo, made.supplier_combo, made.schedule_combo,
+                  made.created_combo):
+        combo.setCurrentIndex(combo.count() - 1)
+        assert combo.toolTip() == combo.currentText()
+        assert combo.mapTo(made, combo.rect().topRight()).x() <= made.width()
+        shown = combo.shown_text()
+        assert shown == combo.currentText() or (shown.endswith("…") and len(shown) > 3), shown

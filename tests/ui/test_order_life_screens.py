@@ -191,6 +191,10 @@ def test_records_export_shows_progress_and_can_be_cancelled(qtbot, facade, world
         return original(*args, **kwargs)
 
     monkeypatch.setattr(records, "order_view", slow_view)
+    from app.ui.records_dialog import documents_folder
+
+    assert dialog.export_folder.text().startswith(str(documents_folder()))  # the Documents folder by default
+    assert not dialog.open_folder_button.isVisible()
     dialog.export_folder.setText(str(tmp_path / "cancelled"))
     dialog.export_button.click()
     assert reached.wait(10)
@@ -209,6 +213,7 @@ def test_records_export_shows_progress_and_can_be_cancelled(qtbot, facade, world
     assert dialog.last_export is not None, dialog.export_message.text
     assert (tmp_path / "export" / "records.pdf").is_file() and (tmp_path / "export" / "orders.csv").is_file()
     assert seen and seen[-1][0] == seen[-1][1] == dialog.last_export.orders
+    assert dialog.open_folder_button.isVisible() and dialog.open_folder_button.text() == "Open folder"
 
 
 def test_integrity_check_report_and_backup(qtbot, facade, world, tmp_path):
