@@ -29,7 +29,7 @@ from app.services.signing.order_signing import OrderSigningService
 from app.services.signing.verifier import MappingSchedules, OrderVerifier
 from app.services.transport import as2_mime
 from app.services.transport.as2 import create_identity, message_id_for
-from app.services.transport.connectors import connector_for
+from app.services.transport.connectors import FolderConnector, connector_for
 from tests.integration.conftest import PHARMACY, new_order_number
 from tests.signers import KeySigner
 
@@ -88,14 +88,15 @@ class As2World:
     def messages(self, message_id: str) -> list[dict]:
         return [m for m in self.as2_status()["messages"] if m["message_id"] == message_id]
 
-    def order(self, lines=((OXYCODONE, 2), (ALPRAZOLAM, 1))):
+    def order(self, lines=((OXYCODONE, 2), (ALPRAZOLAM, 1)), *, queue: bool = True):
         order = self.book.new_order(registration_dea=PHARMACY["dea_number"], supplier_name=SUPPLIER,
                                     order_number=new_order_number())
         for ndc, packages in lines:
             self.book.add_line(order.id, ndc=ndc, packages=packages)
         self.signing.sign(order.id, signer=KeySigner(self.purchaser.key), certificate=self.purchaser.certificate,
                           intermediates=self.purchaser.chain[:1])
-        self.outbox.enqueue(order.id)
+        if queue:
+            self.outbox.enqueue(order.id)
         return self.book.get_order(order.id)
 
     def message_id(self, order) -> str:
@@ -267,3 +268,23 @@ def test_identity_key_file_is_private_and_separate_from_the_csos_key(world):
     csos = world.purchaser.certificate.public_key().public_bytes(serialization.Encoding.DER,
                                                                  serialization.PublicFormat.SubjectPublicKeyInfo)
     assert ours != csos
+
+
+def test_a_lost_order_statement_goes_over_as2_with_its_receipt_kept(world, tmp_path):
+    order = world.order(queue=False)
+    astray = Outbox(world.book, connector_for=lambda s: FolderConnector(tmp_path / "astray", tmp_path / "in"),
+                    lifecycle=world.lifecycle)  # the original never reaches the supplier
+    astray.enqueue(order.id)
+    assert astray.run_once().sent == [order.order_number]
+    world.lifecycle.report_lost(order.id, signer=KeySigner(world.purchaser.key),
+                                certificate=world.purchaser.certificate, intermediates=world.purchaser.chain[:1])
+    assert world.outbox.run_once().sent == [order.order_number]  # the signed statement, over AS2
+    statement = next(r for r in world.book.get_order(order.id).linked_records
+                     if r.kind is LinkedRecordKind.LOST_STATEMENT)
+    message_id = message_id_for("statement", order_number=order.order_number, purchaser_dea=PHARMACY["dea_number"],
+                                document=statement.raw, as2_id=world.identity.as2_id)
+    [logged] = world.messages(message_id)
+    assert logged["document"] == "statement" and logged["disposition"] == "processed"
+    assert logged["order_status"] == "recorded"
+    [receipt] = _receipts(world.book.get_order(order.id))
+    assert receipt.parsed["message_id"] == message_id
