@@ -96,8 +96,12 @@ def cmd_sandbox_status(args: argparse.Namespace) -> int:
     print(f"portal:      {info['portal_url']}")
     for supplier in info["suppliers"]:
         print(f"supplier:    {supplier['url']}   {supplier['name']} (DEA {supplier['dea_number']})")
+    if info.get("crl_urls"):
+        print(f"CRLs:        {info['crl_urls'].get('root')}  {info['crl_urls'].get('sub')}")
     print(f"TLS bundle:  {info['tls_bundle']}")
     print(f"CSOS trust:  {info['trust_bundle']}")
+    if info.get("sntp_port"):
+        print(f"SNTP:        127.0.0.1:{info['sntp_port']}")
     return EXIT_OK
 
 

@@ -130,6 +130,8 @@ def test_standalone_sandbox_keeps_its_ports_and_its_banner_reaches_a_pipe(tmp_pa
     second, again, _ = _start(directory, data_dir)
     try:
         assert again == ports
+        status = _cli("sandbox", "--dir", str(directory), "status", data_dir=data_dir).stdout
+        assert f"http://127.0.0.1:{ports['crl']}/crl/root.crl" in status and f"127.0.0.1:{ports['sntp']}" in status
         assert requests.get(f"http://127.0.0.1:{again['crl']}/crl/root.crl", timeout=30).status_code == 200
     finally:
         _stop(second)
