@@ -22,7 +22,7 @@ from app.demo import COORDINATOR, DEMO_KEY_PASSWORD, DEMO_PORTAL_PASSWORD
 from tests.integration.test_no_secrets_in_logs import PRIVATE_KEY_MARKERS, _private_key_material
 
 ROOT = Path(__file__).resolve().parents[2]
-SANDBOX_SERVER_SECRETS = ("tls", "ca")  # the simulated CA's and HTTPS server's own keys live there, by design
+SANDBOX_SERVER_SECRETS = ("tls", "ca", "as2")  # the simulated CA's, HTTPS and AS2 servers' own keys, by design
 
 
 def _mailbox_codes(sandbox_db: Path) -> list[str]:
@@ -64,6 +64,11 @@ def test_a_full_demo_run_leaves_no_secret_in_logs_database_or_temp_files(tmp_pat
     assert len(key_files) == 1
     private_key = serialization.load_pem_private_key(key_files[0].read_bytes(), DEMO_KEY_PASSWORD.encode())
     material = _private_key_material(private_key)
+    # The AS2 transport key (training's AS2 supplier) is a key file by design: 0600, and found nowhere else.
+    as2_key_file = out / "data" / "training" / "as2" / "transport-key.pem"
+    assert oct(as2_key_file.stat().st_mode & 0o777) == oct(0o600)
+    material += _private_key_material(serialization.load_pem_private_key(as2_key_file.read_bytes(), None))
+    key_files.append(as2_key_file)
 
     haystacks: dict[str, bytes] = {"printed output": (done.stdout + done.stderr).encode()}
     for path in [*out.rglob("*"), *temp.rglob("*")]:
