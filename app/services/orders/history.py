@@ -22,13 +22,14 @@ few summed rows are named by substance (a CASE of ``LIKE`` on the normalised nam
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, case, func, literal, literal_column, select, type_coerce
+from sqlalchemy import String, and_, bindparam, case, func, literal, literal_column, select
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidValue
@@ -87,13 +88,21 @@ def substance_of(text: str, names: Sequence[str] | None = None) -> str:
     return OTHER
 
 
-def _substance_case(text: Any, names: Sequence[str]) -> Any:
+def _normalised_sql(text: Any) -> Any:
+    """SQL twin of :func:`_normalise_text`: lower case, separators to spaces, a space at each end."""
     normalised = func.lower(text)
     for separator in _SEPARATORS:
         normalised = func.replace(normalised, separator, " ")
-    normalised = literal(" ", String) + normalised + literal(" ", String)
-    return case(*[(normalised.like(f"% {name} %"), literal(name, String)) for name in names],
-                else_=literal(OTHER, String))
+    return literal(" ", String) + normalised + literal(" ", String)
+
+
+def _substance_case(normalised: Any, names: Sequence[str]) -> Any:
+    """The first listed name found as a whole word in an already normalised text (a labelled column, so the
+    statement names the text once rather than once per substance)."""
+    # Written into the SQL (literal_execute): with 120 bound values SQLite plans the statement far slower.
+    return case(*[(normalised.like(literal(f"% {name} %", String, literal_execute=True)),
+                   literal(name, String, literal_execute=True)) for name in names],
+                else_=literal(OTHER, String, literal_execute=True))
 
 
 def _product_text(product_generic: Any, product_name: Any, description: Any) -> Any:
@@ -226,10 +235,23 @@ def _month_case(column: Any, bounds: Sequence[Any], low: int, high: int) -> Any:
 
 
 def history_query(months_bounds: Sequence[dt.datetime], history_filter: HistoryFilter,
-                  names: Sequence[str]) -> Any:
-    """The one SELECT behind a chart (see the module docstring)."""
+                  names: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+    """The one SELECT behind a chart (see the module docstring) and the values to run it with."""
+    statement = _history_statement(len(months_bounds), bool(history_filter.registration),
+                                   bool(history_filter.supplier), bool(history_filter.schedule),
+                                   bool(history_filter.substances), tuple(names))
+    values: dict[str, Any] = {f"bound_{i}": b for i, b in enumerate(months_bounds)}
+    values.update(registration=history_filter.registration, supplier=history_filter.supplier,
+                  schedule=history_filter.schedule, substances=list(history_filter.substances))
+    return statement, {k: v for k, v in values.items() if v is not None and v != []}
+
+
+@functools.lru_cache(maxsize=32)
+def _history_statement(bound_count: int, by_registration: bool, by_supplier: bool, by_schedule: bool,
+                       by_substance: bool, names: tuple[str, ...]) -> Any:
+    """Built once per shape (building a 60-way CASE costs more than running it on a small book)."""
     o, line, product = Order.__table__.c, OrderLine.__table__.c, Product.__table__.c
-    bound = [type_coerce(b, UtcDateTime) for b in months_bounds]
+    bound = [bindparam(f"bound_{i}", type_=UtcDateTime) for i in range(bound_count)]
     month_index = _month_case(o.signed_at, bound, 0, len(bound) - 1)
     receipts = Receipt.__table__.c
     # Per line, through the receipts' index (cheaper than grouping every receipt of the book first).
@@ -238,14 +260,14 @@ def history_query(months_bounds: Sequence[dt.datetime], history_filter: HistoryF
     conditions = [Order.__table__.c.status.in_([s.value for s in COUNTED_STATUSES]),
                   o.signed_at >= bound[0], o.signed_at < bound[-1], line.schedule != "NC"]
     inner_from = OrderLine.__table__.join(Order.__table__, o.id == line.order_id)
-    if history_filter.registration:
+    if by_registration:
         inner_from = inner_from.join(Registration.__table__, Registration.__table__.c.id == o.registration_id)
-        conditions.append(Registration.__table__.c.dea_number == history_filter.registration)
-    if history_filter.supplier:
+        conditions.append(Registration.__table__.c.dea_number == bindparam("registration", type_=String))
+    if by_supplier:
         inner_from = inner_from.join(Supplier.__table__, Supplier.__table__.c.id == o.supplier_id)
-        conditions.append(Supplier.__table__.c.name == history_filter.supplier)
-    if history_filter.schedule:
-        conditions.append(line.schedule == history_filter.schedule)
+        conditions.append(Supplier.__table__.c.name == bindparam("supplier", type_=String))
+    if by_schedule:
+        conditions.append(line.schedule == bindparam("schedule", type_=String))
     # Grouped by output names (month_index, substance): the CASE expressions carry bound values, which PostgreSQL
     # would not recognise as the same expression if they were repeated in GROUP BY.
     per_ndc = (select(o.registration_id.label("registration_id"), o.supplier_id.label("supplier_id"),
@@ -258,21 +280,27 @@ def history_query(months_bounds: Sequence[dt.datetime], history_filter: HistoryF
                .group_by(o.registration_id, o.supplier_id, literal_column("month_index"), line.ndc, line.schedule,
                          line.unit, line.package_quantity)
                .subquery("per_ndc"))
-    substance = _substance_case(_product_text(product.generic_name, product.name, per_ndc.c.description), names)
     registration, supplier = Registration.__table__.c, Supplier.__table__.c
-    query = (select(registration.dea_number, supplier.name, per_ndc.c.month_index, substance.label("substance"),
-                    per_ndc.c.schedule, per_ndc.c.unit, func.sum(per_ndc.c.packages),
-                    func.sum(per_ndc.c.packages * per_ndc.c.package_quantity),
-                    func.sum(per_ndc.c.fulfilled_packages),
-                    func.sum(per_ndc.c.fulfilled_packages * per_ndc.c.package_quantity))
+    named = (select(per_ndc, registration.dea_number.label("dea_number"), supplier.name.label("supplier_name"),
+                    _normalised_sql(_product_text(product.generic_name, product.name, per_ndc.c.description))
+                    .label("product_text"))
              .select_from(per_ndc.join(Registration.__table__, registration.id == per_ndc.c.registration_id)
                           .join(Supplier.__table__, supplier.id == per_ndc.c.supplier_id)
                           .outerjoin(Product.__table__, product.ndc == per_ndc.c.ndc))
-             .group_by(registration.dea_number, supplier.name, per_ndc.c.month_index, literal_column("substance"),
-                       per_ndc.c.schedule, per_ndc.c.unit)
-             .order_by(registration.dea_number, literal_column("substance"), per_ndc.c.month_index, supplier.name))
-    if history_filter.substances:
-        query = query.where(substance.in_(list(history_filter.substances)))
+             # OFFSET 0 keeps this a subquery of its own (SQLite and PostgreSQL alike), so each row's text is
+             # normalised once, not once per substance of the CASE below.
+             .offset(0).subquery("named"))
+    substance = _substance_case(named.c.product_text, names)
+    query = (select(named.c.dea_number, named.c.supplier_name, named.c.month_index, substance.label("substance"),
+                    named.c.schedule, named.c.unit, func.sum(named.c.packages),
+                    func.sum(named.c.packages * named.c.package_quantity),
+                    func.sum(named.c.fulfilled_packages),
+                    func.sum(named.c.fulfilled_packages * named.c.package_quantity))
+             .group_by(named.c.dea_number, named.c.supplier_name, named.c.month_index, literal_column("substance"),
+                       named.c.schedule, named.c.unit)
+             .order_by(named.c.dea_number, literal_column("substance"), named.c.month_index, named.c.supplier_name))
+    if by_substance:
+        query = query.where(substance.in_(bindparam("substances", expanding=True)))
     return query
 
 
@@ -282,12 +310,12 @@ def monthly_history(db: Database | Session, history_filter: HistoryFilter = Hist
     """Ordered and fulfilled quantities per registration, substance, supplier and local month (one query)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     firsts, bounds = month_window(now, months, zone)
-    query = history_query(bounds, history_filter, substance_names())
+    query, values = history_query(bounds, history_filter, substance_names())
     if isinstance(db, Session):
-        result = db.execute(query).all()
+        result = db.execute(query, values).all()
     else:
         with db.engine.connect() as connection:
-            result = connection.execute(query).all()
+            result = connection.execute(query, values).all()
     rows = [HistoryRow(registration=dea, supplier=supplier, month=firsts[int(index)], substance=substance,
                        schedule=schedule, unit=unit, ordered_packages=int(packages or 0),
                        ordered_units=_quantity(units), fulfilled_packages=int(fulfilled or 0),
@@ -381,16 +409,25 @@ def _amount(value: Decimal, unit: str) -> str:
     return f"{number} {UNIT_WORDS.get(unit, unit.lower())}"
 
 
+@functools.lru_cache(maxsize=4)
+def _order_lines_statement(names: tuple[str, ...]) -> Any:
+    line, product = OrderLine.__table__.c, Product.__table__.c
+    lines = (select(Registration.__table__.c.dea_number, line.unit,
+                    (line.packages * line.package_quantity).label("units"),
+                    _normalised_sql(_product_text(product.generic_name, product.name, line.description))
+                    .label("product_text"))
+             .select_from(OrderLine.__table__.join(Order.__table__, Order.__table__.c.id == line.order_id)
+                          .join(Registration.__table__,
+                                Registration.__table__.c.id == Order.__table__.c.registration_id)
+                          .outerjoin(Product.__table__, product.ndc == line.ndc))
+             .where(line.order_id == bindparam("order_id"), line.schedule != "NC")
+             .offset(0).subquery("lines"))
+    return select(lines.c.dea_number, _substance_case(lines.c.product_text, names), lines.c.unit, lines.c.units)
+
+
 def _order_lines(session: Session, order_id: int, names: Sequence[str]) -> tuple[str | None, list[tuple[str, str,
                                                                                                         Decimal]]]:
-    line, product = OrderLine.__table__.c, Product.__table__.c
-    substance = _substance_case(_product_text(product.generic_name, product.name, line.description), names)
-    rows = session.execute(
-        select(Registration.__table__.c.dea_number, substance, line.unit, line.packages * line.package_quantity)
-        .select_from(OrderLine.__table__.join(Order.__table__, Order.__table__.c.id == line.order_id)
-                     .join(Registration.__table__, Registration.__table__.c.id == Order.__table__.c.registration_id)
-                     .outerjoin(Product.__table__, product.ndc == line.ndc))
-        .where(line.order_id == order_id, line.schedule != "NC")).all()
+    rows = session.execute(_order_lines_statement(tuple(names)), {"order_id": order_id}).all()
     dea = rows[0][0] if rows else None
     return dea, [(name, unit, _quantity(units)) for _dea, name, unit, units in rows if name != OTHER]
 
@@ -417,10 +454,10 @@ def unusual_quantities(db: Database, order_id: int, *, now: dt.datetime | None =
         for name, unit, units in lines:
             wanted[(name, unit)] = wanted.get((name, unit), Decimal(0)) + units
         firsts, bounds = month_window(now, BASELINE_MONTHS + 1, zone)
-        query = history_query(bounds, HistoryFilter(registration=dea,
-                                                    substances=tuple(sorted({n for n, _u in wanted}))), names)
+        query, values = history_query(bounds, HistoryFilter(
+            registration=dea, substances=tuple(sorted({n for n, _u in wanted}))), names)
         per_month: dict[tuple[str, str], list[Decimal]] = {key: [Decimal(0)] * len(firsts) for key in wanted}
-        for _dea, _supplier, index, substance, _schedule, unit, _p, units, _fp, _fu in session.execute(query):
+        for _dea, _supplier, index, substance, _schedule, unit, _p, units, _fp, _fu in session.execute(query, values):
             if index is not None and (substance, unit) in per_month:
                 per_month[(substance, unit)][int(index)] += _quantity(units)
     notices = []
