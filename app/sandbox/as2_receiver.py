@@ -11,7 +11,7 @@ usual (docs/sandbox-api.md).
 A repeated Message-ID the supplier already processed gets the same MDN again and is not handed to the desk twice.
 
 Training switches (``/suppliers/<slug>/_training/as2…``): register a trading partner (AS2 ID + certificate), answer
-the next N messages with a negative MDN, list what arrived.
+the next N messages with a negative MDN or with a receipt whose MIC is not that of the bytes sent, list what arrived.
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ class As2Receiver:
         self.messages: dict[str, list[dict[str, Any]]] = {}  # per supplier: every message, in arrival order
         self.answered: dict[tuple[str, str], tuple[dict[str, str], bytes]] = {}  # processed Message-IDs → MDN
         self.negative_next: dict[str, int] = {}
+        self.wrong_mic_next: dict[str, int] = {}
 
     @property
     def certificate_pem(self) -> str:
@@ -199,12 +200,20 @@ class As2Receiver:
         except SandboxApiError as exc:
             return self._mdn(incoming, entry, our_id, "unexpected-processing-error",
                              f"{supplier.name} could not take the document: {exc.message}")
+        with self.lock:
+            wrong_mic = self.wrong_mic_next.get(slug, 0)
+            if wrong_mic:
+                self.wrong_mic_next[slug] = wrong_mic - 1
+        if wrong_mic:  # TRAINING fault: a receipt for other bytes than those sent
+            incoming.mic = as2_mime.mic_of(b"TRAINING fault: not the bytes that were sent")
+            entry["mic"] = incoming.mic
         answer_headers, answer_body = self._mdn(incoming, entry, our_id, "",
                                                 f"{supplier.name} (TRAINING) received the message and verified its "
                                                 "signature. Whether the order is accepted is in the supplier's "
                                                 "acknowledgement (855).")
-        with self.lock:
-            self.answered[key] = (answer_headers, answer_body)
+        if not wrong_mic:
+            with self.lock:
+                self.answered[key] = (answer_headers, answer_body)
         return answer_headers, answer_body
 
     def _mdn(self, incoming: IncomingMessage, entry: dict[str, Any], our_id: str, error: str,
@@ -259,7 +268,10 @@ def add_as2_routes(bp: Blueprint, desk: Any) -> As2Receiver:
         desk.supplier(slug)
         data = json_body(request)
         with receiver.lock:
-            receiver.negative_next[slug] = int_field(data, "negative_next", minimum=0, maximum=100)
-        return jsonify({"negative_next": receiver.negative_next[slug]})
+            for name, switch in (("negative_next", receiver.negative_next), ("wrong_mic_next", receiver.wrong_mic_next)):
+                if name in data:
+                    switch[slug] = int_field(data, name, minimum=0, maximum=100)
+            return jsonify({"negative_next": receiver.negative_next.get(slug, 0),
+                            "wrong_mic_next": receiver.wrong_mic_next.get(slug, 0)})
 
     return receiver

@@ -191,6 +191,21 @@ def test_negative_mdn_leaves_the_order_queued_then_it_is_sent_once_with_the_same
     assert [r["kind"] for r in world.records(order)] == ["855"]
 
 
+def test_a_receipt_with_another_mic_does_not_count_as_delivered(world):
+    world.training("as2/faults", {"wrong_mic_next": 1})
+    order = world.order()
+    report = world.outbox.run_once(order_ids=[order.id])
+    assert [f["code"] for f in report.failed] == ["transport.as2_mic_mismatch"]
+    assert "exact content" in report.failed[0]["message"]
+    order = world.book.get_order(order.id)
+    assert order.status is S.QUEUED and _receipts(order) == []
+    world.outbox.retry_now(order.id)
+    assert world.outbox.run_once(order_ids=[order.id]).sent == [order.order_number]
+    [receipt] = _receipts(world.book.get_order(order.id))
+    assert receipt.parsed["received_content_mic"].startswith(receipt.parsed["mic_sent"])
+    assert [r["kind"] for r in world.records(order)] == ["855"]  # the supplier took it once
+
+
 def test_a_repeat_after_a_lost_mdn_gets_the_first_mdn_and_is_not_processed_twice(world):
     """A crash after the MDN arrived but before it was recorded means one more send of the same message: the partner
     recognises the Message-ID and answers with the same receipt."""
