@@ -338,6 +338,31 @@ def test_a_lost_order_gets_a_signed_statement_and_a_linked_replacement(world, pk
     assert book.get_order(order.id).linked_records[-1].kind is LinkedRecordKind.NON_ACCEPTANCE
 
 
+def test_the_records_csv_carries_the_lost_statement_links_and_ship_dates(world, pki, tmp_path):
+    """Issue 19: the CSV has what the PDF has — ship dates and the replaces / replaced by / lost statement links."""
+    import csv
+
+    from app.services.orders.records import export_records
+
+    book, lifecycle = world
+    order = transmitted(book, lines=2)
+    apply(lifecycle, order, "855", ack(order, AckStatus.ACCEPTED))
+    apply(lifecycle, order, "856", ship(order, {1: 1}, ship_date=NOW.date()))
+    subscriber = pki.issue()
+    result = lifecycle.report_lost(order.id, signer=KeySigner(subscriber.key), certificate=subscriber.cert,
+                                   intermediates=pki.intermediates, lines_not_received={2: 1})
+    summary = export_records(book.db, date_from=NOW.date() - dt.timedelta(days=1),
+                             date_to=NOW.date() + dt.timedelta(days=1), out_dir=tmp_path / "export")
+    rows = list(csv.DictReader(summary.csv.open(encoding="utf-8")))
+    lost = [r for r in rows if r["order_number"] == order.order_number]
+    assert lost[0]["ship_dates"] == f"{NOW.date().isoformat()}: 1" and lost[1]["ship_dates"] == ""
+    assert lost[0]["replaced_by"] == result.replacement_order_number
+    assert f"Lost order number: {order.order_number}" in lost[0]["lost_statement"]
+    assert "not received by the supplier through loss" in lost[0]["lost_statement"]
+    [replacement] = [r for r in rows if r["order_number"] == result.replacement_order_number]
+    assert replacement["replaces"] == order.order_number
+
+
 def test_only_a_sent_order_can_be_reported_lost(world, pki):
     book, lifecycle = world
     order = draft_order(book)
