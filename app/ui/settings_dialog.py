@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QFrame,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
     QListView,
@@ -233,8 +234,69 @@ class SettingsDialog(QDialog):
             label = self._label(caption, edit)
             form.addRow(label, holder)
             self.connector_rows[key] = (label, holder)
+        self._add_as2_identity_row(form)
         row.addWidget(self.supplier_form, 1)
         return tab
+
+    def _add_as2_identity_row(self, form: QFormLayout) -> None:
+        """What an AS2 supplier needs from the pharmacy: its AS2 ID and certificate (the identity is created once)."""
+        holder = QWidget(self.supplier_form)
+        layout = QVBoxLayout(holder)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.as2_identity_label = QLabel(holder)
+        self.as2_identity_label.setObjectName("as2_identity")
+        self.as2_identity_label.setWordWrap(True)
+        self.as2_identity_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.as2_identity_button = QPushButton(holder)
+        self.as2_identity_button.setAutoDefault(False)
+        self.as2_identity_button.clicked.connect(self._as2_identity_action)
+        layout.addWidget(self.as2_identity_label)
+        layout.addWidget(self.as2_identity_button, 0, Qt.AlignmentFlag.AlignLeft)
+        label = QLabel("Your AS2 identity:", self.supplier_form)
+        form.addRow(label, holder)
+        self.connector_rows["as2_identity"] = (label, holder)
+        self._show_as2_identity()
+
+    def _show_as2_identity(self) -> None:
+        from app.services.transport.as2 import load_identity
+
+        try:
+            self._as2_identity: Any = load_identity(self.config.data_dir)
+        except CsosError:
+            self._as2_identity = None
+        if self._as2_identity is None:
+            self.as2_identity_label.setText("This pharmacy has no AS2 identity yet. Create it, then give the supplier "
+                                            "your AS2 ID and your AS2 certificate.")
+            self.as2_identity_button.setText("Create AS2 identity…")
+        else:
+            self.as2_identity_label.setText(
+                f"AS2 ID {self._as2_identity.as2_id}. Give the supplier this AS2 ID and your AS2 certificate, and read "
+                f"them its fingerprint to check: SHA-256 {self._as2_identity.fingerprint}")
+            self.as2_identity_button.setText("Save my AS2 certificate…")
+        self.as2_identity_button.setAccessibleName(self.as2_identity_button.text().rstrip("…"))
+
+    def _as2_identity_action(self) -> None:
+        from app.services.transport.as2 import create_identity
+
+        try:
+            if self._as2_identity is None:
+                as2_id, ok = QInputDialog.getText(self, "Create AS2 identity", "Your AS2 ID — the name your suppliers "
+                                                  "will know you by (letters, digits, - _ . @; ask the supplier if "
+                                                  "it expects a particular form):")
+                if ok and as2_id.strip():
+                    create_identity(self.config.data_dir, as2_id.strip())
+                    self._show_as2_identity()
+                return
+            path, _ = QFileDialog.getSaveFileName(self, "Save my AS2 certificate",
+                                                  str(Path.home() / f"{self._as2_identity.as2_id}-as2.pem"),
+                                                  "Certificate (*.pem)")
+            if path:
+                Path(path).write_bytes(self._as2_identity.certificate_pem)
+        except CsosError as exc:
+            messages.alert(self, "AS2 identity", exc.message)
+        except OSError as exc:
+            messages.alert(self, "AS2 certificate not saved", f"The file could not be written ({exc.strerror}). "
+                                                              "Choose another folder.")
 
     def _label(self, caption: str, buddy: QWidget) -> QLabel:
         label = QLabel(caption + (":" if caption else ""), buddy.parentWidget())
@@ -322,7 +384,7 @@ class SettingsDialog(QDialog):
     def _update_connector_rows(self) -> None:
         kind = self.kind_combo.currentData()
         visible = {"url": kind in ("https", "as2"), "tls_bundle": kind == "https", "folder": kind == "folder",
-                   "as2_partner_id": kind == "as2", "as2_certificate": kind == "as2"}
+                   "as2_partner_id": kind == "as2", "as2_certificate": kind == "as2", "as2_identity": kind == "as2"}
         for key, (label, holder) in self.connector_rows.items():
             label.setVisible(visible[key])
             holder.setVisible(visible[key])

@@ -66,3 +66,27 @@ def test_an_as2_supplier_from_the_settings_form(qtbot, open_settings, catalog_bo
     assert supplier.city == "Memphis"
     assert supplier.connector["partner_certificate"] == partner.certificate_pem.decode("ascii")
     assert supplier.connector["encryption"] == "aes256_cbc"
+
+
+def test_the_pharmacys_as2_identity_is_created_and_its_certificate_saved_from_the_form(qtbot, open_settings,
+                                                                                      monkeypatch, tmp_path,
+                                                                                      modal_boxes):
+    from PySide6.QtWidgets import QFileDialog, QInputDialog
+
+    dialog = open_settings()
+    dialog.new_supplier_button.click()
+    dialog.kind_combo.setCurrentIndex(dialog.kind_combo.findData("as2"))
+    assert dialog.as2_identity_label.isVisible()
+    assert "no AS2 identity yet" in dialog.as2_identity_label.text()
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("MAIN ST", True))  # a space: refused
+    dialog.as2_identity_button.click()
+    assert modal_boxes.alerts and "cannot be used as an AS2 ID" in str(modal_boxes.alerts[-1])
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("MAIN-ST-RX", True))
+    dialog.as2_identity_button.click()
+    text = dialog.as2_identity_label.text()
+    assert "AS2 ID MAIN-ST-RX" in text and "SHA-256 " in text
+    target = tmp_path / "mine.pem"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), ""))
+    dialog.as2_identity_button.click()
+    assert target.read_bytes().startswith(b"-----BEGIN CERTIFICATE-----")
+    assert dialog.as2_identity_button.text() == "Save my AS2 certificate…"
