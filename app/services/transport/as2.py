@@ -173,8 +173,9 @@ def _write_private(path: Path, data: bytes) -> None:
 def load_identity(data_dir: str | Path) -> As2Identity:
     folder = identity_folder(data_dir)
     if not (folder / KEY_FILE).exists():
-        raise As2IdentityError("This pharmacy has no AS2 identity yet. Create it with `csos-desk as2 identity "
-                               "--create --as2-id YOUR-AS2-ID` and give the certificate to the supplier.",
+        raise As2IdentityError("This pharmacy has no AS2 identity yet, so nothing can be sent over AS2. Create it in "
+                               "Settings → Suppliers (an AS2 supplier) or with `csos-desk as2 identity --create "
+                               "--as2-id YOUR-AS2-ID`, and give the certificate to the supplier.",
                                code="as2.no_identity")
     try:
         as2_id = json.loads((folder / IDENTITY_FILE).read_text("utf-8"))["as2_id"]
