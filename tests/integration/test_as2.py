@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import secrets
 import zipfile
 
@@ -158,6 +159,9 @@ def test_full_order_life_over_as2_with_the_mdn_kept_as_delivery_proof(world, tmp
     with zipfile.ZipFile(out / "archive.zip") as archive:
         assert [n for n in archive.namelist() if n.endswith(exported[0].name)]
     assert b"message/disposition-notification" in receipt.raw
+    view = json.loads((out / "archive" / "orders" / order.order_number / "order.json").read_text("utf-8"))
+    [described] = [r for r in view["linked_records"] if r["kind"] == "delivery_receipt"]
+    assert described["summary"].startswith("Delivery receipt (AS2) from Acme Drug: processed")
     assert check_records(world.book.db, verifier=world.verifier).clean
 
 

@@ -172,6 +172,8 @@ def describe_record(record: LinkedRecord) -> str:
         return f"Cancelled before transmission: {parsed.get('reason')}"
     if kind is LinkedRecordKind.EXPIRY:
         return f"Expired {str(parsed.get('expired_at', ''))[:10]}: {parsed.get('note', '')}"
+    if kind is LinkedRecordKind.DELIVERY_RECEIPT:
+        return f"{parsed.get('summary') or 'Delivery receipt'} (message {parsed.get('message_id', '?')})"
     if kind is LinkedRecordKind.NOTE and parsed.get("type") == "reissued":
         return f"Reissued as new order {parsed.get('new_order_number')}"
     return f"{kind.value.replace('_', ' ')} ({record.media_type}, {len(record.raw)} bytes)"
