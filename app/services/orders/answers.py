@@ -14,12 +14,11 @@ raise what is offered for receiving.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -357,15 +356,6 @@ def read_answer_file(path: Path) -> list[AnswerPart]:
             type(interchange.document).__name__, "850")
         parts.append(AnswerPart(chunk, kind, index, signer))
     return parts
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def plain_list(items: Iterable[str]) -> str:
-    items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
 
 
 def sent_state_words(problem_code: str) -> str:

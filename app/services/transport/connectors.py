@@ -6,8 +6,8 @@ back. One interface, three kinds, chosen by the supplier record's ``connector`` 
   timeouts; a few quick retries with exponential backoff and jitter for failures that may pass.
 - ``folder``: an EDI/VAN agent picks files up from ``outgoing/`` and drops the supplier's X12 files in ``incoming/``;
   ``order sync`` reads them and moves each to ``incoming/processed/`` or ``incoming/failed/``.
-- ``manual``: the file is saved for a person to upload on the supplier's portal; the supplier's answer file is
-  imported by hand.
+- ``manual``: the file is saved for a person to upload on the supplier's portal; the supplier's answer files are
+  linked with ``order import`` (or its answer typed in with ``order answer``).
 
 Connectors only move bytes. What the answers mean for the order is ``app.services.orders.lifecycle``'s business, and when to
 try again is the outbox's.
