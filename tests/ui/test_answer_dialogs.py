@@ -125,3 +125,21 @@ def test_the_main_window_offers_both_dialogs(qtbot, tmp_path):
     window.close()
     window.facade.shutdown()
     db.close()
+
+
+def test_the_records_pdf_page_shows_discrepancies_and_links(book):
+    """What the PDF prints for an order whose 856 claims 1,000 packages on a 2-package line (issue 16.1)."""
+    from app.services.orders.lifecycle import Lifecycle
+    from app.services.orders.records import order_view
+    from app.ui.records_pdf import order_html
+    from tests.factories import seed
+    from tests.unit.orders.test_lifecycle import AckStatus, ack, apply, ship, transmitted
+
+    seed(book)
+    lifecycle = Lifecycle(book)
+    order = transmitted(book, lines=1)
+    apply(lifecycle, order, "855", ack(order, AckStatus.ACCEPTED))
+    apply(lifecycle, order, "856", ship(order, {1: 1000}))
+    html = order_html(order_view(book.get_order(order.id), replaced_by=["26X000777"]))
+    assert "Discrepancies in the supplier" in html and "1,000 packages shipped in all" in html
+    assert "Replaced by order 26X000777" in html
