@@ -11,7 +11,7 @@ import pytest
 from app.models.database import open_database
 from tests.unit.orders.test_history import (  # noqa: F401 - re-collected by pytest on this engine
     test_a_limit_the_pharmacy_entered_replaces_the_usual,
-    test_cancelled_not_accepted_and_draft_orders_are_not_counted,
+    test_cancelled_not_accepted_lost_and_draft_orders_are_not_counted,
     test_every_ndc_of_a_substance_counts_together_in_dosage_units,
     test_months_are_the_pharmacys_local_months,
     test_no_notice_without_history_or_controlled_lines,

@@ -69,6 +69,7 @@ def signed(book, lines, *, at, status=OrderStatus.SIGNED, supplier="Acme Drug", 
         OrderStatus.CANCELLED: [OrderStatus.CANCELLED],
         OrderStatus.ACCEPTED: [OrderStatus.QUEUED, OrderStatus.TRANSMITTED, OrderStatus.ACCEPTED],
         OrderStatus.NOT_ACCEPTED: [OrderStatus.QUEUED, OrderStatus.TRANSMITTED, OrderStatus.NOT_ACCEPTED],
+        OrderStatus.LOST: [OrderStatus.QUEUED, OrderStatus.TRANSMITTED, OrderStatus.LOST],
         OrderStatus.PARTIALLY_RECEIVED: [OrderStatus.QUEUED, OrderStatus.TRANSMITTED, OrderStatus.ACCEPTED,
                                          OrderStatus.PARTIALLY_RECEIVED],
     }[status]
@@ -103,11 +104,12 @@ def test_every_ndc_of_a_substance_counts_together_in_dosage_units(world, db):
     assert len(report.months) == 24 and report.months[-1] == dt.date(2026, 11, 1)
 
 
-def test_cancelled_not_accepted_and_draft_orders_are_not_counted(world, db):
+def test_cancelled_not_accepted_lost_and_draft_orders_are_not_counted(world, db):
     at = dt.datetime(2026, 9, 10, 12, tzinfo=UTC)
     signed(world, [(OXY_TABLETS, 1)], at=at, status=OrderStatus.ACCEPTED)
     signed(world, [(OXY_TABLETS, 10)], at=at, status=OrderStatus.CANCELLED)
     signed(world, [(OXY_TABLETS, 20)], at=at, status=OrderStatus.NOT_ACCEPTED)
+    signed(world, [(OXY_TABLETS, 30)], at=at, status=OrderStatus.LOST)  # its replacement orders the goods again
     draft = world.new_order(registration_dea=PURCHASER_DEA, supplier_name="Acme Drug")
     world.add_line(draft.id, ndc=OXY_TABLETS, packages=40)
     report = monthly_history(db, now=NOW, zone=UTC_ZONE)
