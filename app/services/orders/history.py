@@ -99,10 +99,16 @@ def _normalised_sql(text: Any) -> Any:
 def _substance_case(normalised: Any, names: Sequence[str]) -> Any:
     """The first listed name found as a whole word in an already normalised text (a labelled column, so the
     statement names the text once rather than once per substance)."""
-    # Written into the SQL (literal_execute): with 120 bound values SQLite plans the statement far slower.
-    return case(*[(normalised.like(literal(f"% {name} %", String, literal_execute=True)),
-                   literal(name, String, literal_execute=True)) for name in names],
-                else_=literal(OTHER, String, literal_execute=True))
+    # Written into the SQL: with 120 bound values SQLite plans the statement far slower. As SQL string literals
+    # made once with the statement, not ``literal_execute`` values, which SQLAlchemy renders again at every execution
+    # (~4 ms a signing for the notice's two statements).
+    return case(*[(normalised.like(_sql_string(f"% {name} %")), _sql_string(name)) for name in names],
+                else_=_sql_string(OTHER))
+
+
+def _sql_string(value: str) -> Any:
+    """A standard SQL string literal (quotes doubled); the names come from the bundled substance table."""
+    return literal_column("'" + value.replace("'", "''") + "'", String)
 
 
 def _product_text(product_generic: Any, product_name: Any, description: Any) -> Any:
