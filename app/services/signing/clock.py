@@ -6,6 +6,10 @@ last successful check (remembered in the profile's folder) is under 24 h old and
 advanced together since (nobody moved the clock, no reboot), or the operating system says its time service is
 synchronised. More than 5 minutes off blocks signing everywhere; an unverified clock blocks production and is
 recorded in training. There is no bypass.
+
+Within one ``ClockRule`` (one signing session) a verifying answer is reused for ``SESSION_REUSE`` seconds while wall
+and monotonic time advance together, so signing a batch does not ask the time server (or the OS) once per order;
+a clock moved in between voids it, as it voids the remembered check.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ _PACKET = struct.Struct("!BBbb11I")
 
 
 RECENT_CHECK_VALID = dt.timedelta(hours=24)
+SESSION_REUSE = 60.0  # seconds a verifying answer is reused within one ClockRule (see the module docstring)
 STATE_FILE = "clock-check.json"
 
 
@@ -224,11 +229,26 @@ class ClockRule:
         self.state_path = Path(state_path) if state_path is not None else None
         self.server, self.port, self.production, self.timeout = server, port, production, timeout
         self.wall, self.monotonic, self.boot_id, self.os_synchronised = wall, monotonic, boot_id, os_synchronised
+        self._session: tuple[float, float, ClockCheck] | None = None  # (wall, monotonic, verifying answer)
 
     def __call__(self) -> ClockCheck:
         return self.check()
 
     def check(self) -> ClockCheck:
+        """The answer of this session's last check if it verified under ``SESSION_REUSE`` seconds ago with the
+        clock untouched since; else ``measure``."""
+        if self._session is not None:
+            then_wall, then_mono, answer = self._session
+            wall_elapsed, mono_elapsed = self.wall() - then_wall, self.monotonic() - then_mono
+            if 0 <= mono_elapsed <= SESSION_REUSE and abs(wall_elapsed - mono_elapsed) <= 1.0:
+                return answer
+            self._session = None
+        answer = self.measure()
+        if answer.verified:
+            self._session = (self.wall(), self.monotonic(), answer)
+        return answer
+
+    def measure(self) -> ClockCheck:
         """Measure now if possible; otherwise fall back on the last check, then on the OS time service."""
         name = self.server or "(no time server set)"
         if self.server is not None:
