@@ -26,22 +26,34 @@ def use_private_umask() -> None:
         os.umask(PRIVATE_UMASK)
 
 
+# What the program itself keeps directly in a data root: one folder per profile and the demo's runs.
+OWN_ROOT_ENTRIES = frozenset({"training", "production", "demo-runs"})
+
+
 def tighten_data_folder(root: Path) -> None:
     """Installations made before files were private (folder 0755, files 0644): take group/other access away from
-    everything under ``root`` once per process. Nothing to do when ``root`` is already private: nobody else can
-    reach inside it, and what is created later follows the private umask."""
+    what the program keeps under ``root`` once per process. Only the program's own folders are walked (one per
+    profile, the demo's runs); ``root`` itself is made private only when it holds nothing else — a folder given with
+    --data-dir may be shared (``/tmp``, a home folder), and what is not ours is never changed."""
     if os.name != "posix" or root in _tightened:
         return
     _tightened.add(root)
     try:
         if not root.is_dir() or root.is_symlink() or (root.stat().st_mode & 0o077) == 0:
             return
+        entries = {entry.name for entry in root.iterdir()}
     except OSError:
         return
-    for folder, dirs, files in os.walk(root):
-        for name in [*dirs, *files]:
-            _make_private(Path(folder) / name)
-    _make_private(root)
+    for name in sorted(entries & OWN_ROOT_ENTRIES):
+        own = root / name
+        if own.is_symlink() or not own.is_dir():
+            continue
+        for folder, dirs, files in os.walk(own):
+            for entry in [*dirs, *files]:
+                _make_private(Path(folder) / entry)
+        _make_private(own)
+    if entries <= OWN_ROOT_ENTRIES:
+        _make_private(root)
 
 
 def _make_private(path: Path) -> None:

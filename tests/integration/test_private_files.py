@@ -82,3 +82,21 @@ def test_no_display_is_a_plain_message_and_exit_2(tmp_path):
     assert done.returncode == 2, (done.returncode, done.stderr)
     assert "no screen" in done.stderr and "csos-desk demo" in done.stderr and "DISPLAY" in done.stderr
     assert "xcb" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_shared_folder_given_as_data_dir_is_never_changed(tmp_path, loose_umask):
+    """--data-dir /tmp (or a home folder) must not make the folder or anything else in it private."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    other = shared / "someone-elses.txt"
+    other.write_text("not ours\n")
+    (shared / "their-folder").mkdir()
+    for path in [shared, *shared.rglob("*")]:
+        os.chmod(path, 0o777 if path.is_dir() else 0o644)
+    done = subprocess.run([sys.executable, "-m", "app", "registration", "list"], capture_output=True, text=True,
+                          env=_env(CSOS_DATA_DIR=str(shared), CSOS_PROFILE="training"), cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o777
+    assert stat.S_IMODE(other.stat().st_mode) == 0o644
+    assert stat.S_IMODE((shared / "their-folder").stat().st_mode) == 0o777
+    assert not_private(shared / "training") == []
