@@ -114,6 +114,7 @@ class GettingStartedPanel(QWidget):
         while self.steps_layout.count():
             item = self.steps_layout.takeAt(0)
             if item.widget() is not None:
+                item.widget().hide()  # gone from the screen now; deleted once Qt is back in its loop
                 item.widget().deleteLater()
         for number, step in enumerate(checklist.steps, start=1):
             frame = self._step_frame(number, step)

@@ -72,6 +72,7 @@ class MailboxPanel(QWidget):
                                 stretch_column=2)
         self.body = QPlainTextEdit(splitter)
         self.body.setObjectName("mailboxBody")
+        self.body.setAccessibleName("Message")
         self.body.setReadOnly(True)
         splitter.addWidget(self.table)
         splitter.addWidget(self.body)

@@ -90,6 +90,12 @@ class CertificateWindowsMixin:
 
     def _after_certificates_changed(self) -> None:
         self.refresh_status()
+        for panel in (getattr(self, "_getting_started", None), self.windows.get("getting_started")):
+            if panel is not None:
+                try:
+                    panel.refresh()  # the checklist ticks "Your CSOS certificate"
+                except RuntimeError:
+                    pass
         page = self.windows.get("certificates")
         if page is not None and hasattr(page, "refresh"):
             try:
