@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ SOFTHSM_MODULE_CANDIDATES = (
 )
 
 SO_PIN = "0000"
+NO_USER_PIN_LABEL = "csos-no-user-pin"  # initialised by the SO, user PIN never set
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,29 @@ class SoftHsmUtil:
 
     def delete_token(self, serial: str) -> None:
         self._run("--delete-token", "--serial", serial)
+
+    def init_token_without_user_pin(self, module: str, label: str) -> None:
+        """C_InitToken on the free slot and nothing else (softhsm2-util always sets a user PIN): a token that is
+        initialised but whose user PIN is not. Runs in a child process so this process has not loaded the module."""
+        script = (
+            "import ctypes, sys\n"
+            "lib = ctypes.CDLL(sys.argv[1])\n"
+            "assert lib.C_Initialize(None) == 0\n"
+            "n = ctypes.c_ulong(0)\n"
+            "assert lib.C_GetSlotList(0, None, ctypes.byref(n)) == 0\n"
+            "slots = (ctypes.c_ulong * n.value)()\n"
+            "assert lib.C_GetSlotList(0, slots, ctypes.byref(n)) == 0\n"
+            "so = sys.argv[2].encode()\n"
+            "label = sys.argv[3].encode().ljust(32, b' ')\n"
+            "rv = lib.C_InitToken(ctypes.c_ulong(slots[n.value - 1]), so, ctypes.c_ulong(len(so)), label)\n"
+            "lib.C_Finalize(None)\n"
+            "sys.exit(rv)\n"
+        )
+        env = dict(os.environ, SOFTHSM2_CONF=str(self.conf))
+        done = subprocess.run([sys.executable, "-c", script, module, SO_PIN, label], capture_output=True, text=True,
+                              env=env, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"C_InitToken failed: rv={done.returncode} {done.stderr}")
 
 
 def _unavailable(reason: str) -> None:
@@ -104,6 +129,7 @@ def hsm_token(tmp_path_factory: pytest.TempPathFactory) -> HsmToken:
     softhsm.init_token(label, pin)
     for spare_label, spare_pin in spare.values():
         softhsm.init_token(spare_label, spare_pin)
+    softhsm.init_token_without_user_pin(module, NO_USER_PIN_LABEL)
     try:
         yield HsmToken(module, label, pin, softhsm)
     finally:

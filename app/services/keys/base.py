@@ -87,6 +87,49 @@ class TokenError(KeyStoreError):
     code = "key.token_error"
 
 
+class PinNotInitialized(KeyStoreError):
+    """The token was set up without a user PIN: nothing can unlock it until its tool sets one."""
+
+    code = "key.pin_not_initialized"
+
+
+class PinLengthInvalid(WrongPin):
+    """The typed PIN is shorter or longer than the token allows; refused BEFORE login, so no try is used."""
+
+    code = "key.pin_length"
+
+
+class TokenDriverProblem(KeyStoreError):
+    """The token driver could not be used; the subclass names the cause and the message the fix."""
+
+    code = "key.module_not_loadable"
+
+    def __init__(self, message: str, *, group: str | None = None, service: str | None = None) -> None:
+        super().__init__(message)
+        self.group = group
+        self.service = service
+
+
+class TokenDriverMissing(TokenDriverProblem):
+    code = "key.driver_missing"
+
+
+class TokenDriverInvalid(TokenDriverProblem):
+    code = "key.driver_not_pkcs11"
+
+
+class TokenServiceStopped(TokenDriverProblem):
+    code = "key.token_service_stopped"
+
+
+class TokenAccessDenied(TokenDriverProblem):
+    code = "key.token_group_missing"
+
+
+class TokenDriverFailed(TokenDriverProblem):
+    code = "key.driver_failed"
+
+
 class TokenRefused(KeyStoreError):
     """The token would not do what was asked (e.g. refuses to import a private key)."""
 

@@ -32,12 +32,15 @@ import pkcs11
 from pkcs11 import TokenFlag
 from pkcs11 import exceptions as p11x
 
+from . import pkcs11_driver
 from .base import (
     KeyNotFound,
     KeyRef,
     KeyStoreError,
     PinEntryCancelled,
+    PinLengthInvalid,
     PinLocked,
+    PinNotInitialized,
     TokenError,
     TokenIdentity,
     TokenNotFound,
@@ -94,6 +97,34 @@ class TokenInfo:
     @property
     def pin_to_be_changed(self) -> bool:
         return bool(self.flags & TokenFlag.USER_PIN_TO_BE_CHANGED)
+
+    @property
+    def pin_initialized(self) -> bool:
+        return bool(self.flags & TokenFlag.USER_PIN_INITIALIZED)
+
+    @property
+    def pin_notice(self) -> str:
+        """What the person must know before typing the PIN (empty when nothing): read from the token's flags."""
+        if not self.initialized:
+            return ""
+        if self.pin_locked:
+            return PIN_LOCKED_TEXT
+        if not self.pin_initialized:
+            return PIN_NOT_INITIALIZED_TEXT
+        if self.pin_final_try:
+            return FINAL_TRY_TEXT
+        if self.pin_count_low:
+            return COUNT_LOW_TEXT
+        return ""
+
+
+PIN_LOCKED_TEXT = ("The PIN of this token is locked after too many wrong PINs. It must be unblocked with the token's "
+                   "administrator (SO) PIN or tool before it can be used.")
+PIN_NOT_INITIALIZED_TEXT = ("This token has no PIN for its user yet, so nothing can unlock it. Set the user PIN with "
+                            "the token's own tool (its 'set user PIN' or 'initialise PIN' step), then try again.")
+FINAL_TRY_TEXT = ("One try left before the token locks. Type the PIN carefully; if you are not sure of it, stop and "
+                  "ask whoever manages the token.")
+COUNT_LOW_TEXT = "A wrong PIN was typed on this token; it locks after a few more wrong tries."
 
 
 def serial_text(token: Any) -> str:
@@ -212,13 +243,16 @@ class Pkcs11Tokens:
         self._mod.thread_id = threading.get_ident()
         if self._mod.lib is not None:
             return
+        if not os.path.exists(self.module_path):
+            raise pkcs11_driver.load_problem(self.module_path, "missing")
         try:
             self._mod.lib = pkcs11.lib(self.module_path)
-        except (RuntimeError, OSError, p11x.PKCS11Error) as exc:
-            raise KeyStoreError(
-                f"The token driver '{self.module_path}' could not be loaded. Check the driver path in Settings.",
-                code="key.module_not_loadable",
-            ) from exc
+        except p11x.PKCS11Error as exc:
+            if type(exc) is p11x.PKCS11Error:  # dlopen failed or no C_GetFunctionList: not a PKCS#11 library
+                raise pkcs11_driver.load_problem(self.module_path, str(exc)) from exc
+            raise pkcs11_driver.initialize_problem(self.module_path, type(exc).__name__) from exc
+        except (RuntimeError, OSError) as exc:
+            raise pkcs11_driver.load_problem(self.module_path, str(exc)) from exc
 
     def _w_tokens(self) -> list[Any]:
         """All present tokens. Per slot, so one bad slot does not hide the others: after a token is deleted
@@ -296,6 +330,8 @@ class Pkcs11Tokens:
                 f"The PIN of {name} is locked after too many wrong PINs. It must be unblocked with the token's "
                 "administrator (SO) PIN or tool before it can be used."
             )
+        if isinstance(exc, p11x.UserPinNotInitialized):
+            return PinNotInitialized(PIN_NOT_INITIALIZED_TEXT)
         if isinstance(exc, p11x.PinExpired):
             return KeyStoreError(f"The PIN of {name} has expired; change it with the token's tool.",
                                  code="key.pin_expired")
@@ -347,6 +383,7 @@ class Pkcs11Tokens:
             else:
                 if not isinstance(secret, str) or not secret:
                     raise WrongPin("Enter the PIN of the token.")
+                self._w_check_before_login(token, info, secret)
                 session = token.open(rw=True, user_pin=secret)
                 verifier = self._w_pin_mac(secret)
             mechanisms = self._w_mechanisms(token)
@@ -355,11 +392,38 @@ class Pkcs11Tokens:
             raise TokenError("The token is already unlocked by another program part. Lock it and try again.",
                              code="key.token_busy") from exc
         except p11x.PKCS11Error as exc:
-            raise self._w_translate(exc, serial, info.identity) from exc
+            error = self._w_translate(exc, serial, info.identity)
+            if type(error) is WrongPin:
+                error = self._w_after_wrong_pin(token, error)
+            raise error from exc
         login = Login(serial=serial, session=session, verifier=verifier, mechanisms=mechanisms, users=1)
         self._mod.logins[serial] = login
         log.info("token serial=%s unlocked", serial)
         return login
+
+    def _w_check_before_login(self, token: Any, info: TokenInfo, secret: str) -> None:
+        """What can be refused without using one of the token's tries: a locked PIN, no user PIN, a PIN whose
+        length the token cannot accept (its limits come from C_GetTokenInfo, see ``pkcs11_driver.pin_limits``)."""
+        if info.pin_locked:
+            raise PinLocked(PIN_LOCKED_TEXT)
+        if info.initialized and not info.pin_initialized:
+            raise PinNotInitialized(PIN_NOT_INITIALIZED_TEXT)
+        limits = pkcs11_driver.pin_limits(self.module_path, token.slot.slot_id)
+        problem = limits.check(secret) if limits is not None else None
+        if problem:
+            raise PinLengthInvalid(problem)
+
+    def _w_after_wrong_pin(self, token: Any, error: KeyStoreError) -> KeyStoreError:
+        """A wrong PIN: read the token's flags again and say how close it is to locking."""
+        try:
+            fresh = info_of(token.slot.get_token())
+        except p11x.PKCS11Error:
+            return error
+        if fresh.pin_locked:
+            return PinLocked(PIN_LOCKED_TEXT)
+        if fresh.pin_final_try or fresh.pin_count_low:
+            return WrongPin(f"{error.message} {fresh.pin_notice}")
+        return error
 
     def _w_release(self, login: Login) -> None:
         if self._mod.logins.get(login.serial) is not login:
