@@ -79,6 +79,7 @@ class TokenEntry:
     label: str
     pin_pad: bool
     pin_locked: bool
+    pin_notice: str = ""  # from the token's PIN flags: one try left, PIN locked, no user PIN... (issue 19)
 
 
 def record_key_ref(record: CertificateRecord) -> KeyRef:
@@ -145,7 +146,8 @@ class CertificateBook:
             for info in self._token_store(module).list_tokens():
                 entries.append(TokenEntry(module=module, manufacturer=info.manufacturer, model=info.model,
                                           serial=info.serial, label=info.label,
-                                          pin_pad=info.protected_authentication_path, pin_locked=info.pin_locked))
+                                          pin_pad=info.protected_authentication_path, pin_locked=info.pin_locked,
+                                          pin_notice=info.pin_notice))
         return entries
 
     def _all_stores(self) -> Iterator[tuple[KeyStore, str | None]]:
