@@ -1,12 +1,16 @@
-"""Signing and verification benchmark (issue 3/10).
+"""Signing and verification benchmark (issues 3/10 and 6/7).
 
 Run: .venv/bin/python -m tests.bench.bench_signing [--orders N] [--json OUT]
 
 Figures, each with a floor measured in the same run:
-- sign one order end to end (order book → 850 → pre-sign check → CMS → final verify → store + audit, one commit)
-  with an unlocked software key, vs raw RSA-2048 sign + one commit            target ≤ 1.5×
-- the same on a SoftHSM token vs raw token sign (python-pkcs11) + one commit   target ≤ 1.5×
-- verify a signed order with warm caches (certificate + CRL memo), one core      target ≥ 3,000 orders/s
+- sign one order end to end, as the sign screen does it (clock rule K6 against a loopback SNTP server as the training
+  sandbox runs one, the signing CRL cache with its freshness limit, pre-sign check, 850 read back, CMS, final check,
+  the unusual-quantity notice, store + audit, one commit) with an unlocked software key, vs ``floor_with_rows``:
+  raw RSA-2048 sign + the rows the duties require written in bare SQL, one commit        target ≤ 2.0×
+- the same on a SoftHSM token vs raw token sign (python-pkcs11) + the same rows         target ≤ 2.0×
+- verify a signed order with warm caches (certificate + CRL memo), one core             target ≥ 8,000 orders/s
+
+The bare "raw sign + one commit of a tiny row" is still measured and reported (``floor_bare_ms``), not judged.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from sqlalchemy import text
 
 from app.models.database import open_database, sqlite_url
-from app.services.certificates.crl_cache import CrlCache
+from app.sandbox.sntp import SntpServer
+from app.services.certificates.crl_cache import CrlCache, signing_crl_cache
+from app.services.signing.clock import ClockRule
 from app.services.keys.base import KeyAlgorithm
 from app.services.keys.software import SoftwareKeyStore
 from app.services.orders.orderbook import OrderBook
@@ -38,6 +44,8 @@ from tests.factories import draft_order, seed
 from tests.pki import build_training_pki, make_csr, serve_directory
 
 PASSWORD = "Bench-Tulip-Ledger-2026!"
+SIGN_TARGET = 2.0  # × floor_with_rows (issue 6/7)
+VERIFY_TARGET = 8_000  # orders/s
 
 
 def _median(samples: list[float]) -> float:
@@ -70,15 +78,22 @@ def _issue(pki, signer):
 
 def bench_sign(folder: Path, signer, raw_sign, orders: int, label: str) -> dict:
     db, book = _signing_world(folder)
-    with serve_directory(folder / "crl") as server:
+    with serve_directory(folder / "crl") as server, SntpServer() as sntp:
         # A certificate and CRLs of some age, as at a real pharmacy (not minted this second).
         now = dt.datetime.now(dt.timezone.utc)
         pki = build_training_pki(folder, crl_base_url=server.base_url, now=now - dt.timedelta(days=3))
         pki.write_crls(now=now - dt.timedelta(hours=1))
         certificate = _issue(pki, signer)
-        validation = CertificateValidationService(trust_roots=pki.trust_roots, crl_cache=CrlCache(folder / "cache"))
+        # As the sign screen builds it (app.ui.facade): the signing CRL cache (refreshed when over an hour old), the
+        # K6 clock rule (here the training sandbox's SNTP server on loopback), the unusual-quantity settings, ISA15.
+        settings: dict = {"monthly_limits": {}, "time_zones": {}}
+        validation = CertificateValidationService(trust_roots=pki.trust_roots,
+                                                  crl_cache=signing_crl_cache(folder / "cache", settings))
         verifier = OrderVerifier(validation=validation, catalog=MappingSchedules.from_database(db))
-        service = OrderSigningService(book, verifier)
+        rule = ClockRule(folder / "clock-check.json", server=sntp.host, port=sntp.port, production=False,
+                         os_synchronised=lambda: False)
+        service = OrderSigningService(book, verifier, clock_check=rule, usage_settings=settings,
+                                      test_indicator="T")
         drafts = [draft_order(book, lines=3).id for _ in range(2 * orders + 3)]
         for order_id in drafts[:3]:  # warm caches (CRL fetch, memo, statement cache)
             service.sign(order_id, signer=signer, certificate=certificate, intermediates=pki.intermediates)
@@ -99,14 +114,15 @@ def bench_sign(folder: Path, signer, raw_sign, orders: int, label: str) -> dict:
                 floor.append(time.perf_counter() - started)
         floor_with_rows = _floor_with_rows(db, raw_sign, drafts[orders + 3:], document_size)
     db.close()
-    ours_ms, floor_ms = _median(ours), _median(floor)
-    return {"figure": f"sign one order ({label})", "value": ours_ms, "unit": "ms", "floor": floor_ms,
-            "ratio": ours_ms / floor_ms, "target": "≤ 1.5×", "ok": ours_ms / floor_ms <= 1.5,
-            # Second, informative floor (not the ratio's denominator): the same raw sign plus the rows our one
-            # transaction must write, in raw SQL: the document into its draft's row with the status change, and one
-            # audit row after reading the chain's tip.
-            "floor_with_rows_ms": _median(floor_with_rows),
-            "floor_with_rows_name": "raw sign + raw SQL: document/status UPDATE, tip SELECT, audit INSERT, 1 commit"}
+    ours_ms, floor_ms, rows_ms = _median(ours), _median(floor), _median(floor_with_rows)
+    # The ratio is judged against the raw sign plus the rows our one transaction must write, in raw SQL: the
+    # document into its draft's row with the status change, and one audit row after reading the chain's tip
+    # (restated in issue 6/7). The bare raw sign + one commit of a tiny row is reported too.
+    return {"figure": f"sign one order ({label})", "value": ours_ms, "unit": "ms", "floor": rows_ms,
+            "ratio": ours_ms / rows_ms, "target": f"≤ {SIGN_TARGET}×", "ok": ours_ms / rows_ms <= SIGN_TARGET,
+            "floor_with_rows_ms": rows_ms,
+            "floor_with_rows_name": "raw sign + raw SQL: document/status UPDATE, tip SELECT, audit INSERT, 1 commit",
+            "floor_bare_ms": floor_ms, "ratio_to_bare": ours_ms / floor_ms}
 
 
 def _floor_with_rows(db, raw_sign, order_ids: list[int], document_size: int) -> list[float]:
@@ -189,7 +205,7 @@ def bench_verify(folder: Path, seconds: float = 3.0) -> list[dict]:
             floor_count += 1
         floor_rate = floor_count / (time.perf_counter() - started)
     return [{"figure": "verify, warm caches", "value": rate, "unit": "orders/s", "floor": floor_rate,
-             "ratio": rate / floor_rate, "target": "≥ 3000/s", "ok": rate >= 3000}]
+             "ratio": rate / floor_rate, "target": f"≥ {VERIFY_TARGET}/s", "ok": rate >= VERIFY_TARGET}]
 
 
 def rows(quick: bool = False) -> list[dict]:
@@ -223,11 +239,11 @@ def collect(*, orders: int, verify_seconds: float = 3.0) -> list[dict]:
         rows.append(bench_sign(base / "software", signer,
                                lambda d: floor_key.sign(d, padding.PKCS1v15(), hashes.SHA256()), orders,
                                "software key"))
-        rows[-1]["floor_name"] = "raw RSA-2048 sign + 1 commit"
+        rows[-1]["floor_name"] = "raw RSA-2048 sign + the required rows in bare SQL, 1 commit"
         signer.close()
         token_row = _bench_token(base, orders)
         if token_row:
-            token_row["floor_name"] = "raw token sign + 1 commit"
+            token_row["floor_name"] = "raw token sign + the required rows in bare SQL, 1 commit"
             rows.append(token_row)
         verify = bench_verify(base / "verify", seconds=verify_seconds)
         verify[0]["floor_name"] = "RSA-2048 public-key verify alone"
