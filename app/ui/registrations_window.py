@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -79,6 +80,10 @@ class RegistrationsWindow(QWidget):
                                     parent=self)
         self.table = make_table(splitter, self.model, name="registrationsTable",
                                 accessible_name="DEA registrations", stretch_column=1)
+        header = self.table.horizontalHeader()
+        for column in (0, 2, 3, 4):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(5, QHeaderView.ResizeMode.Stretch)
         splitter.addWidget(self.table)
         splitter.addWidget(self._build_form(splitter))
         self.status = QLabel(self)
@@ -172,9 +177,10 @@ class RegistrationsWindow(QWidget):
 
     def _loaded(self, rows: Any, select: str | None) -> None:
         self.rows = list(rows)
-        self.model.set_rows([(r.dea_number, r.name, f"{r.city}, {r.state}", ", ".join(r.schedules),
-                              f"{r.expires_on:%m/%d/%Y}" if r.expires_on else "—",
-                              r.certificate or "none installed") for r in self.rows])
+        shown = [(r.dea_number, r.name, f"{r.city}, {r.state}", ", ".join(r.schedules),
+                  f"{r.expires_on:%m/%d/%Y}" if r.expires_on else "—", r.certificate or "none installed")
+                 for r in self.rows]
+        self.model.set_rows(shown, shown)  # each cell's whole text is its tooltip too (a narrow window elides)
         note, self._note = getattr(self, "_note", ""), ""
         if not self.rows:
             self.status.setText(note or "No registration yet: fill in the form below and press Save.")

@@ -86,6 +86,7 @@ def save_screenshots(folder: str | Path, *, config: Any, db: Any, book: Any) -> 
         finally:
             if copy is not None:
                 copy.close()
+        written += _render_first_run(app, folder, Path(scratch), config, book)
     try:
         from app.ui.wizards import render_wizard_screenshots
 
@@ -182,6 +183,77 @@ def _render(app: Any, folder: Path, config: Any, db: Any, book: Any, copy_db: An
             _flush_deletes(app)
     finally:
         copied.shutdown()
+    return written
+
+
+def _render_first_run(app: Any, folder: Path, scratch: Path, config: Any, book: Any) -> list[Path]:
+    """Getting started on an empty order book and half done (registrations and suppliers there, no certificate),
+    the registrations screen, and the main screens at 1024×600 (in ``small/``)."""
+    from app.models.database import open_database, sqlite_url
+    from app.services.orders.orderbook import OrderBook
+    from app.ui.facade import AppFacade
+    from app.ui.main_window import MainWindow
+    from app.ui.registrations_window import RegistrationsWindow
+
+    written: list[Path] = []
+    (folder / "small").mkdir(parents=True, exist_ok=True)
+
+    def shoot(name: str, widget: Any, size: tuple[int, int], until: Callable[[], bool] = lambda: True) -> None:
+        widget.resize(*size)
+        widget.show()
+        _settle(app, until)
+        target = folder / f"{name}.png"
+        widget.grab().save(str(target))
+        written.append(target)
+
+    for stage in ("empty", "half-done"):
+        db = open_database(sqlite_url(scratch / f"first-run-{stage}.sqlite3"))
+        fresh = OrderBook(db, actor="screenshots")
+        if stage == "half-done":
+            for reg in book.list_registrations():
+                fresh.add_registration(dea_number=reg.dea_number, name=reg.name, address_lines=reg.address_lines,
+                                       city=reg.city, state=reg.state, postal_code=reg.postal_code,
+                                       schedules=[s for s in (reg.schedules or "").split(",") if s],
+                                       expires_on=reg.expires_on, business_activity=reg.business_activity)
+            for supplier in book.list_suppliers():
+                fresh.add_supplier(name=supplier.name, dea_number=supplier.dea_number,
+                                   address_lines=supplier.address_lines or [], city=supplier.city or "",
+                                   state=supplier.state or "", postal_code=supplier.postal_code or "",
+                                   connector=dict(supplier.connector or {}))
+        facade = AppFacade(config, fresh, db)
+        try:
+            window = MainWindow(config, fresh, db, facade=facade, start_checks=False)
+            panel = window.getting_started_panel()
+            shoot(f"first-run-{stage}", window, SIZE, until=lambda: panel.checklist is not None)
+            if stage == "half-done":
+                shoot("small/first-run-half-done", window, (1024, 600))
+            window.close()
+            window.deleteLater()
+            _flush_deletes(app)
+        finally:
+            facade.shutdown()
+            db.close()
+
+    facade = AppFacade(config, book, book.db)
+    try:
+        screen = RegistrationsWindow(facade)
+        shoot("registrations", screen, (900, 640), until=lambda: bool(screen.rows) and not screen.busy)
+        if screen.rows:
+            screen.table.selectRow(0)
+            shoot("registrations-selected", screen, (900, 640))
+            shoot("small/registrations", screen, (1024, 600))
+        screen.start_new()
+        screen.edits["dea_number"].setText("BJ6125342")
+        screen._check_dea("BJ6125342")
+        shoot("registrations-new-check-digit", screen, (900, 640))
+        screen.close()
+        window = MainWindow(config, book, book.db, facade=facade, start_checks=False)
+        shoot("small/main-window", window, (1024, 600))
+        window.close()
+        window.deleteLater()
+        _flush_deletes(app)
+    finally:
+        facade.shutdown()
     return written
 
 

@@ -266,7 +266,9 @@ def test_every_screen_is_rendered_to_a_png(qtbot, facade, world):
     written = save_screenshots(SCREENSHOT_DIR, config=world.config, db=world.db, book=world.book)
     names = {path.stem for path in written}
     assert {"main-window", "sign-and-send", "receiving", "lost-order", "cancel-order", "records-export",
-            "records-check", "records-backup", "certificates", "about", "settings", "order-editor"} <= names
+            "records-check", "records-backup", "certificates", "about", "settings", "order-editor",
+            "first-run-empty", "first-run-half-done", "registrations", "registrations-new-check-digit"} <= names
     assert any(path.parent.name == "wizards" for path in written)
+    assert {p.stem for p in written if p.parent.name == "small"} >= {"main-window", "first-run-half-done"}
     assert all(path.stat().st_size > 5000 for path in written)
     assert world.book.get_order(order.id).status is OrderStatus.ACCEPTED  # screenshots change nothing
