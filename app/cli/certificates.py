@@ -282,6 +282,8 @@ def cmd_token_list(args: argparse.Namespace) -> int:
             flags = ", ".join(f for f, on in (("PIN pad", t["pin_pad"]), ("PIN LOCKED", t["pin_locked"])) if on)
             print(f"{t['label']:<24} serial {t['serial']:<18} {t['manufacturer']} {t['model']}"
                   + (f"  [{flags}]" if flags else ""))
+            if t.get("pin_notice"):
+                print(f"    {t['pin_notice']}")
     return EXIT_OK
 
 

@@ -108,6 +108,7 @@ class Preparation:
     on_token: bool
     rules: list[RuleResult]
     notices: list[Any] = field(default_factory=list)  # unusual quantities: told, never a block (issue 21)
+    pin_notice: str = ""  # from the token's PIN flags, e.g. one try left before it locks (issue 19)
 
     @property
     def needs_signing(self) -> bool:
@@ -164,6 +165,7 @@ def prepare(facade: Any, order_id: int) -> Preparation:
     x12_text = write_850(po, created_at=now,  # type: ignore[arg-type]
                          **interchange_ids(order, test_indicator=for_profile(facade.config))).decode("ascii", "replace")
     record, certificate_problem, pin_pad, on_token, reasons, clock = None, None, False, False, [], None
+    pin_notice = ""
     notices: list[Any] = []
     certificate_text = ""
     if order.status is OrderStatus.DRAFT:
@@ -176,8 +178,9 @@ def prepare(facade: Any, order_id: int) -> Preparation:
             on_token = ref.token is not None
             if on_token:
                 try:
-                    pin_pad = any(t.pin_pad for t in facade.certificates.list_tokens()
-                                  if t.serial == ref.token.serial)
+                    mine = [t for t in facade.certificates.list_tokens() if t.serial == ref.token.serial]
+                    pin_pad = any(t.pin_pad for t in mine)
+                    pin_notice = next((t.pin_notice for t in mine if t.pin_notice), "")
                 except CsosError as exc:
                     log.info("token list failed: %s", exc.code)
             where = "on this computer (key file)" if not on_token else f"on the {ref.token.describe()}"
@@ -200,6 +203,7 @@ def prepare(facade: Any, order_id: int) -> Preparation:
                        supplier_name=order.supplier.name, registration_dea=order.registration.dea_number,
                        order_html=purchase_order_html(po), x12_text=x12_text, record=record,
                        certificate_text=certificate_text, pin_pad=pin_pad, on_token=on_token, rules=rules,
+                       pin_notice=pin_notice,
                        notices=notices)
 
 
@@ -260,6 +264,7 @@ class KeyUnlockBox(QGroupBox):
         self.record: Any = None
         self.on_token = False
         self.pin_pad = False
+        self.pin_notice = ""
         self.setObjectName("keyUnlockBox")
         layout = QVBoxLayout(self)
         self.state_label = QLabel(self)
@@ -281,8 +286,8 @@ class KeyUnlockBox(QGroupBox):
         facade.sessions.locked.connect(self._on_locked)
         self.set_record(None)
 
-    def set_record(self, record: Any, *, on_token: bool = False, pin_pad: bool = False) -> None:
-        self.record, self.on_token, self.pin_pad = record, on_token, pin_pad
+    def set_record(self, record: Any, *, on_token: bool = False, pin_pad: bool = False, pin_notice: str = "") -> None:
+        self.record, self.on_token, self.pin_pad, self.pin_notice = record, on_token, pin_pad, pin_notice
         self.refresh()
 
     @property
@@ -302,8 +307,12 @@ class KeyUnlockBox(QGroupBox):
         elif self.pin_pad:
             text, ask = ("Your card reader has its own keypad: when you press the button below, type your PIN on the "
                          "reader, not on the keyboard.", False)
+            if self.pin_notice:
+                text = f"{self.pin_notice} {text}"
         else:
             text = (reason + " " if reason else "") + f"Type the {what} of your key. It is used once and not kept."
+            if self.on_token and self.pin_notice and self.pin_notice not in text:
+                text = f"{self.pin_notice} {text}"
             ask = True
         self.state_label.setText(text)
         self.secret_label.setVisible(ask)
@@ -483,7 +492,8 @@ class SignAndSendDialog(QDialog):
             self.usage_notice.setText("\n".join(["⚠ " + n.message for n in preparation.notices]
                                                  + ["This is a notice only: you can still sign and send."]))
             self.usage_notice.setVisible(bool(preparation.notices))
-            self.unlock.set_record(preparation.record, on_token=preparation.on_token, pin_pad=preparation.pin_pad)
+            self.unlock.set_record(preparation.record, on_token=preparation.on_token, pin_pad=preparation.pin_pad,
+                                   pin_notice=preparation.pin_notice)
         else:
             self.certificate_label.setText("This order is already signed; it only has to be sent.")
             self.rules_box.setVisible(False)

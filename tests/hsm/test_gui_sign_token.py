@@ -61,3 +61,39 @@ def test_sign_and_send_with_the_key_on_a_token(qtbot, world, hsm_token):
     finally:
         facade.shutdown()
     assert not facade.sessions.is_unlocked(world.record)  # closing the window logs out of the token
+
+
+def test_the_pin_prompt_warns_when_the_token_is_close_to_locking(qtbot, world, hsm_token):
+    """A wrong PIN sets the token's COUNT_LOW flag (SoftHSM does so too): the error says how close the token is to
+    locking, and the next sign screen says it before anything is typed (issue 19)."""
+    from app.services.keys.pkcs11_tokens import COUNT_LOW_TEXT
+    from app.ui.facade import AppFacade
+
+    if hsm_token.softhsm is None:
+        pytest.skip("needs SoftHSM, which flags COUNT_LOW after a wrong PIN")
+    facade = AppFacade(world.config, world.book, world.db)
+    try:
+        order = world.new_order()
+        dialog = SignAndSendDialog(facade, order.id)
+        qtbot.addWidget(dialog)
+        dialog.show()
+        qtbot.waitUntil(lambda: dialog.preparation is not None, timeout=30_000)
+        assert COUNT_LOW_TEXT not in dialog.unlock.state_label.text()
+        pin = dialog.unlock.secret_edit
+        qtbot.keyClicks(pin, "000000")
+        qtbot.keyClick(pin, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: dialog.job is None, timeout=60_000)
+        assert COUNT_LOW_TEXT in dialog.unlock.message.text
+        dialog.close()
+        again = SignAndSendDialog(facade, order.id)
+        qtbot.addWidget(again)
+        again.show()
+        qtbot.waitUntil(lambda: again.preparation is not None, timeout=30_000)
+        assert again.preparation.pin_notice == COUNT_LOW_TEXT
+        assert again.unlock.state_label.text().startswith(COUNT_LOW_TEXT)
+        qtbot.keyClicks(again.unlock.secret_edit, hsm_token.pin)  # the right PIN clears the flag again
+        qtbot.keyClick(again.unlock.secret_edit, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda: again.job is None, timeout=60_000)
+        assert world.book.get_order(order.id).status is OrderStatus.ACCEPTED, again.status_label.text()
+    finally:
+        facade.shutdown()
