@@ -334,7 +334,7 @@ class Portal:
                                                       Coordinator.role == "alternate")) is not None:
                         raise SandboxApiError(409, "coordinator_slots_full",
                                               f"Registration {dea} already has a principal and an alternate "
-                                              "coordinator (S4).")
+                                              "coordinator.")
             app = Application(
                 public_id=secrets.token_urlsafe(18), kind="enrollment", account_id=account.id, role=role,
                 person=person_json, registrations=deas, poa_document=poa,
@@ -495,7 +495,7 @@ class Portal:
                     continue
                 if any(c.role == "alternate" for c in existing):
                     raise SandboxApiError(409, "coordinator_slots_full",
-                                          f"Registration {dea} already has two coordinators (S4).")
+                                          f"Registration {dea} already has two coordinators.")
                 session.add(Coordinator(registration_dea=dea, account_id=applicant.id,
                                         role="alternate" if existing else "principal"))
         if app.kind == "renewal":

@@ -25,6 +25,8 @@ from app.services.keys.pkcs11_tokens import COUNT_LOW_TEXT, PIN_NOT_INITIALIZED_
 
 from .conftest import NO_USER_PIN_LABEL
 
+pytestmark = pytest.mark.hsm
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

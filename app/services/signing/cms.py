@@ -144,7 +144,8 @@ def sign_content(content: bytes, *, signer: SignsData, certificate_der: bytes,
         raise CmsError("There is nothing to sign.", code="malformed")
     algorithm = signer.signature_algorithm
     if algorithm not in _SIGNATURE_ALGORITHMS:
-        raise CmsError(f"Signature algorithm {algorithm} is not allowed for CSOS (K5).", code="malformed")
+        raise CmsError(f"This kind of signature ({algorithm}) is not allowed for CSOS orders: only RSA or ECDSA with "
+                       "SHA-256.", code="malformed")
     pieces = _signer_pieces(bytes(certificate_der))
     certificates = _certificate_set((bytes(certificate_der), *map(bytes, intermediates_der)))
     # SignedAttributes: a DER SET OF, elements sorted by their encoding (X.690 §11.6).

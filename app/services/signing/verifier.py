@@ -237,7 +237,7 @@ def signer_reasons(signer: CsosCertificate) -> list[Reason]:
     if not signer.can_sign_orders:
         return [Reason("not_signing_certificate",
                        f"The certificate of {signer.subscriber_name or 'the signer'} is an administrative "
-                       "(coordinator) certificate; it cannot sign orders (S4).")]
+                       "(coordinator) certificate; it cannot sign orders.")]
     return []
 
 
@@ -248,7 +248,7 @@ def time_reasons(signing_time: dt.datetime, now: dt.datetime) -> list[Reason]:
                                                   "UTC, more than a day in the future."))
     if now - signing_time > ORDER_VALIDITY:
         reasons.append(Reason("order_expired", f"The order was signed on {signing_time:%Y-%m-%d}; an order is not "
-                                               "valid more than 60 days after it was signed (O5)."))
+                                               "valid more than 60 days after it was signed."))
     return reasons
 
 
@@ -262,7 +262,7 @@ def order_reasons_for(order: PurchaseOrder, signer: CsosCertificate | None,
                 "date_signed": order.date_signed}
     for name, value in required.items():
         if value in (None, ""):
-            reasons.append(Reason(f"missing_field:{name}", f"The order has no {name.replace('_', ' ')} (O1)."))
+            reasons.append(Reason(f"missing_field:{name}", f"The order has no {name.replace('_', ' ')}."))
     if not order.lines:
         reasons.append(Reason("missing_field:lines", "The order has no lines."))
     for line in order.lines:
@@ -270,7 +270,7 @@ def order_reasons_for(order: PurchaseOrder, signer: CsosCertificate | None,
                             ("package_quantity", line.package_quantity)):
             if value in (None, "", 0):
                 reasons.append(Reason(f"missing_field:{name}", f"Line {line.line_number} has no "
-                                                               f"{name.replace('_', ' ')} (O1)."))
+                                                               f"{name.replace('_', ' ')}."))
     # The order's date is the pharmacy's local date of the signing (time zones span UTC-12 to UTC+14): never more
     # than a day from the UTC signing time, or the order number's year could be chosen freely.
     if order.date_signed and signing_time is not None:
