@@ -219,6 +219,8 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
                                               self.new_order_from_selected,
                                               "The supplier did not accept this order: make a new draft with the "
                                               "same lines (the old order stays as it is)")
+        self.reorder_action = self._action("Re&order…", "copy-order", "Ctrl+Shift+R", self.reorder_selected,
+                                           "Copy this order's lines into a new draft (the order stays as it is)")
         self.find_action = self._action("&Find…", "search", QKeySequence.StandardKey.Find, self.focus_search,
                                         "Search by order number, NDC or product")
         self.refresh_action = self._action("&Refresh", "refresh", QKeySequence.StandardKey.Refresh, self.refresh,
@@ -275,6 +277,7 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         self._build_help_actions()
         self.edit_order_action.setEnabled(False)
         self.copy_order_action.setEnabled(False)
+        self.reorder_action.setEnabled(False)
         for action in self.order_actions:
             action.setEnabled(False)
 
@@ -301,6 +304,7 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         order_menu = bar.addMenu("&Order")
         order_menu.addAction(self.new_order_action)
         order_menu.addAction(self.edit_order_action)
+        order_menu.addAction(self.reorder_action)
         order_menu.addAction(self.copy_order_action)
         order_menu.addSeparator()
         order_menu.addAction(self.sign_action)

@@ -63,6 +63,7 @@ class SelectedOrderMixin:
         self.detail.show_order(shown)
         self.edit_order_action.setEnabled(shown is not None and shown.status is OrderStatus.DRAFT)
         self.copy_order_action.setEnabled(shown is not None and shown.can_be_copied)
+        self.reorder_action.setEnabled(shown is not None and bool(shown.lines))
         status = shown.status if shown is not None else None
         self.sign_action.setEnabled(status in (OrderStatus.DRAFT, OrderStatus.SIGNED, OrderStatus.QUEUED))
         self.receive_action.setEnabled(status in SHIPPABLE_STATUSES or status in (OrderStatus.EXPIRED,
@@ -125,6 +126,27 @@ class SelectedOrderMixin:
         self.facade.notify_orders_changed([order_id, new_id])
         self.select_order(new_id)
         self.open_editor(new_id)
+
+    @Slot()
+    def reorder_selected(self) -> Any:
+        """Reorder: the selected order's lines (any order, received ones too) in a new draft for the same
+        registration and supplier; the order itself stays as it is (not the replacement of an unaccepted one)."""
+        order_id = self.selected_order_id()
+        if order_id is None or not self.reorder_action.isEnabled():
+            return None
+        from app.services.orders.drafts import load_draft
+
+        try:
+            state = load_draft(self.book.db, order_id)
+            draft = self.book.new_order(registration_dea=state.registration_dea, supplier_name=state.supplier_name)
+            for line in state.lines:
+                self.book.add_line(draft.id, ndc=line.ndc, packages=line.packages)
+        except CsosError as exc:
+            self.report_failure(exc)
+            return None
+        self.facade.notify_orders_changed([draft.id])
+        self.select_order(draft.id)
+        return self.open_editor(draft.id)
 
     # -- order life: sign and send, receive, lost, cancel, print, PDF --------------------------------------------
 

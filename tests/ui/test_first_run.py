@@ -151,3 +151,27 @@ def test_filters_fit_a_1024_by_600_screen_eliding_with_a_tooltip(qtbot, book, db
         assert combo.mapTo(made, combo.rect().topRight()).x() <= made.width()
         shown = combo.shown_text()
         assert shown == combo.currentText() or (shown.endswith("…") and len(shown) > 3), shown
+
+
+def test_reorder_copies_any_orders_lines_into_a_new_draft(qtbot, catalog_book, db, training_config):
+    from sqlalchemy import update
+
+    from app.models.orderbook import Order
+    from app.models.states import OrderStatus
+
+    order = catalog_book.new_order(registration_dea="BJ6125341", supplier_name="Acme Drug")
+    catalog_book.add_line(order.id, ndc="00406055262", packages=2)
+    with db.session() as session, session.begin():
+        session.execute(update(Order).where(Order.id == order.id).values(status=OrderStatus.RECEIVED))
+    made = MainWindow(training_config, catalog_book, db, start_checks=False)
+    qtbot.addWidget(made)
+    made.show()
+    assert made.select_order(order.id)
+    qtbot.waitUntil(lambda: made.reorder_action.isEnabled(), timeout=5000)
+    assert not made.copy_order_action.isEnabled()  # the replacement of an unaccepted order keeps its own name
+    editor = made.reorder_selected()
+    assert editor is not None and editor.windowTitle().startswith("Draft order")
+    copied = catalog_book.get_order(editor.order_id)
+    assert copied.status is OrderStatus.DRAFT and [(l.ndc, l.packages) for l in copied.lines] == [("00406055262", 2)]
+    assert catalog_book.get_order(order.id).status is OrderStatus.RECEIVED
+    editor.reject()
