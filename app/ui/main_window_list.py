@@ -147,6 +147,7 @@ class OrderListMixin:
         self.table.setTabKeyNavigation(False)
         self.table.setWordWrap(False)
         self.table.setShowGrid(False)
+        self.table.setStyleSheet(theme.FOCUS_STYLE)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         self.table.verticalHeader().setDefaultSectionSize(QFontMetrics(self.table.font()).height() + 10)

@@ -368,6 +368,7 @@ class OrderEditor(QDialog):
                                          QAbstractItemView.EditTrigger.DoubleClicked)
         self.lines_table.setTabKeyNavigation(False)
         self.lines_table.setAlternatingRowColors(True)
+        self.lines_table.setStyleSheet(theme.FOCUS_STYLE)  # where the keyboard is, visibly
         self.lines_table.setShowGrid(False)
         self.lines_table.verticalHeader().setVisible(False)
         header = self.lines_table.horizontalHeader()

@@ -74,6 +74,10 @@ NOTICE_STYLE = (
     " QFrame#noticeBar QLabel { color: #1f1f1f; }"
 )
 
+# Keyboard users must see where they are: a table or list with the focus gets a clear outline (issue 18).
+FOCUS_STYLE = ("QTableView:focus, QListView:focus, QListWidget:focus {"
+               " border: 2px solid palette(highlight); border-radius: 2px; }")
+
 FIELD_ERROR_STYLE = "QLabel[role=\"fieldError\"] { color: #b3261e; }"
 
 CLOCK_COLOURS = {"ok": _GREEN, "off": _RED, "unknown": _AMBER, "unchecked": _GREY}

@@ -150,6 +150,7 @@ def make_table(parent: QWidget, model: QAbstractTableModel, *, name: str, access
     table.setShowGrid(False)
     table.setWordWrap(False)
     table.setTabKeyNavigation(False)  # Tab leaves the table: keyboard users move between fields, arrows move rows
+    table.setStyleSheet(theme.FOCUS_STYLE)
     table.verticalHeader().setVisible(False)
     table.verticalHeader().setDefaultSectionSize(QFontMetrics(table.font()).height() + 8)
     header = table.horizontalHeader()

@@ -175,3 +175,30 @@ def test_reorder_copies_any_orders_lines_into_a_new_draft(qtbot, catalog_book, d
     assert copied.status is OrderStatus.DRAFT and [(l.ndc, l.packages) for l in copied.lines] == [("00406055262", 2)]
     assert catalog_book.get_order(order.id).status is OrderStatus.RECEIVED
     editor.reject()
+
+
+def test_a_table_with_the_keyboard_focus_shows_an_outline(qtbot):
+    from PySide6.QtWidgets import QLineEdit, QVBoxLayout
+
+    from app.ui.widgets import RowsTableModel, make_table
+
+    holder = QWidget()
+    layout = QVBoxLayout(holder)
+    other = QLineEdit(holder)
+    model = RowsTableModel(("Line", "Product"), parent=holder)
+    model.set_rows([("1", "Oxycodone 5 mg"), ("2", "Amoxicillin 500 mg")])
+    table = make_table(holder, model, name="", accessible_name="Lines")
+    layout.addWidget(other)
+    layout.addWidget(table)
+    qtbot.addWidget(holder)
+    holder.show()
+    qtbot.waitExposed(holder)
+    holder.activateWindow()
+    other.setFocus()
+    qtbot.waitUntil(other.hasFocus, timeout=2000)
+    unfocused = table.grab().toImage()
+    table.setFocus()
+    qtbot.waitUntil(table.hasFocus, timeout=2000)
+    focused = table.grab().toImage()
+    edge = (0, table.height() - 3)  # the frame, below the rows: only an outline changes it
+    assert unfocused.pixel(*edge) != focused.pixel(*edge)
