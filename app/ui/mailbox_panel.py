@@ -45,9 +45,9 @@ class MailboxPanel(QWidget):
         self.setWindowTitle("Practice mailbox — TRAINING")
         self.resize(760, 480)
         layout = QVBoxLayout(self)
-        layout.addWidget(training_banner(self, "TRAINING — the practice mailbox stands in for the e-mails and letters "
-                                               "DEA's CA sends. The reference number comes by e-mail and the access "
-                                               "code by post, separately, on purpose."))
+        layout.addWidget(training_banner(self, "TRAINING — the practice mailbox stands in for the e-mails and "
+                                               "letters DEA's CA sends. The reference number comes by e-mail and "
+                                               "the access code by post, separately, on purpose."))
         row = QHBoxLayout()
         row.addWidget(QLabel("Messages for:", self))
         self.email = QLineEdit(email, self)

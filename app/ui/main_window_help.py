@@ -98,7 +98,8 @@ class HelpMixin:
         actions = {
             "enroll": self.open_enrollment, "import": self.open_import,  # type: ignore[attr-defined]
             "registrations": self.open_registrations, "suppliers": lambda: self.open_settings_tab(0),
-            "settings": lambda: self.open_settings_tab(0), "new_order": lambda: self.open_editor(None),  # type: ignore[attr-defined]
+            "settings": lambda: self.open_settings_tab(0),
+            "new_order": lambda: self.open_editor(None),  # type: ignore[attr-defined]
         }
         action = actions.get(key)
         if action is None:

@@ -172,7 +172,8 @@ def test_first_start_to_a_received_order_and_a_records_export(qtbot, main, tmp_p
     qtbot.waitUntil(lambda: "1 of 3 done" in words(main), timeout=TIMEOUT)  # practice registrations and suppliers
     text = words(main)
     for expected in ("Getting started", "practise freely", "Your CSOS certificate",
-                     "Your DEA registration(s) and suppliers — done", "Registration BJ6125341 — Main Street Pharmacy",
+                     "Your DEA registration(s) and suppliers — done",
+                     "Registration BJ6125341 — Main Street Pharmacy",
                      "Supplier Acme Drug: sent over the internet to the practice supplier on this computer",
                      "Your first order"):
         assert expected in text, expected
@@ -272,7 +273,8 @@ def test_first_start_to_a_received_order_and_a_records_export(qtbot, main, tmp_p
         click(qtbot, editor, "Add line")
     lines = named(editor, QTableView, "Lines of this order")
     assert lines.model().rowCount() == 2
-    shown = " ".join(str(lines.model().index(r, c).data()) for r in range(2) for c in range(lines.model().columnCount()))
+    columns = lines.model().columnCount()
+    shown = " ".join(str(lines.model().index(r, c).data()) for r in range(2) for c in range(columns))
     assert "Oxycodone" in shown and "Amoxicillin" in shown and "II" in shown
     click(qtbot, editor, "Save draft")
     qtbot.waitUntil(lambda: not editor.isVisible(), timeout=TIMEOUT)

@@ -11,7 +11,15 @@ import pytest
 from app.models.orderbook import CertificateStatus
 from app.services.enrollment.enroll_flow import EnrollmentFlow, application_summary
 from app.services.enrollment.wizard import RESUMED_FROM
-from tests.unit.enrollment.test_flows import DEA, KEY_PASSWORD, PORTAL_PASSWORD, MemoryAuthority, book, pki, store  # noqa: F401
+from tests.unit.enrollment.test_flows import (  # noqa: F401 - book, pki, store are fixtures
+    DEA,
+    KEY_PASSWORD,
+    PORTAL_PASSWORD,
+    MemoryAuthority,
+    book,
+    pki,
+    store,
+)
 
 IDENTITY = {"identity_document_type": "drivers_license", "identity_document_number": "D1234567",
             "date_of_birth": "04/02/1980"}
