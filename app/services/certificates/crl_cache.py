@@ -195,6 +195,8 @@ class CrlCache:
         cached = self._cached(url)
         if cached is not None and cached.is_current(now, self.clock_skew) and not self._too_old(cached, now):
             return cached
+        if cached is not None and self._before_issued(cached, now):
+            raise cached.problem_at(now, self.clock_skew)  # type: ignore[misc]
         if not fetch:
             if cached is None:
                 raise CrlUnavailable(f"No CRL from {url} is stored and fetching is off (offline).",
@@ -235,6 +237,13 @@ class CrlCache:
         return self._cached(url)
 
     # -- internals --------------------------------------------------------------------------------------------------
+
+    def _before_issued(self, entry: CachedCrl, now: datetime) -> bool:
+        """A question about a past moment (``now`` before this cache's clock) that the stored CRL, issued after
+        that moment, cannot answer: a download brings the CA's current CRL, never an older one, so it cannot
+        either. The records check judges every order as of its signing time; without this it downloaded the CRL
+        once per order. Questions about the present are untouched."""
+        return now + self.clock_skew < entry.this_update and now + self.clock_skew < self.clock()
 
     def _too_old(self, entry: CachedCrl, now: datetime) -> bool:
         return (self.max_age is not None and entry.fetched_at is not None
