@@ -23,10 +23,12 @@ temporary file is removed on failure and nothing else is written anywhere.
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 import logging
 import os
 import re
+import sys
 import tempfile
 import threading
 import unicodedata
@@ -40,7 +42,6 @@ from asn1crypto import keys as asn1_keys
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives import padding as sym_padding
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
@@ -81,10 +82,33 @@ def check_label(label: str) -> str:
     return label
 
 
-def _secret_bytes(secret: str | None) -> bytes:
+def _secret_bytes(secret: str | None) -> bytearray:
+    """The password as UTF-8 in a buffer the caller wipes (``wipe``) after use. The ``str`` it came from cannot be
+    wiped: Python strings are immutable (K4 limits in docs/compliance.md)."""
     if not isinstance(secret, str) or secret == "":
         raise WrongPassword("Enter the password of the key file.")
-    return unicodedata.normalize("NFC", secret).encode("utf-8")
+    encoded = unicodedata.normalize("NFC", secret).encode("utf-8")
+    try:
+        return bytearray(encoded)
+    finally:
+        wipe_bytes(encoded)
+
+
+def wipe(buffer: bytearray | memoryview) -> None:
+    """Overwrite a mutable buffer with zeros (key material, passwords, derived keys) once it is no longer needed."""
+    if isinstance(buffer, memoryview):
+        buffer.cast("B")[:] = bytes(buffer.nbytes)
+    else:
+        buffer[:] = bytes(len(buffer))
+
+
+def wipe_bytes(data: bytes) -> None:
+    """Zero the buffer of a ``bytes`` object that only the caller holds (what cryptography returns from
+    ``private_bytes``). CPython only; a no-op elsewhere and for the shared 0/1-byte objects."""
+    if sys.implementation.name != "cpython" or not isinstance(data, bytes) or len(data) < 2:
+        return
+    offset = sys.getsizeof(data) - len(data) - 1  # the bytes object's data follows its header; +1 for the NUL
+    ctypes.memset(id(data) + offset, 0, len(data))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -95,16 +119,22 @@ def _secret_bytes(secret: str | None) -> bytes:
 def encrypt_pkcs8(private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, password: bytes,
                   *, iterations: int = PBKDF2_ITERATIONS) -> bytes:
     """DER EncryptedPrivateKeyInfo with PBES2 / PBKDF2-HMAC-SHA256 / AES-256-CBC."""
-    plain = private_key.private_bytes(
+    exported = private_key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    pad = 16 - len(exported) % 16
+    padded = bytearray(exported) + bytearray([pad]) * pad  # PKCS#7, built in a buffer that is wiped below
+    wipe_bytes(exported)
     salt = os.urandom(SALT_BYTES)
     iv = os.urandom(16)
-    key = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=iterations).derive(password)
-    padder = sym_padding.PKCS7(128).padder()
-    padded = padder.update(plain) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-    ciphertext = encryptor.update(padded) + encryptor.finalize()
+    key = bytearray(32)
+    try:
+        PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=salt, iterations=iterations).derive_into(password, key)
+        encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+        ciphertext = _encrypt_buffer(encryptor, padded)
+    finally:
+        wipe(padded)
+        wipe(key)
     info = asn1_keys.EncryptedPrivateKeyInfo(
         {
             "encryption_algorithm": {
@@ -125,6 +155,13 @@ def encrypt_pkcs8(private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, p
         }
     )
     return info.dump()
+
+
+def _encrypt_buffer(encryptor: object, padded: bytearray) -> bytes:
+    out = bytearray(len(padded) + 16)
+    n = encryptor.update_into(padded, out)  # type: ignore[attr-defined]
+    tail = encryptor.finalize()  # type: ignore[attr-defined]
+    return bytes(out[:n]) + tail
 
 
 @dataclass(frozen=True)
@@ -168,20 +205,30 @@ def decrypt_pkcs8(der: bytes, password: bytes) -> rsa.RSAPrivateKey | ec.Ellipti
     alg = info["encryption_algorithm"]
     if alg.kdf_iterations < 1 or alg.kdf_iterations > 10_000_000:
         raise CorruptKeyFile("The key file is damaged (impossible iteration count).")
-    key = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=alg.kdf_salt,
-                     iterations=alg.kdf_iterations).derive(password)
     ciphertext = info["encrypted_data"].native
     if len(ciphertext) == 0 or len(ciphertext) % 16:
         raise CorruptKeyFile("The key file is damaged (truncated encrypted key).")
-    decryptor = Cipher(algorithms.AES(key), modes.CBC(alg.encryption_iv)).decryptor()
-    padded = decryptor.update(ciphertext) + decryptor.finalize()
+    # The plaintext only ever lives in ``padded`` (and the AES key in ``key``): both are zeroed before returning.
+    key = bytearray(32)
+    padded = bytearray(len(ciphertext) + 16)
     try:
-        unpadder = sym_padding.PKCS7(128).unpadder()
-        plain = unpadder.update(padded) + unpadder.finalize()
-        private_key = serialization.load_der_private_key(plain, password=None)
+        PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=alg.kdf_salt,
+                   iterations=alg.kdf_iterations).derive_into(password, key)
+        decryptor = Cipher(algorithms.AES(key), modes.CBC(alg.encryption_iv)).decryptor()
+        n = decryptor.update_into(ciphertext, padded)
+        if decryptor.finalize():
+            raise ValueError("unexpected trailing block")
+        pad = padded[n - 1] if n else 0
+        if not 1 <= pad <= 16 or padded[n - pad:n] != bytearray([pad]) * pad:
+            raise ValueError("bad padding")
+        with memoryview(padded) as view, view[:n - pad] as plain:
+            private_key = serialization.load_der_private_key(plain, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         # Without a MAC a wrong password and a damaged ciphertext look the same; the wrong password is far likelier.
         raise WrongPassword("The password is not correct for this key file.") from exc
+    finally:
+        wipe(padded)
+        wipe(key)
     if not isinstance(private_key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         raise CorruptKeyFile("The key file holds a key type CSOS Desk does not use.")
     return private_key
@@ -278,6 +325,15 @@ def write_private_file(path: Path, data: bytes) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def _encrypt_with(private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, secret: str | None,
+                  iterations: int) -> bytes:
+    password = _secret_bytes(secret)
+    try:
+        return encrypt_pkcs8(private_key, password, iterations=iterations)
+    finally:
+        wipe(password)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -416,7 +472,7 @@ class SoftwareKeyStore(KeyStore):
             key_id=os.urandom(16).hex(),
             label=label,
             algorithm=algorithm,
-            encrypted_key=encrypt_pkcs8(private_key, _secret_bytes(secret), iterations=self._iterations),
+            encrypted_key=_encrypt_with(private_key, secret, self._iterations),
             public_key_der=private_key.public_key().public_bytes(
                 serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo),
             certificate_der=certificate_der,
@@ -430,7 +486,11 @@ class SoftwareKeyStore(KeyStore):
         kf = self._read(ref)
         self.throttle.wait_before_attempt(ref.key_id)
         try:
-            private_key = decrypt_pkcs8(kf.encrypted_key, _secret_bytes(secret))
+            password = _secret_bytes(secret)
+            try:
+                private_key = decrypt_pkcs8(kf.encrypted_key, password)
+            finally:
+                wipe(password)
         except WrongPassword:
             n = self.throttle.record_failure(ref.key_id)
             log.info("wrong password for software key id=%s (failure %d in a row)", ref.key_id, n)
@@ -456,7 +516,7 @@ class SoftwareKeyStore(KeyStore):
         with self._lock:
             kf, private_key = self._unlock(ref, old_secret)
             new = _KeyFile(kf.key_id, kf.label, kf.algorithm,
-                           encrypt_pkcs8(private_key, _secret_bytes(new_secret), iterations=self._iterations),
+                           _encrypt_with(private_key, new_secret, self._iterations),
                            kf.public_key_der, kf.certificate_der)
             self._write(new)
         log.info("password changed for software key id=%s", ref.key_id)
