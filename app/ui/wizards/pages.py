@@ -531,6 +531,7 @@ class AgreementPage(WizardPage):
     def build(self) -> None:
         box = QPlainTextEdit(AGREEMENT_TEXT, self)
         box.setObjectName("agreementText")
+        box.setAccessibleName("Subscriber agreement")
         box.setReadOnly(True)
         box.setMinimumHeight(140)
         self.layout_.addWidget(box)
@@ -658,6 +659,7 @@ class RequestPage(WizardPage):
                   "gives you and choose it below.", rich=True)
         box = QPlainTextEdit(self.data.get("csr_pem") or "", self)
         box.setObjectName("csrText")
+        box.setAccessibleName("Certificate request")
         box.setReadOnly(True)
         box.setMaximumHeight(110)
         self.layout_.addWidget(box)
