@@ -236,7 +236,7 @@ class Portal:
                       f"Your one-time sign-in code is {code}. It expires in 10 minutes.", code=code)
             session.commit()
             return {"challenge_id": challenge.id, "expires_at": _iso(challenge.expires_at), "delivered_to": "email",
-                    "message": "A one-time code was sent to your sandbox mailbox (e-mail channel)."}
+                    "message": "A one-time code was sent to your practice mailbox (e-mail channel)."}
 
     def verify_login(self, data: dict[str, Any]) -> dict[str, Any]:
         challenge_id = text_field(data, "challenge_id", max_length=64)
