@@ -1,5 +1,5 @@
 """The certificate windows the main window opens: the certificates page, the enrollment, import, renewal and
-revocation wizards, the coordinator's approvals page and the training mailbox — one window of each kind at a time.
+revocation wizards, the coordinator's approvals page and the practice mailbox — one window of each kind at a time.
 
 A mixin of ``MainWindow`` (app/ui/main_window.py); it needs the frame's ``config``, ``facade``, ``windows``,
 ``report_failure``, ``refresh_status`` and ``open_editor``. The pages and wizards are imported when opened.

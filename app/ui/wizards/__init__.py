@@ -93,7 +93,7 @@ def open_revocation_wizard(parent: QWidget | None, facade: Any, fingerprint: str
 
 def open_mailbox(parent: QWidget | None, facade: Any, *, authority: EnrollmentAuthority | None = None,
                  email: str = "") -> Any:
-    """The training mailbox as its own window (training only)."""
+    """The practice mailbox as its own window (training only)."""
     from PySide6.QtCore import Qt
 
     from app.ui.mailbox_panel import MailboxPanel
@@ -101,7 +101,7 @@ def open_mailbox(parent: QWidget | None, facade: Any, *, authority: EnrollmentAu
     try:
         authority = authority or authority_for(facade.config)
     except CsosError as exc:
-        messages.alert(parent, "Training mailbox", exc.message)
+        messages.alert(parent, "Practice mailbox", exc.message)
         return None
     panel = MailboxPanel(authority, facade.jobs, email=email, parent=parent)
     panel.setWindowFlag(Qt.WindowType.Window, True)
@@ -139,7 +139,7 @@ _SAMPLE = {
     "title": "Pharmacist in charge", "registrations": ["BJ6125341"],
     "registration_names": {"BJ6125341": "Main Street Pharmacy"}, "poa_file": "/home/jordan/power-of-attorney.pdf",
     "agreement_accepted": True, "identity_document_type": "drivers_license", "account_choice": "new",
-    "sign_in_message": "A one-time code was sent to your sandbox mailbox (e-mail channel).",
+    "sign_in_message": "A one-time code was sent to your practice mailbox (e-mail channel).",
     "application_id": "q3J9-training-application", "application_status": "pending",
     "submitted_at": "2026-03-02T10:15:00+00:00", "key_store": "software",
     "key_id": "5f2a9c0e11d04b7c", "key_description": "'CSOS Jordan Example 2026-03-02' (RSA-2048, key file on this "
