@@ -19,6 +19,7 @@ from pathlib import Path
 MODULES = (
     "tests.bench.bench_startup",
     "tests.bench.bench_signing",
+    "tests.bench.bench_sign_send",
     "tests.bench.bench_orderbook",
     "tests.bench.bench_catalog_import",
     "tests.bench.bench_records_export",

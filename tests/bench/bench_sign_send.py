@@ -1,0 +1,170 @@
+"""Sign and send until the supplier's answer is on screen (issue 6/7), over loopback HTTPS and over AS2.
+
+Run: .venv/bin/python -m tests.bench.bench_sign_send [--orders N]
+
+The training sandbox runs on loopback (its suppliers, CA, CRLs and SNTP server); a purchaser is enrolled with it.
+Each timed order is what the sign screen's "Sign and send" does after the password (``app.ui.sign_dialog``): a
+new signing service with the profile's clock rule, CRL cache, usage settings and ISA15 T signs the draft; a new
+outbox queues it and sends it now (a new connector: new TLS connection; over AS2 signed + encrypted, MDN verified);
+the supplier's answer is recorded; the order's details are read as the screen shows them (``order_details``).
+
+Floor, measured in the same run: a bare ``requests.post`` of an already signed order's bytes (same size, a
+different order each time so the supplier does its full work) to the same supplier over a new verified TLS
+connection, until its answer is read: the network and the supplier's own work, nothing of ours. Target ≤ 3×.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+TARGET = 3.0
+
+
+def _median_ms(samples: list[float]) -> float:
+    return statistics.median(samples) * 1000
+
+
+def collect(*, orders: int) -> list[dict]:
+    import requests
+    from sqlalchemy import select
+
+    from app.config import load_config
+    from app.models.database import open_database
+    from app.models.orderbook import Supplier
+    from app.models.states import OrderStatus
+    from app.services.certificates.crl_cache import signing_crl_cache
+    from app.services.certificates.validation import CertificateValidationService, load_trust_bundle
+    from app.services.orders.details import order_details
+    from app.services.orders.lifecycle import Lifecycle
+    from app.services.orders.orderbook import OrderBook
+    from app.services.orders.outbox import Outbox
+    from app.services.signing.clock import STATE_FILE, ClockRule
+    from app.services.signing.order_signing import OrderSigningService
+    from app.services.signing.verifier import MappingSchedules, OrderVerifier
+    from app.services.transport.connectors import MEDIA_TYPE, connector_for
+    from app.training import AS2_SUPPLIER, start_training_environment
+    from tests.integration.conftest import PHARMACY, SandboxClient, new_order_number
+    from tests.signers import KeySigner
+
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="csos-sign-send-") as folder:
+        base = Path(folder)
+        config = load_config(data_dir=base / "data", profile="training")
+        db = open_database(config.database_url)
+        book = OrderBook(db, actor="bench")
+        environment = start_training_environment(config, book, sandbox_dir=base / "sandbox")
+        try:
+            sandbox = environment.sandbox
+            purchaser = SandboxClient(sandbox).enroll(PHARMACY, full_name="Bench Purchaser")
+            signer = KeySigner(purchaser.key)
+            intermediates = purchaser.chain[:1]
+            validation = CertificateValidationService(
+                trust_roots=load_trust_bundle(sandbox.trust_bundle),
+                crl_cache=signing_crl_cache(config.cache_dir / "crl", config.settings))
+            verifier = OrderVerifier(validation=validation, catalog=MappingSchedules.from_database(db))
+            with db.session() as session:
+                https_supplier = session.scalar(select(Supplier).where(Supplier.connector["kind"].as_string()
+                                                                       == "https").order_by(Supplier.id))
+                https_name, https_url = https_supplier.name, https_supplier.connector["url"]
+            host, _, port = str(config.settings.get("sntp_server") or "").partition(":")
+
+            def draft(supplier: str) -> int:
+                order = book.new_order(registration_dea=PHARMACY["dea_number"], supplier_name=supplier,
+                                       order_number=new_order_number())
+                book.add_line(order.id, ndc="00406055201", packages=1)
+                return order.id
+
+            def service() -> OrderSigningService:  # as the sign screen builds one per signing
+                rule = ClockRule(config.data_dir / STATE_FILE, server=host or None, port=int(port or 123),
+                                 production=False)
+                return OrderSigningService(book, verifier, clock_check=rule, usage_settings=config.settings,
+                                           test_indicator="T")
+
+            def sign_and_send(order_id: int) -> None:
+                service().sign(order_id, signer=signer, certificate=purchaser.certificate,
+                               intermediates=intermediates)
+                outbox = Outbox(book, connector_for=lambda s: connector_for(
+                    s, data_dir=config.data_dir, tls_bundle=config.settings.get("tls_bundle"),
+                    test_indicator="T"), lifecycle=Lifecycle(book))
+                outbox.enqueue(order_id)
+                outbox.run_until_idle(order_ids=[order_id])
+                shown = order_details(db, order_id)
+                if shown.status is not OrderStatus.ACCEPTED:
+                    raise RuntimeError(f"order {shown.order_number} ended {shown.status.value}, not accepted")
+
+            # Floor documents: signed (not timed), never sent by us; each POSTed once, bare.
+            floor_documents = []
+            for _ in range(orders + 1):
+                order_id = draft(https_name)
+                floor_documents.append(service().sign(order_id, signer=signer, certificate=purchaser.certificate,
+                                                      intermediates=intermediates).document)
+            wanted = [("loopback HTTPS", https_name)]
+            if any(kind == "as2" for kind in _connector_kinds(db)):
+                wanted.append(("AS2", AS2_SUPPLIER))
+            drafts = {label: [draft(name) for _ in range(orders + 1)] for label, name in wanted}
+            timings: dict[str, list[float]] = {label: [] for label, _ in wanted}
+            floor: list[float] = []
+            bundle = str(sandbox.tls_bundle)
+
+            def bare_post(document: bytes) -> None:
+                with requests.Session() as http:  # a new connection each time, as a new connector has
+                    http.trust_env = False
+                    answer = http.post(f"{https_url.rstrip('/')}/orders", data=document, verify=bundle,
+                                       headers={"Content-Type": MEDIA_TYPE}, timeout=(5, 30))
+                    answer.raise_for_status()
+                    answer.json()
+
+            bare_post(floor_documents[0])  # warm up both paths once (imports, first TLS context)
+            for label, _name in wanted:
+                sign_and_send(drafts[label][0])
+            for index in range(1, orders + 1):  # interleaved, so a busy moment hurts all alike
+                started = time.perf_counter()
+                bare_post(floor_documents[index])
+                floor.append(time.perf_counter() - started)
+                for label, _name in wanted:
+                    started = time.perf_counter()
+                    sign_and_send(drafts[label][index])
+                    timings[label].append(time.perf_counter() - started)
+            floor_ms = _median_ms(floor)
+            for label, _name in wanted:
+                value = _median_ms(timings[label])
+                rows.append({"figure": f"sign and send until the answer shows ({label})", "value": value,
+                             "unit": "ms", "floor": floor_ms,
+                             "floor_name": "bare HTTPS POST of a signed order to the same supplier, new connection",
+                             "ratio": value / floor_ms, "target": f"≤ {TARGET}×", "ok": value / floor_ms <= TARGET})
+        finally:
+            environment.stop()
+            db.close()
+    return rows
+
+
+def _connector_kinds(db) -> set[str]:
+    from sqlalchemy import select
+
+    from app.models.orderbook import Supplier
+
+    with db.session() as session:
+        return {(connector or {}).get("kind") for connector in session.scalars(select(Supplier.connector))}
+
+
+def rows(quick: bool = False) -> list[dict]:
+    """Rows for ./bench (tests/bench/runner.py)."""
+    return collect(orders=8 if quick else 30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=20)
+    args = parser.parse_args()
+    for row in collect(orders=args.orders):
+        print(f"{row['figure']}: {row['value']:.1f} ms, floor {row['floor']:.1f} ms, {row['ratio']:.2f}x "
+              f"(target {row['target']}) {'ok' if row['ok'] else 'MISS'}")
+
+
+if __name__ == "__main__":
+    main()
