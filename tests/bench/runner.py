@@ -23,6 +23,7 @@ MODULES = (
     "tests.bench.bench_orderbook",
     "tests.bench.bench_catalog_import",
     "tests.bench.bench_records_export",
+    "tests.bench.bench_records_check",
     "tests.bench.bench_history",
     "tests.bench.bench_outbox_crash",
     "tests.bench.bench_fuzz",
