@@ -66,8 +66,8 @@ def _der() -> Any:
     return Encoding.DER
 
 
-def _load_order(session: Session, order_id: int) -> Order:
-    return _load_orders(session, [order_id])[order_id]
+def _load_order(session: Session, order_id: int) -> Order | None:
+    return _load_orders(session, [order_id]).get(order_id)
 
 
 def _load_orders(session: Session, order_ids: list[int]) -> dict[int, Order]:
