@@ -43,7 +43,14 @@ FIPS_NOTICE = (
     "A key file on this computer is encrypted (AES-256, password-protected) by CSOS Desk's built-in cryptography, "
     "which is NOT a FIPS 140-2 validated module. 21 CFR 1311.55(b)(1) asks for a FIPS 140-2 Level 1 validated "
     "module: a validated USB token or smart card meets that rule. Ask your CSOS coordinator which one your "
-    "pharmacy uses.")
+    "pharmacy uses. (CSOS Desk cannot use NSS's software token in FIPS mode instead: see docs/compliance.md K5.)")
+
+# The key-location choices, said plainly: which one uses a validated module (issue 19).
+KEY_CHOICE_SOFTWARE_TEXT = ("The key is a file on this computer, locked with a password only you know. The software "
+                            "that protects it is not a validated (FIPS 140) security module.")
+KEY_CHOICE_TOKEN_TEXT = ("The key is made on a small USB device and can never be copied off it. This is the choice "
+                         "that uses a validated security module, when the token is FIPS 140 validated (most CSOS "
+                         "tokens are); ask your CSOS coordinator whether your pharmacy uses one.")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -433,6 +440,7 @@ def parse_moment(value: Any) -> dt.datetime | None:
     return moment.astimezone(dt.timezone.utc)
 
 
-__all__ = ["EMAIL", "FIPS_NOTICE", "SOFTWARE", "TOKEN", "Clock", "Flow", "field_errors", "hashes_hex", "key_label",
+__all__ = ["EMAIL", "FIPS_NOTICE", "KEY_CHOICE_SOFTWARE_TEXT", "KEY_CHOICE_TOKEN_TEXT", "SOFTWARE", "TOKEN", "Clock",
+           "Flow", "field_errors", "hashes_hex", "key_label",
            "key_location_text", "key_place", "parse_moment", "personal_words_of", "read_certificate_file",
            "record_status", "required_text", "summarize"]

@@ -31,7 +31,13 @@ from PySide6.QtWidgets import (
 )
 
 from app.services.enrollment.enroll_flow import AGREEMENT_TEXT, ROLE_TEXT, application_summary
-from app.services.enrollment.flow_common import FIPS_NOTICE, Flow, parse_moment
+from app.services.enrollment.flow_common import (
+    FIPS_NOTICE,
+    KEY_CHOICE_SOFTWARE_TEXT,
+    KEY_CHOICE_TOKEN_TEXT,
+    Flow,
+    parse_moment,
+)
 from app.services.enrollment.import_flow import K2_WARNING
 from app.services.enrollment.revocation_flow import LOST_KEY_TEXT, REVOCATION_TEXT, deadline_text
 from app.ui.widgets import FieldMessage
@@ -328,11 +334,8 @@ class KeyLocationPage(WizardPage):
         self.text("Your private key signs your orders. It is made here and never leaves the place you choose; only "
                   "you may use it, with a password or PIN you keep secret. Where will it live?")
         self.choice("key_store", [
-            ("software", "This computer, with a password",
-             "The key is a file on this computer, locked with a password only you know."),
-            ("token", "A USB security token",
-             "The key is made on a small USB device and can never be copied off it; ask your CSOS coordinator "
-             "whether your pharmacy uses one."),
+            ("software", "This computer, with a password", KEY_CHOICE_SOFTWARE_TEXT),
+            ("token", "A USB security token", KEY_CHOICE_TOKEN_TEXT),
         ], default="software")
         self.details("Why does this matter?", self.context.get("fips_notice") or FIPS_NOTICE, name="fipsNotice")
         self.password = self.line("key_password", "New key password:", secret=True,
@@ -598,6 +601,8 @@ class WaitingPage(WizardPage):
                       "back later — the wizard continues here.")
             self.summary([("Renewal", self.data.get("renewal_id", "")),
                           ("Status", self.data.get("renewal_status", "pending"))], name="waitingStatus")
+            if self.flow.authority.training:
+                self._practice_coordinator()
             return
         if self.data.get("automatic"):
             self.text("Your application was sent. Your coordinator must approve it; then the CA sends a reference "
@@ -620,11 +625,12 @@ class WaitingPage(WizardPage):
         """Training: nobody else will approve — the trainee plays the practice coordinator too."""
         from app.training import practice_coordinator_for
 
-        account = practice_coordinator_for(tuple(self.data.get("registrations") or ()))
+        current = (self.data.get("current") or {}).get("registration")
+        account = practice_coordinator_for(tuple(self.data.get("registrations") or ([current] if current else [])))
         who = (f"{account.full_name}, e-mail {account.email}, password {account.password}" if account else
                "the practice coordinator")
         self.notice("TRAINING: in training, the practice coordinator is played by you. Sign in as the practice "
-                    f"coordinator ({who}) and approve your own application; then come back here.",
+                    f"coordinator ({who}) and approve your own request; then come back here.",
                     name="practiceCoordinator")
         self.button("Open approvals as the practice coordinator", "open_approvals", name="openApprovals")
 
