@@ -202,3 +202,22 @@ def test_a_table_with_the_keyboard_focus_shows_an_outline(qtbot):
     focused = table.grab().toImage()
     edge = (0, table.height() - 3)  # the frame, below the rows: only an outline changes it
     assert unfocused.pixel(*edge) != focused.pixel(*edge)
+
+
+def test_certificates_and_approvals_windows_close_with_a_button_and_escape(qtbot, facade, tmp_path):
+    from app.services.enrollment.authority import SandboxAuthority
+    from app.ui.approvals_page import ApprovalsPage
+    from app.ui.certificates_page import CertificatesPage
+
+    authority = SandboxAuthority("https://127.0.0.1:1/portal", tls_bundle=tmp_path / "unused.pem")
+    for make in (lambda: CertificatesPage(facade), lambda: ApprovalsPage(authority, facade.jobs)):
+        for how in ("button", "escape"):
+            shown = make()
+            qtbot.addWidget(shown)
+            shown.show()
+            qtbot.waitExposed(shown)
+            if how == "button":
+                qtbot.mouseClick(button(shown, "Close"), Qt.MouseButton.LeftButton)
+            else:
+                qtbot.keyClick(shown, Qt.Key.Key_Escape)
+            assert not shown.isVisible(), (type(shown).__name__, how)
