@@ -297,7 +297,8 @@ class WizardDialog(QDialog):
             self.enrollment_requested.emit()
         elif action == "open_approvals":
             if self.approvals_opener is not None:
-                self.approvals_opener(list(self.flow.data.get("registrations") or []))
+                current = (self.flow.data.get("current") or {}).get("registration")
+                self.approvals_opener(list(self.flow.data.get("registrations") or ([current] if current else [])))
         elif action.startswith("open_url:"):
             url = action.removeprefix("open_url:")
             if url:
