@@ -143,6 +143,92 @@ def read_mail(qtbot: Any, opener: QWidget, button_text: str, pattern: str) -> st
     return found[0]
 
 
+def approve_as_the_practice_coordinator(qtbot: Any, wizard: QWidget, applicant: str) -> None:
+    """From a waiting page: play the practice coordinator — sign in (code from the practice mailbox), approve."""
+    click(qtbot, wizard, "Open approvals as the practice coordinator")
+    approvals = window(qtbot, "Approvals — TRAINING")
+    assert "you now play Casey Coordinator" in words(approvals)
+    click(qtbot, approvals, "Send me the code")
+    qtbot.waitUntil(lambda: "practice mailbox" in words(approvals) and
+                    named(approvals, QLineEdit, "Sign-in code").isEnabled(), timeout=TIMEOUT)
+    code = read_mail(qtbot, approvals, "Open the practice mailbox", r"sign-in code is (\d{6})")
+    type_into(qtbot, approvals, "Sign-in code", code)
+    click(qtbot, approvals, "Sign in")
+    qtbot.waitUntil(lambda: "wait for your decision" in words(approvals), timeout=TIMEOUT)
+    pending = named(approvals, QTableView, "Pending applications")
+
+    def listed() -> str:
+        return " ".join(str(pending.model().index(r, 0).data()) for r in range(pending.model().rowCount()))
+
+    row = next(r for r in range(pending.model().rowCount()) if applicant in pending.model().index(r, 0).data())
+    pending.selectRow(row)
+    assert applicant in words(approvals)
+    click(qtbot, approvals, "Approve")
+    qtbot.waitUntil(lambda: applicant not in listed(), timeout=TIMEOUT)
+    click(qtbot, approvals, "Close")
+
+
+def enroll_from_the_checklist(qtbot: Any, main: QWidget) -> None:
+    """Getting started → Enroll… → … → the certificate installed and ticked on the checklist."""
+    click(qtbot, main, "Enroll…")
+    wizard = window(qtbot, "Enroll for a CSOS certificate — TRAINING")
+    wizard_page(qtbot, wizard, "What enrollment is")
+    assert "training portal" in words(wizard)
+    next_page(qtbot, wizard, "Your role")
+    click(qtbot, wizard, "Registrant")
+    next_page(qtbot, wizard, "About you")
+    type_into(qtbot, wizard, "Full name", "Jordan Walker")
+    type_into(qtbot, wizard, "E-mail address", EMAIL)
+    next_page(qtbot, wizard, "Registrations you will sign for")
+    registrations = named(wizard, QListWidget, "Registrations")
+    qtbot.waitUntil(lambda: registrations.count() > 0, timeout=TIMEOUT)
+    for row in range(registrations.count()):
+        item = registrations.item(row)
+        if item.text().startswith("BJ6125341"):
+            item.setCheckState(Qt.CheckState.Checked)
+    next_page(qtbot, wizard, "Subscriber agreement")
+    click(qtbot, wizard, "I have read and accept the subscriber agreement")
+    next_page(qtbot, wizard, "Identity proofing")
+    type_into(qtbot, wizard, "Document number", "D7654321")
+    type_into(qtbot, wizard, "Date of birth", "04/02/1980")
+    next_page(qtbot, wizard, "Your portal account")
+    type_into(qtbot, wizard, "Portal password", PORTAL_PASSWORD)
+    type_into(qtbot, wizard, "Portal password again (new account only)", PORTAL_PASSWORD)
+    next_page(qtbot, wizard, "Sign-in code")
+    code = read_mail(qtbot, wizard, "Open the practice mailbox", r"sign-in code is (\d{6})")
+    type_into(qtbot, wizard, "Sign-in code (6 digits)", code)
+    next_page(qtbot, wizard, "Check and send")
+    assert "Driver's license ending 4321" in words(wizard)
+    next_page(qtbot, wizard, "Waiting for approval", press="Next >")
+    waiting = words(wizard)
+    assert "the practice coordinator is played by you" in waiting and "casey@mainstreet.example" in waiting
+
+    # The practice coordinator (the person again) approves.
+    approve_as_the_practice_coordinator(qtbot, wizard, "Jordan Walker")
+
+    # Back in the wizard: the codes, the key, the certificate.
+    next_page(qtbot, wizard, "Reference number and access code", press="Check now")
+    reference = read_mail(qtbot, wizard, "Open the practice mailbox", r"reference number is ([\d -]+)\.")
+    access = read_mail(qtbot, wizard, "Open the practice mailbox", r"access code is ([A-Z0-9 -]+)\.")
+    type_into(qtbot, wizard, "Reference number (from the e-mail)", reference)
+    type_into(qtbot, wizard, "Access code (from the letter)", access)
+    click(qtbot, wizard, "Show the access code")
+    assert named(wizard, QLineEdit, "Access code (from the letter)").text() == access
+    next_page(qtbot, wizard, "Where your key will live")
+    key_words = words(wizard)
+    assert "This computer, with a password" in plain(button(wizard, "This computer, with a password").text())
+    assert "A USB security token" in plain(button(wizard, "A USB security token").text())
+    assert "1311.55" not in key_words and "bytes" not in key_words  # the rule stays behind "Why does this matter?"
+    type_into(qtbot, wizard, "New key password", KEY_PASSWORD)
+    type_into(qtbot, wizard, "Key password again", KEY_PASSWORD)
+    next_page(qtbot, wizard, "Request your certificate")
+    next_page(qtbot, wizard, "Certificate installed")
+    assert "Checked like a supplier checks it" in words(wizard) and "Jordan Walker" in words(wizard)
+    click(qtbot, wizard, "Finish")
+    qtbot.waitUntil(lambda: "2 of 3 done" in words(main), timeout=TIMEOUT)
+    assert "Your CSOS certificate — done" in words(main)
+
+
 # -- the walk ---------------------------------------------------------------------------------------------------------
 
 
@@ -179,81 +265,7 @@ def test_first_start_to_a_received_order_and_a_records_export(qtbot, main, tmp_p
         assert expected in text, expected
 
     # 1. Enroll, from the checklist.
-    click(qtbot, main, "Enroll…")
-    wizard = window(qtbot, "Enroll for a CSOS certificate — TRAINING")
-    wizard_page(qtbot, wizard, "What enrollment is")
-    assert "training portal" in words(wizard)
-    next_page(qtbot, wizard, "Your role")
-    click(qtbot, wizard, "Registrant")
-    next_page(qtbot, wizard, "About you")
-    type_into(qtbot, wizard, "Full name", "Jordan Walker")
-    type_into(qtbot, wizard, "E-mail address", EMAIL)
-    next_page(qtbot, wizard, "Registrations you will sign for")
-    registrations = named(wizard, QListWidget, "Registrations")
-    qtbot.waitUntil(lambda: registrations.count() > 0, timeout=TIMEOUT)
-    for row in range(registrations.count()):
-        item = registrations.item(row)
-        if item.text().startswith("BJ6125341"):
-            item.setCheckState(Qt.CheckState.Checked)
-    next_page(qtbot, wizard, "Subscriber agreement")
-    click(qtbot, wizard, "I have read and accept the subscriber agreement")
-    next_page(qtbot, wizard, "Identity proofing")
-    type_into(qtbot, wizard, "Document number", "D7654321")
-    type_into(qtbot, wizard, "Date of birth", "04/02/1980")
-    next_page(qtbot, wizard, "Your portal account")
-    type_into(qtbot, wizard, "Portal password", PORTAL_PASSWORD)
-    type_into(qtbot, wizard, "Portal password again (new account only)", PORTAL_PASSWORD)
-    next_page(qtbot, wizard, "Sign-in code")
-    code = read_mail(qtbot, wizard, "Open the practice mailbox", r"sign-in code is (\d{6})")
-    type_into(qtbot, wizard, "Sign-in code (6 digits)", code)
-    next_page(qtbot, wizard, "Check and send")
-    assert "Driver's license ending 4321" in words(wizard)
-    next_page(qtbot, wizard, "Waiting for approval", press="Next >")
-    waiting = words(wizard)
-    assert "the practice coordinator is played by you" in waiting and "casey@mainstreet.example" in waiting
-
-    # The practice coordinator (the person again) approves.
-    click(qtbot, wizard, "Open approvals as the practice coordinator")
-    approvals = window(qtbot, "Approvals — TRAINING")
-    assert "you now play Casey Coordinator" in words(approvals)
-    click(qtbot, approvals, "Send me the code")
-    qtbot.waitUntil(lambda: "practice mailbox" in words(approvals) and
-                    named(approvals, QLineEdit, "Sign-in code").isEnabled(), timeout=TIMEOUT)
-    code = read_mail(qtbot, approvals, "Open the practice mailbox", r"sign-in code is (\d{6})")
-    type_into(qtbot, approvals, "Sign-in code", code)
-    click(qtbot, approvals, "Sign in")
-    qtbot.waitUntil(lambda: "wait for your decision" in words(approvals), timeout=TIMEOUT)
-    pending = named(approvals, QTableView, "Pending applications")
-    row = next(r for r in range(pending.model().rowCount())
-               if "Jordan Walker" in pending.model().index(r, 0).data())
-    pending.selectRow(row)
-    assert "Jordan Walker" in words(approvals) and "Power of attorney: none" in words(approvals)
-    click(qtbot, approvals, "Approve")
-    qtbot.waitUntil(lambda: "Jordan Walker" not in " ".join(
-        str(pending.model().index(r, 0).data()) for r in range(pending.model().rowCount())), timeout=TIMEOUT)
-    click(qtbot, approvals, "Close")
-
-    # Back in the wizard: the codes, the key, the certificate.
-    next_page(qtbot, wizard, "Reference number and access code", press="Check now")
-    reference = read_mail(qtbot, wizard, "Open the practice mailbox", r"reference number is ([\d -]+)\.")
-    access = read_mail(qtbot, wizard, "Open the practice mailbox", r"access code is ([A-Z0-9 -]+)\.")
-    type_into(qtbot, wizard, "Reference number (from the e-mail)", reference)
-    type_into(qtbot, wizard, "Access code (from the letter)", access)
-    click(qtbot, wizard, "Show the access code")
-    assert named(wizard, QLineEdit, "Access code (from the letter)").text() == access
-    next_page(qtbot, wizard, "Where your key will live")
-    key_words = words(wizard)
-    assert "This computer, with a password" in plain(button(wizard, "This computer, with a password").text())
-    assert "A USB security token" in plain(button(wizard, "A USB security token").text())
-    assert "1311.55" not in key_words and "bytes" not in key_words  # the rule stays behind "Why does this matter?"
-    type_into(qtbot, wizard, "New key password", KEY_PASSWORD)
-    type_into(qtbot, wizard, "Key password again", KEY_PASSWORD)
-    next_page(qtbot, wizard, "Request your certificate")
-    next_page(qtbot, wizard, "Certificate installed")
-    assert "Checked like a supplier checks it" in words(wizard) and "Jordan Walker" in words(wizard)
-    click(qtbot, wizard, "Finish")
-    qtbot.waitUntil(lambda: "2 of 3 done" in words(main), timeout=TIMEOUT)
-    assert "Your CSOS certificate — done" in words(main)
+    enroll_from_the_checklist(qtbot, main)
 
     # 2. The first order: a C-II and a non-controlled line.
     click(qtbot, main, "New order…")
@@ -313,3 +325,32 @@ def test_first_start_to_a_received_order_and_a_records_export(qtbot, main, tmp_p
     assert "1 order(s) exported" in words(export) and button(export, "Open folder").isVisible()
     assert (target / "records.pdf").is_file() and (target / "orders.csv").is_file()
     export.close()
+
+
+def test_renewing_the_certificate_from_the_certificates_window(qtbot, main):
+    """The second walk: a certificate renewed, with the practice coordinator's approval, from the menus."""
+    main.start_training()
+    qtbot.waitUntil(lambda: "1 of 3 done" in words(main), timeout=TIMEOUT)
+    enroll_from_the_checklist(qtbot, main)
+    menu(main, "Certificates", "Certificates…")
+    certificates = window(qtbot, "CSOS certificates — TRAINING")
+    table = named(certificates, QTableView, "Certificates")
+    qtbot.waitUntil(lambda: table.model().rowCount() == 1, timeout=TIMEOUT)
+    table.selectRow(0)
+    click(qtbot, certificates, "Renew…")
+    renewal = window(qtbot, "Renew a CSOS certificate — TRAINING")
+    wizard_page(qtbot, renewal, "Your current certificate")
+    assert "Jordan Walker" in words(renewal)
+    next_page(qtbot, renewal, "Where the new key will live")
+    type_into(qtbot, renewal, "New key password", "Juniper-Lantern-Renewal-82")
+    type_into(qtbot, renewal, "Key password again", "Juniper-Lantern-Renewal-82")
+    next_page(qtbot, renewal, "Unlock the current key")
+    type_into(qtbot, renewal, "Key password", KEY_PASSWORD)
+    next_page(qtbot, renewal, "Waiting for your coordinator")
+    assert "the practice coordinator is played by you" in words(renewal)
+    approve_as_the_practice_coordinator(qtbot, renewal, "Jordan Walker")
+    next_page(qtbot, renewal, "Renewed certificate installed", press="Check now")
+    assert "Checked like a supplier checks it" in words(renewal) and "superseded" in words(renewal)
+    click(qtbot, renewal, "Finish")
+    qtbot.waitUntil(lambda: table.model().rowCount() == 2, timeout=TIMEOUT)
+    click(qtbot, certificates, "Close")
