@@ -223,3 +223,31 @@ def test_a_read_failure_shows_the_message_in_the_status_bar(open_window, trainin
     window = open_window(training_config, source=Locked(OrderBookSource(book, db)))
     window.model.refresh()
     assert window.statusBar().currentMessage().startswith("The order book is busy")
+
+
+def test_start_training_over_reopens_training_with_an_emptied_folder(qtbot, tmp_path, modal_boxes):
+    """Help → Start training over (confirmed): the window closes, the training folder is emptied, a new one opens."""
+    marker = tmp_path / "data" / "training" / "practice-order-notes.txt"
+    windows: list[MainWindow] = []
+
+    def step() -> None:
+        shown = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()
+                 and w.is_attached and w not in windows]
+        if not shown:
+            QTimer.singleShot(100, step)
+            return
+        window = shown[0]
+        windows.append(window)
+        if len(windows) == 1:
+            marker.write_text("practice data")
+            assert window.start_training_over()
+        else:
+            window.close()
+            return
+        QTimer.singleShot(100, step)
+
+    QTimer.singleShot(100, step)
+    code = app_module.run_gui(data_dir=str(tmp_path / "data"), database_url=None, profile="training")
+    assert code == 0 and len(windows) == 2
+    assert modal_boxes.questions[0][0] == "Start training over?"
+    assert not marker.exists() and (tmp_path / "data" / "training" / "orderbook.sqlite3").exists()
