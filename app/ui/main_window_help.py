@@ -8,6 +8,7 @@ A mixin of ``MainWindow`` (app/ui/main_window.py), like the other ``main_window_
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,8 @@ class HelpMixin:
             browser.setSearchPaths([str(USER_GUIDE.parent)])
             try:
                 browser.setMarkdown(USER_GUIDE.read_text("utf-8"))
+                # Pictures fit the window's width (screenshots are wider than a reading window).
+                browser.setHtml(re.sub(r"<img ([^>]*?)\s*/?>", r'<img \1 width="700" />', browser.toHtml()))
             except OSError:
                 browser.setPlainText("The user guide is not installed with this copy of CSOS Desk.")
             window.body.addWidget(browser, 1)

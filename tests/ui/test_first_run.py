@@ -221,3 +221,15 @@ def test_certificates_and_approvals_windows_close_with_a_button_and_escape(qtbot
             else:
                 qtbot.keyClick(shown, Qt.Key.Key_Escape)
             assert not shown.isVisible(), (type(shown).__name__, how)
+
+
+def test_the_user_guide_shows_its_pictures(qtbot, window):
+    import re
+
+    from app.ui.main_window_help import USER_GUIDE
+
+    pictures = re.findall(r"\]\((images/[^)]+\.png)\)", USER_GUIDE.read_text("utf-8"))
+    assert len(pictures) >= 5 and all((USER_GUIDE.parent / p).is_file() for p in pictures)
+    guide = window.open_user_guide()
+    html = guide.browser.toHtml()
+    assert all(p in html for p in pictures)
