@@ -58,7 +58,9 @@ class CertificateWindowsMixin:
         def make() -> Any:
             page = CertificatesPage(self.facade, parent=self)
             page.setWindowTitle("CSOS certificates" + (" — TRAINING" if self.config.is_training else ""))
-            page.resize(1320, 460)  # every column, with "next action" wrapping, and no sideways scrolling
+            # Every column, with "next action" wrapping — but never wider than the screen it opens on.
+            screen = self.screen().availableGeometry() if self.screen() is not None else None
+            page.resize(min(1320, screen.width() - 40) if screen is not None else 1320, 460)
             page.open_wizard.connect(self.open_wizard)
             return page
 
