@@ -99,7 +99,7 @@ def getting_started(db: Any, *, training: bool, trust_roots: bool | None = None,
             "Set up." if trust_roots else
             "CSOS Desk checks every certificate against DEA's CSOS root certificates. Add the root certificate "
             "file you received from DEA or your CSOS coordinator.",
-            (Action("Open Settings…", "settings"),)))
+            (Action("Open Settings…", "trust_roots"),)))
     practice = " (practice certificate from the training portal)" if training else ""
     steps.append(ChecklistStep(
         "certificate", "Your CSOS certificate", bool(usable),

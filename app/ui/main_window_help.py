@@ -100,6 +100,7 @@ class HelpMixin:
             "enroll": self.open_enrollment, "import": self.open_import,  # type: ignore[attr-defined]
             "registrations": self.open_registrations, "suppliers": lambda: self.open_settings_tab(0),
             "settings": lambda: self.open_settings_tab(0),
+            "trust_roots": lambda: self.open_settings_tab("trust"),
             "new_order": lambda: self.open_editor(None),  # type: ignore[attr-defined]
         }
         action = actions.get(key)
@@ -134,10 +135,14 @@ class HelpMixin:
 
         return self._single("registrations", make)
 
-    def open_settings_tab(self, tab: int) -> Any:
+    def open_settings_tab(self, tab: int | str) -> Any:
+        """Settings at one tab: by index, or the first whose title contains ``tab`` (e.g. "trust")."""
         self.open_settings()  # type: ignore[attr-defined]
         dialog = getattr(self, "settings_dialog", None)
         if dialog is not None:
+            if isinstance(tab, str):
+                titles = [dialog.tabs.tabText(i).replace("&", "").lower() for i in range(dialog.tabs.count())]
+                tab = next((i for i, title in enumerate(titles) if tab in title), 0)
             dialog.tabs.setCurrentIndex(tab)
         return dialog
 

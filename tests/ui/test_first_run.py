@@ -233,3 +233,15 @@ def test_the_user_guide_shows_its_pictures(qtbot, window):
     guide = window.open_user_guide()
     html = guide.browser.toHtml()
     assert all(p in html for p in pictures)
+
+
+def test_in_production_the_checklist_starts_with_trust_roots_and_opens_their_settings(qtbot, book, db,
+                                                                                        production_config):
+    made = MainWindow(production_config, book, db, start_checks=False)
+    qtbot.addWidget(made)
+    made.show()
+    qtbot.waitUntil(lambda: "CSOS trust roots" in words(made), timeout=10_000)
+    qtbot.mouseClick(button(made, "Open Settings…"), Qt.MouseButton.LeftButton)
+    dialog = made.settings_dialog
+    assert "trust roots" in dialog.tabs.tabText(dialog.tabs.currentIndex()).replace("&", "")
+    dialog.reject()

@@ -54,4 +54,4 @@ def test_how_each_supplier_is_reached_in_plain_words():
 def test_production_checklist_starts_with_trust_roots(db):
     checklist = getting_started(db, training=False, trust_roots=False, now=NOW)
     first = checklist.steps[0]
-    assert first.key == "trust_roots" and not first.done and first.actions[0].key == "settings"
+    assert first.key == "trust_roots" and not first.done and first.actions[0].key == "trust_roots"
