@@ -340,15 +340,14 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         self.toolbar.setMovable(False)
         self.toolbar.setIconSize(QSize(22, 22))
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for action in (self.new_order_action, self.edit_order_action, self.copy_order_action):
+        for action in (self.new_order_action, self.edit_order_action, self.reorder_action):
             self.toolbar.addAction(action)
         self.toolbar.addSeparator()
         for action in (self.sign_action, self.receive_action, self.sync_action):
             self.toolbar.addAction(action)
         self.toolbar.addSeparator()
         self.toolbar.addAction(self.certificates_action)
-        self.toolbar.addAction(self.refresh_action)
-        self.toolbar.addAction(self.settings_action)
+        self.toolbar.addAction(self.settings_action)  # Refresh (F5) and the rest are in the menus
         for action in self.toolbar.actions():
             button = self.toolbar.widgetForAction(action)
             if button is not None:

@@ -245,3 +245,11 @@ def test_in_production_the_checklist_starts_with_trust_roots_and_opens_their_set
     dialog = made.settings_dialog
     assert "trust roots" in dialog.tabs.tabText(dialog.tabs.currentIndex()).replace("&", "")
     dialog.reject()
+
+
+def test_the_toolbar_fits_a_1024_pixel_window_without_an_overflow(qtbot, window):
+    window.resize(1024, 600)
+    qtbot.wait(50)
+    hidden = [a.text() for a in window.toolbar.actions() if not a.isSeparator()
+              and not (window.toolbar.widgetForAction(a) and window.toolbar.widgetForAction(a).isVisible())]
+    assert hidden == [] and window.toolbar.sizeHint().width() <= 1024
