@@ -142,6 +142,8 @@ class Order(Base):
         Index("ix_orders_status_id", "status", "id"),
         Index("ix_orders_created_id", "created_at", "id"),
         Index("ix_orders_supplier_id", "supplier_id", "id"),
+        # The ordering history reads the lines of the UTC days a local month starts inside (migration 0003).
+        Index("ix_orders_signed_at", "signed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -257,6 +259,28 @@ class Receipt(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
     line: Mapped[OrderLine] = relationship(back_populates="receipts")
+
+
+class HistoryDay(Base):
+    """Controlled lines of counted orders summed per registration, UTC day of signing, supplier and package (issue 21).
+
+    Kept by database triggers (migration 0003_history_days) in the transaction that changes the order, line or
+    receipt, so the ordering history and the unusual-quantity notice read a few rows a day, not every line. Never
+    written by the program."""
+
+    __tablename__ = "history_days"
+
+    registration_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)  # UTC date of signed_at
+    supplier_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ndc: Mapped[str] = mapped_column(String(11), primary_key=True)
+    schedule: Mapped[str] = mapped_column(String(4), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(2), primary_key=True)
+    package_quantity: Mapped[Decimal] = mapped_column(Numeric(12, 3), primary_key=True)
+    description: Mapped[str] = mapped_column(String(300), primary_key=True)
+    lines: Mapped[int] = mapped_column(Integer)
+    packages: Mapped[int] = mapped_column(Integer)  # ordered
+    fulfilled: Mapped[int] = mapped_column(Integer)  # received (receipts)
 
 
 class OrderNumberCounter(Base):

@@ -14,9 +14,13 @@ Substance: the first name of ``resources/controlled_substances.csv`` (in the tab
 the product's generic name, brand name or the line's description — so every NDC of oxycodone counts together.
 Controlled lines whose product names no listed substance count under ``OTHER``.
 
-Each chart is ONE query, aggregated in the database, the same on SQLite and PostgreSQL: lines are summed per NDC
-and month (the month from precomputed UTC month boundaries in a CASE, so no per-dialect date functions), then the
-few summed rows are named by substance (a CASE of ``LIKE`` on the normalised names) and summed again.
+Each chart is ONE query, aggregated in the database, the same on SQLite and PostgreSQL. It reads ``history_days``
+(app.models.orderbook.HistoryDay: controlled lines of counted orders summed per registration, UTC day, supplier and
+package, kept by database triggers in the same transaction as the order, line or receipt), so a 300k-order book
+costs a few thousand rows, not every line. A local month rarely starts at UTC midnight: the UTC day it starts inside
+is read line by line instead, so every line still lands in its local month. The rows come back summed per NDC and
+month (the month from precomputed boundaries in a CASE, so no per-dialect date functions); Python names each
+product's substance once (cached) and sums the few rows per substance.
 """
 
 from __future__ import annotations
@@ -29,12 +33,32 @@ from decimal import Decimal
 from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, and_, bindparam, case, func, literal, literal_column, select
+from sqlalchemy import (
+    Date,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidValue
 from app.models.database import Database
-from app.models.orderbook import Order, OrderLine, Product, Receipt, Registration, Supplier, UtcDateTime
+from app.models.orderbook import (
+    HistoryDay,
+    Order,
+    OrderLine,
+    Product,
+    Receipt,
+    Registration,
+    Supplier,
+    UtcDateTime,
+)
 from app.models.states import OrderStatus
 
 log = logging.getLogger(__name__)
@@ -59,6 +83,7 @@ class HistoryError(InvalidValue):
 # -- substances ------------------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1)
 def substance_names() -> tuple[str, ...]:
     """The bundled controlled-substance table's names, in its order (the order decides a two-substance product)."""
     from app.services.catalog import load_controlled_substances
@@ -80,7 +105,8 @@ def _normalise_text(text: str) -> str:
 
 
 def substance_of(text: str, names: Sequence[str] | None = None) -> str:
-    """Python twin of :func:`_substance_case` (the CLI and tests name a product the way the query does)."""
+    """The first listed name found as a whole word in ``text`` (the product's generic name, name and the line's
+    description); the history names each product this way, once (cached)."""
     normalised = _normalise_text(text)
     for name in names or substance_names():
         if f" {name} " in normalised:
@@ -88,32 +114,15 @@ def substance_of(text: str, names: Sequence[str] | None = None) -> str:
     return OTHER
 
 
-def _normalised_sql(text: Any) -> Any:
-    """SQL twin of :func:`_normalise_text`: lower case, separators to spaces, a space at each end."""
-    normalised = func.lower(text)
-    for separator in _SEPARATORS:
-        normalised = func.replace(normalised, separator, " ")
-    return literal(" ", String) + normalised + literal(" ", String)
+@functools.lru_cache(maxsize=4096)
+def _substance_of_text(text: str, names: tuple[str, ...]) -> str:
+    """Cached per product text: a book has few distinct NDC/description pairs, named once each."""
+    return substance_of(text, names)
 
 
-def _substance_case(normalised: Any, names: Sequence[str]) -> Any:
-    """The first listed name found as a whole word in an already normalised text (a labelled column, so the
-    statement names the text once rather than once per substance)."""
-    # Written into the SQL: with 120 bound values SQLite plans the statement far slower. As SQL string literals
-    # made once with the statement, not ``literal_execute`` values, which SQLAlchemy renders again at every execution
-    # (~4 ms a signing for the notice's two statements).
-    return case(*[(normalised.like(_sql_string(f"% {name} %")), _sql_string(name)) for name in names],
-                else_=_sql_string(OTHER))
-
-
-def _sql_string(value: str) -> Any:
-    """A standard SQL string literal (quotes doubled); the names come from the bundled substance table."""
-    return literal_column("'" + value.replace("'", "''") + "'", String)
-
-
-def _product_text(product_generic: Any, product_name: Any, description: Any) -> Any:
-    return (func.coalesce(product_generic, "") + literal(" ", String) + func.coalesce(product_name, "")
-            + literal(" ", String) + func.coalesce(description, ""))
+def _product_substance(generic_name: str | None, name: str | None, description: str | None,
+                       names: tuple[str, ...]) -> str:
+    return _substance_of_text(f"{generic_name or ''} {name or ''} {description or ''}", names)
 
 
 # -- months ----------------------------------------------------------------------------------------------------------
@@ -240,74 +249,122 @@ def _month_case(column: Any, bounds: Sequence[Any], low: int, high: int) -> Any:
                 else_=_month_case(column, bounds, middle, high))
 
 
-def history_query(months_bounds: Sequence[dt.datetime], history_filter: HistoryFilter,
-                  names: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+def _day_plan(bounds: Sequence[dt.datetime]) -> tuple[list[dt.date], list[dt.date]]:
+    """For the UTC month boundaries: the first whole UTC day of each month (``history_days`` rows from that day on
+    belong to it) and the split days — UTC days a local month starts inside, read from the order lines."""
+    utc = [b.astimezone(dt.timezone.utc) for b in bounds]
+    midnight = [b.time() == dt.time(0) for b in utc]
+    thresholds = [b.date() + dt.timedelta(days=0 if whole else 1) for b, whole in zip(utc, midnight)]
+    thresholds[-1] = utc[-1].date()  # the window's last day counts only whole
+    split = sorted({b.date() for b, whole in zip(utc, midnight) if not whole})
+    return thresholds, split
+
+
+def history_query(months_bounds: Sequence[dt.datetime], history_filter: HistoryFilter) -> tuple[Any, dict[str, Any]]:
     """The one SELECT behind a chart (see the module docstring) and the values to run it with."""
-    statement = _history_statement(len(months_bounds), bool(history_filter.registration),
-                                   bool(history_filter.supplier), bool(history_filter.schedule),
-                                   bool(history_filter.substances), tuple(names))
+    thresholds, split = _day_plan(months_bounds)
+    statement = _history_statement(len(months_bounds), len(split), bool(history_filter.registration),
+                                   bool(history_filter.supplier), bool(history_filter.schedule))
     values: dict[str, Any] = {f"bound_{i}": b for i, b in enumerate(months_bounds)}
+    values.update({f"day_{i}": d for i, d in enumerate(thresholds)})
+    for i, day in enumerate(split):
+        start = dt.datetime.combine(day, dt.time(0), dt.timezone.utc)
+        values.update({f"split_{i}": day, f"split_from_{i}": start, f"split_to_{i}": start + dt.timedelta(days=1)})
     values.update(registration=history_filter.registration, supplier=history_filter.supplier,
-                  schedule=history_filter.schedule, substances=list(history_filter.substances))
-    return statement, {k: v for k, v in values.items() if v is not None and v != []}
+                  schedule=history_filter.schedule)
+    return statement, {k: v for k, v in values.items() if v is not None}
 
 
 @functools.lru_cache(maxsize=32)
-def _history_statement(bound_count: int, by_registration: bool, by_supplier: bool, by_schedule: bool,
-                       by_substance: bool, names: tuple[str, ...]) -> Any:
-    """Built once per shape (building a 60-way CASE costs more than running it on a small book)."""
+def _history_statement(bound_count: int, split_count: int, by_registration: bool, by_supplier: bool,
+                       by_schedule: bool) -> Any:
+    """Built once per shape. Whole UTC days come from ``history_days`` (kept by triggers, a few rows a day); only
+    the UTC days a local month starts inside are read line by line, so each line lands in its local month."""
     o, line, product = Order.__table__.c, OrderLine.__table__.c, Product.__table__.c
-    bound = [bindparam(f"bound_{i}", type_=UtcDateTime) for i in range(bound_count)]
-    month_index = _month_case(o.signed_at, bound, 0, len(bound) - 1)
-    receipts = Receipt.__table__.c
-    # Per line, through the receipts' index (cheaper than grouping every receipt of the book first).
-    got = func.coalesce(select(func.sum(receipts.packages_received)).where(receipts.order_line_id == line.id)
-                        .scalar_subquery(), 0)
-    conditions = [Order.__table__.c.status.in_([s.value for s in COUNTED_STATUSES]),
-                  o.signed_at >= bound[0], o.signed_at < bound[-1], line.schedule != "NC"]
-    inner_from = OrderLine.__table__.join(Order.__table__, o.id == line.order_id)
-    if by_registration:
-        inner_from = inner_from.join(Registration.__table__, Registration.__table__.c.id == o.registration_id)
-        conditions.append(Registration.__table__.c.dea_number == bindparam("registration", type_=String))
-    if by_supplier:
-        inner_from = inner_from.join(Supplier.__table__, Supplier.__table__.c.id == o.supplier_id)
-        conditions.append(Supplier.__table__.c.name == bindparam("supplier", type_=String))
-    if by_schedule:
-        conditions.append(line.schedule == bindparam("schedule", type_=String))
-    # Grouped by output names (month_index, substance): the CASE expressions carry bound values, which PostgreSQL
-    # would not recognise as the same expression if they were repeated in GROUP BY.
-    per_ndc = (select(o.registration_id.label("registration_id"), o.supplier_id.label("supplier_id"),
-                      month_index.label("month_index"), line.ndc.label("ndc"), line.schedule.label("schedule"),
-                      line.unit.label("unit"), line.package_quantity.label("package_quantity"),
-                      func.max(line.description).label("description"),
-                      func.sum(line.packages).label("packages"), func.sum(got).label("fulfilled_packages"))
-               .select_from(inner_from).where(and_(*conditions))
-               # by package size too, so dosage units are packages × size once per group (receipts read once)
-               .group_by(o.registration_id, o.supplier_id, literal_column("month_index"), line.ndc, line.schedule,
-                         line.unit, line.package_quantity)
-               .subquery("per_ndc"))
+    days, receipts = HistoryDay.__table__.c, Receipt.__table__.c
     registration, supplier = Registration.__table__.c, Supplier.__table__.c
-    named = (select(per_ndc, registration.dea_number.label("dea_number"), supplier.name.label("supplier_name"),
-                    _normalised_sql(_product_text(product.generic_name, product.name, per_ndc.c.description))
-                    .label("product_text"))
-             .select_from(per_ndc.join(Registration.__table__, registration.id == per_ndc.c.registration_id)
-                          .join(Supplier.__table__, supplier.id == per_ndc.c.supplier_id)
-                          .outerjoin(Product.__table__, product.ndc == per_ndc.c.ndc))
-             # OFFSET 0 keeps this a subquery of its own (SQLite and PostgreSQL alike), so each row's text is
-             # normalised once, not once per substance of the CASE below.
-             .offset(0).subquery("named"))
-    substance = _substance_case(named.c.product_text, names)
-    query = (select(named.c.dea_number, named.c.supplier_name, named.c.month_index, substance.label("substance"),
-                    named.c.schedule, named.c.unit, func.sum(named.c.packages),
-                    func.sum(named.c.packages * named.c.package_quantity),
-                    func.sum(named.c.fulfilled_packages),
-                    func.sum(named.c.fulfilled_packages * named.c.package_quantity))
-             .group_by(named.c.dea_number, named.c.supplier_name, named.c.month_index, literal_column("substance"),
-                       named.c.schedule, named.c.unit)
-             .order_by(named.c.dea_number, literal_column("substance"), named.c.month_index, named.c.supplier_name))
-    if by_substance:
-        query = query.where(substance.in_(bindparam("substances", expanding=True)))
-    return query
+    bound = [bindparam(f"bound_{i}", type_=UtcDateTime) for i in range(bound_count)]
+    day_bound = [bindparam(f"day_{i}", type_=Date) for i in range(bound_count)]
+    split = [bindparam(f"split_{i}", type_=Date) for i in range(split_count)]
+
+    summed = [days.day >= day_bound[0], days.day < day_bound[-1], days.lines > 0]
+    if split:
+        summed.append(days.day.not_in(split))
+    if by_registration:
+        summed.append(days.registration_id == select(registration.id).where(
+            registration.dea_number == bindparam("registration", type_=String)).scalar_subquery())
+    if by_supplier:
+        summed.append(days.supplier_id == select(supplier.id).where(
+            supplier.name == bindparam("supplier", type_=String)).scalar_subquery())
+    if by_schedule:
+        summed.append(days.schedule == bindparam("schedule", type_=String))
+    parts = [select(days.registration_id, days.supplier_id,
+                    _month_case(days.day, day_bound, 0, len(day_bound) - 1).label("month_index"), days.ndc,
+                    days.schedule, days.unit, days.package_quantity, days.description, days.packages,
+                    days.fulfilled).where(and_(*summed))]
+    if split:
+        # Per line, through the receipts' index (cheaper than grouping every receipt of the book first).
+        got = func.coalesce(select(func.sum(receipts.packages_received)).where(receipts.order_line_id == line.id)
+                            .scalar_subquery(), 0)
+        in_split = or_(*[and_(o.signed_at >= bindparam(f"split_from_{i}", type_=UtcDateTime),
+                              o.signed_at < bindparam(f"split_to_{i}", type_=UtcDateTime))
+                         for i in range(split_count)])
+        conditions = [o.status.in_([s.value for s in COUNTED_STATUSES]), in_split,
+                      o.signed_at >= bound[0], o.signed_at < bound[-1], line.schedule != "NC"]
+        inner_from = OrderLine.__table__.join(Order.__table__, o.id == line.order_id)
+        if by_registration:
+            inner_from = inner_from.join(Registration.__table__, registration.id == o.registration_id)
+            conditions.append(registration.dea_number == bindparam("registration", type_=String))
+        if by_supplier:
+            inner_from = inner_from.join(Supplier.__table__, supplier.id == o.supplier_id)
+            conditions.append(supplier.name == bindparam("supplier", type_=String))
+        if by_schedule:
+            conditions.append(line.schedule == bindparam("schedule", type_=String))
+        parts.append(select(o.registration_id, o.supplier_id,
+                            _month_case(o.signed_at, bound, 0, len(bound) - 1).label("month_index"), line.ndc,
+                            line.schedule, line.unit, line.package_quantity, line.description, line.packages,
+                            got.label("fulfilled")).select_from(inner_from).where(and_(*conditions)))
+    both = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("both")
+    # Per NDC and package size, so dosage units are packages × size once per group; the description as the lines
+    # gave it (the greatest one) names the substance with the product's names.
+    per_ndc = (select(both.c.registration_id, both.c.supplier_id, both.c.month_index, both.c.ndc, both.c.schedule,
+                      both.c.unit, both.c.package_quantity, func.max(both.c.description).label("description"),
+                      func.sum(both.c.packages).label("packages"), func.sum(both.c.fulfilled).label("fulfilled"))
+               .group_by(both.c.registration_id, both.c.supplier_id, both.c.month_index, both.c.ndc,
+                         both.c.schedule, both.c.unit, both.c.package_quantity)
+               .subquery("per_ndc"))
+    return (select(registration.dea_number, supplier.name, per_ndc.c.month_index, per_ndc.c.schedule,
+                   per_ndc.c.unit, per_ndc.c.package_quantity, product.generic_name, product.name,
+                   per_ndc.c.description, per_ndc.c.packages, per_ndc.c.fulfilled)
+            .select_from(per_ndc.join(Registration.__table__, registration.id == per_ndc.c.registration_id)
+                         .join(Supplier.__table__, supplier.id == per_ndc.c.supplier_id)
+                         .outerjoin(Product.__table__, product.ndc == per_ndc.c.ndc)))
+
+
+def _history_rows(rows: Any, firsts: Sequence[dt.date], names: tuple[str, ...],
+                  substances: Sequence[str] = ()) -> list[HistoryRow]:
+    """The query's per-NDC rows named by substance and summed per registration, supplier, month, substance,
+    schedule and unit; ordered by registration, substance, month and supplier."""
+    wanted = set(substances)
+    sums: dict[tuple[str, str, int, str, str, str], list[Any]] = {}
+    for dea, supplier, index, schedule, unit, size, generic, name, description, packages, fulfilled in rows:
+        if index is None:
+            continue
+        substance = _product_substance(generic, name, description, names)
+        if wanted and substance not in wanted:
+            continue
+        size = Decimal(str(size or 0))
+        entry = sums.setdefault((dea, substance, int(index), supplier, schedule, unit),
+                                [0, Decimal(0), 0, Decimal(0)])
+        entry[0] += int(packages or 0)
+        entry[1] += int(packages or 0) * size
+        entry[2] += int(fulfilled or 0)
+        entry[3] += int(fulfilled or 0) * size
+    return [HistoryRow(registration=dea, supplier=supplier, month=firsts[index], substance=substance,
+                       schedule=schedule, unit=unit, ordered_packages=packages, ordered_units=_quantity(units),
+                       fulfilled_packages=fulfilled, fulfilled_units=_quantity(fulfilled_units))
+            for (dea, substance, index, supplier, schedule, unit), (packages, units, fulfilled, fulfilled_units)
+            in sorted(sums.items())]
 
 
 def monthly_history(db: Database | Session, history_filter: HistoryFilter = HistoryFilter(), *,
@@ -316,18 +373,13 @@ def monthly_history(db: Database | Session, history_filter: HistoryFilter = Hist
     """Ordered and fulfilled quantities per registration, substance, supplier and local month (one query)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     firsts, bounds = month_window(now, months, zone)
-    query, values = history_query(bounds, history_filter, substance_names())
+    query, values = history_query(bounds, history_filter)
     if isinstance(db, Session):
         result = db.execute(query, values).all()
     else:
         with db.engine.connect() as connection:
             result = connection.execute(query, values).all()
-    rows = [HistoryRow(registration=dea, supplier=supplier, month=firsts[int(index)], substance=substance,
-                       schedule=schedule, unit=unit, ordered_packages=int(packages or 0),
-                       ordered_units=_quantity(units), fulfilled_packages=int(fulfilled or 0),
-                       fulfilled_units=_quantity(fulfilled_units))
-            for dea, supplier, index, substance, schedule, unit, packages, units, fulfilled, fulfilled_units
-            in result if index is not None]
+    rows = _history_rows(result, firsts, substance_names(), history_filter.substances)
     zone_name = getattr(zone, "key", None) or (_local(now, None).tzname() or "")
     return HistoryReport(months=firsts, rows=rows, zone_name=zone_name)
 
@@ -415,27 +467,25 @@ def _amount(value: Decimal, unit: str) -> str:
     return f"{number} {UNIT_WORDS.get(unit, unit.lower())}"
 
 
-@functools.lru_cache(maxsize=4)
-def _order_lines_statement(names: tuple[str, ...]) -> Any:
-    line, product = OrderLine.__table__.c, Product.__table__.c
-    lines = (select(Registration.__table__.c.dea_number, line.unit,
-                    (line.packages * line.package_quantity).label("units"),
-                    _normalised_sql(_product_text(product.generic_name, product.name, line.description))
-                    .label("product_text"))
-             .select_from(OrderLine.__table__.join(Order.__table__, Order.__table__.c.id == line.order_id)
-                          .join(Registration.__table__,
-                                Registration.__table__.c.id == Order.__table__.c.registration_id)
-                          .outerjoin(Product.__table__, product.ndc == line.ndc))
-             .where(line.order_id == bindparam("order_id"), line.schedule != "NC")
-             .offset(0).subquery("lines"))
-    return select(lines.c.dea_number, _substance_case(lines.c.product_text, names), lines.c.unit, lines.c.units)
+@functools.lru_cache(maxsize=1)
+def _order_lines_statement() -> Any:
+    line, product, order = OrderLine.__table__.c, Product.__table__.c, Order.__table__.c
+    return (select(Registration.__table__.c.dea_number, line.unit, line.packages, line.package_quantity,
+                   product.generic_name, product.name, line.description)
+            .select_from(OrderLine.__table__.join(Order.__table__, order.id == line.order_id)
+                         .join(Registration.__table__, Registration.__table__.c.id == order.registration_id)
+                         .outerjoin(Product.__table__, product.ndc == line.ndc))
+            .where(line.order_id == bindparam("order_id"), line.schedule != "NC"))
 
 
-def _order_lines(session: Session, order_id: int, names: Sequence[str]) -> tuple[str | None, list[tuple[str, str,
-                                                                                                        Decimal]]]:
-    rows = session.execute(_order_lines_statement(tuple(names)), {"order_id": order_id}).all()
+def _order_lines(session: Session, order_id: int, names: tuple[str, ...]) -> tuple[str | None,
+                                                                                 list[tuple[str, str, Decimal]]]:
+    rows = session.execute(_order_lines_statement(), {"order_id": order_id}).all()
     dea = rows[0][0] if rows else None
-    return dea, [(name, unit, _quantity(units)) for _dea, name, unit, units in rows if name != OTHER]
+    lines = [(_product_substance(generic, name, description, names), unit,
+              _quantity(int(packages or 0) * Decimal(str(size or 0))))
+             for _dea, unit, packages, size, generic, name, description in rows]
+    return dea, [(name, unit, units) for name, unit, units in lines if name != OTHER]
 
 
 def unusual_quantities(db: Database, order_id: int, *, now: dt.datetime | None = None,
@@ -460,12 +510,12 @@ def unusual_quantities(db: Database, order_id: int, *, now: dt.datetime | None =
         for name, unit, units in lines:
             wanted[(name, unit)] = wanted.get((name, unit), Decimal(0)) + units
         firsts, bounds = month_window(now, BASELINE_MONTHS + 1, zone)
-        query, values = history_query(bounds, HistoryFilter(
-            registration=dea, substances=tuple(sorted({n for n, _u in wanted}))), names)
+        substances = tuple(sorted({n for n, _u in wanted}))
+        query, values = history_query(bounds, HistoryFilter(registration=dea, substances=substances))
         per_month: dict[tuple[str, str], list[Decimal]] = {key: [Decimal(0)] * len(firsts) for key in wanted}
-        for _dea, _supplier, index, substance, _schedule, unit, _p, units, _fp, _fu in session.execute(query, values):
-            if index is not None and (substance, unit) in per_month:
-                per_month[(substance, unit)][int(index)] += _quantity(units)
+        for row in _history_rows(session.execute(query, values), firsts, names, substances):
+            if (row.substance, row.unit) in per_month:
+                per_month[(row.substance, row.unit)][firsts.index(row.month)] += row.ordered_units
     notices = []
     for (name, unit), this_order in wanted.items():
         months = per_month[(name, unit)]
