@@ -196,15 +196,16 @@ class ElidingComboBox(QComboBox):
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setMinimumContentsLength(minimum_characters)
         self.currentTextChanged.connect(self.setToolTip)
+        self.currentTextChanged.connect(lambda _text: self.updateGeometry())
 
-    def sizeHint(self) -> QSize:  # as wide as the longest entry when there is room
+    def sizeHint(self) -> QSize:  # as wide as the chosen entry when there is room (the layout shares by what shows)
         hint = super().sizeHint()
-        widest = max((self.fontMetrics().horizontalAdvance(self.itemText(i)) for i in range(self.count())),
-                     default=0)
-        return QSize(max(hint.width(), widest + 48), hint.height())
+        return QSize(max(hint.width(), self.fontMetrics().horizontalAdvance(self.currentText()) + 48), hint.height())
 
     def showPopup(self) -> None:
-        self.view().setMinimumWidth(self.sizeHint().width())
+        widest = max((self.fontMetrics().horizontalAdvance(self.itemText(i)) for i in range(self.count())),
+                     default=0)
+        self.view().setMinimumWidth(widest + 48)  # the open list shows every entry whole
         super().showPopup()
 
     def shown_text(self) -> str:
