@@ -191,6 +191,8 @@ def test_full_enrollment_with_a_software_key_then_renewal_then_revocation(qtbot,
     press_next(qtbot, renewal, "unlock", current_secret="wrong password here")
     assert problems(renewal)["current_secret"]
     press_next(qtbot, renewal, "waiting", current_secret=KEY_PASSWORD)
+    assert any(b.text() == "Open approvals as the practice coordinator"
+               for b in renewal.page.findChildren(QPushButton))  # training: the trainee plays the coordinator
     assert client.approve(client.coordinator_token(PHARMACY), renewal.flow.data["renewal_id"]).status_code == 200
     renewal.poll_now()
     qtbot.waitUntil(lambda: renewal.flow.view == "installed", timeout=20_000)
