@@ -269,6 +269,7 @@ class HistoryDay(Base):
     written by the program."""
 
     __tablename__ = "history_days"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     registration_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)  # UTC date of signed_at
