@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QFormLayout, QFrame, QHBoxLayout, QLabel, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QScrollArea,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from app.ui import theme
 from app.ui.order_table_model import format_local, format_local_full
@@ -81,9 +90,16 @@ class OrderDetailPane(QFrame):
         self.form_widget = QWidget(order_tab)
         self.form_widget.setLayout(form)
         em = QFontMetrics(self.font()).horizontalAdvance("M")
-        self.form_widget.setMinimumWidth(em * 30)
-        self.form_widget.setMaximumWidth(em * 44)
-        order_layout.addWidget(self.form_widget, 2)
+        # A value that wraps (a long registration name, the discrepancies) is never cut: the fields scroll
+        # vertically when the pane is low, and never sideways.
+        self.form_scroll = QScrollArea(order_tab)
+        self.form_scroll.setWidget(self.form_widget)
+        self.form_scroll.setWidgetResizable(True)
+        self.form_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.form_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.form_scroll.setMinimumWidth(em * 34)
+        self.form_scroll.setMaximumWidth(em * 46)
+        order_layout.addWidget(self.form_scroll, 2)
         self.lines_model = RowsTableModel(LINE_HEADERS, numeric_columns=(0, 5, 7), parent=self)
         self.lines_table = make_table(order_tab, self.lines_model, name="detailLines",
                                       accessible_name="Order lines", stretch_column=1)

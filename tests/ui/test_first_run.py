@@ -253,3 +253,23 @@ def test_the_toolbar_fits_a_1024_pixel_window_without_an_overflow(qtbot, window)
     hidden = [a.text() for a in window.toolbar.actions() if not a.isSeparator()
               and not (window.toolbar.widgetForAction(a) and window.toolbar.widgetForAction(a).isVisible())]
     assert hidden == [] and window.toolbar.sizeHint().width() <= 1024
+
+
+def test_a_long_registration_name_in_the_order_detail_wraps_and_is_never_cut(qtbot, book, db, training_config):
+    book.add_registration(dea_number="BJ6125341", name="Main Street Pharmacy and Family Health Center",
+                          address_lines=["1 Main St"], city="Springfield", state="IL", postal_code="62701",
+                          schedules=["II", "IV"])
+    book.add_supplier(name="Acme Drug")
+    order = book.new_order(registration_dea="BJ6125341", supplier_name="Acme Drug")
+    made = MainWindow(training_config, book, db, start_checks=False)
+    qtbot.addWidget(made)
+    made.resize(1024, 600)
+    made.show()
+    qtbot.waitExposed(made)
+    assert made.select_order(order.id)
+    field = next(label for label in made.detail.findChildren(QLabel) if label.accessibleName() == "Registration")
+    qtbot.waitUntil(lambda: "Family Health Center" in field.text(), timeout=5000)
+    qtbot.wait(50)
+    needed = field.heightForWidth(field.width()) if field.hasHeightForWidth() else field.sizeHint().height()
+    assert field.height() >= needed, (field.height(), needed)  # every wrapped line has its room
+    assert field.width() >= field.fontMetrics().horizontalAdvance("BJ6125341 — Main Street Pharmacy") * 0.6
