@@ -163,7 +163,7 @@ class OrderDetailPane(QFrame):
         self.lines_model.set_rows(
             [(line.line_number, line.description, line.ndc, line.schedule, line.package_quantity, line.packages,
               line.line_status, line.packages_received) for line in order.lines],
-            [(None, None, None, schedule_label(line.schedule)) for line in order.lines])
+            [(None, line.description, None, schedule_label(line.schedule)) for line in order.lines])
         self.timeline_model.set_rows([(format_local(record.at), record.kind, record.direction,
                                        plain_summary(record.summary)) for record in order.timeline],
                                      [(None, None, None, record.summary) for record in order.timeline])

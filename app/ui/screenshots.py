@@ -248,6 +248,8 @@ def _render_first_run(app: Any, folder: Path, scratch: Path, config: Any, book: 
         shoot("registrations-new-check-digit", screen, (900, 640))
         screen.close()
         window = MainWindow(config, book, book.db, facade=facade, start_checks=False)
+        if window.model.rowCount():
+            window.select_order(window.model.order_id(0))  # the detail pane at this size too
         shoot("small/main-window", window, (1024, 600))
         window.close()
         window.deleteLater()
