@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Date,
+    Integer,
     String,
     and_,
     bindparam,
@@ -249,14 +250,36 @@ def _month_case(column: Any, bounds: Sequence[Any], low: int, high: int) -> Any:
                 else_=_month_case(column, bounds, middle, high))
 
 
-def _day_plan(bounds: Sequence[dt.datetime]) -> tuple[list[dt.date], list[dt.date]]:
+@dataclass(frozen=True)
+class _SplitDay:
+    """A UTC day a local month starts inside: its smaller side (``start``–``end``, at most 12 hours) is read line by
+    line; its ``history_days`` rows less those lines are the other side, in month ``other`` (-1: outside the
+    window)."""
+
+    day: dt.date
+    start: dt.datetime
+    end: dt.datetime
+    other: int
+
+
+def _day_plan(bounds: Sequence[dt.datetime]) -> tuple[list[dt.date], list[_SplitDay]]:
     """For the UTC month boundaries: the first whole UTC day of each month (``history_days`` rows from that day on
-    belong to it) and the split days — UTC days a local month starts inside, read from the order lines."""
+    belong to it, up to the next one) and the split days."""
     utc = [b.astimezone(dt.timezone.utc) for b in bounds]
-    midnight = [b.time() == dt.time(0) for b in utc]
-    thresholds = [b.date() + dt.timedelta(days=0 if whole else 1) for b, whole in zip(utc, midnight)]
+    last = len(utc) - 1
+    thresholds, split = [], []
+    for index, bound in enumerate(utc):
+        day_start = bound.replace(hour=0, minute=0, second=0, microsecond=0)
+        if bound == day_start:
+            thresholds.append(bound.date())
+            continue
+        thresholds.append(bound.date() + dt.timedelta(days=1))
+        day_end = day_start + dt.timedelta(days=1)
+        if bound - day_start <= day_end - bound:  # read before the boundary; the rest is month ``index``
+            split.append(_SplitDay(bound.date(), day_start, bound, index if index < last else -1))
+        else:  # read from the boundary on; the rest is the month before
+            split.append(_SplitDay(bound.date(), bound, day_end, index - 1))
     thresholds[-1] = utc[-1].date()  # the window's last day counts only whole
-    split = sorted({b.date() for b, whole in zip(utc, midnight) if not whole})
     return thresholds, split
 
 
@@ -267,19 +290,24 @@ def history_query(months_bounds: Sequence[dt.datetime], history_filter: HistoryF
                                    bool(history_filter.supplier), bool(history_filter.schedule))
     values: dict[str, Any] = {f"bound_{i}": b for i, b in enumerate(months_bounds)}
     values.update({f"day_{i}": d for i, d in enumerate(thresholds)})
-    for i, day in enumerate(split):
-        start = dt.datetime.combine(day, dt.time(0), dt.timezone.utc)
-        values.update({f"split_{i}": day, f"split_from_{i}": start, f"split_to_{i}": start + dt.timedelta(days=1)})
+    for i, part in enumerate(split):
+        values.update({f"split_{i}": part.day, f"split_from_{i}": part.start, f"split_to_{i}": part.end,
+                       f"split_other_{i}": part.other})
     values.update(registration=history_filter.registration, supplier=history_filter.supplier,
                   schedule=history_filter.schedule)
     return statement, {k: v for k, v in values.items() if v is not None}
 
 
+_PACKAGE = ("registration_id", "supplier_id", "ndc", "schedule", "unit", "package_quantity", "description")
+
+
 @functools.lru_cache(maxsize=32)
 def _history_statement(bound_count: int, split_count: int, by_registration: bool, by_supplier: bool,
                        by_schedule: bool) -> Any:
-    """Built once per shape. Whole UTC days come from ``history_days`` (kept by triggers, a few rows a day); only
-    the UTC days a local month starts inside are read line by line, so each line lands in its local month."""
+    """Built once per shape. Whole UTC days come from ``history_days`` (kept by triggers, a few rows a day). A UTC
+    day a local month starts inside: its smaller side is read line by line, each line into its local month, and
+    its ``history_days`` rows less those lines (same package and description) make the other side — exact, and at
+    most 12 hours of lines per month boundary."""
     o, line, product = Order.__table__.c, OrderLine.__table__.c, Product.__table__.c
     days, receipts = HistoryDay.__table__.c, Receipt.__table__.c
     registration, supplier = Registration.__table__.c, Supplier.__table__.c
@@ -287,17 +315,22 @@ def _history_statement(bound_count: int, split_count: int, by_registration: bool
     day_bound = [bindparam(f"day_{i}", type_=Date) for i in range(bound_count)]
     split = [bindparam(f"split_{i}", type_=Date) for i in range(split_count)]
 
-    summed = [days.day >= day_bound[0], days.day < day_bound[-1], days.lines > 0]
+    def key_filters(registration_id: Any, supplier_id: Any, schedule: Any) -> list[Any]:
+        found = []
+        if by_registration:
+            found.append(registration_id == select(registration.id).where(
+                registration.dea_number == bindparam("registration", type_=String)).scalar_subquery())
+        if by_supplier:
+            found.append(supplier_id == select(supplier.id).where(
+                supplier.name == bindparam("supplier", type_=String)).scalar_subquery())
+        if by_schedule:
+            found.append(schedule == bindparam("schedule", type_=String))
+        return found
+
+    summed = [days.day >= day_bound[0], days.day < day_bound[-1], days.lines > 0,
+              *key_filters(days.registration_id, days.supplier_id, days.schedule)]
     if split:
         summed.append(days.day.not_in(split))
-    if by_registration:
-        summed.append(days.registration_id == select(registration.id).where(
-            registration.dea_number == bindparam("registration", type_=String)).scalar_subquery())
-    if by_supplier:
-        summed.append(days.supplier_id == select(supplier.id).where(
-            supplier.name == bindparam("supplier", type_=String)).scalar_subquery())
-    if by_schedule:
-        summed.append(days.schedule == bindparam("schedule", type_=String))
     parts = [select(days.registration_id, days.supplier_id,
                     _month_case(days.day, day_bound, 0, len(day_bound) - 1).label("month_index"), days.ndc,
                     days.schedule, days.unit, days.package_quantity, days.description, days.packages,
@@ -306,30 +339,44 @@ def _history_statement(bound_count: int, split_count: int, by_registration: bool
         # Per line, through the receipts' index (cheaper than grouping every receipt of the book first).
         got = func.coalesce(select(func.sum(receipts.packages_received)).where(receipts.order_line_id == line.id)
                             .scalar_subquery(), 0)
-        in_split = or_(*[and_(o.signed_at >= bindparam(f"split_from_{i}", type_=UtcDateTime),
-                              o.signed_at < bindparam(f"split_to_{i}", type_=UtcDateTime))
-                         for i in range(split_count)])
-        conditions = [o.status.in_([s.value for s in COUNTED_STATUSES]), in_split,
-                      o.signed_at >= bound[0], o.signed_at < bound[-1], line.schedule != "NC"]
-        inner_from = OrderLine.__table__.join(Order.__table__, o.id == line.order_id)
-        if by_registration:
-            inner_from = inner_from.join(Registration.__table__, registration.id == o.registration_id)
-            conditions.append(registration.dea_number == bindparam("registration", type_=String))
-        if by_supplier:
-            inner_from = inner_from.join(Supplier.__table__, supplier.id == o.supplier_id)
-            conditions.append(supplier.name == bindparam("supplier", type_=String))
-        if by_schedule:
-            conditions.append(line.schedule == bindparam("schedule", type_=String))
-        parts.append(select(o.registration_id, o.supplier_id,
-                            _month_case(o.signed_at, bound, 0, len(bound) - 1).label("month_index"), line.ndc,
-                            line.schedule, line.unit, line.package_quantity, line.description, line.packages,
-                            got.label("fulfilled")).select_from(inner_from).where(and_(*conditions)))
-    both = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("both")
+        ranges = [(bindparam(f"split_from_{i}", type_=UtcDateTime), bindparam(f"split_to_{i}", type_=UtcDateTime))
+                  for i in range(split_count)]
+        # Only the ranges in the WHERE clause, so both engines read them through ix_orders_signed_at.
+        read = (select(o.registration_id, o.supplier_id, o.signed_at,
+                       case(*[(o.signed_at < end, split[i]) for i, (_start, end) in enumerate(ranges)]).label("day"),
+                       line.ndc, line.schedule, line.unit, line.package_quantity, line.description, line.packages,
+                       got.label("fulfilled"))
+                .select_from(OrderLine.__table__.join(Order.__table__, o.id == line.order_id))
+                .where(or_(*[and_(o.signed_at >= start, o.signed_at < end) for start, end in ranges]),
+                       o.status.in_([s.value for s in COUNTED_STATUSES]), line.schedule != "NC",
+                       *key_filters(o.registration_id, o.supplier_id, line.schedule))
+                .cte("read_lines"))
+        parts.append(select(read.c.registration_id, read.c.supplier_id,
+                            _month_case(read.c.signed_at, bound, 0, len(bound) - 1).label("month_index"),
+                            read.c.ndc, read.c.schedule, read.c.unit, read.c.package_quantity, read.c.description,
+                            read.c.packages, read.c.fulfilled)
+                     .where(read.c.signed_at >= bound[0], read.c.signed_at < bound[-1]))
+        read_sums = (select(read.c.day, *[read.c[name] for name in _PACKAGE], func.count().label("lines"),
+                            func.sum(read.c.packages).label("packages"),
+                            func.sum(read.c.fulfilled).label("fulfilled"))
+                     .group_by(read.c.day, *[read.c[name] for name in _PACKAGE]).subquery("read_sums"))
+        other = case(*[(days.day == split[i], bindparam(f"split_other_{i}", type_=Integer))
+                       for i in range(split_count)])
+        parts.append(select(days.registration_id, days.supplier_id, other.label("month_index"), days.ndc,
+                            days.schedule, days.unit, days.package_quantity, days.description,
+                            days.packages - func.coalesce(read_sums.c.packages, 0),
+                            days.fulfilled - func.coalesce(read_sums.c.fulfilled, 0))
+                     .select_from(HistoryDay.__table__.outerjoin(read_sums, and_(
+                         read_sums.c.day == days.day, *[read_sums.c[name] == days[name] for name in _PACKAGE])))
+                     .where(days.day.in_(split), days.lines - func.coalesce(read_sums.c.lines, 0) > 0,
+                            *key_filters(days.registration_id, days.supplier_id, days.schedule)))
+    both = union_all(*parts).subquery("both") if len(parts) > 1 else parts[0].subquery("both")
     # Per NDC and package size, so dosage units are packages × size once per group; the description as the lines
     # gave it (the greatest one) names the substance with the product's names.
     per_ndc = (select(both.c.registration_id, both.c.supplier_id, both.c.month_index, both.c.ndc, both.c.schedule,
                       both.c.unit, both.c.package_quantity, func.max(both.c.description).label("description"),
                       func.sum(both.c.packages).label("packages"), func.sum(both.c.fulfilled).label("fulfilled"))
+               .where(both.c.month_index >= 0)
                .group_by(both.c.registration_id, both.c.supplier_id, both.c.month_index, both.c.ndc,
                          both.c.schedule, both.c.unit, both.c.package_quantity)
                .subquery("per_ndc"))
