@@ -202,3 +202,100 @@ def test_the_triggers_count_the_statuses_the_history_counts():
     migration = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(migration)
     assert {s.value for s in OrderStatus} - set(migration.NOT_COUNTED) == {s.value for s in COUNTED_STATUSES}
+
+
+ZONES = ["America/Chicago", "UTC", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Sydney", "Pacific/Honolulu",
+         "Europe/London"]
+
+
+def _expected(book: OrderBook, history_filter, months: int, now: dt.datetime, zone) -> list[tuple]:
+    """The history computed in Python from every line, as the old one-pass query did: lines of counted orders
+    summed per registration, supplier, local month and package (the greatest description), named, summed again."""
+    from app.models.orderbook import Product
+    from app.services.orders.history import month_window, substance_names, substance_of
+
+    firsts, bounds = month_window(now, months, zone)
+    with book.db.session() as session:
+        products = {p.ndc: p for p in session.scalars(select(Product))}
+        groups: dict[tuple, list] = {}
+        for order in session.scalars(select(Order)).unique():
+            if order.status not in COUNTED_STATUSES or order.signed_at is None:
+                continue
+            if not bounds[0] <= order.signed_at < bounds[-1]:
+                continue
+            if history_filter.registration and order.registration.dea_number != history_filter.registration:
+                continue
+            if history_filter.supplier and order.supplier.name != history_filter.supplier:
+                continue
+            month = max(i for i, bound in enumerate(bounds[:-1]) if bound <= order.signed_at)
+            for line in order.lines:
+                if line.schedule == "NC" or (history_filter.schedule and line.schedule != history_filter.schedule):
+                    continue
+                key = (order.registration.dea_number, order.supplier.name, month, line.ndc, line.schedule,
+                       line.unit, Decimal(line.package_quantity))
+                entry = groups.setdefault(key, ["", 0, 0])
+                entry[0] = max(entry[0], line.description)
+                entry[1] += line.packages
+                entry[2] += sum(r.packages_received for r in line.receipts)
+    named: dict[tuple, list] = {}
+    for (dea, supplier, month, ndc, schedule, unit, size), (description, packages, got) in groups.items():
+        product = products.get(ndc)
+        text_ = f"{product.generic_name if product else ''} {product.name if product else ''} {description}"
+        substance = substance_of(text_, substance_names())
+        if history_filter.substances and substance not in history_filter.substances:
+            continue
+        entry = named.setdefault((dea, substance, month, supplier, schedule, unit), [0, Decimal(0), 0, Decimal(0)])
+        entry[0] += packages
+        entry[1] += packages * size
+        entry[2] += got
+        entry[3] += got * size
+    return sorted((dea, supplier, firsts[month], substance, schedule, unit, p, u.normalize(), f, fu.normalize())
+                  for (dea, substance, month, supplier, schedule, unit), (p, u, f, fu) in named.items())
+
+
+def test_history_equals_the_lines_summed_in_python_in_every_zone(engine_url):
+    """Orders signed in the hours around local month starts (UTC days split at whole, half and quarter hours, on
+    either side of noon), received in part: the history from history_days and the split days' lines equals the
+    lines summed afresh, for every zone, window and filter."""
+    from zoneinfo import ZoneInfo
+
+    from app.services.orders.history import HistoryFilter, monthly_history
+
+    db = open_database(engine_url)
+    try:
+        book = OrderBook(db, actor="test")
+        seed(book)
+        book.add_supplier(name="Bay", dea_number="RB1234563")
+        rng = random.Random(5)
+        now = dt.datetime(2026, 11, 20, 15, tzinfo=UTC)
+        statuses = [OrderStatus.QUEUED, OrderStatus.CANCELLED, OrderStatus.EXPIRED]
+        for number in range(70):
+            month = dt.datetime(2026, rng.randint(3, 11), 1, tzinfo=UTC)
+            at = month + dt.timedelta(minutes=rng.randint(-16 * 60, 16 * 60))
+            order = book.new_order(registration_dea=PURCHASER_DEA, supplier_name=rng.choice(["Acme Drug", "Bay"]))
+            for _ in range(rng.randint(1, 3)):
+                book.add_line(order.id, ndc=rng.choice(PRODUCTS)[0], packages=rng.randint(1, 9))
+            _sign(book, order.id, at)
+            book.transition(order.id, statuses[number % 3])
+        with db.session() as session, session.begin():
+            for line in session.scalars(select(OrderLine)):
+                if rng.random() < 0.4:
+                    session.add(Receipt(order_line_id=line.id, packages_received=rng.randint(1, line.packages),
+                                        received_on=dt.date(2026, 11, 1)))
+        with db.engine.begin() as connection:  # two descriptions of one package (a hand-entered line)
+            connection.execute(update(OrderLine).where(OrderLine.id % 7 == 0).values(description="Oxycodone HCl"))
+        filters = [HistoryFilter(), HistoryFilter(registration=PURCHASER_DEA, substances=("oxycodone",)),
+                   HistoryFilter(supplier="Bay", schedule="II")]
+        compared = 0
+        for name in ZONES:
+            zone = ZoneInfo(name)
+            for months, history_filter in ((24, filters[0]), (7, filters[1]), (3, filters[2])):
+                report = monthly_history(db, history_filter, months=months, now=now, zone=zone)
+                got = sorted((r.registration, r.supplier, r.month, r.substance, r.schedule, r.unit,
+                              r.ordered_packages, r.ordered_units, r.fulfilled_packages, r.fulfilled_units)
+                             for r in report.rows)
+                assert got == _expected(book, history_filter, months, now, zone), (name, months)
+                compared += len(got)
+        assert compared > 100
+    finally:
+        db.close()
