@@ -179,17 +179,36 @@ def load_identity(data_dir: str | Path) -> As2Identity:
                                code="as2.no_identity")
     try:
         as2_id = json.loads((folder / IDENTITY_FILE).read_text("utf-8"))["as2_id"]
-        key = serialization.load_pem_private_key((folder / KEY_FILE).read_bytes(), password=None)
-        certificate = x509.load_pem_x509_certificate((folder / CERTIFICATE_FILE).read_bytes())
+        key, certificate = _parsed_pair((folder / KEY_FILE).read_bytes(), (folder / CERTIFICATE_FILE).read_bytes())
     except (OSError, ValueError, KeyError, TypeError):
         raise As2IdentityError(f"The AS2 identity in {folder} cannot be read; restore it from a backup, or create a "
                                "new one and give the new certificate to every AS2 supplier.",
                                code="as2.identity_unreadable") from None
-    if not isinstance(key, rsa.RSAPrivateKey) or key.public_key().public_numbers() != \
-            certificate.public_key().public_numbers():
+    if key is None:
         raise As2IdentityError(f"The AS2 key and certificate in {folder} do not belong together.",
                                code="as2.identity_unreadable")
     return As2Identity(_checked_id(as2_id), key, certificate, folder)
+
+
+_PARSED: dict[tuple[bytes, bytes], tuple[rsa.RSAPrivateKey | None, x509.Certificate]] = {}
+
+
+def _parsed_pair(key_pem: bytes, certificate_pem: bytes) -> tuple[rsa.RSAPrivateKey | None, x509.Certificate]:
+    """The transport key and certificate parsed, remembered by the SHA-256 of the files' bytes: parsing an RSA key
+    (with its consistency check) took ~40 ms, and every AS2 send loads the identity afresh. The key is None when
+    it is not an RSA key matching the certificate. Changed files are parsed again (their digest differs)."""
+    marker = (hashlib.sha256(key_pem).digest(), hashlib.sha256(certificate_pem).digest())
+    found = _PARSED.get(marker)
+    if found is None:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+        certificate = x509.load_pem_x509_certificate(certificate_pem)
+        matches = isinstance(key, rsa.RSAPrivateKey) and \
+            key.public_key().public_numbers() == certificate.public_key().public_numbers()
+        found = (key if matches else None, certificate)  # type: ignore[assignment]
+        if len(_PARSED) >= 8:
+            _PARSED.clear()
+        _PARSED[marker] = found
+    return found
 
 
 def _checked_id(as2_id: str) -> str:
