@@ -16,8 +16,8 @@ from app.services.enrollment.flows import CertificateRow, certificate_rows
 from app.ui import theme
 from app.ui.widgets import RowsTableModel, make_table
 
-HEADERS = ("Subscriber", "Kind", "Status", "Registration", "Registration expires", "Schedules", "Key",
-           "Certificate expires", "Days left", "Next action")
+HEADERS = ("Subscriber", "Certificate ID", "Kind", "Status", "Registration", "Registration expires", "Schedules",
+           "Key", "Certificate expires", "Days left", "Next action")
 
 
 def _date(day: dt.date | None) -> str:
@@ -41,9 +41,9 @@ class CertificatesPage(QWidget):
         title = QLabel("CSOS certificates", self)
         title.setStyleSheet("QLabel { font-size: 13pt; font-weight: bold; }")
         layout.addWidget(title)
-        self.model = RowsTableModel(HEADERS, numeric_columns=(8,), parent=self)
+        self.model = RowsTableModel(HEADERS, numeric_columns=(9,), parent=self)
         self.table = make_table(self, self.model, name="certificatesTable", accessible_name="Certificates",
-                                stretch_column=9)
+                                stretch_column=10)
         layout.addWidget(self.table, 1)
         self.empty = QLabel("No certificate yet. Enroll for one (about 15 minutes, plus your coordinator's "
                             "approval), or import the .p12 file you already have.", self)
@@ -100,11 +100,12 @@ class CertificatesPage(QWidget):
         except CsosError as exc:
             self.status.setText(exc.message)
             return
-        self.model.set_rows(
-            [(r.subscriber, r.kind, r.status, f"{r.registration} {r.registration_name}".strip() or "—",
-              _date(r.registration_expires), r.schedules or "—", r.key_location, _date(r.not_after),
-              "" if r.days_left is None else str(r.days_left), r.next_action) for r in self.rows],
-            tooltips=[(None,) * 9 + (r.next_action,) for r in self.rows])
+        cells = [(r.subscriber, r.certificate_id or "—", r.kind, r.status,
+                  f"{r.registration} {r.registration_name}".strip() or "—", _date(r.registration_expires),
+                  r.schedules or "—", r.key_location, _date(r.not_after),
+                  "" if r.days_left is None else str(r.days_left), r.next_action) for r in self.rows]
+        # A cell narrower than its text shows the whole text on hover (never a cut word with no way to read it).
+        self.model.set_rows(cells, tooltips=[tuple(str(c) for c in row) for row in cells])
         self.table.resizeColumnsToContents()
         # "Next action" is the column people read: it takes the room left and wraps instead of scrolling sideways.
         header = self.table.horizontalHeader()
@@ -130,7 +131,8 @@ class CertificatesPage(QWidget):
     def _update_buttons(self) -> None:
         row = self.selected()
         self.buttons["renew"].setEnabled(row is not None and row.status == "active")
-        self.buttons["revoke"].setEnabled(row is not None and row.status in ("active", "expired"))
+        # A replaced (superseded) certificate can still be revoked: its key may sit on a lost computer.
+        self.buttons["revoke"].setEnabled(row is not None and row.status in ("active", "expired", "superseded"))
 
     def _for_selected(self, kind: str) -> None:
         row = self.selected()

@@ -341,6 +341,11 @@ def test_renewing_the_certificate_from_the_certificates_window(qtbot, main):
     renewal = window(qtbot, "Renew a CSOS certificate — TRAINING")
     wizard_page(qtbot, renewal, "Your current certificate")
     assert "Jordan Walker" in words(renewal)
+    # A fresh certificate: renewal is not open yet, and an early one needs a reason (issue 22).
+    assert "Renewal opens on" in words(renewal) and "ends when the registration does" in words(renewal)
+    click(qtbot, renewal, "Next >")
+    qtbot.waitUntil(lambda: "nothing to do now" in words(renewal), timeout=TIMEOUT)
+    click(qtbot, renewal, "The registration's schedules changed")
     next_page(qtbot, renewal, "Where the new key will live")
     type_into(qtbot, renewal, "New key password", "Juniper-Lantern-Renewal-82")
     type_into(qtbot, renewal, "Key password again", "Juniper-Lantern-Renewal-82")
@@ -351,6 +356,11 @@ def test_renewing_the_certificate_from_the_certificates_window(qtbot, main):
     approve_as_the_practice_coordinator(qtbot, renewal, "Jordan Walker")
     next_page(qtbot, renewal, "Renewed certificate installed", press="Check now")
     assert "Checked like a supplier checks it" in words(renewal) and "superseded" in words(renewal)
+    confirmation = re.search(r"Your certificate is renewed\. New certificate ([0-9a-f]{16})", words(renewal))
+    assert confirmation, words(renewal)
     click(qtbot, renewal, "Finish")
     qtbot.waitUntil(lambda: table.model().rowCount() == 2, timeout=TIMEOUT)
+    # The same short ID in the list as on the confirmation page.
+    shown = [str(table.model().index(r, c).data()) for r in range(2) for c in range(table.model().columnCount())]
+    assert confirmation.group(1) in shown
     click(qtbot, certificates, "Close")

@@ -183,7 +183,7 @@ def test_full_enrollment_with_a_software_key_then_renewal_then_revocation(qtbot,
     renewal = open_wizard(qtbot, open_renewal_wizard, facade, record.fingerprint, authority=authority,
                           certificates=certificates)
     assert any("Sam Screen" in label.text() for label in renewal.page.findChildren(QLabel))
-    press_next(qtbot, renewal, "key_location")
+    press_next(qtbot, renewal, "key_location", early_reason="schedules")
     new_password = "Velvet-Orchard-Signal-58"
     press_next(qtbot, renewal, "unlock", key_store="software", key_password=new_password,
                key_password_confirm=new_password)
@@ -207,6 +207,7 @@ def test_full_enrollment_with_a_software_key_then_renewal_then_revocation(qtbot,
     revocation = open_wizard(qtbot, open_revocation_wizard, facade, renewed.fingerprint, authority=authority,
                              certificates=certificates)
     press_next(qtbot, revocation, "reason", key_available=True)
+    assert not revocation.page.findChild(QLabel, "deadline").isVisibleTo(revocation.page)  # no reason yet
     fill(revocation, reason="employment_ended")
     assert "6 hours" in revocation.page.findChild(QLabel, "deadline").text()
     fill(revocation, reason="key_compromise")

@@ -43,7 +43,7 @@ FIPS_NOTICE = (
     "A key file on this computer is encrypted (AES-256, password-protected) by CSOS Desk's built-in cryptography, "
     "which is NOT a FIPS 140-2 validated module. 21 CFR 1311.55(b)(1) asks for a FIPS 140-2 Level 1 validated "
     "module: a validated USB token or smart card meets that rule. Ask your CSOS coordinator which one your "
-    "pharmacy uses. (CSOS Desk cannot use NSS's software token in FIPS mode instead: see docs/compliance.md K5.)")
+    "pharmacy uses.")
 
 # The key-location choices, said plainly: which one uses a validated module (issue 19).
 KEY_CHOICE_SOFTWARE_TEXT = ("The key is a file on this computer, locked with a password only you know. The software "
@@ -367,7 +367,7 @@ def key_location_text(key_ref: Mapping[str, Any]) -> str:
     if token:
         return f"Token '{token.get('label', '')}' serial {token.get('serial', '')}"
     if key_ref.get("store") == "software":
-        return f"Key file {str(key_ref.get('key_id', ''))[:8]}… on this computer"
+        return "Key file on this computer"  # the certificate ID names the certificate; a key id would be a third name
     return "No key here"
 
 

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from app.models.orderbook import CertificateRecord, CertificateStatus
 from app.services.certificates.book import CertificateBook
 from app.services.enrollment.authority import signed_request
+from app.services.enrollment.certificate_overview import certificate_id, renewal_window
 from app.services.enrollment.flow_common import (
     SOFTWARE,
     TOKEN,
@@ -27,6 +28,32 @@ from app.services.enrollment.flow_common import (
 )
 from app.services.enrollment.wizard import Data, Step, WizardInputError
 from app.services.keys import KeyStoreError
+
+
+#: why a certificate may be renewed before its renewal window opens, and what the page says about each
+EARLY_REASONS = {
+    "schedules": ("The registration's schedules changed",
+                  "Renew now: the new certificate carries the schedules DEA now lists for the registration."),
+    "name": ("My name or e-mail address changed",
+             "A renewal keeps the old details, so this needs a new enrollment with the new ones."),
+    "key": ("My key may be lost, or someone else may know its password",
+            "A key that may be in other hands cannot be trusted to sign a renewal: revoke the certificate first."),
+}
+
+KEY_LOST_TEXT = (
+    "A renewal request is signed with the current key, so a key that may be lost or known to someone else cannot "
+    "renew. What to do:\n"
+    "1. Close this window and, in Certificates, choose this certificate and Revoke… (reason: the key was lost or "
+    "stolen). Do it today: DEA must be told within 24 hours of noticing.\n"
+    "2. Then enroll again for a new certificate with a new key.")
+
+
+def _after_current(data: Data) -> str:
+    if data.get("details_changed") or data.get("early_reason") == "name":
+        return "details_changed"
+    if data.get("early_reason") == "key":
+        return "key_lost"
+    return "key_location"
 
 
 class RenewalFlow(Flow):
@@ -50,7 +77,7 @@ class RenewalFlow(Flow):
     def build_navmap(self) -> dict[str, Step]:
         return {
             "current": Step("Your current certificate", enter=self._enter_current, accept=self._current_accept,
-                            next=lambda d: "details_changed" if d.get("details_changed") else "key_location"),
+                            next=_after_current),
             "details_changed": Step("A new enrollment is needed", last=True),
             "key_location": Step("Where the new key will live", enter=self._enter_key_location,
                                  accept=self._key_location_accept, slow=True,
@@ -64,6 +91,7 @@ class RenewalFlow(Flow):
                             slow=True, next="installed"),
             "installed": Step("Renewed certificate installed", last=True, back=False),
             "rejected": Step("Renewal not approved", last=True, back=False),
+            "key_lost": Step("Revoke first, then enroll again", last=True),
         }
 
     def current_record(self) -> CertificateRecord:
@@ -72,13 +100,18 @@ class RenewalFlow(Flow):
     def _enter_current(self, data: Data) -> None:
         record = self.current_record()
         data["current"] = summarize(record)
+        data["current"]["certificate_id"] = certificate_id(record.fingerprint)
+        if record.not_after is not None:
+            window = renewal_window(record.not_after, today=self.clock().date())
+            data["renewal_window"] = {"open": window.open, "opens_on": window.opens_on.isoformat(),
+                                      "ends_on": window.ends_on.isoformat(), "text": window.text()}
         ref = (record.key_ref or {})
         data.setdefault("key_store", TOKEN if ref.get("store") == "pkcs11" else SOFTWARE)
         if ref.get("token"):
             data.setdefault("token_serial", ref["token"].get("serial"))
 
     def _current_accept(self, data: Data) -> None:
-        if data.get("details_changed"):
+        if data.get("details_changed") or data.get("early_reason") in ("name", "key"):
             return
         record = self.current_record()
         now = self.clock()
@@ -88,6 +121,13 @@ class RenewalFlow(Flow):
         if record.not_after is not None and record.not_after <= now:
             raise WizardInputError("This certificate has expired: it can no longer sign a renewal request. Enroll "
                                    "for a new certificate instead.", code="flow.expired")
+        window = renewal_window(record.not_after, today=now.date()) if record.not_after is not None else None
+        if window is not None and not window.open and data.get("early_reason") not in EARLY_REASONS:
+            raise WizardInputError(
+                f"Renewal opens on {window.opens_on:%Y-%m-%d}. Until then a renewal gains nothing (the new certificate "
+                "would end on the same day as this one), so there is nothing to do now: close this window and CSOS "
+                "Desk reminds you when renewal opens. Renew early only if something below changed.",
+                field="early_reason", code="flow.renewal_not_open")
 
     def _key_location_accept(self, data: Data) -> None:
         if data.get("key_id") and data.get("key_made_in") == key_place(data):
@@ -179,4 +219,4 @@ class RenewalFlow(Flow):
             self._finish_install(data, [read_certificate_file(data.get("certificate_file"))])
 
 
-__all__ = ["RenewalFlow"]
+__all__ = ["EARLY_REASONS", "KEY_LOST_TEXT", "RenewalFlow"]

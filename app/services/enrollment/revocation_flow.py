@@ -17,7 +17,10 @@ from app.errors import CsosError
 from app.models.orderbook import CertificateRecord, CertificateStatus
 from app.services.certificates.book import CertificateBook, record_key_ref
 from app.services.enrollment.authority import REVOCATION_REASONS, signed_request
+from app.models.integrity import append_audit_event
+from app.services.enrollment.certificate_overview import certificate_id
 from app.services.enrollment.flow_common import Flow, parse_moment, record_status, summarize
+from app.services.enrollment.held_orders import hold_unsent_orders, unsent_orders
 from app.services.enrollment.wizard import Data, Step, WizardInputError, WizardStateStore
 from app.services.keys import KeyStoreError
 from app.services.orders.reminders import IncidentReason, Reminder, incident_reminder, revocation_deadline
@@ -43,22 +46,45 @@ INCIDENT_OF_REASON = {
 LOST_KEY_TEXT = (
     "A lost key or a forgotten password cannot be recovered: nobody — not DEA, not your coordinator, not CSOS Desk — "
     "can unlock the key without it. What to do:\n"
-    "1. Revoke the certificate now (you have {hours} hours from when you noticed). Without the key you revoke it "
-    "by signing in to your portal account.\n"
+    "1. Revoke the certificate now ({deadline}). Without the key you revoke it by signing in to your portal "
+    "account.\n"
     "2. Then enroll again: a new application, your coordinator's approval, new codes, and a new key.\n"
     "Until then you cannot sign orders; a colleague with their own certificate can.")
 
 
-def deadline_text(reason: str | None, noticed_at: dt.datetime) -> str:
-    """The K3 reporting deadline for a revocation reason, in words."""
+def deadline_passed(reason: str | None, noticed_at: dt.datetime | None, now: dt.datetime) -> bool:
+    """True when the reason has a K3 deadline and it is already behind us."""
     incident = INCIDENT_OF_REASON.get(reason or "")
+    return bool(incident and noticed_at and revocation_deadline(incident, noticed_at) < now)
+
+
+def deadline_text(reason: str | None, noticed_at: dt.datetime, now: dt.datetime | None = None) -> str:
+    """The K3 reporting deadline for a revocation reason, in words; empty until a reason is chosen. Flagged when the
+    deadline has already passed (``now`` given), so no page says "you have 24 hours" after they are over."""
+    if not reason:
+        return ""
+    incident = INCIDENT_OF_REASON.get(reason)
     if incident is None:
         return "There is no legal deadline for this reason; revoke as soon as the certificate should stop working."
     deadline = revocation_deadline(incident, noticed_at)
     hours = int((deadline - noticed_at).total_seconds() // 3600)
     local = deadline.astimezone()
+    if now is not None and deadline < now:
+        return (f"Report now: the deadline passed at {local:%Y-%m-%d %H:%M} (your computer's time). DEA must be told "
+                f"within {hours} hours of noticing; revoke at once and note why it was late.")
     return (f"DEA must be told within {hours} hours: revoke by {local:%Y-%m-%d %H:%M} "
             f"(your computer's time).")
+
+
+def short_deadline(reason: str | None, noticed_at: dt.datetime | None, now: dt.datetime) -> str:
+    """The deadline inside a sentence (the lost-key steps)."""
+    incident = INCIDENT_OF_REASON.get(reason or "")
+    if incident is None or noticed_at is None:
+        return "as soon as you can"
+    deadline = revocation_deadline(incident, noticed_at)
+    if deadline < now:
+        return f"report now: the deadline passed at {deadline.astimezone():%Y-%m-%d %H:%M}"
+    return f"by {deadline.astimezone():%Y-%m-%d %H:%M}, your computer's time"
 
 
 def _confirm_needs(data: Data) -> tuple[str, ...]:
@@ -133,6 +159,8 @@ class RevocationFlow(Flow):
     def _enter_reason(self, data: Data) -> None:
         reasons = REVOCATION_REASONS if data.get("key_available") else ("key_compromise", "lost_password")
         self.context["reasons"] = [(r, REVOCATION_TEXT[r]) for r in reasons]
+        self.context["other_keys_here"] = self.keys_on_this_computer()
+        self.context["key_file_here"] = (self.record().key_ref or {}).get("store") == "software"
 
     def _reason_accept(self, data: Data) -> None:
         allowed = [r for r, _ in self.context.get("reasons") or []] or list(REVOCATION_REASONS)
@@ -143,12 +171,32 @@ class RevocationFlow(Flow):
             raise WizardInputError("Enter when you noticed it (not in the future), e.g. 2026-03-01 09:30.",
                                    field="noticed_at", code="flow.noticed_at")
         data["noticed_at"] = noticed.isoformat()
-        data["deadline_text"] = deadline_text(data["reason"], noticed)
+        data["deadline_text"] = deadline_text(data["reason"], noticed, self.clock())
         data["revocation_ready"] = True
+        data["also_revoke"] = ([c["fingerprint"] for c in self.keys_on_this_computer()]
+                               if data.get("computer_lost") else [])
+
+    def keys_on_this_computer(self) -> list[dict[str, Any]]:
+        """The other certificates whose key file is on this computer (superseded and expired ones included): a lost
+        or stolen computer took all of them."""
+        chosen = self.record()
+        if (chosen.key_ref or {}).get("store") != "software":
+            return []
+        return [{**summarize(r), "certificate_id": certificate_id(r.fingerprint)} for r in self.certificates.list()
+                if r.fingerprint and r.fingerprint != chosen.fingerprint
+                and (r.key_ref or {}).get("store") == "software"
+                and record_status(r) != CertificateStatus.REVOKED.value]
+
+    def deadline_now(self, data: Data) -> str:
+        """The deadline as every page shows it, worked out again now (it may have passed since the reason page)."""
+        noticed = parse_moment(data.get("noticed_at"))
+        return deadline_text(data.get("reason"), noticed, self.clock()) if noticed else ""
 
     def _enter_lost(self, data: Data) -> None:
-        hours = 6 if data.get("reason") == "employment_ended" else 24
-        self.context["lost_text"] = LOST_KEY_TEXT.format(hours=hours)
+        noticed = parse_moment(data.get("noticed_at"))
+        self.context["lost_text"] = LOST_KEY_TEXT.format(deadline=short_deadline(data.get("reason"), noticed,
+                                                                                  self.clock()))
+        self.context["deadline_text"] = self.deadline_now(data)
 
     def _enter_unlock(self, data: Data) -> None:
         ref = (self.record().key_ref or {})
@@ -173,6 +221,12 @@ class RevocationFlow(Flow):
 
     def _enter_confirm(self, data: Data) -> None:
         self.context["portal_url"] = self.authority.portal_url
+        self.context["deadline_text"] = self.deadline_now(data)
+        self.context["also_revoke"] = [c for c in self.keys_on_this_computer()
+                                       if c["fingerprint"] in (data.get("also_revoke") or [])]
+        data["unsent_orders"] = unsent_orders(self.certificates.db,
+                                              [data["fingerprint"], *(data.get("also_revoke") or [])])
+        data.setdefault("hold_orders", True)
 
     def _confirm_accept(self, data: Data) -> None:
         if data.get("revoked_at"):
@@ -220,6 +274,52 @@ class RevocationFlow(Flow):
             except (KeyStoreError, CsosError) as exc:
                 data["key_destroy_problem"] = exc.message
         data["certificate"] = summarize(self.record())
+        self._revoke_the_others(data, reason=reason, key_path=key_path)
+        if data.get("computer_lost") and data.get("delete_key_files"):
+            self._delete_key_files(data)
+        if data.get("hold_orders", True):
+            data["held_orders"], data["hold_problems"] = hold_unsent_orders(
+                self.certificates.db, [data["fingerprint"], *(data.get("revoked_too") or [])], clock=self.clock)
+
+    def _revoke_the_others(self, data: Data, *, reason: str, key_path: bool) -> None:
+        """A lost computer: the other certificates whose key file was on it, revoked with the same sign-in."""
+        data["revoked_too"], data["revoke_too_problems"] = [], []
+        for fingerprint in data.get("also_revoke") or []:
+            try:
+                other = self.certificates.get(fingerprint)
+                if record_status(other) == CertificateStatus.REVOKED.value:
+                    continue
+                if data.get("automatic"):
+                    if self.session is None:
+                        raise WizardInputError("Your portal sign-in has ended.", code="flow.not_signed_in")
+                    serial = f"{x509.load_der_x509_certificate(other.certificate_der).serial_number:x}"
+                    self.authority.revoke_signed_in(self.session, serial, reason)
+                self.certificates.mark_revoked(other.fingerprint, reason=reason)
+                data["revoked_too"].append(other.fingerprint)
+            except CsosError as exc:
+                data["revoke_too_problems"].append(f"{certificate_id(fingerprint)}: {exc.message}")
+
+    def _delete_key_files(self, data: Data) -> None:
+        """The key files of the revoked certificates: useless now, and a copy of what the thief has."""
+        deleted = []
+        for fingerprint in [data["fingerprint"], *(data.get("revoked_too") or [])]:
+            record = self.certificates.get(fingerprint)
+            ref = record.key_ref or {}
+            if ref.get("store") != "software" or record_status(record) != CertificateStatus.REVOKED.value:
+                continue
+            path = self.certificates.software_store.path_of(record_key_ref(record))
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as exc:
+                data.setdefault("key_destroy_problem", f"A key file could not be deleted ({exc.strerror or exc}).")
+                continue
+            deleted.append(certificate_id(fingerprint))
+        data["key_files_deleted"] = deleted
+        if deleted:
+            data["key_destroyed"] = True
+            with self.certificates.db.session() as session, session.begin():
+                append_audit_event(session, action="certificate.key_files_deleted", actor=self.certificates.actor,
+                                   details={"certificates": deleted, "why": "computer lost or stolen"})
 
     def incident(self, now: dt.datetime | None = None) -> Reminder | None:
         """The K3 reminder while this revocation is unfinished (None when no legal deadline applies)."""
@@ -246,5 +346,5 @@ def unfinished_revocation_reminders(store: WizardStateStore, *, now: dt.datetime
                               reference=str(data.get("fingerprint", "")))]
 
 
-__all__ = ["INCIDENT_OF_REASON", "LOST_KEY_TEXT", "REVOCATION_TEXT", "RevocationFlow", "deadline_text",
-           "unfinished_revocation_reminders"]
+__all__ = ["INCIDENT_OF_REASON", "LOST_KEY_TEXT", "REVOCATION_TEXT", "RevocationFlow", "deadline_passed",
+           "deadline_text", "short_deadline", "unfinished_revocation_reminders"]

@@ -149,8 +149,8 @@ _SAMPLE = {
     "csr_sha256": "9b1c7e0d4f6a28e3b5c0d9a17f42e6b8c3d5e7f90a1b2c3d4e5f60718293a4b5",
     "installed": [{"subscriber": "Jordan Example", "kind": "signing", "registration": "BJ6125341",
                    "registration_name": "Main Street Pharmacy", "schedules": "II,IIN,III,IIIN,IV,V",
-                   "not_after": "2027-03-01T23:59:59+00:00", "key_location": "Key file 5f2a9c0e… on this computer",
-                   "email": "jordan@mainstreet.example", "fingerprint": "ab12"}],
+                   "not_after": "2027-03-01T23:59:59+00:00", "key_location": "Key file on this computer",
+                   "email": "jordan@mainstreet.example", "fingerprint": "c41f0e9a77d2b3e8" + "0" * 48}],
     "check_problems": [], "test_order_registration": "BJ6125341",
     "application_reason": "Not on our staff list yet — see the pharmacist in charge.",
     "p12_file": "/home/jordan/csos-2025.p12",
@@ -160,11 +160,21 @@ _SAMPLE = {
     "key_available": True, "reason": "key_compromise", "noticed_at": "2026-03-02T09:30:00+00:00",
     "deadline_text": "DEA must be told within 24 hours: revoke by 2026-03-03 09:30 (your computer's time).",
     "key_destroyed": True,
+    "renewal_window": {"open": False, "opens_on": "2026-02-24", "ends_on": "2026-04-10",
+                       "text": "Renewal opens on 2026-02-24, 45 days before this certificate ends on 2026-04-10. "
+                               "Renewing earlier gains nothing: a certificate never outlasts its DEA registration: "
+                               "the new certificate ends when the registration does."},
+    "computer_lost": True, "delete_key_files": True, "hold_orders": True,
+    "unsent_orders": [{"order_id": 7, "order_number": "260000412", "supplier": "Summit Medical Supply",
+                       "registration": "BJ6125341", "status": "queued"}],
+    "held_orders": [{"order_number": "260000412", "new_order_number": "260000413"}],
+    "revoked_too": ["5b7c0d2e9f1a3c46" + "0" * 48], "key_files_deleted": ["9e3b51d0c2a4f817", "5b7c0d2e9f1a3c46"],
 }
 _CERT = {"subscriber": "Jordan Example", "email": "jordan@mainstreet.example", "registration": "BJ6125341",
          "registration_name": "Main Street Pharmacy", "schedules": "II,IIN,III,IIIN,IV,V",
-         "not_after": "2026-04-10T23:59:59+00:00", "key_location": "Key file 5f2a9c0e… on this computer",
-         "status": "active", "kind": "signing", "fingerprint": "ab12"}
+         "not_after": "2026-04-10T23:59:59+00:00", "key_location": "Key file on this computer",
+         "status": "active", "kind": "signing", "fingerprint": "9e3b51d0c2a4f817" + "0" * 48,
+         "certificate_id": "9e3b51d0c2a4f817"}
 _CONTEXT = {
     "registrations": [
         {"dea_number": "BJ6125341", "name": "Main Street Pharmacy", "city": "Springfield", "state": "IL",
@@ -173,6 +183,11 @@ _CONTEXT = {
          "schedules": ["III", "IIIN", "IV", "V"], "expires_at": "2027-01-25T23:59:59+00:00"}],
     "tokens": [{"serial": "7c1e55a02b", "label": "csos-jordan", "manufacturer": "SafeNet", "model": "eToken 5110",
                 "pin_pad": False, "pin_locked": False, "module": ""}],
+    "deadline_text": "Report now: the deadline passed at 2026-03-03 09:30 (your computer's time). DEA must be told "
+                     "within 24 hours of noticing; revoke at once and note why it was late.",
+    "key_file_here": True,
+    "other_keys_here": [{"subscriber": "Jordan Example", "certificate_id": "5b7c0d2e9f1a3c46",
+                         "fingerprint": "5b7c0d2e9f1a3c46" + "0" * 48, "status": "superseded"}],
     "reasons": [], "current_on_token": False, "current_pin_pad": False, "on_token": False, "pin_pad": False,
 }
 
@@ -218,7 +233,9 @@ def render_wizard_screenshots(folder: str | Path, *, width: int = 720, height: i
                                            "current": _CERT, "certificate": _CERT})
                     flow.context.update(_CONTEXT)
                     flow.context["reasons"] = [(r, REVOCATION_TEXT[r]) for r in REVOCATION_REASONS]
-                    flow.context["lost_text"] = LOST_KEY_TEXT.format(hours=24)
+                    flow.context["lost_text"] = LOST_KEY_TEXT.format(
+                        deadline="report now: the deadline passed at 2026-03-03 09:30")
+                    flow.context["also_revoke"] = _CONTEXT["other_keys_here"]
                     flow.context["portal_url"] = authority.portal_url
                     flow.wizard.view = view
                     flow.wizard.stack = list(flow.navmap)[:index]

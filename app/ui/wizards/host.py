@@ -28,7 +28,8 @@ from app.services.enrollment.flow_common import Flow
 from app.services.enrollment.wizard import RESUMED_FROM
 from app.ui import messages, theme
 from app.ui.jobs import JobRunner
-from app.ui.wizards.pages import WizardPage, page_for
+from app.ui.wizards.lifecycle_pages import page_for
+from app.ui.wizards.pages import WizardPage
 
 log = logging.getLogger(__name__)
 

@@ -30,16 +30,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.services.enrollment.certificate_overview import certificate_id
 from app.services.enrollment.enroll_flow import AGREEMENT_TEXT, ROLE_TEXT, application_summary
 from app.services.enrollment.flow_common import (
     FIPS_NOTICE,
     KEY_CHOICE_SOFTWARE_TEXT,
     KEY_CHOICE_TOKEN_TEXT,
     Flow,
-    parse_moment,
 )
 from app.services.enrollment.import_flow import K2_WARNING
-from app.services.enrollment.revocation_flow import LOST_KEY_TEXT, REVOCATION_TEXT, deadline_text
 from app.ui.widgets import FieldMessage
 
 Values = dict[str, Any]
@@ -410,6 +409,7 @@ class InstalledPage(WizardPage):
         installed = self.data.get("installed") or []
         for item in installed:
             self.summary([("Subscriber", item.get("subscriber", "")),
+                          ("Certificate ID", certificate_id(item.get("fingerprint"))),
                           ("Kind", "Coordinator (cannot sign orders)" if item.get("kind") == "administrative"
                            else "Signing"),
                           ("Registration", f"{item.get('registration', '')} {item.get('registration_name', '')}"),
@@ -735,114 +735,6 @@ class ImportDonePage(InstalledPage):
                     "can reach it.", name="k2Reminder")
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Renewal
-
-
-class CurrentPage(WizardPage):
-    view = "current"
-
-    def build(self) -> None:
-        current = self.data.get("current") or {}
-        self.text("Renew this certificate before it ends. You get a new key (the safest choice) and a new "
-                  "certificate with the same details:")
-        self.summary([("Subscriber", current.get("subscriber", "")), ("E-mail", current.get("email", "")),
-                      ("Registration", f"{current.get('registration', '')} {current.get('registration_name', '')}"),
-                      ("Schedules", (current.get("schedules") or "").replace(",", ", ")),
-                      ("Valid until", _when(current.get("not_after"))),
-                      ("Key", current.get("key_location", ""))], name="currentSummary")
-        self.check("details_changed", "My name, e-mail address or the registration changed")
-
-
-class DetailsChangedPage(WizardPage):
-    view = "details_changed"
-
-    def build(self) -> None:
-        self.text("A renewal keeps the details of the current certificate. When the name, e-mail address or the "
-                  "registration changed, revoke the current certificate (reason: name or e-mail change, or "
-                  "registration change) and enroll again with the new details.")
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Revocation
-
-
-class SituationPage(WizardPage):
-    view = "situation"
-
-    def build(self) -> None:
-        cert = self.data.get("certificate") or {}
-        self.summary([("Subscriber", cert.get("subscriber", "")),
-                      ("Registration", f"{cert.get('registration', '')} {cert.get('registration_name', '')}"),
-                      ("Valid until", _when(cert.get("not_after"))), ("Key", cert.get("key_location", ""))],
-                     name="certificateSummary")
-        self.text("A revoked certificate can never sign again. Do you still have the key and its password or PIN?")
-        self.choice("key_available", [
-            (True, "Yes — I have the key and its password or PIN", "The request is signed with the key, and the key "
-                                                                   "is destroyed once the CA confirms."),
-            (False, "No — I lost my key or my password", "You revoke through your portal account, then enroll again."),
-        ])
-
-
-class ReasonPage(WizardPage):
-    view = "reason"
-
-    def build(self) -> None:
-        self.text("Why is the certificate revoked? (DEA's reasons)")
-        self.choice("reason", [(key, text, "") for key, text in self.context.get("reasons") or []])
-        noticed = parse_moment(self.data.get("noticed_at")) or dt.datetime.now(dt.timezone.utc)
-        self.line("noticed_at", "When did you notice it? (your local time)",
-                  value=f"{noticed.astimezone():%Y-%m-%d %H:%M}")
-        self.deadline = self.notice("", name="deadline")
-        self.findChild(QLineEdit, "noticed_at").textChanged.connect(lambda *_: self.changed())
-        self.changed()
-
-    def changed(self) -> None:
-        if not hasattr(self, "deadline"):
-            return
-        values = self.collect()
-        noticed = parse_moment(values.get("noticed_at")) or dt.datetime.now(dt.timezone.utc)
-        self.deadline.setText(html.escape(deadline_text(values.get("reason"), noticed)))
-
-
-class LostPage(WizardPage):
-    view = "lost"
-
-    def build(self) -> None:
-        self.text(self.context.get("lost_text") or LOST_KEY_TEXT.format(hours=24), name="lostText")
-
-
-class ConfirmPage(WizardPage):
-    view = "confirm"
-
-    def build(self) -> None:
-        cert = self.data.get("certificate") or {}
-        reason = REVOCATION_TEXT.get(self.data.get("reason", ""), "")
-        self.summary([("Certificate of", cert.get("subscriber", "")),
-                      ("Registration", cert.get("registration", "")), ("Reason", reason),
-                      ("Deadline", self.data.get("deadline_text", ""))], name="confirmSummary")
-        if not self.data.get("automatic"):
-            url = html.escape(self.context.get("portal_url") or "")
-            self.text(f"Revoke it on <a href=\"{url}\">DEA's CSOS portal</a> (certificate management → revoke), "
-                      "choosing the same reason. Then tick the box below.", rich=True)
-            self.check("revoked_on_portal", "The portal confirmed the revocation")
-        self.check("confirmed", "I understand the certificate can never sign again")
-
-
-class RevokedPage(WizardPage):
-    view = "done"
-
-    def build(self) -> None:
-        self.text("The certificate is revoked: suppliers refuse orders signed with it from now on.")
-        if self.data.get("key_destroyed"):
-            self.text("Its key was destroyed on this computer or token.", name="keyDestroyed")
-        elif self.data.get("key_destroy_problem"):
-            self.notice(f"The key could not be destroyed: {self.data['key_destroy_problem']}", name="keyDestroyed")
-        self.text("To order again, enroll for a new certificate (a new application, your coordinator's approval, "
-                  "new codes and a new key).")
-        self.button("Enroll for a new certificate", "enroll", name="startEnrollment")
-
-
 PAGES: dict[tuple[str, str], type[WizardPage]] = {}
 for _flow in ("enrollment", "renewal", "revocation", "import_p12"):
     for _page in (AccountPage, SignInCodePage, KeyLocationPage, UnlockPage, InstalledPage, RejectedPage, WaitingPage,
@@ -853,11 +745,8 @@ for _page in (WelcomePage, RolePage, PersonPage, RegistrationsPage, PoaPage, Agr
     PAGES[("enrollment", _page.view)] = _page
 for _page in (FilePage, DestinationPage, ImportDonePage):
     PAGES[("import_p12", _page.view)] = _page
-for _page in (CurrentPage, DetailsChangedPage):
-    PAGES[("renewal", _page.view)] = _page
-for _page in (SituationPage, ReasonPage, LostPage, ConfirmPage, RevokedPage):
-    PAGES[("revocation", _page.view)] = _page
 
 
 def page_for(flow: Flow, parent: QWidget | None = None) -> WizardPage:
+    """The page class for the flow's current view (renewal and revocation pages live in ``lifecycle_pages``)."""
     return PAGES.get((flow.name, flow.view), WizardPage)(flow, parent)

@@ -381,7 +381,7 @@ def test_renewal_issued_at_once_supersedes_and_changed_details_need_a_new_enroll
     flow = RenewalFlow(authority=MemoryAuthority(pki), certificates=book, store=store, fingerprint=fingerprint)
     flow.start()
     assert flow.data["current"]["registration"] == DEA and flow.data["key_store"] == "software"
-    flow.next({"details_changed": False})
+    flow.next({"details_changed": False, "early_reason": "schedules"})
     new_password = "Harbor-Thistle-Copper-28"
     flow.next({"key_password": new_password, "key_password_confirm": new_password})
     assert flow.view == "unlock"
@@ -398,7 +398,7 @@ def test_renewal_waiting_for_approval_and_progress_for_another_certificate_is_no
     authority = MemoryAuthority(pki, renewal_needs_approval=True)
     flow = RenewalFlow(authority=authority, certificates=book, store=store, fingerprint=fingerprint)
     flow.start()
-    flow.next({})
+    flow.next({"early_reason": "schedules"})
     flow.next({"key_password": KEY_PASSWORD + "x", "key_password_confirm": KEY_PASSWORD + "x"})
     flow.next({"current_secret": KEY_PASSWORD})
     assert flow.view == "waiting" and flow.poll() is False
@@ -444,7 +444,7 @@ def test_lost_key_in_production_is_revoked_on_the_portal_and_explains_re_enrollm
     flow.next({"key_available": False})
     assert [r for r, _ in flow.context["reasons"]] == ["key_compromise", "lost_password"]
     flow.next({"reason": "lost_password"})
-    assert flow.view == "lost" and "24 hours" in flow.context["lost_text"]
+    assert flow.view == "lost" and "Revoke the certificate now (by " in flow.context["lost_text"]
     flow.next()
     assert flow.view == "confirm"
     with pytest.raises(WizardInputError) as caught:
