@@ -71,6 +71,7 @@ def run_demo(out: Path, *, say: Callable[[str], None] = print, screenshots: bool
     from app.services.signing.clock import check_clock
     from app.services.certificates.crl_cache import CrlCache
     from app.services.enrollment.authority import SandboxAuthority
+    from app.services.enrollment.certificate_overview import certificate_id
     from app.services.enrollment.enroll_flow import EnrollmentFlow
     from app.services.orders.lifecycle import Lifecycle
     from app.services.orders.orderbook import OrderBook
@@ -148,7 +149,7 @@ def run_demo(out: Path, *, say: Callable[[str], None] = print, screenshots: bool
 
         record = step("Reference number (e-mail) + access code (post) → key made here, request signed with it, "
                       "certificate installed and checked", install_certificate,
-                      lambda r: f"certificate {r.fingerprint[:16]}…, schedules {r.schedules}, "
+                      lambda r: f"certificate {certificate_id(r.fingerprint)}, schedules {r.schedules}, "
                                 f"valid to {r.not_after:%Y-%m-%d}")
 
         def new_order() -> Any:
@@ -254,14 +255,40 @@ def run_demo(out: Path, *, say: Callable[[str], None] = print, screenshots: bool
             "verify_with": f"openssl cms -verify -binary -inform DER -in orders/{final.order_number}.csos "
                            "-CAfile csos-trust.pem -purpose any",
             "exported_orders": getattr(exported, "orders", None),
+            "certificate_id": certificate_id(record.fingerprint),
+            "open_in_window": open_in_window_command(out / "data"),
             "steps": report.steps,
         }
         (out / "summary.json").write_text(json.dumps(report.summary, indent=2, default=str))
         say(f"Done. Signed order: {out / 'orders' / (final.order_number + '.csos')}; summary: {out / 'summary.json'}")
+        for line in how_to_open_in_the_window(out / "data", email):
+            say(line)
         return report
     finally:
         sandbox.stop()
         db.close()
+
+
+def open_in_window_command(data_dir: Path) -> str:
+    import shlex
+
+    return f"csos-desk --data-dir {shlex.quote(str(data_dir))} --profile training"
+
+
+def practice_accounts(email: str) -> list[dict[str, str]]:
+    """The practice passwords the demo used (training only: printed so its data can be opened in the window)."""
+    return [{"who": "Jordan Demo (portal account)", "email": email, "password": DEMO_PORTAL_PASSWORD},
+            {"who": "Jordan Demo's key on this computer", "email": "", "password": DEMO_KEY_PASSWORD},
+            {"who": "Casey Coordinator (practice coordinator)", "email": COORDINATOR[0], "password": COORDINATOR[1]}]
+
+
+def how_to_open_in_the_window(data_dir: Path, email: str) -> list[str]:
+    lines = ["", "To look at this data in the window:", f"  {open_in_window_command(data_dir)}",
+             "Practice passwords it used (TRAINING ONLY — never use them for anything real):"]
+    for account in practice_accounts(email):
+        lines.append(f"  {account['who']}: " + (f"{account['email']} / " if account["email"] else "")
+                     + account["password"])
+    return lines
 
 
 def _screenshots(folder: Path, config: Any, db: Any, book: Any, say: Callable[[str], None]) -> None:

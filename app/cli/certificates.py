@@ -73,8 +73,11 @@ def _key_json(key_ref: dict[str, Any]) -> dict[str, Any]:
 def _record_json(record: Any) -> dict[str, Any]:
     from app.services.certificates.book import record_subject_serial
 
+    from app.services.enrollment.certificate_overview import certificate_id
+
     return {
         "fingerprint": record.fingerprint,
+        "certificate_id": certificate_id(record.fingerprint) or None,
         "status": record.status.value,
         "kind": record.kind,
         "subscriber_name": record.subscriber_name,
@@ -98,7 +101,7 @@ def _where(key: dict[str, Any]) -> str:
 
 
 def _line(data: dict[str, Any]) -> str:
-    ident = (data["fingerprint"] or "")[:16] or f"key {data['key'].get('key_id', '?')[:12]}"
+    ident = data["certificate_id"] or f"key {data['key'].get('key_id', '?')[:12]}"
     until = f"until {data['not_after'][:10]}" if data["not_after"] else "no certificate yet"
     who = data["subscriber_name"] or data["key"].get("label", "")
     return (f"{ident:<18} {data['status']:<10} {data['kind']:<14} {who:<24} {data['registration'] or '-':<10} "
@@ -143,7 +146,9 @@ def cmd_cert_show(args: argparse.Namespace) -> int:
     if args.json:
         print_json(data)
         return EXIT_OK
-    print(f"Certificate {data['fingerprint'] or '(none yet: key waiting for its certificate)'}")
+    print(f"Certificate {data['certificate_id'] or '(none yet: key waiting for its certificate)'}")
+    if data["fingerprint"]:
+        print(f"  SHA-256:      {data['fingerprint']}")
     print(f"  Status:       {data['status']}  ({data['kind']})")
     if data["subscriber_name"]:
         print(f"  Subscriber:   {data['subscriber_name']} <{data['email']}>, serial {data['subject_serial']}")
@@ -256,7 +261,7 @@ def cmd_cert_remove(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"removed": data})
         return EXIT_OK
-    what = f"certificate {record.fingerprint[:16]}" if record.fingerprint else f"key {data['key'].get('key_id')}"
+    what = f"certificate {data['certificate_id']}" if record.fingerprint else f"key {data['key'].get('key_id')}"
     print(f"Removed {what} ({data['subscriber_name'] or data['key'].get('label', '')}).")
     return EXIT_OK
 

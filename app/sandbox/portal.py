@@ -52,6 +52,7 @@ from app.services.certificates.profile import RegistrationFacts, SubscriberIdent
 from app.services.keys.base import WeakPassword
 from app.services.keys.passwords import check_password
 from app.services.certificates.validation import CertificateValidationService
+from app.services.enrollment.certificate_overview import certificate_id
 
 log = logging.getLogger(__name__)
 
@@ -611,7 +612,7 @@ class Portal:
         app.status = "issued"
         app.decided_at = app.decided_at or now
         self.send(session, applicant.email, "email", "certificate_issued", "Your CSOS certificate was issued",
-                  "Certificate serial(s): " + ", ".join(r.serial_hex for r in rows),
+                  "Certificate ID(s): " + ", ".join(certificate_id(r.fingerprint) for r in rows),
                   serials=[r.serial_hex for r in rows])
         return rows
 
@@ -692,7 +693,7 @@ class Portal:
                         .where(Coordinator.registration_dea == registration.dea_number)).all():
                     self.send(session, coordinator.email, "email", "renewal_submitted",
                               "A certificate renewal waits for your review",
-                              f"{owner.full_name} asked to renew certificate {signer.serial_hex}.",
+                              f"{owner.full_name} asked to renew certificate {certificate_id(signer.fingerprint)}.",
                               application_id=app.public_id)
                 session.commit()
                 return 202, {"status": "pending", "renewal_id": app.public_id,
@@ -756,7 +757,7 @@ class Portal:
         target.status, target.revoked_at, target.revocation_reason = "revoked", self.now(), reason
         owner = session.get(Account, target.account_id)
         self.send(session, owner.email, "email", "certificate_revoked", "Your CSOS certificate was revoked",
-                  f"Certificate {target.serial_hex} was revoked ({reason.replace('_', ' ')}).",
+                  f"Certificate {certificate_id(target.fingerprint)} was revoked ({reason.replace('_', ' ')}).",
                   serial=target.serial_hex, reason=reason)
         session.commit()
         return {"certificate": self.certificate_json(target), "already_revoked": False}

@@ -36,6 +36,15 @@ def test_demo_runs_the_whole_life_of_an_order(tmp_path):
     assert len(steps) == 11 and "coordinator approves" in steps[2]
     # The demo says what it does, step by step.
     assert " 1. Start the training sandbox" in done.stdout and "Done." in done.stdout
+    # Issue 22: how to open its data in the window, with the practice passwords it used (training only), and the
+    # certificate named by the same short ID as everywhere else (16 hex digits of its SHA-256 fingerprint).
+    from app.demo import COORDINATOR, DEMO_KEY_PASSWORD, DEMO_PORTAL_PASSWORD
+
+    assert f"--data-dir {out / 'data'} --profile training" in done.stdout
+    for secret in (DEMO_PORTAL_PASSWORD, DEMO_KEY_PASSWORD, COORDINATOR[1]):
+        assert secret in done.stdout
+    assert summary["certificate_id"] == summary["signer_fingerprint"][:16]
+    assert f"certificate {summary['certificate_id']}, schedules" in done.stdout
     # Private files: the demo's order book (+ -wal/-shm), logs, settings, caches, keys and outputs are the user's
     # alone (umask 077 at the entry point).
     if posix():

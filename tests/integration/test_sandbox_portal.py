@@ -336,7 +336,14 @@ def test_a_subscriber_revocation_is_on_the_crl_at_once(sandbox, sandbox_client, 
     result = fresh.validate(subscriber.certificate, at=dt.datetime.now(dt.timezone.utc),
                             intermediates=subscriber.chain[:1])
     assert "certificate_revoked" in result.codes
-    assert client.last_message(subscriber.email, "certificate_revoked")["data"]["reason"] == "key_compromise"
+    message = client.last_message(subscriber.email, "certificate_revoked")
+    assert message["data"]["reason"] == "key_compromise"
+    # The e-mail names the certificate by the one short ID the program shows everywhere (issue 22).
+    from app.services.enrollment.certificate_overview import certificate_id_of
+
+    short = certificate_id_of(subscriber.certificate.public_bytes(serialization.Encoding.DER))
+    assert f"Certificate {short} was revoked" in message["body"]
+    assert short in client.last_message(subscriber.email, "certificate_issued")["body"]
     # A revoked certificate signs nothing more at the portal.
     again = client.post("/revocations", data=body, headers=SIGNED_REQUEST)
     assert again.status_code == 403 and again.json()["error"] == "certificate_revoked"
