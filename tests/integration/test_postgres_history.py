@@ -1,7 +1,8 @@
 """The ordering-history and notice tests of tests/unit/orders/test_history.py, run again on PostgreSQL.
 
-Same functions, ``db`` overridden to a fresh PostgreSQL database: the one query per chart (month CASE over UTC
-boundaries, substance CASE of LIKE, GROUP BY output names) must give the same figures on both engines.
+Same functions, ``db`` overridden to a fresh PostgreSQL database: the one query per chart (history_days kept by
+plpgsql triggers, the split days' lines, month CASE over UTC boundaries) must give the same figures on both engines.
+The history_days tests of tests/unit/orders/test_history_days.py run here too (``book_url``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ from tests.unit.orders.test_history import (  # noqa: F401 - re-collected by pyt
     test_zone_and_limits_come_from_the_registrations_settings,
     world,
 )
+from tests.unit.orders.test_history_days import (  # noqa: F401 - re-collected by pytest on this engine
+    test_history_days_equals_a_fresh_aggregation_after_random_changes,
+    test_history_equals_the_lines_summed_in_python_in_every_zone,
+    upgrade_fills_history_days,
+)
 
 
 @pytest.fixture
@@ -30,3 +36,16 @@ def db(postgres_url):
     assert database.engine.dialect.name == "postgresql"
     yield database
     database.close()
+
+
+@pytest.fixture
+def book_url(postgres_url):
+    return postgres_url
+
+
+def test_upgrade_fills_history_days_on_postgresql(postgres_server):
+    url = postgres_server.new_database(migrated=False)
+    try:
+        upgrade_fills_history_days(url)
+    finally:
+        postgres_server.drop(url)

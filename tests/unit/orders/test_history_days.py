@@ -2,7 +2,8 @@
 
 The triggers keep it in the transaction that changes an order, a line or a receipt; these tests make random
 changes through the order book and, for what the program never does but a hand-made fix could, plain SQL — on a real
-SQLite file and on PostgreSQL — and compare the table with the lines summed afresh after every few steps.
+SQLite file (tests/integration/test_postgres_history.py runs them again on PostgreSQL) — and compare the table with
+the lines summed afresh after every few steps.
 """
 
 from __future__ import annotations
@@ -14,9 +15,18 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import Date, cast, delete, func, select, text, update
+from sqlalchemy.orm import sessionmaker
 
 from app.errors import CsosError
-from app.models.database import _alembic_config, make_engine, open_database, sqlite_url
+from app.models.database import (
+    Database,
+    _alembic_config,
+    make_engine,
+    open_database,
+    sqlite_url,
+    upgrade_schema,
+)
+from app.models.integrity import install_integrity_rules
 from app.models.orderbook import HistoryDay, Order, OrderLine, Receipt
 from app.models.states import TRANSITIONS, OrderStatus
 from app.services.orders.history import COUNTED_STATUSES
@@ -25,6 +35,12 @@ from tests.factories import PRODUCTS, PURCHASER_DEA, seed
 
 UTC = dt.timezone.utc
 START = dt.datetime(2026, 9, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def book_url(tmp_path):
+    """The order book's URL: a new SQLite file (PostgreSQL in tests/integration/test_postgres_history.py)."""
+    return sqlite_url(tmp_path / "orderbook.sqlite3")
 
 
 def _fresh(connection) -> list[tuple]:
@@ -133,8 +149,8 @@ def _step(book: OrderBook, rng: random.Random) -> None:
 
 
 @pytest.mark.parametrize("seed_value", [1, 2])
-def test_history_days_equals_a_fresh_aggregation_after_random_changes(engine_url, seed_value):
-    db = open_database(engine_url)
+def test_history_days_equals_a_fresh_aggregation_after_random_changes(book_url, seed_value):
+    db = open_database(book_url)
     try:
         book = OrderBook(db, actor="test")
         seed(book)
@@ -158,16 +174,21 @@ def test_history_days_equals_a_fresh_aggregation_after_random_changes(engine_url
 def test_upgrade_fills_history_days_from_the_lines_already_in_the_book(tmp_path):
     """An order book made before migration 0003: the upgrade sums what it already holds, then the triggers keep
     it."""
+    upgrade_fills_history_days(sqlite_url(tmp_path / "old.sqlite3"))
+
+
+def upgrade_fills_history_days(url: str) -> None:
+    """``url``: an empty database (tests/integration/test_postgres_history.py passes a PostgreSQL one)."""
     from alembic import command
 
-    url = sqlite_url(tmp_path / "old.sqlite3")
     engine = make_engine(url)
     with engine.begin() as connection:
         config = _alembic_config(engine)
         config.attributes["connection"] = connection
         command.upgrade(config, "0002_outbox")
-    engine.dispose()
-    db = open_database(url, migrate=False)
+    # The older book as the program of that time wrote it (open_database refuses an older shared schema).
+    db = Database(url=url, engine=engine, session_factory=sessionmaker(engine, expire_on_commit=False))
+    install_integrity_rules(db.session_factory)
     book = OrderBook(db, actor="test")
     seed(book)
     for packages, status in ((2, OrderStatus.QUEUED), (3, OrderStatus.CANCELLED), (4, OrderStatus.QUEUED)):
@@ -178,6 +199,8 @@ def test_upgrade_fills_history_days_from_the_lines_already_in_the_book(tmp_path)
         book.transition(order.id, status)
     db.close()
 
+    upgrade_schema(engine := make_engine(url))  # as `csos-desk db upgrade` does
+    engine.dispose()
     db = open_database(url)
     try:
         with db.engine.connect() as connection:
@@ -253,7 +276,7 @@ def _expected(book: OrderBook, history_filter, months: int, now: dt.datetime, zo
                   for (dea, substance, month, supplier, schedule, unit), (p, u, f, fu) in named.items())
 
 
-def test_history_equals_the_lines_summed_in_python_in_every_zone(engine_url):
+def test_history_equals_the_lines_summed_in_python_in_every_zone(book_url):
     """Orders signed in the hours around local month starts (UTC days split at whole, half and quarter hours, on
     either side of noon), received in part: the history from history_days and the split days' lines equals the
     lines summed afresh, for every zone, window and filter."""
@@ -261,7 +284,7 @@ def test_history_equals_the_lines_summed_in_python_in_every_zone(engine_url):
 
     from app.services.orders.history import HistoryFilter, monthly_history
 
-    db = open_database(engine_url)
+    db = open_database(book_url)
     try:
         book = OrderBook(db, actor="test")
         seed(book)
