@@ -44,6 +44,7 @@ from app.sandbox.sntp import SntpServer
 from app.sandbox.state import Account, Coordinator, SandboxRegistration, SandboxState
 from app.sandbox.suppliers import FaultInjector, SandboxSupplier, SupplierDesk, suppliers_blueprint
 from app.sandbox.tls import ensure_tls
+from app.sandbox.training_registrations import training_registrations_blueprint
 from app.services.certificates import ca as ca_engine
 from app.services.catalog import bundled_catalog_paths, import_fda_catalog
 from app.services.signing.verifier import MappingSchedules
@@ -270,6 +271,7 @@ def create_app(portal: Portal, desk: SupplierDesk, authority: SandboxAuthority) 
     app.json.sort_keys = False
     app.register_blueprint(portal_blueprint(portal, authority))
     app.register_blueprint(suppliers_blueprint(desk))
+    app.register_blueprint(training_registrations_blueprint(portal))  # a registration added on this computer
 
     @app.errorhandler(SandboxApiError)
     def api_error(exc: SandboxApiError):
