@@ -138,6 +138,7 @@ class Application:
     renews_certificate: str | None = None
     awaiting_you_for: tuple[str, ...] = ()
     person: Mapping[str, Any] = field(default_factory=dict)
+    approved_for: tuple[str, ...] = ()  # registrations whose coordinator approved already
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "Application":
@@ -148,7 +149,9 @@ class Application:
                    reason=data.get("reason"), poa_attached=bool(data.get("poa_attached")),
                    identity_proofing=dict(data.get("identity_proofing") or {}),
                    created_at=_parse_time(data.get("created_at")), renews_certificate=data.get("renews_certificate"),
-                   awaiting_you_for=tuple(data.get("awaiting_you_for") or ()), person=dict(person))
+                   awaiting_you_for=tuple(data.get("awaiting_you_for") or ()), person=dict(person),
+                   approved_for=tuple(a.get("registration", "") for a in data.get("approvals") or ()
+                                      if isinstance(a, Mapping) and a.get("decision") == "approved"))
 
 
 @dataclass(frozen=True)

@@ -234,6 +234,7 @@ class EnrollmentFlow(Flow):
         application = field_errors(lambda: self.authority.submit_application(self.session, request))
         data["application_id"] = application.id
         data["application_status"] = application.status
+        data["approvals_missing"] = [r for r in data["registrations"] if r not in application.approved_for]
         data["submitted_at"] = self.clock().isoformat()
         # Identity details were sent once; they are not kept.
         data.pop("identity_document_number", None)
@@ -265,6 +266,7 @@ class EnrollmentFlow(Flow):
         application = self.authority.application(self.session, data["application_id"])
         data["application_status"] = application.status
         data["application_reason"] = application.reason or ""
+        data["approvals_missing"] = [r for r in data.get("registrations") or [] if r not in application.approved_for]
 
     def poll(self) -> bool:
         if self.view != "waiting" or not self.data.get("automatic") or self.session is None:
