@@ -70,11 +70,43 @@ def start_training_environment(config: Any, book: OrderBook, *, sandbox_dir: Pat
         except DuplicateRecord:
             _update_supplier_url(book, supplier.name, supplier.url, str(sandbox.tls_bundle))
     _add_as2_supplier(config, book, sandbox)
+    teach_portal_registrations(book, sandbox.portal_url, str(sandbox.tls_bundle),
+                               known={r.dea_number for r in sandbox.registrations})
     if book.summary().products == 0:
         product_txt, package_txt = bundled_catalog_paths()
         import_fda_catalog(book.db, product_txt, package_txt, source="training sample")
     log.info("training sandbox running at %s", sandbox.base_url)
     return TrainingEnvironment(sandbox=sandbox, settings_changed=changed)
+
+
+def teach_portal_registrations(book: OrderBook, portal_url: str, tls_bundle: str, *,
+                               known: set[str] | None = None) -> list[str]:
+    """The practice portal learns the registrations added on this computer (a second store or clinic), so enrolling
+    for them works as for the seeded ones (issue 22). Returns the DEA numbers it learned; failures are logged only:
+    the enrollment then says what the portal answered."""
+    import requests
+
+    learned = []
+    for registration in book.list_registrations():
+        if known is not None and registration.dea_number in known:
+            continue
+        body = {"dea_number": registration.dea_number, "name": registration.name,
+                "address_lines": list(registration.address_lines or []), "city": registration.city,
+                "state": registration.state, "postal_code": registration.postal_code,
+                "schedules": [s for s in (registration.schedules or "").split(",") if s],
+                "expires_on": registration.expires_on.isoformat() if registration.expires_on else None,
+                "business_activity": registration.business_activity}
+        try:
+            answer = requests.post(f"{portal_url}/_training/registrations", json=body, verify=tls_bundle, timeout=10)
+        except requests.RequestException as exc:
+            log.warning("practice portal not told about registration %s: %s", registration.dea_number, exc)
+            continue
+        if answer.status_code == 201:
+            learned.append(registration.dea_number)
+        elif answer.status_code != 200:
+            log.warning("practice portal refused registration %s: HTTP %s", registration.dea_number,
+                        answer.status_code)
+    return learned
 
 
 def _update_supplier_url(book: OrderBook, name: str, url: str, tls_bundle: str) -> None:

@@ -51,6 +51,8 @@ def _open(parent: QWidget | None, facade: Any, flow_type: type[Flow], *, authori
           certificates: Any, **kwargs: Any) -> WizardDialog | None:
     try:
         authority, certificates = _services(facade, authority, certificates)
+        if flow_type is EnrollmentFlow and authority.training:
+            _teach_practice_portal(facade, authority)
         flow = flow_type(authority=authority, certificates=certificates, store=wizard_state_store(facade.config),
                          clock=facade.clock, **kwargs)
     except CsosError as exc:
@@ -66,6 +68,16 @@ def _open(parent: QWidget | None, facade: Any, flow_type: type[Flow], *, authori
     dialog.show()
     dialog.begin()
     return dialog
+
+
+def _teach_practice_portal(facade: Any, authority: Any) -> None:
+    """Training: a registration added on this computer since the start becomes known to the practice portal, so it
+    can be chosen in the enrollment like the seeded ones (a quick call to the sandbox on this computer)."""
+    from app.training import teach_portal_registrations
+
+    portal_url, tls = getattr(authority, "portal_url", ""), getattr(authority, "tls_bundle", None)
+    if portal_url and tls and getattr(facade, "book", None) is not None:
+        teach_portal_registrations(facade.book, portal_url, str(tls))
 
 
 def open_enrollment_wizard(parent: QWidget | None, facade: Any, *, authority: EnrollmentAuthority | None = None,
@@ -159,7 +171,7 @@ _SAMPLE = {
     "renewal_id": "renewal-7Hq2", "renewal_status": "pending", "old_status": "superseded",
     "key_available": True, "reason": "key_compromise", "noticed_at": "2026-03-02T09:30:00+00:00",
     "deadline_text": "DEA must be told within 24 hours: revoke by 2026-03-03 09:30 (your computer's time).",
-    "key_destroyed": True,
+    "key_destroyed": True, "approvals_missing": ["BJ6125341"],
     "renewal_window": {"open": False, "opens_on": "2026-02-24", "ends_on": "2026-04-10",
                        "text": "Renewal opens on 2026-02-24, 45 days before this certificate ends on 2026-04-10. "
                                "Renewing earlier gains nothing: a certificate never outlasts its DEA registration: "

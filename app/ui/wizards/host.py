@@ -299,7 +299,8 @@ class WizardDialog(QDialog):
         elif action == "open_approvals":
             if self.approvals_opener is not None:
                 current = (self.flow.data.get("current") or {}).get("registration")
-                self.approvals_opener(list(self.flow.data.get("registrations") or ([current] if current else [])))
+                self.approvals_opener(list(self.flow.data.get("approvals_missing") or self.flow.data.get("registrations")
+                                           or ([current] if current else [])))
         elif action.startswith("open_url:"):
             url = action.removeprefix("open_url:")
             if url:

@@ -611,6 +611,7 @@ class WaitingPage(WizardPage):
             self.summary([("Application", self.data.get("application_id", "")),
                           ("Status", self.data.get("application_status", "pending")),
                           ("Sent", _when(self.data.get("submitted_at")))], name="waitingStatus")
+            self._missing_approvals()
             if self.flow.authority.training:
                 self._practice_coordinator()
             self.mailbox_hint("The approval")
@@ -621,12 +622,35 @@ class WaitingPage(WizardPage):
             self.check("codes_received", "I have both the reference number and the access code")
 
 
+    def _missing_approvals(self) -> None:
+        """Name the approvals still missing: one per registration, each from that registration's coordinator."""
+        missing = self.data.get("approvals_missing")
+        if missing is None:
+            return
+        names = self.data.get("registration_names") or {}
+        who: dict[str, str] = {}
+        if self.flow.authority.training:
+            from app.training import practice_coordinator_for
+
+            for dea in missing:
+                account = practice_coordinator_for((dea,))
+                who[dea] = account.full_name if account else ""
+        lines = [f"• {dea} {names.get(dea, '')}".rstrip()
+                 + (f": {who[dea]}, its coordinator" if who.get(dea) else ": its coordinator") for dea in missing]
+        approved = [d for d in self.data.get("registrations") or [] if d not in missing]
+        text = ("Still waiting for approval from:\n" + "\n".join(lines)) if missing else \
+            "Every registration is approved; the codes are on their way."
+        if approved and missing:
+            text += "\nAlready approved: " + ", ".join(approved) + "."
+        self.text(text, name="approvalsMissing")
+
     def _practice_coordinator(self) -> None:
         """Training: nobody else will approve — the trainee plays the practice coordinator too."""
         from app.training import practice_coordinator_for
 
         current = (self.data.get("current") or {}).get("registration")
-        account = practice_coordinator_for(tuple(self.data.get("registrations") or ([current] if current else [])))
+        wanted = self.data.get("approvals_missing") or self.data.get("registrations") or ([current] if current else [])
+        account = practice_coordinator_for(tuple(wanted))  # the coordinator whose approval is still missing
         who = (f"{account.full_name}, e-mail {account.email}, password {account.password}" if account else
                "the practice coordinator")
         self.notice("TRAINING: in training, the practice coordinator is played by you. Sign in as the practice "
