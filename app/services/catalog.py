@@ -724,3 +724,55 @@ def search_products(session: Session, text: str, limit: int = 20) -> list[Produc
     stmt = (select(Product).where(or_(*conditions))
             .order_by(rank, Product.name, Product.ndc).limit(max(int(limit), 0)))
     return list(session.scalars(stmt))
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# What a person downloads from FDA: the NDC Directory zip, or its two text files
+
+#: the zip members can be no larger than this (FDA's package.txt is ~30 MB); a bigger member is not the FDA file
+MAX_MEMBER_BYTES = 400 * 1024 * 1024
+FDA_DOWNLOAD_HINT = ("On FDA's web site, open the page \"National Drug Code Directory\" and download the NDC database "
+                     "file in text format: a .zip holding product.txt and package.txt.")
+
+
+def import_fda_download(db: Any, source: Path, *, progress: ProgressCallback | None = None,
+                        source_name: str = "fda") -> ImportSummary:
+    """Import FDA's download as the person has it: the NDC Directory ``.zip``, its ``product.txt`` (``package.txt``
+    beside it), or the folder they were unpacked into. The zip's two members are read without unpacking anything
+    else; a member too large to be FDA's is refused."""
+    import tempfile
+    import zipfile
+
+    source = Path(source)
+    if source.is_dir():
+        return import_fda_catalog(db, source / "product.txt", source / "package.txt", progress=progress,
+                                  source=source_name)
+    if source.suffix.lower() == ".txt":
+        folder = source.parent
+        return import_fda_catalog(db, folder / "product.txt", folder / "package.txt", progress=progress,
+                                  source=source_name)
+    try:
+        archive = zipfile.ZipFile(source)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise CatalogImportError(f"{source.name} is not FDA's NDC Directory zip ({exc}). Choose the .zip you "
+                                 "downloaded, or its product.txt.", code="catalog.not_a_zip") from None
+    with archive, tempfile.TemporaryDirectory(prefix="csos-fda-") as folder:
+        members = {Path(info.filename).name.lower(): info for info in archive.infolist() if not info.is_dir()}
+        for wanted in ("product.txt", "package.txt"):
+            info = members.get(wanted)
+            if info is None:
+                raise CatalogImportError(f"{source.name} has no {wanted}: it is not FDA's NDC Directory in text "
+                                         "format. " + FDA_DOWNLOAD_HINT, code="catalog.zip_member_missing")
+            if info.file_size > MAX_MEMBER_BYTES:
+                raise CatalogImportError(f"{wanted} in {source.name} is far larger than FDA's; not imported.",
+                                         code="catalog.zip_member_too_large")
+            with archive.open(info) as member, open(Path(folder) / wanted, "wb") as out:
+                copied = 0
+                while chunk := member.read(1 << 20):
+                    copied += len(chunk)
+                    if copied > MAX_MEMBER_BYTES:
+                        raise CatalogImportError(f"{wanted} in {source.name} is far larger than FDA's; not "
+                                                 "imported.", code="catalog.zip_member_too_large")
+                    out.write(chunk)
+        return import_fda_catalog(db, Path(folder) / "product.txt", Path(folder) / "package.txt", progress=progress,
+                                  source=source_name)
