@@ -6,6 +6,7 @@
     csos-desk sandbox supplier void acme --purchaser … --order … [--line 2 …] --reason TEXT
     csos-desk sandbox supplier reject acme [--next 1] --reason TEXT
     csos-desk sandbox supplier faults acme [--latency-ms N] [--fail-next N] [--drop-next N] [--malformed-next N]
+                                           [--wrong-order-next N] [--unreadable-ack-next N] [--deep-json-next N]
     csos-desk sandbox supplier auto acme --ship | --no-ship
 """
 
@@ -160,9 +161,20 @@ def cmd_supplier_reject(args: argparse.Namespace) -> int:
     return _control(args, "reject", {"next": args.next, "reason": args.reason})
 
 
+# The sandbox supplier's fault switches (app.sandbox.suppliers.FAULT_KEYS), each a --flag of `supplier faults`.
+FAULT_FLAGS = {
+    "latency_ms": "answer every request this many milliseconds late (0 switches it off)",
+    "fail_next": "answer the next N orders with 503 (nothing recorded)",
+    "drop_next": "drop the connection on the next N orders (nothing recorded)",
+    "malformed_next": "record the next N orders but garble the answer",
+    "wrong_order_next": "record the next N orders but let the 855 name another order number",
+    "unreadable_ack_next": "record the next N orders but send an 855 that is not X12",
+    "deep_json_next": "record the next N orders but answer with JSON nested deeper than any parser allows",
+}
+
+
 def cmd_supplier_faults(args: argparse.Namespace) -> int:
-    body = {key: getattr(args, key) for key in ("latency_ms", "fail_next", "drop_next", "malformed_next")
-            if getattr(args, key) is not None}
+    body = {key: getattr(args, key) for key in FAULT_FLAGS if getattr(args, key) is not None}
     return _control(args, "faults", body)
 
 
@@ -210,11 +222,9 @@ def register(commands: Any, groups: dict[str, Any]) -> None:
     p.add_argument("--reason", default="Declined by the supplier")
     p.set_defaults(handler=cmd_supplier_reject)
 
-    p = control("faults", "fault switches: latency, 503s, dropped connections, malformed answers")
-    p.add_argument("--latency-ms", type=int)
-    p.add_argument("--fail-next", type=int)
-    p.add_argument("--drop-next", type=int)
-    p.add_argument("--malformed-next", type=int)
+    p = control("faults", "fault switches: latency, 503s, dropped connections, malformed or wrong answers")
+    for key, help_text in FAULT_FLAGS.items():
+        p.add_argument("--" + key.replace("_", "-"), dest=key, type=int, metavar="N", help=help_text)
     p.set_defaults(handler=cmd_supplier_faults)
 
     p = control("auto", "ship accepted orders in full automatically")

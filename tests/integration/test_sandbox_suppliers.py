@@ -410,6 +410,24 @@ def test_the_cli_drives_a_running_sandbox(world, capsys):
     assert kinds == ["855", "856"]
 
 
+def test_the_cli_sets_every_fault_switch(world, capsys):
+    """`sandbox supplier faults` has a flag for each of the supplier's switches (wrong_order_next,
+    unreadable_ack_next and deep_json_next included) and the running supplier takes them."""
+    from app.cli import main
+    from app.cli.sandbox import FAULT_FLAGS
+    from app.sandbox.suppliers import FAULT_KEYS
+
+    assert set(FAULT_FLAGS) == set(FAULT_KEYS)
+    where = ["sandbox", "--dir", str(world.sandbox.directory), "supplier", "faults", "summit"]
+    try:
+        assert main([*where, "--wrong-order-next", "1", "--unreadable-ack-next", "2", "--deep-json-next", "3",
+                     "--json"]) == 0
+        faults = json.loads(capsys.readouterr().out)["faults"]
+        assert (faults["wrong_order_next"], faults["unreadable_ack_next"], faults["deep_json_next"]) == (1, 2, 3)
+    finally:
+        world.control("summit", "faults", {"wrong_order_next": 0, "unreadable_ack_next": 0, "deep_json_next": 0})
+
+
 # -- persistence ---------------------------------------------------------------------------------------------------
 
 
