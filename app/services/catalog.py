@@ -776,3 +776,9 @@ def import_fda_download(db: Any, source: Path, *, progress: ProgressCallback | N
                     out.write(chunk)
         return import_fda_catalog(db, Path(folder) / "product.txt", Path(folder) / "package.txt", progress=progress,
                                   source=source_name)
+
+
+def catalog_is_empty(db: Any) -> bool:
+    """True before any product list was imported: a search then says so, rather than "check the spelling"."""
+    with db.session() as session:
+        return session.scalar(select(Product.ndc).limit(1)) is None

@@ -1,0 +1,75 @@
+"""Production from an empty data folder (issue 22), by what is on screen: every empty list offers the step that fills
+it. A new order with no registration offers "Add your DEA registration…"; a product search on an empty catalog says
+the product list is empty and offers "Import the FDA product list…", a screen that says where to download it and
+imports FDA's zip with a progress bar; afterwards the search finds the product.
+"""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+from PySide6.QtWidgets import QApplication, QLineEdit, QProgressBar
+
+from app.config import load_config
+from app.models.database import open_database
+from app.services.catalog import bundled_catalog_paths
+from app.services.orders.orderbook import OrderBook
+from app.ui.main_window import MainWindow
+from tests.ui.test_walkthrough import TIMEOUT, button, click, menu, named, type_into, window, words
+
+pytestmark = [pytest.mark.ui]
+
+
+@pytest.fixture
+def production(qtbot, tmp_path):
+    config = load_config(data_dir=tmp_path / "data", profile="production")
+    db = open_database(config.database_url)
+    made = MainWindow(config, OrderBook(db, actor="gui"), db, start_checks=False)
+    qtbot.addWidget(made)
+    made.resize(1180, 760)
+    made.show()
+    qtbot.waitExposed(made)
+    yield made
+    for widget in QApplication.topLevelWidgets():
+        if widget.isVisible() and widget is not made:
+            widget.close()
+    made.close()
+    db.close()
+
+
+def test_an_empty_production_folder_offers_the_registration_and_the_fda_product_list(qtbot, production, tmp_path):
+    product, package = bundled_catalog_paths()
+    download = tmp_path / "ndctext.zip"
+    with zipfile.ZipFile(download, "w", zipfile.ZIP_DEFLATED) as out:
+        out.write(product, "product.txt")
+        out.write(package, "package.txt")
+
+    menu(production, "Order", "New order…")
+    editor = window(qtbot, "New order")
+    assert button(editor, "Add your DEA registration…").isVisible()
+    search = named(editor, QLineEdit, "Product name or NDC")
+    qtbot.keyClicks(search, "oxy")
+    qtbot.waitUntil(lambda: "The product list is empty" in words(editor), timeout=TIMEOUT)
+    assert "Check the spelling" not in words(editor)
+    click(qtbot, editor, "Import the FDA product list…")
+    dialog = window(qtbot, "Import the FDA product list")
+    assert "National Drug Code Directory" in words(dialog)
+    type_into(qtbot, dialog, "The file you downloaded", str(download))
+    click(qtbot, dialog, "Import")
+    qtbot.waitUntil(lambda: "Done:" in words(dialog), timeout=TIMEOUT)
+    bar = named(dialog, QProgressBar, "Import progress")
+    assert bar.value() == bar.maximum()
+    click(qtbot, dialog, "Close")
+    qtbot.waitUntil(lambda: not button_visible(editor, "Import the FDA product list…"), timeout=TIMEOUT)
+    search.clear()
+    qtbot.keyClicks(search, "oxy")
+    qtbot.waitUntil(lambda: editor.suggestions.rowCount() > 0, timeout=TIMEOUT)
+    assert "The product list is empty" not in words(editor)
+
+
+def button_visible(parent, text: str) -> bool:
+    try:
+        return button(parent, text).isVisible()
+    except AssertionError:
+        return False
