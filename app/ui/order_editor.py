@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import CsosError, InvalidValue
 from app.models.states import OrderStatus
+from app.services.catalog import catalog_is_empty
 from app.services.orders import drafts
 from app.services.orders.drafts import DraftLine, Problem
 from app.ui import messages, theme
@@ -340,6 +341,20 @@ class OrderEditor(QDialog):
         self.packages_message = FieldMessage(self.packages_spin, add_box)
         add_layout.addWidget(self.product_message)
         add_layout.addWidget(self.packages_message)
+        # Empty lists offer the step that fills them (issue 22): no registration yet, no product list yet.
+        fill_row = QHBoxLayout()
+        self.add_registration_button = QPushButton("Add your DEA registration…", add_box)
+        self.add_registration_button.setAutoDefault(False)
+        self.add_registration_button.clicked.connect(self._open_registrations)
+        self.import_catalog_button = QPushButton("Import the FDA product list…", add_box)
+        self.import_catalog_button.setAutoDefault(False)
+        self.import_catalog_button.clicked.connect(self._open_catalog_import)
+        fill_row.addWidget(self.add_registration_button)
+        fill_row.addWidget(self.import_catalog_button)
+        fill_row.addStretch(1)
+        add_layout.addLayout(fill_row)
+        self.add_registration_button.setVisible(not self.registrations)
+        self.import_catalog_button.setVisible(False)
         outer.addWidget(add_box)
 
         self.suggestions = ProductSuggestionModel(self)
@@ -464,6 +479,33 @@ class OrderEditor(QDialog):
         self.supplier_combo.setCurrentIndex(max(self.supplier_combo.findData(state.supplier_name), 0))
         self.lines_model.set_lines(state.lines)
 
+    def _open_registrations(self) -> None:
+        """The registrations window of the main window (the editor refills its list when it is saved)."""
+        opener = getattr(self.parent(), "open_registrations", None)
+        window = opener() if opener is not None else None
+        if window is not None and hasattr(window, "saved"):
+            window.saved.connect(lambda _dea: self._reload_registrations())
+
+    def _reload_registrations(self) -> None:
+        self.registrations, self.suppliers = drafts.registrations_and_suppliers(self.db)
+        current = self.registration_combo.currentData()
+        self.registration_combo.clear()
+        if len(self.registrations) != 1:
+            self.registration_combo.addItem("Choose a registration…", None)
+        for registration in self.registrations:
+            self.registration_combo.addItem(f"{registration.dea_number} — {registration.name}",
+                                            registration.dea_number)
+        self.registration_combo.setCurrentIndex(max(self.registration_combo.findData(current), 0))
+        self.add_registration_button.setVisible(not self.registrations)
+
+    def _open_catalog_import(self) -> None:
+        from app.ui.catalog_import_dialog import CatalogImportDialog
+
+        dialog = CatalogImportDialog(self.facade, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.imported.connect(lambda _n: (self.import_catalog_button.setVisible(False), self.update_suggestions()))
+        dialog.show()
+
     # -- state ---------------------------------------------------------------------------------------------------
 
     def registration(self) -> Any:
@@ -505,7 +547,11 @@ class OrderEditor(QDialog):
             self.completer.complete()
         else:
             self.completer.popup().hide()
-            if len(text) >= 3:
+            if len(text) >= 3 and catalog_is_empty(self.db):
+                self.product_message.show_problem("The product list is empty: import FDA's product list first, "
+                                                  "then search again.")
+                self.import_catalog_button.setVisible(True)
+            elif len(text) >= 3:
                 self.product_message.show_problem(
                     f"No product in the catalog matches “{text}”. Check the spelling, or type the NDC from the "
                     "package.")
