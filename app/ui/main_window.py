@@ -81,6 +81,7 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         self._started = False
         self._list_shown = False
         self.setObjectName("mainWindow")
+        self.setAcceptDrops(True)  # supplier answer files dropped on the window are imported (dropEvent)
         self.setWindowTitle(APP_TITLE + (" — TRAINING" if config.is_training else ""))
         self.resize(1180, 760)
 

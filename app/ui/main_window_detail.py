@@ -10,6 +10,7 @@ first needed, not with the window's frame (start-up rule, issue 9/10).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QModelIndex, Qt, Slot
@@ -212,6 +213,38 @@ class SelectedOrderMixin:
         self.dialog = dialog
         dialog.open()
         return dialog
+
+    def import_answer_files(self, paths: list[Path]) -> Any:
+        """Files dropped on the window: the import dialog with those files, already importing (same as choosing
+        them in File → Import supplier's answer… and pressing Import)."""
+        dialog = self.import_answer()
+        dialog.set_paths(paths)
+        dialog.run_import()
+        return dialog
+
+    def _dropped_files(self, event: Any) -> list[Path]:
+        mime = event.mimeData()
+        if not (self.is_attached and self.import_answer_action.isEnabled() and mime.hasUrls()):
+            return []
+        paths = [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+        return [path for path in paths if path.is_file()]
+
+    def dragEnterEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        if self._dropped_files(event):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        paths = self._dropped_files(event)
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.import_answer_files(paths)
 
     @Slot()
     def record_answer_selected(self) -> Any:

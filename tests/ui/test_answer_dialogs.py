@@ -143,3 +143,49 @@ def test_the_records_pdf_page_shows_discrepancies_and_links(book):
     html = order_html(order_view(book.get_order(order.id), replaced_by=["26X000777"]))
     assert "Discrepancies in the supplier" in html and "1,000 packages shipped in all" in html
     assert "Replaced by order 26X000777" in html
+
+
+def test_answer_files_dropped_on_the_main_window_are_imported(qtbot, facade, world, tmp_path):
+    """Drag and drop (issue 17.1): a real QMimeData with the files' URLs dropped on the main window opens the import
+    dialog with those files and imports them; the 856 claiming 1,000 packages is linked with its discrepancy. A drag
+    that carries no local file is refused."""
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+
+    from app.ui.main_window import MainWindow
+
+    order = sent_order(world)
+    files = [rendered("855_accepted.x12", order, tmp_path), rendered("856_thousand_packages.x12", order, tmp_path)]
+    window = MainWindow(world.config, world.book, world.db, facade=facade, start_checks=False)
+    qtbot.addWidget(window)
+    window.show()
+    assert window.is_attached
+    assert window.acceptDrops()
+
+    text_only = QMimeData()
+    text_only.setText("not a file")
+    enter = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, text_only, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert not enter.isAccepted()
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path)) for path in files])
+    enter = QDragEnterEvent(QPoint(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, drop)
+    assert drop.isAccepted()
+    dialog = window.dialog
+    assert isinstance(dialog, ImportAnswerDialog) and dialog.paths == files
+    qtbot.waitUntil(lambda: dialog.job is None and bool(dialog.reports), timeout=20_000)
+    text = dialog.result_view.toPlainText()
+    assert "856_thousand_packages.x12: 1 linked" in text and "1,000 packages shipped in all" in text
+    kinds = {record.kind for record in world.book.get_order(order.id).linked_records}
+    assert {LinkedRecordKind.ACKNOWLEDGEMENT, LinkedRecordKind.SHIPMENT} <= kinds
+    dialog.reject()
+    window.close()
