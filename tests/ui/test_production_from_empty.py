@@ -9,14 +9,25 @@ from __future__ import annotations
 import zipfile
 
 import pytest
-from PySide6.QtWidgets import QApplication, QLineEdit, QProgressBar
+from PySide6.QtWidgets import QApplication, QLineEdit, QListWidget, QProgressBar
 
 from app.config import load_config
 from app.models.database import open_database
 from app.services.catalog import bundled_catalog_paths
 from app.services.orders.orderbook import OrderBook
 from app.ui.main_window import MainWindow
-from tests.ui.test_walkthrough import TIMEOUT, button, click, menu, named, type_into, window, words
+from tests.ui.test_walkthrough import (
+    TIMEOUT,
+    button,
+    click,
+    menu,
+    named,
+    next_page,
+    type_into,
+    window,
+    wizard_page,
+    words,
+)
 
 pytestmark = [pytest.mark.ui]
 
@@ -73,3 +84,27 @@ def button_visible(parent, text: str) -> bool:
         return button(parent, text).isVisible()
     except AssertionError:
         return False
+
+
+def test_the_enrollment_registration_step_offers_to_add_a_registration(qtbot, production):
+    menu(production, "Certificates", "Enroll for a certificate…")
+    wizard = window(qtbot, "Enroll for a CSOS certificate")
+    wizard_page(qtbot, wizard, "What enrollment is")
+    next_page(qtbot, wizard, "Your role")
+    click(qtbot, wizard, "Registrant")
+    next_page(qtbot, wizard, "About you")
+    type_into(qtbot, wizard, "Full name", "Morgan Empty")
+    type_into(qtbot, wizard, "E-mail address", "morgan@lakeside.example")
+    next_page(qtbot, wizard, "Registrations you will sign for")
+    assert "No registration is listed yet" in words(wizard)
+    click(qtbot, wizard, "Add a registration…")
+    registrations = window(qtbot, "DEA registrations")
+    for name, value in (("DEA number", "BS1234563"), ("Name (as registered)", "Lakeside Pharmacy"),
+                        ("Street address", "4 Shore Rd"), ("City", "Madison"), ("State", "WI"),
+                        ("ZIP code", "53703"), ("Registration expires", "06/30/2028")):
+        type_into(qtbot, registrations, name, value)
+    click(qtbot, registrations, "II")
+    click(qtbot, registrations, "Save")
+    qtbot.waitUntil(lambda: named(wizard, QListWidget, "Registrations").count() == 1, timeout=TIMEOUT)
+    assert "BS1234563" in named(wizard, QListWidget, "Registrations").item(0).text()
+    click(qtbot, registrations, "Close")

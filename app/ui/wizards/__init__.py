@@ -64,10 +64,30 @@ def _open(parent: QWidget | None, facade: Any, flow_type: type[Flow], *, authori
                           if authority.training else None,
                           approvals_opener=(lambda registrations: open_approvals(
                               dialog, facade, authority=authority, registrations=registrations))
-                          if authority.training else None)
+                          if authority.training else None,
+                          registrations_opener=lambda: _open_registrations(parent, facade, authority))
     dialog.show()
     dialog.begin()
     return dialog
+
+
+def _open_registrations(parent: QWidget | None, facade: Any, authority: Any) -> Any:
+    """The main window's registrations window when there is one, else a window of its own. In training a saved
+    registration is taught to the practice portal at once, so the enrollment can use it."""
+    opener = getattr(parent, "open_registrations", None)
+    if opener is not None:
+        window = opener()
+    else:
+        from PySide6.QtCore import Qt
+
+        from app.ui.registrations_window import RegistrationsWindow
+
+        window = RegistrationsWindow(facade, parent)
+        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        window.show()
+    if window is not None and authority.training and hasattr(window, "saved"):
+        window.saved.connect(lambda _dea: _teach_practice_portal(facade, authority))
+    return window
 
 
 def _teach_practice_portal(facade: Any, authority: Any) -> None:

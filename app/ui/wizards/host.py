@@ -44,12 +44,14 @@ class WizardDialog(QDialog):
 
     def __init__(self, flow: Flow, *, jobs: JobRunner, mailbox_opener: Callable[[str], Any] | None = None,
                  approvals_opener: Callable[[list[str]], Any] | None = None,
+                 registrations_opener: Callable[[], Any] | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.flow = flow
         self.jobs = jobs
         self.mailbox_opener = mailbox_opener
         self.approvals_opener = approvals_opener
+        self.registrations_opener = registrations_opener
         self.busy = False
         self.rendered_view: str | None = None
         self.page: WizardPage | None = None
@@ -301,10 +303,22 @@ class WizardDialog(QDialog):
                 current = (self.flow.data.get("current") or {}).get("registration")
                 self.approvals_opener(list(self.flow.data.get("approvals_missing") or self.flow.data.get("registrations")
                                            or ([current] if current else [])))
+        elif action == "add_registration":
+            window = self.registrations_opener() if self.registrations_opener is not None else None
+            if window is not None and hasattr(window, "saved"):
+                window.saved.connect(lambda _dea: self._reread_page())
         elif action.startswith("open_url:"):
             url = action.removeprefix("open_url:")
             if url:
                 QDesktopServices.openUrl(QUrl(url))
+
+    def _reread_page(self) -> None:
+        """Something the page lists changed elsewhere (a registration added): prepare and show the page again,
+        keeping what was entered."""
+        if not self._alive[0] or self.busy or self.page is None:
+            return
+        self.flow.data.update({k: v for k, v in self.page.collect().items() if not _is_secret(k)})
+        self._run("Reading the list again", self.flow.start, self._after_move)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         """Escape asks first: closing keeps the progress, but a person pressing Escape may not expect to leave."""

@@ -501,6 +501,10 @@ class RegistrationsPage(WizardPage):
             self.notice(self.context["registrations_problem"], name="registrationsProblem")
         self.layout_.addWidget(self._problem("registrations", self.list))
         self._getters["registrations"] = self._checked
+        if not self.list.count():
+            self.text("No registration is listed yet. Add yours exactly as on your DEA registration certificate; "
+                      "it appears here once saved.", name="noRegistrations")
+        self.button("Add a registration…", "add_registration", name="addRegistration")
 
     def _checked(self) -> list[str]:
         return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())
