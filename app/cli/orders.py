@@ -1,4 +1,4 @@
-"""`csos-desk order new|add-line|list|show`: draft orders and the order list."""
+"""`csos-desk order new|add-line|list|show`: draft orders, the order list, and one order with its discrepancies."""
 
 from __future__ import annotations
 
@@ -88,10 +88,56 @@ def cmd_order_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _problems_json(order: Any) -> dict[str, Any]:
+    """What the supplier's answers claimed that does not match the signed order (discrepancies, each from the answer
+    that raised it) and the receipts recorded on purpose despite a problem (with their reason): the same stored flags
+    the order detail and the records export show."""
+    from app.models.orderbook import LinkedRecordKind
+
+    discrepancies: list[dict[str, Any]] = []
+    flagged_receipts: list[dict[str, Any]] = []
+    for record in order.linked_records:
+        parsed = record.parsed if isinstance(record.parsed, dict) else {}
+        flags = [f for f in parsed.get("flags", []) or [] if isinstance(f, dict) and f.get("message")]
+        if not flags:
+            continue
+        if record.kind is LinkedRecordKind.RECEIPT:
+            flagged_receipts.append({
+                "received_on": parsed.get("received_on"), "recorded_by": parsed.get("recorded_by", ""),
+                "reason": parsed.get("reason", ""),
+                "lines": [{"line_number": item.get("line_number"), "packages": item.get("packages_received")}
+                          for item in parsed.get("lines", []) if isinstance(item, dict)],
+                "problems": [{"code": f.get("code"), "line_number": f.get("line_number"), "message": f["message"]}
+                             for f in flags]})
+            continue
+        for flag in flags:
+            discrepancies.append({"code": flag.get("code"), "line_number": flag.get("line_number"),
+                                  "message": str(flag["message"]), "answer": record.kind.value,
+                                  "recorded_at": record.created_at.isoformat()})
+    return {"discrepancies": discrepancies, "flagged_receipts": flagged_receipts}
+
+
+def _print_problems(problems: dict[str, Any]) -> None:
+    if problems["discrepancies"]:
+        print("  Discrepancies (the supplier's answers do not match the signed order; the quantities ordered stay as signed):")
+        seen: set[str] = set()
+        for item in problems["discrepancies"]:
+            if item["message"] not in seen:
+                seen.add(item["message"])
+                print(f"    ! {item['message']}")
+    for receipt in problems["flagged_receipts"]:
+        packages = ", ".join(f"line {i['line_number']}: {i['packages']}" for i in receipt["lines"])
+        print(f"  Receipt of {receipt['received_on']} ({packages} package(s)) was recorded despite a problem:")
+        for problem in receipt["problems"]:
+            print(f"    ! {problem['message']}")
+        if receipt["reason"]:
+            print(f"    Reason given: {receipt['reason']}")
+
+
 def cmd_order_show(args: argparse.Namespace) -> int:
     _, db, book = open_context(args)
     order = book.find_order(args.order_number, registration_dea=args.registration)
-    data = _order_json(order)
+    data = {**_order_json(order), **_problems_json(order)}
     if args.json:
         print_json(data)
         return EXIT_OK
@@ -108,6 +154,7 @@ def cmd_order_show(args: argparse.Namespace) -> int:
         print("  (no lines yet: csos-desk order add-line ORDER_NUMBER --ndc NDC --packages N)")
     for record in data["linked_records"]:
         print(f"  linked: {record['kind']} {record['created_at']}")
+    _print_problems(data)
     return EXIT_OK
 
 

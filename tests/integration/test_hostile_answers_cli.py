@@ -134,6 +134,34 @@ def test_a_shipment_dated_1990_is_do_not_accept_and_a_receipt_against_it_needs_a
         assert "received_against_flagged_shipment" in events and verify_audit_chain(session) == []
 
 
+def test_order_show_lists_discrepancies_and_flagged_receipts_in_plain_words(book, manual):
+    """`order show` (text and --json): the 856 claiming 1,000 packages, the one dated 1990 and the receipt taken
+    against the flagged shipment with its reason."""
+    cli, order, folder = manual
+    cli("order", "import", str(render("855_accepted.x12", order, folder)),
+        str(render("856_dated_1990.x12", order, folder)))
+    cli("order", "receive", order.order_number, "--line", "1=2", "--reason", "Supplier confirmed the date is a typo")
+    out, _ = cli("order", "show", order.order_number)
+    assert "Discrepancies (the supplier's answers do not match the signed order" in out
+    assert "before the order was signed" in out
+    assert "was recorded despite a problem" in out and "flagged \u201cdo not accept\u201d" in out
+    assert "Reason given: Supplier confirmed the date is a typo" in out
+    assert "_" not in out.split("Discrepancies", 1)[1]  # plain words: no codes
+    data = json.loads(cli("order", "show", order.order_number, "--json")[0])
+    assert any(d["answer"] == "shipment" and "1990" in d["message"] for d in data["discrepancies"])
+    [receipt] = data["flagged_receipts"]
+    assert receipt["reason"] == "Supplier confirmed the date is a typo" and receipt["lines"] == [
+        {"line_number": 1, "packages": 2}]
+    assert [p["code"] for p in receipt["problems"]] == ["received_against_flagged_shipment"]
+
+
+def test_order_show_of_an_order_without_problems_says_none(book, manual):
+    cli, order, folder = manual
+    data = json.loads(cli("order", "show", order.order_number, "--json")[0])
+    assert data["discrepancies"] == [] and data["flagged_receipts"] == []
+    assert "Discrepanc" not in cli("order", "show", order.order_number)[0]
+
+
 def test_an_855_confirming_5000_packages_changes_nothing_silently(book, manual):
     cli, order, folder = manual
     out, _ = cli("order", "import", str(render("855_confirms_5000.x12", order, folder)))
