@@ -116,8 +116,11 @@ class MailboxPanel(QWidget):
         self._loading = False
         selected = self._selected_id()
         self.messages = list(reversed(messages)) + [welcome_message(self.email.text().strip())]  # newest first
-        self.model.set_rows([(f"{m.created_at.astimezone():%Y-%m-%d %H:%M:%S}" if m.created_at else "",
-                              CHANNEL_TEXT.get(m.channel, m.channel), m.subject) for m in self.messages])
+        rows = [(f"{m.created_at.astimezone():%Y-%m-%d %H:%M}" if m.created_at else "",
+                 CHANNEL_TEXT.get(m.channel, m.channel), m.subject) for m in self.messages]
+        self.model.set_rows(rows, tooltips=rows)
+        for column in (0, 1):  # the date and the channel always whole; the subject takes the rest
+            self.table.resizeColumnToContents(column)
         self.status.setText(f"{len(self.messages)} message(s), the welcome letter included.")
         row = next((i for i, m in enumerate(self.messages) if m.id == selected), 0 if self.messages else None)
         if row is not None:

@@ -123,6 +123,9 @@ def open_revocation_wizard(parent: QWidget | None, facade: Any, fingerprint: str
                  fingerprint=fingerprint)
 
 
+_MAILBOX: list[Any] = []  # the practice mailbox window, while it exists
+
+
 def open_mailbox(parent: QWidget | None, facade: Any, *, authority: EnrollmentAuthority | None = None,
                  email: str = "") -> Any:
     """The practice mailbox as its own window (training only)."""
@@ -135,8 +138,20 @@ def open_mailbox(parent: QWidget | None, facade: Any, *, authority: EnrollmentAu
     except CsosError as exc:
         messages.alert(parent, "Practice mailbox", exc.message)
         return None
+    from shiboken6 import isValid
+
+    open_now = [p for p in _MAILBOX if isValid(p) and p.isVisible()]
+    if open_now:  # one practice mailbox at a time: the open one comes to the front (with this address)
+        panel = open_now[0]
+        if email and panel.email.text().strip().lower() != email.strip().lower():
+            panel.set_email(email)
+        panel.raise_()
+        panel.activateWindow()
+        return panel
     panel = MailboxPanel(authority, facade.jobs, email=email, parent=parent)
     panel.setWindowFlag(Qt.WindowType.Window, True)
+    panel.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    _MAILBOX[:] = [panel]
     panel.show()
     return panel
 
