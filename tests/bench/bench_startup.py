@@ -7,7 +7,7 @@ Figures: ``python -m app`` with CSOS_EXIT_AFTER_FIRST_PAINT=1 on an order book w
 "Opening the order book…" placeholder, usable) and ``order-book-ready-ms`` (to the first paint of the order list,
 after a worker opened the order book and the window attached it), then quits.
 Floor: a bare PySide6 program (QApplication + QMainWindow, shown, quit after its first paint), timed the same way in
-the same run. Target ≤ 2.5× for the first paint; the order-book figure is reported, not judged. Each is run several
+the same run. Targets (issue 6/7): first paint ≤ 1.8×, the order list shown ≤ 3.5× that same floor. Each is run several
 times in fresh processes; the median counts. Both exclude the interpreter's own start, which is the same for both;
 the total wall time of each process is printed too.
 
@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TARGET = 2.5
+TARGET = 1.8  # first paint vs the bare window (issue 6/7)
+LIST_TARGET = 3.5  # the order list shown vs the same bare window (issue 6/7)
 
 BARE_WINDOW = r"""
 import time; START = time.perf_counter()
@@ -140,7 +141,8 @@ def collect(*, runs: int, orders: int = 300) -> list[dict]:
              "floor": round(floor, 1), "floor_name": "bare PySide6 QMainWindow first paint", "ratio": round(ratio, 2),
              "target": f"≤ {TARGET}×", "ok": ratio <= TARGET},
             {"figure": f"order list shown after start ({orders} orders)", "value": round(book, 1), "unit": "ms",
-             "floor": None, "floor_name": "", "ratio": None, "target": "figure", "ok": True}]
+             "floor": round(floor, 1), "floor_name": "bare PySide6 QMainWindow first paint",
+             "ratio": round(book / floor, 2), "target": f"≤ {LIST_TARGET}×", "ok": book / floor <= LIST_TARGET}]
 
 
 def rows(quick: bool = False) -> list[dict]:
@@ -155,9 +157,7 @@ def main() -> None:
     args = parser.parse_args()
     result = collect(runs=args.runs)
     for row in result:
-        if row["ratio"] is None:
-            print(f"{row['figure']}: {row['value']:.0f} ms (a figure, no target)")
-        else:
+        if row["ratio"] is not None:
             print(f"{row['figure']}: {row['value']:.0f} ms, floor {row['floor']:.0f} ms, {row['ratio']:.2f}x "
                   f"(target {row['target']}) {'ok' if row['ok'] else 'MISS'}")
     if args.json:
