@@ -182,6 +182,7 @@ class Flow:
                                                                 password=password))
             data["account_created_for"] = email
         challenge = field_errors(lambda: self.authority.start_sign_in(email=email, password=password))
+        data.pop("sign_in_code", None)  # a new code is on its way: the old one must not sit in the field
         data["challenge_id"] = challenge.challenge_id
         data["sign_in_message"] = challenge.message
 
