@@ -129,7 +129,8 @@ class WizardDialog(QDialog):
         flow = self.flow
         step = flow.step
         self.heading.setText(step.title)
-        self.progress_label.setText(f"{flow.title} · step {len(flow.wizard.path)}"
+        # The step number belongs to the page (its place in the flow), so it never changes between visits.
+        self.progress_label.setText(f"{flow.title} · step {list(flow.navmap).index(flow.view) + 1}"
                                     + (" · continued where you left off" if flow.resumed else ""))
         old = self.scroll.takeWidget()
         if old is not None:
