@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, QUrl, Signal
-from PySide6.QtGui import QDesktopServices, QKeyEvent
+from PySide6.QtGui import QDesktopServices, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
@@ -342,6 +342,22 @@ class ApprovalsPage(QWidget):
 
         self._run("Fetching the power of attorney", lambda: save(self.authority.poa_document(session, app.id)),
                   opened)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """A window of its own stays on the screen: no wider than it, and moved left or up when it would run past
+        the right or bottom edge (a 1366-pixel laptop screen)."""
+        super().showEvent(event)
+        screen = self.screen()
+        if not self.isWindow() or screen is None:
+            return
+        area = screen.availableGeometry()
+        if self.width() > area.width() - 16 or self.height() > area.height() - 40:
+            self.resize(min(self.width(), area.width() - 16), min(self.height(), area.height() - 40))
+        frame = self.frameGeometry()
+        x = min(max(frame.x(), area.x()), area.x() + area.width() - frame.width())
+        y = min(max(frame.y(), area.y()), area.y() + area.height() - frame.height())
+        if (x, y) != (frame.x(), frame.y()):
+            self.move(x, y)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Escape and self.isWindow():
