@@ -168,7 +168,7 @@ class Portal:
             "subscriber_agreement_accepted_at": _iso(app.agreement_accepted_at),
             "identity_proofing": app.identity_proofing, "reason": app.reason,
             "created_at": _iso(app.created_at), "decided_at": _iso(app.decided_at),
-            "renews_certificate": renews.serial_hex if renews else None,
+            "renews_certificate": certificate_id(renews.fingerprint) if renews else None,
             "approvals": [{"registration": a.registration_dea, "decision": a.decision, "reason": a.reason,
                            "decided_at": _iso(a.decided_at)} for a in approvals],
         }
