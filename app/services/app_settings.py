@@ -13,7 +13,6 @@ from app.errors import InvalidValue, NotFound
 from app.models.values import DeaNumber
 from app.services.orders import parties
 from app.services.orders.parties import CONNECTOR_KINDS, FieldProblem, SupplierForm  # noqa: F401 (the screen's names)
-from app.services.signing.clock import DEFAULT_SERVER
 
 if TYPE_CHECKING:
     from app.models.orderbook import Supplier
@@ -25,11 +24,16 @@ _HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 
 
 def sntp_server(settings: dict[str, Any]) -> str:
+    from app.services.signing.clock import DEFAULT_SERVER  # here: the clock module (subprocess, socket) is not
+    # needed before the first window, which imports this module
+
     return str(settings.get("sntp_server") or DEFAULT_SERVER)
 
 
 def parse_sntp_server(text: str) -> str:
     """``host`` or ``host:port``, as the signing check reads it."""
+    from app.services.signing.clock import DEFAULT_SERVER
+
     value = text.strip()
     if not value:
         return DEFAULT_SERVER
