@@ -479,6 +479,17 @@ class OrderEditor(QDialog):
         self.supplier_combo.setCurrentIndex(max(self.supplier_combo.findData(state.supplier_name), 0))
         self.lines_model.set_lines(state.lines)
 
+    def _fit_suggestions(self) -> None:
+        """The suggestion list is as wide as its longest line (up to the screen), so a schedule such as "Schedule II
+        (narcotic)" is never cut; the completer's own rect would be only as wide as the entry."""
+        popup = self.completer.popup()
+        needed = popup.sizeHintForColumn(0) + popup.verticalScrollBar().sizeHint().width() + 2 * popup.frameWidth() + 8
+        screen = self.screen().availableGeometry().width() if self.screen() is not None else needed
+        width = max(self.product_edit.width(), min(needed, screen - 40))
+        rect = self.product_edit.rect()
+        rect.setWidth(width)
+        self.completer.complete(rect)
+
     def _open_registrations(self) -> None:
         """The registrations window of the main window (the editor refills its list when it is saved)."""
         opener = getattr(self.parent(), "open_registrations", None)
@@ -544,7 +555,7 @@ class OrderEditor(QDialog):
         self.suggestions.set_products(found)
         if found:
             self.product_message.clear()
-            self.completer.complete()
+            self._fit_suggestions()
         else:
             self.completer.popup().hide()
             if len(text) >= 3 and catalog_is_empty(self.db):
