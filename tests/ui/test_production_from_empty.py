@@ -77,6 +77,10 @@ def test_an_empty_production_folder_offers_the_registration_and_the_fda_product_
     qtbot.keyClicks(search, "oxy")
     qtbot.waitUntil(lambda: editor.suggestions.rowCount() > 0, timeout=TIMEOUT)
     assert "The product list is empty" not in words(editor)
+    popup = editor.completer.popup()  # the suggestions are shown whole ("Schedule II (narcotic)" was cut)
+    qtbot.waitUntil(popup.isVisible, timeout=TIMEOUT)
+    assert popup.viewport().width() >= popup.sizeHintForColumn(0), (popup.viewport().width(),
+                                                                    popup.sizeHintForColumn(0))
 
 
 def button_visible(parent, text: str) -> bool:
