@@ -8,6 +8,9 @@ trust roots is imported (``CertificateBook.admit_p12``); anything else is refuse
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from cryptography import x509
 
 from app.errors import CsosError
 from app.models.orderbook import CertificateRecord
@@ -30,7 +33,10 @@ class ImportFlow(Flow):
 
     def build_navmap(self) -> dict[str, Step]:
         return {
-            "file": Step("Choose the file", accept=self._file_accept, slow=True, next="destination"),
+            "file": Step("Choose the file", accept=self._file_accept, slow=True,
+                         next=lambda data: "trust_root" if data.get("root_offer") else "destination"),
+            "trust_root": Step("Trust the CSOS root certificate", accept=self._trust_root_accept, slow=True,
+                               needs=("p12_password",), resume_to="file", next="destination"),
             "destination": Step("Where the key will live", enter=self._enter_destination,
                                 accept=self._destination_accept, slow=True, needs=("p12_password",),
                                 resume_to="file", next="done"),
@@ -38,6 +44,14 @@ class ImportFlow(Flow):
         }
 
     def _file_accept(self, data: Data) -> None:
+        data.pop("root_offer", None)
+        data.pop("trust_root_confirmed", None)
+        self._admit_file(data, offer_root=not self.certificates.config.is_training)
+
+    def _admit_file(self, data: Data, *, offer_root: bool) -> None:
+        """Read the file and admit its certificate. With ``offer_root`` (production), a certificate refused because
+        this profile has no CSOS trust root yet, whose file holds a root, leads to the ``trust_root`` page instead of
+        an error."""
         from app.services.keys import p12 as p12_files
 
         raw = str(data.get("p12_file") or "").strip()
@@ -54,18 +68,42 @@ class ImportFlow(Flow):
         except KeyStoreError as exc:
             field = "p12_password" if exc.code == "key.wrong_password" else "p12_file"
             raise WizardInputError(exc.message, field=field, code=exc.code) from None
+        data["p12_file"] = str(path)
         try:
             # Not a CSOS certificate, no trust roots, a foreign CA, a key without certificate: said on this page,
             # before the person chooses where the key goes.
             cert = self.certificates.admit_p12(contents).view.certificate
         except CertificateRefused as exc:
-            raise WizardInputError(exc.message, field="p12_file", code=exc.code) from None
+            # Only when no root is set up at all: a file whose chain ends at another root than the trusted ones
+            # (an impostor may copy DEA's names) stays refused.
+            offer = root_offer_of(contents, self.certificates.config) if (
+                offer_root and exc.code == "certificate.no_trust_roots") else None
+            if offer is None:
+                raise WizardInputError(exc.message, field="p12_file", code=exc.code) from None
+            data["root_offer"] = offer
+            return
         finally:
             del contents
-        data["p12_file"] = str(path)
         data["p12_summary"] = {} if cert is None else {
             "subject": cert.subject.rfc4514_string(), "not_after": cert.not_valid_after_utc.isoformat(),
             "issuer": cert.issuer.rfc4514_string()}
+
+    def _trust_root_accept(self, data: Data) -> None:
+        """The person compared the root's fingerprint with DEA's and said they are the same: the root joins this
+        profile's CSOS trust roots (the same store as `csos-desk trust add`), then the certificate is admitted."""
+        from app.services.certificates.trust import TrustCandidate, TrustStore
+
+        offer = data.get("root_offer") or {}
+        if data.get("trust_root_confirmed") is not True:
+            raise WizardInputError("Tick the box only if the fingerprint is the same as the one DEA publishes. If it "
+                                   "is not the same, do not trust it: press Cancel and ask your certification "
+                                   "authority for the right file.", field="trust_root_confirmed",
+                                   code="flow.root_not_confirmed")
+        root = TrustCandidate.of(x509.load_pem_x509_certificate(str(offer.get("pem", "")).encode("ascii")))
+        TrustStore(self.certificates.config.data_dir).add([root], fingerprints=[str(offer.get("fingerprint"))])
+        data["root_added"] = root.fingerprint
+        self._admit_file(data, offer_root=False)
+        data.pop("root_offer", None)
 
     def _enter_destination(self, data: Data) -> None:
         self._enter_key_location(data)
@@ -100,8 +138,6 @@ class ImportFlow(Flow):
     def check_certificate(self, record: CertificateRecord) -> list[str]:
         """Problems a supplier would find now, judged by this profile's CSOS trust roots (the ones the import was
         admitted by) and the CA's CRL -- not by whatever the enrolling authority says. Empty = fine."""
-        from cryptography import x509
-
         from app.services.certificates.crl_cache import CrlCache
         from app.services.certificates.validation import CertificateValidationService
 
@@ -120,7 +156,24 @@ class ImportFlow(Flow):
             return [NO_ROOTS_CHECK]
 
 
+def root_offer_of(contents: Any, config: Any) -> dict[str, str] | None:
+    """The root (self-signed CA) in a .p12's chain that this profile does not trust yet, described for the
+    ``trust_root`` page: name, subject, validity and SHA-256 fingerprint to compare with DEA's (and its PEM)."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from app.services.certificates.trust import TrustStore, group_fingerprint, root_offer
+
+    chain = [c for c in [contents.certificate, *contents.additional_certificates] if c is not None]
+    root = root_offer(chain, TrustStore(config.data_dir))
+    if root is None:
+        return None
+    return {"name": root.name, "subject": root.subject, "not_before": root.not_before.isoformat(),
+            "not_after": root.not_after.isoformat(), "fingerprint": root.fingerprint,
+            "fingerprint_grouped": group_fingerprint(root.fingerprint),
+            "pem": root.certificate.public_bytes(Encoding.PEM).decode("ascii")}
+
+
 NO_ROOTS_CHECK = ("The certificate could not be checked against CSOS trust roots, so it is not called trusted. It is "
                   "checked again before it signs any order. " + HOW_TO_ADD_ROOTS)
 
-__all__ = ["K2_WARNING", "NO_ROOTS_CHECK", "ImportFlow"]
+__all__ = ["K2_WARNING", "NO_ROOTS_CHECK", "ImportFlow", "root_offer_of"]
