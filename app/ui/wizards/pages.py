@@ -740,6 +740,24 @@ class FilePage(WizardPage):
         self.line("p12_password", "The file's password:", secret=True)
 
 
+class TrustRootPage(WizardPage):
+    """The root found in the file, with its fingerprint to compare with DEA's (production, no root trusted yet)."""
+
+    view = "trust_root"
+
+    def build(self) -> None:
+        offer = self.data.get("root_offer") or {}
+        self.text("This computer does not trust any CSOS certification authority yet. The file holds the root "
+                  "certificate below. Trust it only if its fingerprint is exactly the one DEA publishes for the CSOS "
+                  "root certificate.")
+        self.summary([("Root certificate", offer.get("name", "")),
+                      ("Valid", f"{_when(offer.get('not_before'))} to {_when(offer.get('not_after'))}"),
+                      ("SHA-256 fingerprint", offer.get("fingerprint_grouped", ""))], name="rootOffer")
+        self.check("trust_root_confirmed", "I compared the fingerprint with DEA's and it is the same: trust this root")
+        self.notice("If the fingerprint is not the same, do not trust it: press Cancel and ask your certification "
+                    "authority for the right file.", name="rootOfferWarning")
+
+
 class DestinationPage(KeyLocationPage):
     view = "destination"
 
@@ -771,7 +789,7 @@ for _flow in ("enrollment", "renewal", "revocation", "import_p12"):
 for _page in (WelcomePage, RolePage, PersonPage, RegistrationsPage, PoaPage, AgreementPage, IdentityPage, SubmitPage,
               CodesPage):
     PAGES[("enrollment", _page.view)] = _page
-for _page in (FilePage, DestinationPage, ImportDonePage):
+for _page in (FilePage, TrustRootPage, DestinationPage, ImportDonePage):
     PAGES[("import_p12", _page.view)] = _page
 
 
