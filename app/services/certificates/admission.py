@@ -130,7 +130,7 @@ def admit(cert: x509.Certificate, *, roots: Sequence[x509.Certificate], candidat
     validator = CertificateValidator(asn1_x509.Certificate.load(leaf_der), validation_context=context)
     issuer = _issuer_name(cert)
     try:
-        path = _run(validator.async_validate_path)
+        path = run_coroutine(validator.async_validate_path)
     except PathBuildingError:
         raise CertificateRefused(
             f"This certificate was issued by “{issuer}”, which is not a CSOS certification authority this computer "
@@ -152,9 +152,9 @@ def admit(cert: x509.Certificate, *, roots: Sequence[x509.Certificate], candidat
     return Admitted(view=view, intermediates=intermediates)
 
 
-def _run(factory):
-    """Run the coroutine made by ``factory``, also when called from inside a running event loop (a Qt worker may
-    have one)."""
+def run_coroutine(factory):
+    """Run the coroutine made by ``factory`` (pyhanko's validator is asyncio-only), also when called from inside a
+    running event loop (a Qt worker may have one). Shared with ``validation``."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -25,8 +25,6 @@ boundaries around ``at``), so bulk verification is a few dictionary look-ups per
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import hashlib
 import threading
 from collections import OrderedDict
@@ -58,6 +56,7 @@ from pyhanko_certvalidator.policy_decl import (
 )
 
 from app.errors import ConfigError
+from app.services.certificates.admission import run_coroutine
 from app.services.certificates.crl_cache import CachedCrl, CrlCache, CrlUnavailable
 
 UNTRUSTED_CHAIN = "untrusted_chain"
@@ -260,16 +259,6 @@ def _aware(moment: datetime, name: str) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def _run(factory: Callable[[], object]):
-    """Run the coroutine made by ``factory`` to completion, also when called from inside a running event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(factory())
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
-
-
 # ------------------------------------------------------------------------------------------------------------------
 # The service
 # ------------------------------------------------------------------------------------------------------------------
@@ -446,7 +435,7 @@ class CertificateValidationService:
                                     f"'{leaf.label}' is a certification authority's certificate, not a "
                                     "subscriber's: it cannot sign orders."))
         try:
-            path = _run(validator.async_validate_path)
+            path = run_coroutine(validator.async_validate_path)
             path_labels = tuple(_label(c) for c in path)
         except RevokedError as exc:
             problems.append(Problem(CERTIFICATE_REVOKED, _revoked_message(
