@@ -187,7 +187,24 @@ class _Codec:
         raise NotImplementedError
 
 
-class _Text(_Codec):
+class _CheckedText(_Codec):
+    """An element written as given, once ``_check`` accepts it (the same check both ways)."""
+
+    label: str
+
+    def _check(self, text: str, loc: _Loc) -> str:
+        raise NotImplementedError
+
+    def encode(self, value: Any, loc: _Loc) -> str:
+        if not isinstance(value, str):
+            raise _fail("x12.bad_element", loc, f"the {self.label} must be text, not {type(value).__name__}.")
+        return self._check(value, loc)
+
+    def decode(self, text: str, loc: _Loc) -> str:
+        return self._check(text, loc)
+
+
+class _Text(_CheckedText):
     def __init__(self, min_len: int, max_len: int, label: str) -> None:
         self.min_len, self.max_len, self.label = min_len, max_len, label
 
@@ -204,14 +221,6 @@ class _Text(_Codec):
                 f"the {self.label} has {len(text)} characters; X12 allows {self.min_len} to {self.max_len}.",
             )
         return text
-
-    def encode(self, value: Any, loc: _Loc) -> str:
-        if not isinstance(value, str):
-            raise _fail("x12.bad_element", loc, f"the {self.label} must be text, not {type(value).__name__}.")
-        return self._check(value, loc)
-
-    def decode(self, text: str, loc: _Loc) -> str:
-        return self._check(text, loc)
 
 
 class _Literal(_Codec):
@@ -316,7 +325,7 @@ class _Time4(_Codec):
         return _dt.time(int(text[:2]), int(text[2:]))
 
 
-class _Domain(_Codec):
+class _Domain(_CheckedText):
     """A domain value from app.models.values: must parse and be written in its canonical spelling."""
 
     def __init__(self, label: str, parse: Callable[[str], Any], canonical: Callable[[Any], str],
@@ -333,14 +342,6 @@ class _Domain(_Codec):
         if self.canonical(parsed) != text or not self.shape.fullmatch(text):
             raise _fail("x12.bad_element", loc, f"the {self.label} {text!r} must be written {self.shape_hint}.")
         return text
-
-    def encode(self, value: Any, loc: _Loc) -> str:
-        if not isinstance(value, str):
-            raise _fail("x12.bad_element", loc, f"the {self.label} must be text, not {type(value).__name__}.")
-        return self._check(value, loc)
-
-    def decode(self, text: str, loc: _Loc) -> str:
-        return self._check(text, loc)
 
 
 _NDC = _Domain("NDC", Ndc.parse, lambda v: v.digits, re.compile(r"[0-9]{11}"), "as 11 digits without hyphens")
