@@ -8,7 +8,7 @@ import datetime as dt
 from typing import Any, Callable
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QKeyEvent, QShowEvent
 from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.errors import CsosError
@@ -75,8 +75,14 @@ class CertificatesPage(QWidget):
         for kind in ("renew", "revoke"):
             self.buttons[kind].clicked.connect(lambda _=False, k=kind: self._for_selected(k))
         self.table.selectionModel().selectionChanged.connect(lambda *_: self._update_buttons())
+        # "Next action" wraps: its rows grow again whenever the columns change width (shown, resized).
+        self.table.horizontalHeader().sectionResized.connect(lambda *_: self.table.resizeRowsToContents())
         self.table.doubleClicked.connect(lambda *_: self._next_action())
         self.refresh()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.table.resizeRowsToContents()  # the columns have their real widths only now
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Escape and self.isWindow():

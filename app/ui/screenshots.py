@@ -141,6 +141,9 @@ def _render(app: Any, folder: Path, config: Any, db: Any, book: Any, copy_db: An
         from app.ui.order_editor import OrderEditor
 
         shoot("order-editor", OrderEditor(facade, parent=window))
+        from app.ui.catalog_import_dialog import CatalogImportDialog
+
+        shoot("catalog-import", CatalogImportDialog(facade, parent=window, path=str(Path.home() / "ndctext.zip")))
         from app.ui.settings_dialog import SettingsDialog
 
         shoot("settings", SettingsDialog(facade, parent=window))

@@ -267,7 +267,8 @@ def test_every_screen_is_rendered_to_a_png(qtbot, facade, world):
     names = {path.stem for path in written}
     assert {"main-window", "sign-and-send", "receiving", "lost-order", "cancel-order", "records-export",
             "records-check", "records-backup", "certificates", "about", "settings", "order-editor",
-            "first-run-empty", "first-run-half-done", "registrations", "registrations-new-check-digit"} <= names
+            "first-run-empty", "first-run-half-done", "registrations", "registrations-new-check-digit",
+            "catalog-import"} <= names
     assert any(path.parent.name == "wizards" for path in written)
     assert {p.stem for p in written if p.parent.name == "small"} >= {"main-window", "first-run-half-done"}
     assert all(path.stat().st_size > 5000 for path in written)

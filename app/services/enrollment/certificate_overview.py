@@ -104,7 +104,7 @@ def certificate_rows(certificates: CertificateBook, *, today: dt.date) -> list[C
             window = renewal_window(record.not_after, today=today)
             action = "approvals" if admin else "none"
             text = (("Review applications in Approvals. " if admin else "")
-                    + f"Renewal opens {window.opens_on:%Y-%m-%d} ({RENEW_FROM_DAYS} days before the end); the new "
+                    + f"Renewal opens {window.opens_on:%Y-%m-%d}, {RENEW_FROM_DAYS} days before the end. The new "
                     "certificate ends with the registration.")
         elif status == CertificateStatus.EXPIRED.value:
             action, text = "enroll", "Expired: enroll again (an expired certificate cannot be renewed)."
