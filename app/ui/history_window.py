@@ -331,13 +331,9 @@ class HistoryWindow(QWidget):
 
         if self.shown is None:
             return None
-        if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Save the history as CSV", "ordering-history.csv",
-                                                    "CSV files (*.csv)")
-            if not chosen:
-                return None
-            path = chosen
-        target = Path(path)
+        target = self._save_target(path, "Save the history as CSV", "ordering-history.csv", "CSV files (*.csv)")
+        if target is None:
+            return None
         try:
             with open(target, "w", newline="", encoding="utf-8") as handle:
                 writer = csv.writer(handle)
@@ -349,14 +345,17 @@ class HistoryWindow(QWidget):
         self.status.setText(f"Saved {len(self.shown.rows)} row(s) in {target}.")
         return target
 
-    def export_png(self, path: str | Path | None = None) -> Path | None:
+    def _save_target(self, path: str | Path | None, title: str, default: str, kinds: str) -> Path | None:
+        """The file to write: the one given (tests, scripts) or the one chosen in a save dialog (None if cancelled)."""
         if path is None:
-            chosen, _ = QFileDialog.getSaveFileName(self, "Save the chart as a picture", "ordering-history.png",
-                                                    "PNG pictures (*.png)")
-            if not chosen:
-                return None
-            path = chosen
-        target = Path(path)
+            path, _ = QFileDialog.getSaveFileName(self, title, default, kinds)
+        return Path(path) if path else None
+
+    def export_png(self, path: str | Path | None = None) -> Path | None:
+        target = self._save_target(path, "Save the chart as a picture", "ordering-history.png",
+                                   "PNG pictures (*.png)")
+        if target is None:
+            return None
         if not self.plot.grab().save(str(target), "PNG"):
             self.status.setText(f"{target} could not be written. Choose another folder.")
             return None
