@@ -271,6 +271,7 @@ class EnrollmentFlow(Flow):
     def poll(self) -> bool:
         if self.view != "waiting" or not self.data.get("automatic") or self.session is None:
             return False
+        missing_before = self.data.get("approvals_missing")
         self._refresh_application(self.data)
         status = self.data.get("application_status")
         if status in ("approved", "issued"):
@@ -279,7 +280,7 @@ class EnrollmentFlow(Flow):
         if status == "rejected":
             self.wizard.jump("rejected")
             return True
-        return False
+        return self.data.get("approvals_missing") != missing_before  # one approval came: the page says who is left
 
     def _codes_accept(self, data: Data) -> None:
         reference = re.sub(r"[\s-]", "", str(data.get("reference_number") or ""))
