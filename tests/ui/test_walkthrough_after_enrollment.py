@@ -14,7 +14,7 @@ import re
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QTableView
+from PySide6.QtWidgets import QLineEdit, QListWidget, QTableView
 from sqlalchemy import select
 
 from app.models.orderbook import CertificateRecord
@@ -140,3 +140,80 @@ def test_revocation_after_a_lost_computer_with_an_overdue_deadline_and_an_unsent
     assert {r["Status"] for r in rows} == {"revoked"} and all(r["Days left"] == "" for r in rows)
     assert book.get_order(order.id).status is OrderStatus.CANCELLED
     click(qtbot, certificates, "Close")
+
+
+def _approve_as(qtbot, wizard, coordinator: str, applicant: str) -> None:
+    """Play the practice coordinator the waiting page names (sign in with the code from the mailbox, approve)."""
+    click(qtbot, wizard, "Open approvals as the practice coordinator")
+    approvals = window(qtbot, "Approvals — TRAINING")
+    assert f"you now play {coordinator}" in words(approvals)
+    click(qtbot, approvals, "Send me the code")
+    qtbot.waitUntil(lambda: named(approvals, QLineEdit, "Sign-in code").isEnabled(), timeout=TIMEOUT)
+    code = read_mail(qtbot, approvals, "Open the practice mailbox", r"sign-in code is (\d{6})")
+    type_into(qtbot, approvals, "Sign-in code", code)
+    click(qtbot, approvals, "Sign in")
+    qtbot.waitUntil(lambda: "wait for your decision" in words(approvals), timeout=TIMEOUT)
+    pending = named(approvals, QTableView, "Pending applications")
+    row = next(r for r in range(pending.model().rowCount()) if applicant in pending.model().index(r, 0).data())
+    pending.selectRow(row)
+    click(qtbot, approvals, "Approve")
+    qtbot.waitUntil(lambda: not any(applicant in str(pending.model().index(r, 0).data())
+                                    for r in range(pending.model().rowCount())), timeout=TIMEOUT)
+    click(qtbot, approvals, "Close")
+
+
+def test_a_second_registration_added_here_is_enrolled_for_and_the_waiting_page_names_who_must_approve(qtbot, main):
+    main.start_training()
+    qtbot.waitUntil(lambda: "1 of 3 done" in words(main), timeout=TIMEOUT)
+    menu(main, "File", "Registrations…")
+    registrations = window(qtbot, "DEA registrations — TRAINING")
+    click(qtbot, registrations, "Add a registration")
+    for name, value in (("DEA number", "BS1234563"), ("Name (as registered)", "Lakeside Pharmacy"),
+                        ("Street address", "4 Shore Rd"), ("City", "Madison"), ("State", "WI"),
+                        ("ZIP code", "53703"), ("Registration expires", "06/30/2028")):
+        type_into(qtbot, registrations, name, value)
+    click(qtbot, registrations, "II")
+    click(qtbot, registrations, "Save")
+    qtbot.waitUntil(lambda: "BS1234563" in words(registrations) or any(
+        "BS1234563" in str(v.model().index(r, 0).data()) for v in registrations.findChildren(QTableView)
+        for r in range(v.model().rowCount())), timeout=TIMEOUT)
+    click(qtbot, registrations, "Close")
+
+    menu(main, "Certificates", "Enroll for a certificate…")
+    wizard = window(qtbot, "Enroll for a CSOS certificate — TRAINING")
+    wizard_page(qtbot, wizard, "What enrollment is")
+    next_page(qtbot, wizard, "Your role")
+    click(qtbot, wizard, "Registrant")
+    next_page(qtbot, wizard, "About you")
+    type_into(qtbot, wizard, "Full name", "Robin Second")
+    type_into(qtbot, wizard, "E-mail address", "robin.second@lakeside.example")
+    next_page(qtbot, wizard, "Registrations you will sign for")
+    listed = named(wizard, QListWidget, "Registrations")
+    qtbot.waitUntil(lambda: listed.count() >= 3, timeout=TIMEOUT)
+    for row in range(listed.count()):
+        if listed.item(row).text().startswith(("BS1234563", "FR3141594")):
+            listed.item(row).setCheckState(Qt.CheckState.Checked)
+    next_page(qtbot, wizard, "Subscriber agreement")
+    click(qtbot, wizard, "I have read and accept the subscriber agreement")
+    next_page(qtbot, wizard, "Identity proofing")
+    type_into(qtbot, wizard, "Document number", "D7654321")
+    type_into(qtbot, wizard, "Date of birth", "04/02/1980")
+    next_page(qtbot, wizard, "Your portal account")
+    type_into(qtbot, wizard, "Portal password", PORTAL_PASSWORD)
+    type_into(qtbot, wizard, "Portal password again (new account only)", PORTAL_PASSWORD)
+    next_page(qtbot, wizard, "Sign-in code")
+    code = read_mail(qtbot, wizard, "Open the practice mailbox", r"sign-in code is (\d{6})")
+    type_into(qtbot, wizard, "Sign-in code (6 digits)", code)
+    next_page(qtbot, wizard, "Check and send")
+    next_page(qtbot, wizard, "Waiting for approval")  # the practice portal knew Lakeside: no refusal
+    waiting = words(wizard)
+    assert "Still waiting for approval from:" in waiting
+    assert "BS1234563 Lakeside Pharmacy: Casey Coordinator, its coordinator" in waiting
+    assert "FR3141594 Riverside Family Clinic: Dana Coordinator, its coordinator" in waiting
+
+    _approve_as(qtbot, wizard, "Dana Coordinator", "Robin Second")
+    qtbot.waitUntil(lambda: "Already approved: FR3141594" in words(wizard), timeout=TIMEOUT)
+    assert "Dana Coordinator, its coordinator" not in words(wizard)
+    _approve_as(qtbot, wizard, "Casey Coordinator", "Robin Second")
+    wizard_page(qtbot, wizard, "Reference number and access code")
+    wizard.close()
