@@ -212,9 +212,16 @@ def run_demo(out: Path, *, say: Callable[[str], None] = print, screenshots: bool
              lambda _: f"order is {book.get_order(order.id).status.label.lower()}")
         step("The supplier ships the rest; receive it",
              lambda: ship(None), lambda _: f"order is {book.get_order(order.id).status.label.lower()}")
+        if book.get_order(order.id).status is not OrderStatus.RECEIVED:
+            raise RuntimeError(f"the order ended {book.get_order(order.id).status.value}, not received")
+        supplier_dea = next(s.dea_number for s in sandbox.suppliers if s.name == SUPPLIER)
+        flags = step("A second ship notice (856) arrives as a file, claiming more than was ordered; imported and "
+                     "checked against the signed order: flagged as a discrepancy, not applied",
+                     lambda: _hostile_answer(lifecycle, book.get_order(order.id), supplier_dea, out / "answers"),
+                     lambda found: "; ".join(found))
         final = book.get_order(order.id)
-        if final.status is not OrderStatus.RECEIVED:
-            raise RuntimeError(f"the order ended {final.status.value}, not received")
+        if final.status is not OrderStatus.RECEIVED or not flags:
+            raise RuntimeError("the hostile ship notice was not flagged, or it changed the order")
 
         def export() -> Any:
             renderer = None
@@ -255,6 +262,7 @@ def run_demo(out: Path, *, say: Callable[[str], None] = print, screenshots: bool
             "verify_with": f"openssl cms -verify -binary -inform DER -in orders/{final.order_number}.csos "
                            "-CAfile csos-trust.pem -purpose any",
             "exported_orders": getattr(exported, "orders", None),
+            "discrepancies": flags,
             "certificate_id": certificate_id(record.fingerprint),
             "open_in_window": open_in_window_command(out / "data"),
             "steps": report.steps,
@@ -267,6 +275,30 @@ def run_demo(out: Path, *, say: Callable[[str], None] = print, screenshots: bool
     finally:
         sandbox.stop()
         db.close()
+
+
+HOSTILE_EXTRA_PACKAGES = 5  # the second 856 claims this many more packages of line 1 (2 were ordered and shipped)
+
+
+def _hostile_answer(lifecycle: Any, order: Any, supplier_dea: str, folder: Path) -> list[str]:
+    """One answer that does not match the order, so the detail, the timeline and the records export show what a
+    discrepancy looks like: a second 856 for line 1 after everything was shipped and received. It arrives as a file
+    (as from a supplier that e-mails its notices) and goes through the same import and checks as any answer file.
+    Returns the discrepancies recorded, in plain words."""
+    from app.services.signing.x12 import Shipment856, ShipmentLine, write_856
+
+    now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+    line = order.lines[0]
+    notice = Shipment856(order_number=order.order_number, shipment_id="DEMO-EXTRA-1", ship_date=now.date(),
+                         created_at=now, lines=(ShipmentLine(line.line_number, line.ndc, HOSTILE_EXTRA_PACKAGES),))
+    data = write_856(notice, interchange_control_number=900_000_001, group_control_number=900_000_001,
+                     sender_id=supplier_dea, receiver_id=order.registration.dea_number, created_at=now,
+                     usage_indicator="T")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{order.order_number}-second-ship-notice.x12"
+    path.write_bytes(data)
+    [report] = lifecycle.import_answer_files([path])
+    return [flag.message for item in report.linked for flag in item.flags]
 
 
 def open_in_window_command(data_dir: Path) -> str:

@@ -32,6 +32,20 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
+def _moment(value: Any) -> str:
+    """An ISO timestamp as a person reads it (2026-12-04 12:47 UTC); anything else as it is. The exact value stays
+    in order.json and the CSV."""
+    import datetime as dt
+
+    try:
+        moment = dt.datetime.fromisoformat(str(value))
+    except (TypeError, ValueError):
+        return "" if value is None else str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.timezone.utc)
+    return f"{moment:%Y-%m-%d %H:%M}" + (" UTC" if moment.tzinfo is not None else "")
+
+
 def _party(title: str, party: dict[str, Any]) -> str:
     return (f"<td><b>{_e(title)}</b><br>{_e(party.get('name'))}<br>DEA {_e(party.get('dea_number') or '—')}"
             f"<br>{_e(party.get('address') or '')}</td>")
@@ -43,10 +57,10 @@ def order_html(view: Any) -> str:
     parts = [f"<h2>Order {_e(view.order_number)} — {_e(view.status.replace('_', ' '))}</h2>",
              "<table width='100%'><tr>", _party("Purchaser", view.purchaser), _party("Supplier", view.supplier),
              "</tr></table>",
-             f"<p>Created {_e(view.created_at)}<br>Signed {_e(view.signed_at or 'not signed')}"
+             f"<p>Created {_e(_moment(view.created_at))}<br>Signed {_e(_moment(view.signed_at) or 'not signed')}"
              f"{' by ' + _e(signer.get('name')) if signer.get('name') else ''}"
              f"{' (certificate ' + _e(signer.get('certificate_serial')) + ')' if signer.get('certificate_serial') else ''}"
-             f"<br>Transmitted {_e(view.transmitted_at or '—')}"
+             f"<br>Transmitted {_e(_moment(view.transmitted_at) or '—')}"
              + (f"<br>Replaces order {_e(view.replaces_order_number)}" if view.replaces_order_number else "")
              + (f"<br>Replaced by order {_e(', '.join(getattr(view, 'replaced_by', [])))}"
                 if getattr(view, "replaced_by", None) else "")

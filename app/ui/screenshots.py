@@ -124,6 +124,17 @@ def _render(app: Any, folder: Path, config: Any, db: Any, book: Any, copy_db: An
         if latest is not None:
             window.select_order(latest)
         shoot("main-window", window, SIZE, close=False)
+        if latest is not None and _discrepancies(db, latest):
+            # What a discrepancy looks like: the order's fields scrolled to it, and the order's page of the
+            # records export (the same HTML the PDF paints).
+            sizes = window.splitter.sizes()
+            window.splitter.setSizes([sum(sizes) // 4, sum(sizes) - sum(sizes) // 4])  # the detail, not the list
+            window.detail.tabs.setCurrentIndex(0)
+            _settle(app)
+            window.detail.form_scroll.ensureWidgetVisible(window.detail.fields["discrepancies"])
+            shoot("discrepancy-order-detail", window, SIZE, close=False)
+            window.splitter.setSizes(sizes)
+            written.append(_records_page(folder / "discrepancy-records-page.png", book, latest))
         if latest is not None:
             window.detail.tabs.setCurrentIndex(1)
             shoot("main-window-timeline", window, SIZE, close=False)
@@ -260,6 +271,38 @@ def _render_first_run(app: Any, folder: Path, scratch: Path, config: Any, book: 
     finally:
         facade.shutdown()
     return written
+
+
+def _discrepancies(db: Any, order_id: int) -> tuple[str, ...]:
+    from app.services.orders.details import order_details
+
+    return tuple(order_details(db, order_id).discrepancies)
+
+
+def _records_page(target: Path, book: Any, order_id: int) -> Path:
+    """The order's page of the records export as a PNG: its HTML laid out at the PDF's width (US Letter at 96 dpi,
+    15 mm margins), as the PDF writer lays it out."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QImage, QPainter, QTextDocument
+
+    from app.services.orders.records import order_view
+    from app.ui.records_pdf import _STYLE, order_html
+
+    page_width, margin = 816, 57
+    document = QTextDocument()
+    document.setDefaultStyleSheet(_STYLE)
+    document.setHtml(f"<html><body>{order_html(order_view(book.get_order(order_id)))}</body></html>")
+    document.setTextWidth(page_width - 2 * margin)
+    image = QImage(page_width, int(document.size().height()) + 2 * margin, QImage.Format.Format_RGB32)
+    image.fill(Qt.GlobalColor.white)
+    painter = QPainter(image)
+    try:
+        painter.translate(margin, margin)
+        document.drawContents(painter)
+    finally:
+        painter.end()
+    image.save(str(target))
+    return target
 
 
 def _flush_deletes(app: Any) -> None:

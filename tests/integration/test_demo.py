@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -23,7 +24,17 @@ def test_demo_runs_the_whole_life_of_an_order(tmp_path):
     assert "Traceback" not in done.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "received" and summary["records_check_clean"] is True
-    assert summary["linked_records"].count("shipment") == 2 and "acknowledgement" in summary["linked_records"]
+    # Two real shipments, then a second ship notice claiming 5 more packages of line 1: linked as a claim, flagged
+    # as a discrepancy, never applied (the order stays received with 2 packages of line 1).
+    assert summary["linked_records"].count("shipment") == 3 and "acknowledgement" in summary["linked_records"]
+    assert summary["receipts"][0] == {"line": 1, "packages": [1, 1]}
+    [discrepancy] = summary["discrepancies"]
+    assert "7 packages shipped in all, but 2 packages were ordered" in discrepancy
+    # The records export says it in plain words, on the order's line 1 row of the CSV.
+    with (out / "records" / "orders.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["line"] for row in rows if discrepancy in row["discrepancies"]][:1] == ["1"]
+    assert "_" not in discrepancy  # no codes
     signed = out / summary["signed_document"]
     verified = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", str(signed),
                                "-CAfile", str(out / "csos-trust.pem"), "-purpose", "any", "-out", os.devnull],
@@ -33,7 +44,7 @@ def test_demo_runs_the_whole_life_of_an_order(tmp_path):
         assert (out / name).stat().st_size > 0, name
     assert (out / "records/records.pdf").read_bytes().startswith(b"%PDF")
     steps = [step["title"] for step in summary["steps"]]
-    assert len(steps) == 11 and "coordinator approves" in steps[2]
+    assert len(steps) == 12 and "coordinator approves" in steps[2] and "claiming more than was ordered" in steps[9]
     # The demo says what it does, step by step.
     assert " 1. Start the training sandbox" in done.stdout and "Done." in done.stdout
     # Issue 22: how to open its data in the window, with the practice passwords it used (training only), and the

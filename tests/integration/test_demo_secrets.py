@@ -84,8 +84,13 @@ def test_a_full_demo_run_leaves_no_secret_in_logs_database_or_temp_files(tmp_pat
     assert any(name.endswith("orderbook.sqlite3") for name in haystacks)
     assert any(name.endswith("csos-desk.log") for name in haystacks)
 
+    # Issue 22: the demo prints its three practice passwords (training only, on purpose, so its data can be opened
+    # in the window); its output must still hold no one-time code and no key material.
+    printed_on_purpose = {DEMO_PORTAL_PASSWORD, DEMO_KEY_PASSWORD, COORDINATOR[1]}
     for where, data in haystacks.items():
         for secret in secrets:
+            if where == "printed output" and secret in printed_on_purpose:
+                continue
             assert secret.encode() not in data, f"a password or code appears in {where}"
         for marker in PRIVATE_KEY_MARKERS:
             assert marker not in data, f"private-key PEM in {where}"

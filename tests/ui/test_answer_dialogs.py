@@ -143,6 +143,8 @@ def test_the_records_pdf_page_shows_discrepancies_and_links(book):
     html = order_html(order_view(book.get_order(order.id), replaced_by=["26X000777"]))
     assert "Discrepancies in the supplier" in html and "1,000 packages shipped in all" in html
     assert "Replaced by order 26X000777" in html
+    signed = book.get_order(order.id).signed_at.astimezone(dt.timezone.utc)
+    assert f"Signed {signed:%Y-%m-%d %H:%M} UTC" in html  # as a person reads it, not raw ISO with microseconds
 
 
 def test_answer_files_dropped_on_the_main_window_are_imported(qtbot, facade, world, tmp_path):
@@ -189,3 +191,17 @@ def test_answer_files_dropped_on_the_main_window_are_imported(qtbot, facade, wor
     assert {LinkedRecordKind.ACKNOWLEDGEMENT, LinkedRecordKind.SHIPMENT} <= kinds
     dialog.reject()
     window.close()
+
+
+def test_the_screenshots_show_an_order_with_a_discrepancy(qtbot, facade, world, tmp_path):
+    """csos-desk demo --screenshots (issue 16.1): when the newest order has a discrepancy, its detail (scrolled to
+    it) and its page of the records export are saved as discrepancy-*.png."""
+    from app.ui.screenshots import save_screenshots
+
+    order = sent_order(world)
+    facade.lifecycle().import_answer_files([rendered("855_accepted.x12", order, tmp_path),
+                                            rendered("856_thousand_packages.x12", order, tmp_path)])
+    written = save_screenshots(tmp_path / "shots", config=world.config, db=world.db, book=world.book)
+    shots = {path.stem: path for path in written}
+    assert {"discrepancy-order-detail", "discrepancy-records-page"} <= set(shots)
+    assert all(shots[name].stat().st_size > 5000 for name in ("discrepancy-order-detail", "discrepancy-records-page"))
