@@ -116,9 +116,11 @@ def test_revocation_after_a_lost_computer_with_an_overdue_deadline_and_an_unsent
     assert "Report now: the deadline passed at" in lost and "report now: the deadline passed at" in lost
     assert "you have 24 hours" not in lost
     next_page(qtbot, revocation, "Your portal account")
+    assert "Report now: the deadline passed at" in words(revocation)  # on every page once the reason is known
     type_into(qtbot, revocation, "E-mail address", EMAIL)
     type_into(qtbot, revocation, "Portal password", PORTAL_PASSWORD)
     next_page(qtbot, revocation, "Sign-in code")
+    assert "Report now: the deadline passed at" in words(revocation)
     code = read_mail(qtbot, revocation, "Open the practice mailbox", r"sign-in code is (\d{6})")
     type_into(qtbot, revocation, "Sign-in code (6 digits)", code)
     next_page(qtbot, revocation, "Confirm the revocation")
@@ -130,6 +132,7 @@ def test_revocation_after_a_lost_computer_with_an_overdue_deadline_and_an_unsent
     click(qtbot, revocation, "I understand the certificate can never sign again")
     next_page(qtbot, revocation, "Certificate revoked", press="Next >")
     done = words(revocation)
+    assert "Report now" not in done  # reported: no deadline any more
     assert f"Order {number} → new draft" in done and "Key files deleted from this computer" in done
     assert f"Also revoked: certificate {old_id}" in done
     click(qtbot, revocation, "Finish")

@@ -316,7 +316,7 @@ def test_every_wizard_page_renders_to_a_screenshot(qtbot):
     written = render_wizard_screenshots(SCREENSHOTS)
     names = {p.name for p in written}
     assert len(written) >= 38
-    for expected in ("enrollment-13-key_location.png", "revocation-02-reason.png", "import_p12-02-destination.png",
+    for expected in ("enrollment-13-key_location.png", "revocation-02-reason.png", "import_p12-03-destination.png",
                      "enrollment-14-request-production.png", "renewal-04-unlock.png"):
         assert expected in names
     image = QImage(str(SCREENSHOTS / "enrollment-13-key_location.png"))

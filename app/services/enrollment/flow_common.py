@@ -149,6 +149,10 @@ class Flow:
         """Ask the authority whether what this view waits for has happened; True when the view changed."""
         return False
 
+    def banner(self) -> tuple[str, bool] | None:
+        """A line every page of this flow shows above its own text (text, urgent), or None."""
+        return None
+
     def finish(self) -> None:
         """Done (or abandoned for good): the saved progress goes."""
         if self.store is not None:

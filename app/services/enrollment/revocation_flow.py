@@ -187,6 +187,15 @@ class RevocationFlow(Flow):
                 and (r.key_ref or {}).get("store") == "software"
                 and record_status(r) != CertificateStatus.REVOKED.value]
 
+    def banner(self) -> tuple[str, bool] | None:
+        """The reporting deadline on every page once a reason is chosen (the reason page shows its own, live)."""
+        if self.view in ("situation", "reason", "done") or self.data.get("revoked_at"):
+            return None
+        text = self.deadline_now(self.data)
+        if not text:
+            return None
+        return text, deadline_passed(self.data.get("reason"), parse_moment(self.data.get("noticed_at")), self.clock())
+
     def deadline_now(self, data: Data) -> str:
         """The deadline as every page shows it, worked out again now (it may have passed since the reason page)."""
         noticed = parse_moment(data.get("noticed_at"))

@@ -28,10 +28,13 @@ from app.services.enrollment.flow_common import Flow
 from app.services.enrollment.wizard import RESUMED_FROM
 from app.ui import messages, theme
 from app.ui.jobs import JobRunner
-from app.ui.wizards.lifecycle_pages import page_for
+from app.ui.wizards.lifecycle_pages import OVERDUE_STYLE, page_for
 from app.ui.wizards.pages import WizardPage
 
 log = logging.getLogger(__name__)
+
+BANNER_STYLE = ("QLabel { background: #fff4d6; color: #1f1f1f; border: 1px solid #e0c77a; border-radius: 4px;"
+                " padding: 8px; }")
 
 
 class WizardDialog(QDialog):
@@ -78,6 +81,11 @@ class WizardDialog(QDialog):
         self.resume_note.setWordWrap(True)
         self.resume_note.setVisible(False)
         outer.addWidget(self.resume_note)
+        self.banner = QLabel(self)
+        self.banner.setObjectName("flowBanner")
+        self.banner.setWordWrap(True)
+        self.banner.setVisible(False)
+        outer.addWidget(self.banner)
         self.scroll = QScrollArea(self)
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -148,6 +156,10 @@ class WizardDialog(QDialog):
             layout.addWidget(self.page)
             self.scroll.setWidget(holder)
         self._set_message(None)
+        banner = None if preparing else flow.banner()
+        self.banner.setText(banner[0] if banner else "")
+        self.banner.setStyleSheet(OVERDUE_STYLE if banner and banner[1] else BANNER_STYLE)
+        self.banner.setVisible(bool(banner))
         resumed_from = flow.data.get(RESUMED_FROM)
         self.resume_note.setText(
             f"You left off at “{flow.navmap[resumed_from].title}”. Some entries are never kept on this computer "

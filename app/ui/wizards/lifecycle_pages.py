@@ -87,14 +87,6 @@ class RenewedPage(InstalledPage):
 # Revocation
 
 
-def _deadline_label(page: WizardPage, text: str, *, overdue: bool) -> None:
-    if not text:
-        return
-    label = page.notice(text, name="deadline")
-    if overdue:
-        label.setStyleSheet(OVERDUE_STYLE)
-
-
 def _now(flow: Flow) -> dt.datetime:
     return flow.clock()
 
@@ -149,13 +141,9 @@ class ReasonPage(WizardPage):
 class LostPage(WizardPage):
     view = "lost"
 
-    def build(self) -> None:
-        _deadline_label(self, self.context.get("deadline_text") or "", overdue=self._overdue())
+    def build(self) -> None:  # the deadline is in the wizard's banner above the page
         self.text(self.context.get("lost_text") or LOST_KEY_TEXT.format(deadline="as soon as you can"),
                   name="lostText")
-
-    def _overdue(self) -> bool:
-        return deadline_passed(self.data.get("reason"), parse_moment(self.data.get("noticed_at")), _now(self.flow))
 
 
 class ConfirmPage(WizardPage):
@@ -164,9 +152,6 @@ class ConfirmPage(WizardPage):
     def build(self) -> None:
         cert = self.data.get("certificate") or {}
         reason = REVOCATION_TEXT.get(self.data.get("reason", ""), "")
-        overdue = deadline_passed(self.data.get("reason"), parse_moment(self.data.get("noticed_at")),
-                                  _now(self.flow))
-        _deadline_label(self, self.context.get("deadline_text") or "", overdue=overdue)
         self.summary([("Certificate of", cert.get("subscriber", "")),
                       ("Certificate ID", certificate_id(cert.get("fingerprint"))),
                       ("Registration", cert.get("registration", "")), ("Reason", reason)], name="confirmSummary")
