@@ -75,12 +75,12 @@ class RenewedPage(InstalledPage):
     def build(self) -> None:
         installed = (self.data.get("installed") or [{}])[0]
         old = (self.data.get("current") or {})
+        kept = f" The old certificate {old['certificate_id']} is kept for the records." if old.get("certificate_id") \
+            else ""
         self.text(f"Your certificate is renewed. New certificate {certificate_id(installed.get('fingerprint'))}, "
-                  f"valid until {_when(installed.get('not_after'))}; it ends with the registration.",
+                  f"valid until {_when(installed.get('not_after'))}; it ends with the registration.{kept}",
                   name="renewedConfirmation")
         super().build()
-        if old.get("certificate_id"):
-            self.text(f"The old certificate {old['certificate_id']} is kept for the records.", name="oldCertificate")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
