@@ -1,7 +1,9 @@
 """Production from an empty data folder (issue 22), by what is on screen: every empty list offers the step that fills
 it. A new order with no registration offers "Add your DEA registration…"; a product search on an empty catalog says
 the product list is empty and offers "Import the FDA product list…", a screen that says where to download it and
-imports FDA's zip with a progress bar; afterwards the search finds the product.
+imports FDA's zip with a progress bar; afterwards the search finds the product. The enrollment's registration step
+offers "Add a registration…". A self-made .p12 is refused as "not a CSOS certificate"; a real (training CA) one is
+imported once its root is trusted after comparing the fingerprint.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import zipfile
 
 import pytest
-from PySide6.QtWidgets import QApplication, QLineEdit, QListWidget, QProgressBar
+from PySide6.QtWidgets import QApplication, QLineEdit, QListWidget, QProgressBar, QTableView
 
 from app.config import load_config
 from app.models.database import open_database
@@ -112,3 +114,46 @@ def test_the_enrollment_registration_step_offers_to_add_a_registration(qtbot, pr
     qtbot.waitUntil(lambda: named(wizard, QListWidget, "Registrations").count() == 1, timeout=TIMEOUT)
     assert "BS1234563" in named(wizard, QListWidget, "Registrations").item(0).text()
     click(qtbot, registrations, "Close")
+
+
+def test_an_empty_production_folder_refuses_a_self_made_p12_and_imports_a_real_one_after_trusting_its_root(
+        qtbot, production, tmp_path):
+    from tests.fixtures.hostile_certificates import p12, self_made_p12
+    from tests.pki import build_training_pki, new_key
+
+    pki = build_training_pki(tmp_path / "pki")
+    key = new_key("rsa")
+    genuine = tmp_path / "mine.p12"
+    genuine.write_bytes(p12(key, pki.issue(key=key).cert, [pki.sub.certificate, pki.root.certificate],
+                            "File-pass-2026"))
+    self_made = tmp_path / "test.p12"
+    self_made.write_bytes(self_made_p12("File-pass-2026"))
+
+    menu(production, "Certificates", "Import a .p12 file…")
+    wizard = window(qtbot, "Import a certificate file (.p12 / .pfx)")
+    wizard_page(qtbot, wizard, "Choose the file")
+    type_into(qtbot, wizard, "Certificate file", str(self_made))
+    type_into(qtbot, wizard, "The file's password", "File-pass-2026")
+    click(qtbot, wizard, "Next >")
+    qtbot.waitUntil(lambda: "is not a CSOS certificate" in words(wizard), timeout=TIMEOUT)
+    assert "Choose the file" in words(wizard) and "trusted chain" not in words(wizard)
+
+    type_into(qtbot, wizard, "Certificate file", str(genuine))
+    type_into(qtbot, wizard, "The file's password", "File-pass-2026")
+    next_page(qtbot, wizard, "Trust the CSOS root certificate")
+    assert "CSOS Training Root CA" in words(wizard)
+    click(qtbot, wizard, "I compared the fingerprint with DEA's and it is the same: trust this root")
+    next_page(qtbot, wizard, "Where the key will live")
+    click(qtbot, wizard, "I understand, and I will delete or lock away the file")
+    type_into(qtbot, wizard, "New key password", "Harbor-Lantern-Import-57")
+    type_into(qtbot, wizard, "Key password again", "Harbor-Lantern-Import-57")
+    next_page(qtbot, wizard, "Certificate imported")
+    # Imported (the supplier-style check says the test CA's revocation list cannot be fetched here: no network).
+    assert "The certificate and its key are imported" in words(wizard) and "Pat Purchaser" in words(wizard)
+    click(qtbot, wizard, "Finish")
+    menu(production, "Certificates", "Certificates…")
+    listing = window(qtbot, "CSOS certificates")
+    table = named(listing, QTableView, "Certificates")
+    qtbot.waitUntil(lambda: table.model().rowCount() == 1, timeout=TIMEOUT)
+    assert table.model().index(0, 0).data() == "Pat Purchaser"
+    click(qtbot, listing, "Close")
