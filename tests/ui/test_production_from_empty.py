@@ -11,7 +11,7 @@ from __future__ import annotations
 import zipfile
 
 import pytest
-from PySide6.QtWidgets import QApplication, QLineEdit, QListWidget, QProgressBar, QTableView
+from PySide6.QtWidgets import QApplication, QComboBox, QLineEdit, QListWidget, QProgressBar, QTableView
 
 from app.config import load_config
 from app.models.database import open_database
@@ -61,6 +61,18 @@ def test_an_empty_production_folder_offers_the_registration_and_the_fda_product_
     menu(production, "Order", "New order…")
     editor = window(qtbot, "New order")
     assert button(editor, "Add your DEA registration…").isVisible()
+    click(qtbot, editor, "Add your DEA registration…")
+    registrations = window(qtbot, "DEA registrations")
+    for name, value in (("DEA number", "BS1234563"), ("Name (as registered)", "Lakeside Pharmacy"),
+                        ("Street address", "4 Shore Rd"), ("City", "Madison"), ("State", "WI"),
+                        ("ZIP code", "53703"), ("Registration expires", "06/30/2028")):
+        type_into(qtbot, registrations, name, value)
+    click(qtbot, registrations, "II")
+    click(qtbot, registrations, "Save")
+    combo = named(editor, QComboBox, "Registration")
+    qtbot.waitUntil(lambda: any("BS1234563" in combo.itemText(i) for i in range(combo.count())), timeout=TIMEOUT)
+    assert not button_visible(editor, "Add your DEA registration…")
+    click(qtbot, registrations, "Close")
     search = named(editor, QLineEdit, "Product name or NDC")
     qtbot.keyClicks(search, "oxy")
     qtbot.waitUntil(lambda: "The product list is empty" in words(editor), timeout=TIMEOUT)
