@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import CsosError
-from app.ui.widgets import heading_label, training_banner
+from app.ui.widgets import fit_on_show, heading_label, training_banner
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class HistoryWindow(QWidget):
         self.setWindowTitle("Ordering history")
         self.setAccessibleName("Ordering history")
         self.resize(QSize(1180, 720))
+        fit_on_show(self)
         self._build(months)
         facade.order_book_changed.connect(self.reload)
         self.reload()

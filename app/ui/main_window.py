@@ -33,6 +33,7 @@ from app.ui.main_window_help import HelpMixin
 from app.ui.main_window_list import OrderListMixin
 from app.ui.main_window_status import StatusBarMixin
 from app.ui.order_table_model import OrderBookSource, OrderSource, OrderTableModel
+from app.ui.widgets import fit_on_show
 
 if TYPE_CHECKING:  # imported with the order book (``attach``), not with the window's frame
     from app.services.orders.details import Notice
@@ -84,6 +85,7 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         self.setAcceptDrops(True)  # supplier answer files dropped on the window are imported (dropEvent)
         self.setWindowTitle(APP_TITLE + (" — TRAINING" if config.is_training else ""))
         self.resize(1180, 760)
+        fit_on_show(self)  # a 1024×600 screen kept the status bar and the last columns past its edges
 
         self._build_actions()
         self._build_menus()

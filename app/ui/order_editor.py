@@ -50,7 +50,7 @@ from app.services.catalog import catalog_is_empty
 from app.services.orders import drafts
 from app.services.orders.drafts import DraftLine, Problem
 from app.ui import messages, theme
-from app.ui.widgets import FieldMessage, heading_label, training_banner
+from app.ui.widgets import FieldMessage, fit_on_show, heading_label, training_banner
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,9 @@ class OrderEditor(QDialog):
         self.setObjectName("orderEditor")
         self.setWindowTitle("New order" if order_id is None else "Draft order")
         self.setAccessibleName(self.windowTitle())
-        self.setMinimumSize(QSize(900, 600))
+        self.setMinimumSize(QSize(760, 440))  # 600 high never fitted a 1024×600 screen: Save draft was below it
+        self.resize(900, 600)
+        fit_on_show(self)
 
         self.registrations, self.suppliers = drafts.registrations_and_suppliers(self.db)
         state = drafts.load_draft(self.db, order_id) if order_id is not None else None

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from app.errors import CsosError
 from app.ui import messages
-from app.ui.widgets import FieldMessage, RowsTableModel, make_table, training_banner
+from app.ui.widgets import FieldMessage, RowsTableModel, fit_on_show, make_table, training_banner
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,7 @@ class RegistrationsWindow(QWidget):
         self.setObjectName("registrationsWindow")
         self.setWindowTitle("DEA registrations" + (" — TRAINING" if facade.is_training else ""))
         self.resize(900, 600)
+        fit_on_show(self)
         outer = QVBoxLayout(self)
         if facade.is_training:
             outer.addWidget(training_banner(self, "TRAINING — practice registrations"))

@@ -39,7 +39,7 @@ from app.services import app_settings
 from app.services.app_settings import FieldProblem, SupplierForm
 from app.ui import messages, theme
 from app.ui.trust_roots_panel import TrustRootsPanel
-from app.ui.widgets import FieldMessage
+from app.ui.widgets import FieldMessage, fit_on_show
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,7 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Settings")
         self.setAccessibleName("Settings")
         self.resize(860, 600)
+        fit_on_show(self)
         self._loading = False
         self._current_row: int | None = None
 

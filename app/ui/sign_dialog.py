@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from app.errors import CsosError
 from app.models.states import OrderStatus
 from app.ui import theme
-from app.ui.widgets import FieldMessage, heading_label, training_banner
+from app.ui.widgets import FieldMessage, fit_on_show, heading_label, training_banner
 
 log = logging.getLogger(__name__)
 
@@ -359,6 +359,7 @@ class SignAndSendDialog(QDialog):
         self.setWindowTitle("Sign and send")
         self.setAccessibleName("Sign and send")
         self.resize(QSize(1040, 720))
+        fit_on_show(self)
         self._build()
         facade.orders_changed.connect(self._on_orders_changed)
         facade.order_book_changed.connect(self._refresh_answer)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSize, Qt
+from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QObject, QPersistentModelIndex, QSize, Qt
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -223,3 +223,37 @@ class ElidingComboBox(QComboBox):
         option.currentText = self.shown_text()
         painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
         painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
+
+
+def keep_on_screen(window: QWidget) -> None:
+    """A window is made no larger than the screen it opens on and moved left or up so none of it runs past the right
+    or bottom edge: its size in code is for a big screen, and a 1024×600 laptop (or 200% scaling) would otherwise
+    hide the status bar, the last column and the buttons at the bottom. Call it from ``showEvent``."""
+    screen = window.screen()
+    if not window.isWindow() or screen is None:
+        return
+    area = screen.availableGeometry()
+    room_w, room_h = area.width() - 16, area.height() - 40  # the window manager's frame and title bar
+    if window.width() > room_w or window.height() > room_h:
+        window.resize(max(min(window.width(), room_w), window.minimumWidth()),
+                      max(min(window.height(), room_h), window.minimumHeight()))
+    frame = window.frameGeometry()
+    x = max(min(frame.x(), area.x() + area.width() - frame.width()), area.x())
+    y = max(min(frame.y(), area.y() + area.height() - frame.height()), area.y())
+    if (x, y) != (frame.x(), frame.y()):
+        window.move(x, y)
+
+
+class _FitOnShow(QObject):
+    """Event filter of one window: ``keep_on_screen`` each time it is shown by the program."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Show and not event.spontaneous() and isinstance(watched, QWidget):
+            keep_on_screen(watched)
+        return False
+
+
+def fit_on_show(window: QWidget) -> None:
+    """Keep ``window`` on its screen whenever it opens (see ``keep_on_screen``); one line in a window's ``__init__``."""
+    fitter = _FitOnShow(window)
+    window.installEventFilter(fitter)

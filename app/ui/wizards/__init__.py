@@ -24,6 +24,7 @@ from app.services.enrollment.renewal_flow import RenewalFlow
 from app.services.enrollment.revocation_flow import RevocationFlow
 from app.services.enrollment.wizard import WizardStateStore
 from app.ui import messages
+from app.ui.widgets import fit_on_show
 from app.ui.wizards.host import WizardDialog
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def _open(parent: QWidget | None, facade: Any, flow_type: type[Flow], *, authori
                               dialog, facade, authority=authority, registrations=registrations))
                           if authority.training else None,
                           registrations_opener=lambda: _open_registrations(parent, facade, authority))
+    fit_on_show(dialog)  # 700×640 ran past the bottom of a 1024×600 screen (Next out of reach)
     dialog.show()
     dialog.begin()
     return dialog

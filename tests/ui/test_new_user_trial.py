@@ -1,0 +1,59 @@
+"""What a new user met when trying the program in a real window (issue 18's trial, 1366×768, 1024×600 and 200%):
+windows larger than the screen, filters cut with room to spare, a byte count after sending, and a training product
+search that gave no way on. Widgets are found by what a person sees (titles, button texts, the text shown).
+"""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QWidget
+
+from app.ui.main_window import MainWindow
+
+pytestmark = pytest.mark.ui
+
+
+def screen_area() -> object:
+    return QApplication.primaryScreen().availableGeometry()
+
+
+def on_screen(window: QWidget) -> bool:
+    """The whole window is inside the screen, or as much of it as its minimum size lets."""
+    area, frame = screen_area(), window.frameGeometry()
+    width_ok = frame.width() <= area.width() or window.width() == window.minimumWidth()
+    return (frame.x() >= area.x() and frame.y() >= area.y() and width_ok
+            and frame.y() + frame.height() <= area.y() + area.height())
+
+
+def test_the_main_window_opens_no_larger_than_the_screen(qtbot, book, db, training_config):
+    """At 1024×600 the 1180×760 window ran past the right and bottom edges: the status bar and the last columns
+    were off screen. (The offscreen test screen is 800×800: narrower than the window's 1180.)"""
+    made = MainWindow(training_config, book, db, start_checks=False)
+    qtbot.addWidget(made)
+    made.show()
+    qtbot.waitExposed(made)
+    assert made.windowTitle() == "CSOS Desk — TRAINING"
+    assert made.width() <= max(screen_area().width() - 16, made.minimumWidth()), made.width()
+    assert on_screen(made)
+
+
+def test_the_order_editor_fits_a_small_screen(qtbot, facade):
+    """Its minimum of 900×600 put 'Save draft' below the bottom of a 1024×600 screen."""
+    from app.ui.order_editor import OrderEditor
+
+    editor = OrderEditor(facade)
+    qtbot.addWidget(editor)
+    editor.show()
+    qtbot.waitExposed(editor)
+    assert editor.windowTitle() == "New order"
+    assert editor.minimumHeight() <= 600 - 40 - 30  # a 1024×600 screen less the panel and the title bar
+    assert editor.width() <= screen_area().width() - 16
+    assert on_screen(editor)
+    save = [b for b in editor.findChildren(QPushButton) if b.text().replace("&", "") == "Save draft"]
+    assert save and save[0].isVisible()
+    corner = save[0].mapToGlobal(save[0].rect().bottomRight())
+    assert screen_area().contains(corner)
+
+
+def visible_words(parent: QWidget) -> str:
+    return "\n".join(label.text() for label in parent.findChildren(QLabel) if label.isVisible())
