@@ -262,6 +262,8 @@ class OrderListMixin:
             found = combo.findData(current) if current is not None else 0
             combo.setCurrentIndex(max(found, 0))
             combo.blockSignals(False)
+            combo.setToolTip(combo.currentText())
+            combo.updateGeometry()  # refilled with signals blocked: without this the row kept "All regist…" cut
 
     def _created_range(self) -> tuple[dt.datetime | None, dt.datetime | None]:
         choice = self.created_combo.currentData()

@@ -6,7 +6,7 @@ search that gave no way on. Widgets are found by what a person sees (titles, but
 from __future__ import annotations
 
 import pytest
-from PySide6.QtWidgets import QApplication, QLabel, QPushButton, QWidget
+from PySide6.QtWidgets import QApplication, QComboBox, QLabel, QPushButton, QWidget
 
 from app.ui.main_window import MainWindow
 
@@ -53,6 +53,42 @@ def test_the_order_editor_fits_a_small_screen(qtbot, facade):
     assert save and save[0].isVisible()
     corner = save[0].mapToGlobal(save[0].rect().bottomRight())
     assert screen_area().contains(corner)
+
+
+def test_the_filters_show_all_registrations_whole_when_there_is_room(qtbot, book, db, training_config):
+    """The registration and supplier filters are refilled when the book attaches; their width stayed that of the
+    empty box, so a 1366-pixel window showed 'All regist…' and 'All suppli…' beside 300 empty pixels."""
+    book.add_registration(dea_number="BJ6125341", name="Main Street Pharmacy", address_lines=["1 Main St"],
+                          city="Springfield", state="IL", postal_code="62701", schedules=["II", "IV"])
+    book.add_supplier(name="Acme Drug")
+    made = MainWindow(training_config, book, db, start_checks=False)
+    qtbot.addWidget(made)
+    made.show()
+    qtbot.waitExposed(made)
+    made.resize(1180, 700)  # a 1366-pixel screen's window (the test screen is 800 wide: the first showing fits it)
+    for text in ("All registrations", "All suppliers"):
+        combos = [c for c in made.findChildren(QComboBox) if c.currentText() == text and c.isVisible()]
+        assert combos, text
+        qtbot.waitUntil(lambda combo=combos[0]: combo.shown_text() == text, timeout=3000)
+        assert combos[0].toolTip() == text
+
+
+def test_after_sending_no_byte_count_is_shown():
+    """'✓ Acme Drug accepted the order. (324 bytes kept exactly as received)' was the last line of the sign screen."""
+    from types import SimpleNamespace
+
+    from app.models.states import OrderStatus
+    from app.ui.sign_dialog import describe_outcome
+
+    answer = SimpleNamespace(direction="from supplier", summary="324 bytes kept exactly as received")
+    shown = SimpleNamespace(supplier_name="Acme Drug", timeline=[answer], status=OrderStatus.ACCEPTED,
+                            order_number="26X000001")
+    details = SimpleNamespace(order_details=lambda _db, _order_id: shown)
+    outcome = describe_outcome(SimpleNamespace(db=None), 1, details_module=details)
+    assert outcome.message == "Acme Drug accepted the order."
+    answer.summary = "Accepted with changes on line 2"
+    assert describe_outcome(SimpleNamespace(db=None), 1, details_module=details).message == \
+        "Acme Drug accepted the order. (Accepted with changes on line 2)"
 
 
 def visible_words(parent: QWidget) -> str:
