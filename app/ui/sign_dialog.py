@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from app.errors import CsosError
 from app.models.states import OrderStatus
 from app.ui import theme
+from app.ui.order_detail import plain_summary
 from app.ui.widgets import FieldMessage, fit_on_show, heading_label, training_banner
 
 log = logging.getLogger(__name__)
@@ -249,7 +250,8 @@ def describe_outcome(facade: Any, order_id: int, *, entry_state: Any = None, det
              OrderStatus.NOT_ACCEPTED: f"{supplier} did not accept the order. Nobody corrects a refused order: "
                                        "issue a new one (Order → New order from this one)."}
     message = words.get(status, f"The order is now {status.label.lower()}.")
-    if latest:
+    latest = plain_summary(latest)  # "(324 bytes kept exactly as received)" was on screen after every send
+    if latest and latest != "Kept exactly as received":
         message += f" ({latest})"
     return Outcome(shown.order_number, status, True, message)
 

@@ -103,6 +103,7 @@ def test_sign_and_send_with_a_software_key_shows_the_suppliers_answer(qtbot, fac
     assert stored.signed_document and stored.signer_fingerprint == world.record.fingerprint
     assert read_usage_indicator(parse_signed_document(stored.signed_document).content) == "T"  # ISA15 in training
     assert "accepted the order" in dialog.status_label.text()
+    assert "bytes" not in dialog.status_label.text()  # no byte count on the main path
     assert dialog.progress.value() == dialog.progress.maximum()
 
 
