@@ -16,7 +16,7 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, Signal, Slot
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -165,6 +165,13 @@ class HistoryWindow(QWidget):
         for button in (self.csv_button, self.png_button, close):
             buttons.addWidget(button)
         outer.addLayout(buttons)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Escape closes it, as it closes every other window of its own (a new user pressed it and nothing happened)."""
+        if event.key() == Qt.Key.Key_Escape:
+            self.close()
+            return
+        super().keyPressEvent(event)
 
     # -- loading -------------------------------------------------------------------------------------------------
 

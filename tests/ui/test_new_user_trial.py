@@ -93,3 +93,20 @@ def test_after_sending_no_byte_count_is_shown():
 
 def visible_words(parent: QWidget) -> str:
     return "\n".join(label.text() for label in parent.findChildren(QLabel) if label.isVisible())
+
+
+def test_the_ordering_history_window_closes_with_escape(qtbot, book, db, training_config):
+    """Every other window of its own closes with Escape; the ordering history ignored it."""
+    from PySide6.QtCore import Qt
+
+    made = MainWindow(training_config, book, db, start_checks=False)
+    qtbot.addWidget(made)
+    made.show()
+    qtbot.waitExposed(made)
+    action = next(a for a in made.findChildren(type(made.history_action)) if a.text() == "Ordering &history…")
+    action.trigger()
+    history = next(w for w in QApplication.topLevelWidgets() if w.windowTitle() == "Ordering history" and w.isVisible())
+    qtbot.waitExposed(history)
+    assert "Close" in [b.text() for b in history.findChildren(QPushButton)]
+    qtbot.keyClick(history, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: not history.isVisible(), timeout=3000)
