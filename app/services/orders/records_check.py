@@ -132,8 +132,10 @@ def check_order(order: Order, verifier: OrderVerifier | None) -> tuple[list[Reco
     if order.signer_fingerprint and fingerprint != order.signer_fingerprint:
         problems.append(RecordProblem("records.signer_mismatch", f"Order {number}: the signer's certificate is not the "
                                                                  "one recorded at signing.", number))
+    parsed_order = None
     if verifier is not None:
-        verdict = verifier.verify(document, now=order.signed_at)
+        verdict = verifier.verify_document(signed, now=order.signed_at)
+        parsed_order = verdict.order  # the 850 as the verifier read it, not read a second time below
         for reason in verdict.reasons:
             target = problems if _integrity_relevant(reason.code) else notes
             target.append(RecordProblem(reason.code, f"Order {number}: {reason.message}", number))
@@ -141,7 +143,7 @@ def check_order(order: Order, verifier: OrderVerifier | None) -> tuple[list[Reco
         for code, message in check_signature(signed):
             problems.append(RecordProblem(code, f"Order {number}: {message}", number))
     try:
-        content = parse_850(signed.content)
+        content = parsed_order if parsed_order is not None else parse_850(signed.content)
     except X12Error as exc:
         problems.append(RecordProblem("malformed", f"Order {number}: the signed order is not readable ({exc.message}).",
                                       number))

@@ -133,11 +133,16 @@ class OrderVerifier:
     # -- a signed .csos -------------------------------------------------------------------------------------------
 
     def verify(self, data: bytes, *, now: dt.datetime | None = None) -> Verdict:
-        now = now or self.clock()
         try:
             document = parse_signed_document(data)
         except CmsError as exc:
             return Verdict(False, [Reason("malformed", exc.message)])
+        return self.verify_document(document, now=now)
+
+    def verify_document(self, document: SignedDocument, *, now: dt.datetime | None = None) -> Verdict:
+        """``verify`` of a document already read with ``parse_signed_document`` (the records check reads each
+        stored document once for its own checks and this)."""
+        now = now or self.clock()
         reasons = [Reason(code, message) for code, message in check_signature(document)]
         try:
             signer = _csos_view(document.signer_certificate)
