@@ -352,11 +352,19 @@ class OrderEditor(QDialog):
         self.import_catalog_button.setAutoDefault(False)
         self.import_catalog_button.clicked.connect(self._open_catalog_import)
         fill_row.addWidget(self.add_registration_button)
+        self.add_supplier_button = QPushButton("Add a supplier…", add_box)
+        self.add_supplier_button.setAutoDefault(False)
+        self.add_supplier_button.clicked.connect(self._open_suppliers)
+        fill_row.addWidget(self.add_supplier_button)
         fill_row.addWidget(self.import_catalog_button)
         fill_row.addStretch(1)
         add_layout.addLayout(fill_row)
         self.add_registration_button.setVisible(not self.registrations)
+        self.add_supplier_button.setVisible(not self.suppliers)
         self.import_catalog_button.setVisible(False)
+        changed = getattr(self.facade, "parties_changed", None)
+        if changed is not None:  # a registration or supplier added while this editor was open
+            changed.connect(self._parties_changed)
         outer.addWidget(add_box)
 
         self.suggestions = ProductSuggestionModel(self)
@@ -499,8 +507,27 @@ class OrderEditor(QDialog):
         if window is not None and hasattr(window, "saved"):
             window.saved.connect(lambda _dea: self._reload_registrations())
 
+    def _open_suppliers(self) -> None:
+        """Settings at its Suppliers tab; the list here is read again once a supplier is saved."""
+        opener = getattr(self.parent(), "open_settings_tab", None)
+        if opener is not None:
+            opener(0)
+
+    def _parties_changed(self) -> None:
+        if self.state is None and (not self.registrations or not self.suppliers):
+            self._reload_registrations()
+
     def _reload_registrations(self) -> None:
+        """Read the registrations and suppliers again (one was added from the buttons an empty list offers)."""
         self.registrations, self.suppliers = drafts.registrations_and_suppliers(self.db)
+        supplier = self.supplier_combo.currentData()
+        self.supplier_combo.clear()
+        if len(self.suppliers) != 1:
+            self.supplier_combo.addItem("Choose a supplier…", None)
+        for item in self.suppliers:
+            self.supplier_combo.addItem(item.name, item.name)
+        self.supplier_combo.setCurrentIndex(max(self.supplier_combo.findData(supplier), 0))
+        self.add_supplier_button.setVisible(not self.suppliers)
         current = self.registration_combo.currentData()
         self.registration_combo.clear()
         if len(self.registrations) != 1:
@@ -564,6 +591,11 @@ class OrderEditor(QDialog):
                 self.product_message.show_problem("The product list is empty: import FDA's product list first, "
                                                   "then search again.")
                 self.import_catalog_button.setVisible(True)
+            elif len(text) >= 3 and self.facade.is_training:
+                examples = ", ".join(drafts.catalog_examples(self.db))
+                self.product_message.show_problem(
+                    f"“{text}” is not in the practice catalog, which holds a few dozen products — for example "
+                    f"{examples}. Type the start of one of those, or an NDC.")
             elif len(text) >= 3:
                 self.product_message.show_problem(
                     f"No product in the catalog matches “{text}”. Check the spelling, or type the NDC from the "

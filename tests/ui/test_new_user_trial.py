@@ -110,3 +110,28 @@ def test_the_ordering_history_window_closes_with_escape(qtbot, book, db, trainin
     assert "Close" in [b.text() for b in history.findChildren(QPushButton)]
     qtbot.keyClick(history, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: not history.isVisible(), timeout=3000)
+
+
+def test_a_training_search_that_finds_nothing_names_what_the_practice_catalog_holds(qtbot, facade, catalog_book):
+    """A new user typed 'ibuprofen' for the non-controlled line and was told to check the spelling; nothing said the
+    practice catalog is a short list, nor what is in it."""
+    from PySide6.QtWidgets import QLineEdit
+
+    from app.ui.order_editor import OrderEditor
+
+    editor = OrderEditor(facade)
+    qtbot.addWidget(editor)
+    editor.show()
+    qtbot.waitExposed(editor)
+    product = next(e for e in editor.findChildren(QLineEdit)
+                   if e.placeholderText().startswith("Type a product name or NDC"))
+    qtbot.keyClicks(product, "ibuprofen")
+    qtbot.waitUntil(lambda: "ibuprofen" in visible_words(editor), timeout=3000)
+    said = next(line for line in visible_words(editor).splitlines() if "ibuprofen" in line)
+    assert "practice catalog" in said and "Check the spelling" not in said
+    named = said.split("for example ")[1].split(". Type")[0].split(", ")
+    assert len(named) == 6
+    product.clear()
+    qtbot.keyClicks(product, named[2][:5])  # what it names is found
+    qtbot.waitUntil(lambda: editor.completer.popup().isVisible(), timeout=3000)
+    assert "ibuprofen" not in visible_words(editor)

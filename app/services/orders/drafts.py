@@ -149,6 +149,17 @@ def product_suggestions(db: Any, text: str, *, limit: int = 12) -> list[Product]
     return _read(db, lambda session: search_products(session, text, limit=limit))
 
 
+def catalog_examples(db: Any, *, count: int = 6) -> list[str]:
+    """A few product names spread over the catalog, so a search that finds nothing in training's short practice list
+    can say what is in it (a new user typed "ibuprofen" and was told only to check the spelling)."""
+    names = _read(db, lambda session: list(session.scalars(
+        select(Product.name).distinct().order_by(Product.name).limit(500))))
+    if len(names) <= count:
+        return names
+    step = len(names) / count
+    return [names[int(i * step)] for i in range(count)]
+
+
 def product_for_entry(db: Any, text: str) -> Product:
     """The product a person means by pressing Enter in the product box: an exact NDC or the only name match."""
     entered = text.strip()
