@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -117,18 +118,24 @@ def signer_of(document: bytes | None) -> dict[str, Any] | None:
         signed = parse_signed_document(document)
     except CmsError:
         return {"name": "(unreadable signed document)"}
-    from cryptography.x509.oid import NameOID
+    name, organization, serial, issuer, fingerprint = _certificate_facts(signed.signer_certificate)
+    return {"name": name, "organization": organization, "certificate_serial": serial, "issuer": issuer,
+            "signing_time": _iso(signed.signing_time), "certificate_sha256": fingerprint}
 
-    cert = signed.signer_certificate
+
+@functools.lru_cache(maxsize=64)
+def _certificate_facts(cert: Any) -> tuple[str, str, str, str, str]:
+    """A signer certificate's name, organization, serial, issuer and SHA-256, worked out once per certificate (a
+    records export reads the same few signers' certificates from thousands of orders; x509 certificates hash by
+    their DER)."""
+    from cryptography.x509.oid import NameOID
 
     def attr(oid: Any) -> str:
         values = cert.subject.get_attributes_for_oid(oid)
         return str(values[0].value) if values else ""
 
-    return {"name": attr(NameOID.COMMON_NAME), "organization": attr(NameOID.ORGANIZATION_NAME),
-            "certificate_serial": format(cert.serial_number, "x"), "issuer": cert.issuer.rfc4514_string(),
-            "signing_time": _iso(signed.signing_time),
-            "certificate_sha256": hashlib.sha256(cert.public_bytes(_der())).hexdigest()}
+    return (attr(NameOID.COMMON_NAME), attr(NameOID.ORGANIZATION_NAME), format(cert.serial_number, "x"),
+            cert.issuer.rfc4514_string(), hashlib.sha256(cert.public_bytes(_der())).hexdigest())
 
 
 def _der() -> Any:
