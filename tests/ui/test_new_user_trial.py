@@ -135,3 +135,21 @@ def test_a_training_search_that_finds_nothing_names_what_the_practice_catalog_ho
     qtbot.keyClicks(product, named[2][:5])  # what it names is found
     qtbot.waitUntil(lambda: editor.completer.popup().isVisible(), timeout=3000)
     assert "ibuprofen" not in visible_words(editor)
+
+
+def test_the_key_password_hint_names_the_rule_before_it_is_broken(qtbot, tmp_path):
+    """A new user's key password held her name: the hint said only 'At least 12 characters', and the rule came as
+    an error after Next (the portal password's hint names it)."""
+    from app.services.enrollment.authority import SandboxAuthority
+    from app.services.enrollment.enroll_flow import EnrollmentFlow
+    from app.ui.wizards.pages import KeyLocationPage
+
+    flow = EnrollmentFlow(authority=SandboxAuthority("https://127.0.0.1:1/portal", tls_bundle=tmp_path / "x.pem"),
+                          certificates=None, store=None, data={"full_name": "Maria Lopez"})
+    page = KeyLocationPage(flow)
+    qtbot.addWidget(page)
+    page.show()
+    said = visible_words(page)
+    assert "This computer, with a password" in [b.text() for b in page.findChildren(QWidget)
+                                                 if hasattr(b, "isChecked") and hasattr(b, "text")]
+    assert "At least 12 characters; not your name, the pharmacy's name or DEA number." in said

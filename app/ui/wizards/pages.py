@@ -338,8 +338,9 @@ class KeyLocationPage(WizardPage):
         ], default="software")
         self.details("Why does this matter?", self.context.get("fips_notice") or FIPS_NOTICE, name="fipsNotice")
         self.password = self.line("key_password", "New key password:", secret=True,
-                                  hint="At least 12 characters. Nobody can recover it: if it is lost, the "
-                                       "certificate must be revoked and you enroll again.")
+                                  hint="At least 12 characters; not your name, the pharmacy's name or DEA "
+                                       "number. Nobody can recover it: if it is lost, the certificate must be "
+                                       "revoked and you enroll again.")
         self.password_confirm = self.line("key_password_confirm", "Key password again:", secret=True)
         caption = QLabel("Token:", self)
         self.tokens = QComboBox(self)
