@@ -160,7 +160,10 @@ class RevocationFlow(Flow):
         reasons = REVOCATION_REASONS if data.get("key_available") else ("key_compromise", "lost_password")
         self.context["reasons"] = [(r, REVOCATION_TEXT[r]) for r in reasons]
         self.context["other_keys_here"] = self.keys_on_this_computer()
-        self.context["key_file_here"] = (self.record().key_ref or {}).get("store") == "software"
+        # A lost or stolen computer: offered on the path without the key (revoked through the portal sign-in,
+        # which can revoke the other certificates too).
+        self.context["key_file_here"] = ((self.record().key_ref or {}).get("store") == "software"
+                                         and data.get("key_available") is False)
 
     def _reason_accept(self, data: Data) -> None:
         allowed = [r for r, _ in self.context.get("reasons") or []] or list(REVOCATION_REASONS)
@@ -174,7 +177,7 @@ class RevocationFlow(Flow):
         data["deadline_text"] = deadline_text(data["reason"], noticed, self.clock())
         data["revocation_ready"] = True
         data["also_revoke"] = ([c["fingerprint"] for c in self.keys_on_this_computer()]
-                               if data.get("computer_lost") else [])
+                               if data.get("computer_lost") and data.get("key_available") is False else [])
 
     def keys_on_this_computer(self) -> list[dict[str, Any]]:
         """The other certificates whose key file is on this computer (superseded and expired ones included): a lost

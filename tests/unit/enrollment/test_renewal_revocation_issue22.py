@@ -161,3 +161,19 @@ def test_lost_computer_revokes_every_key_on_it_deletes_key_files_and_holds_unsen
     with book.db.session() as session:
         actions = set(session.scalars(select(AuditEvent.action)))
     assert "certificate.key_files_deleted" in actions
+
+
+def test_the_lost_computer_choice_is_offered_only_without_the_key(pki, book):
+    fingerprint = enrolled(pki, book)
+    with_key = RevocationFlow(authority=MemoryAuthority(pki), certificates=book, fingerprint=fingerprint,
+                              clock=lambda: NOW)
+    with_key.start()
+    with_key.next({"key_available": True})
+    assert with_key.context["key_file_here"] is False
+    with_key.next({"reason": "key_compromise", "noticed_at": NOW.isoformat(), "computer_lost": True})
+    assert with_key.data["also_revoke"] == []
+    without = RevocationFlow(authority=MemoryAuthority(pki), certificates=book, fingerprint=fingerprint,
+                             clock=lambda: NOW)
+    without.start()
+    without.next({"key_available": False})
+    assert without.context["key_file_here"] is True
