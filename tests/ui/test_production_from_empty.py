@@ -73,6 +73,16 @@ def test_an_empty_production_folder_offers_the_registration_and_the_fda_product_
     qtbot.waitUntil(lambda: any("BS1234563" in combo.itemText(i) for i in range(combo.count())), timeout=TIMEOUT)
     assert not button_visible(editor, "Add your DEA registration…")
     click(qtbot, registrations, "Close")
+    click(qtbot, editor, "Add a supplier…")
+    settings = window(qtbot, "Settings")
+    click(qtbot, settings, "New supplier")
+    type_into(qtbot, settings, "Supplier name", "Summit Medical Supply")
+    named(settings, QComboBox, "How orders reach this supplier").setCurrentIndex(2)  # a file I upload myself
+    click(qtbot, settings, "Save")
+    suppliers = named(editor, QComboBox, "Supplier")
+    qtbot.waitUntil(lambda: any(suppliers.itemText(i) == "Summit Medical Supply" for i in range(suppliers.count())),
+                    timeout=TIMEOUT)
+    assert not button_visible(editor, "Add a supplier…")
     search = named(editor, QLineEdit, "Product name or NDC")
     qtbot.keyClicks(search, "oxy")
     qtbot.waitUntil(lambda: "The product list is empty" in words(editor), timeout=TIMEOUT)
