@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from app.models.orderbook import CertificateStatus, Registration
-from app.services.certificates.book import ADMINISTRATIVE, CertificateBook
+from app.errors import CsosError
+from app.models.orderbook import CertificateRecord, CertificateStatus, Registration
+from app.services.certificates.book import ADMINISTRATIVE, CertificateBook, record_key_ref
 from app.services.enrollment.flow_common import key_location_text, record_status
 
 #: an active certificate can be renewed from this many days before it ends
@@ -85,6 +86,18 @@ class CertificateRow:
     action: str  # enroll | renew | revoke | install | approvals | none
 
 
+def _key_location(certificates: CertificateBook, record: CertificateRecord) -> str:
+    """Where the key is; a key file deleted (after a revocation) is said to be gone, not "on this computer"."""
+    ref = record.key_ref or {}
+    if ref.get("store") == "software":
+        try:
+            if not certificates.software_store.path_of(record_key_ref(record)).exists():
+                return "Key file deleted"
+        except CsosError:
+            return "No key here"
+    return key_location_text(ref)
+
+
 def certificate_rows(certificates: CertificateBook, *, today: dt.date) -> list[CertificateRow]:
     rows = []
     with certificates.db.session() as session:
@@ -124,7 +137,7 @@ def certificate_rows(certificates: CertificateBook, *, today: dt.date) -> list[C
             registration_expires=registration.expires_on if registration else None,
             schedules=record.schedules.replace(",", ", ") if record.schedules else ("none (cannot sign)" if admin
                                                                                     else ""),
-            key_location=key_location_text(record.key_ref or {}),
+            key_location=_key_location(certificates, record),
             not_after=record.not_after.date() if record.not_after else None, days_left=days,
             next_action=text, action=action))
     return rows

@@ -153,6 +153,8 @@ def test_lost_computer_revokes_every_key_on_it_deletes_key_files_and_holds_unsen
     assert book.get(first).status is CertificateStatus.REVOKED  # the superseded one too
     assert len(authority.revoked) == 2
     assert not any(p.exists() for p in key_files)
+    rows = certificate_rows(book, today=NOW.date())
+    assert {r.key_location for r in rows} == {"Key file deleted"} and {r.days_left for r in rows} == {None}
     held = flow.data["held_orders"]
     assert [h["order_id"] for h in held] == [order_id] and held[0]["new_order_number"]
     orders = OrderBook(book.db)
