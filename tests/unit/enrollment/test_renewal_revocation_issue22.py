@@ -179,3 +179,10 @@ def test_the_lost_computer_choice_is_offered_only_without_the_key(pki, book):
     without.start()
     without.next({"key_available": False})
     assert without.context["key_file_here"] is True
+
+
+def test_no_source_tree_path_on_the_key_screen():
+    from app.services.enrollment.flow_common import FIPS_NOTICE, KEY_CHOICE_SOFTWARE_TEXT, KEY_CHOICE_TOKEN_TEXT
+
+    for text in (FIPS_NOTICE, KEY_CHOICE_SOFTWARE_TEXT, KEY_CHOICE_TOKEN_TEXT):
+        assert "docs/" not in text and ".md" not in text
