@@ -153,3 +153,30 @@ def test_the_key_password_hint_names_the_rule_before_it_is_broken(qtbot, tmp_pat
     assert "This computer, with a password" in [b.text() for b in page.findChildren(QWidget)
                                                  if hasattr(b, "isChecked") and hasattr(b, "text")]
     assert "At least 12 characters; not your name, the pharmacy's name or DEA number." in said
+
+
+def test_a_late_answer_from_last_runs_time_server_does_not_undo_the_clock_check(qtbot, book, db, training_config):
+    """At every start after the first, the status bar said 'Clock: not checked' for good: the first check asked the
+    practice time server remembered from the last run (gone: no answer, 2 s), the sandbox then started on a new port
+    and its check said 'right' — and the old check's time-out, arriving last, overwrote it."""
+    import socket
+
+    from app.sandbox.sntp import SntpServer
+
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # bound, never answers: the old check times out
+    silent.bind(("127.0.0.1", 0))
+    try:
+        with SntpServer() as server:
+            training_config.settings["sntp_server"] = f"127.0.0.1:{silent.getsockname()[1]}"
+            made = MainWindow(training_config, book, db, start_checks=False)
+            qtbot.addWidget(made)
+            made.show()
+            made.check_clock()  # last run's server
+            training_config.settings["sntp_server"] = f"127.0.0.1:{server.port}"  # the sandbox moved
+            made.check_clock()
+            qtbot.waitUntil(lambda: made.facade.jobs.running == [], timeout=10_000)
+            qtbot.wait(50)
+            shown = next(label.text() for label in made.findChildren(QLabel) if "Clock:" in label.text())
+            assert "Clock: right" in shown, shown
+    finally:
+        silent.close()
