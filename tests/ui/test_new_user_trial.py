@@ -180,3 +180,23 @@ def test_a_late_answer_from_last_runs_time_server_does_not_undo_the_clock_check(
             assert "Clock: right" in shown, shown
     finally:
         silent.close()
+
+
+def test_the_request_page_keeps_the_fingerprint_behind_details(qtbot, tmp_path):
+    """'Request fingerprint (SHA-256): d86ef90bfc…' stood on the main path of the training enrollment."""
+    from app.services.enrollment.authority import SandboxAuthority
+    from app.services.enrollment.enroll_flow import EnrollmentFlow
+    from app.ui.wizards.pages import RequestPage
+
+    flow = EnrollmentFlow(authority=SandboxAuthority("https://127.0.0.1:1/portal", tls_bundle=tmp_path / "x.pem"),
+                          certificates=None, store=None,
+                          data={"key_description": "'CSOS Maria Lopez' (key file on this computer)",
+                                "csr_sha256": "d86ef90b" * 8, "automatic": True})
+    page = RequestPage(flow)
+    qtbot.addWidget(page)
+    page.show()
+    assert "Press Next to send the request" in visible_words(page)
+    assert "d86ef90b" not in visible_words(page) and "SHA-256" not in visible_words(page)
+    details = next(b for b in page.findChildren(QPushButton) if b.text() == "Details")
+    details.click()
+    assert "Request fingerprint (SHA-256): " + "d86ef90b" * 8 in visible_words(page)

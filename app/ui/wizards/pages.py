@@ -680,12 +680,11 @@ class RequestPage(WizardPage):
     view = "request"
 
     def build(self) -> None:
-        self.summary([("Key", self.data.get("key_description", "")),
-                      ("Request fingerprint (SHA-256)", (self.data.get("csr_sha256") or "")[:32] + "…")],
-                     name="requestSummary")
+        self.summary([("Key", self.data.get("key_description", ""))], name="requestSummary")
         if self.data.get("automatic"):
             self.text("Your key and the certificate request it signed are ready. Press Next to send the request "
                       "with your codes; the certificate is installed and checked at once.")
+            self._fingerprint_details()
             return
         url = html.escape(self.context.get("portal_url") or self.flow.authority.portal_url)
         self.text(f"1. Save the certificate request below (or copy it).<br>2. Open <a href=\"{url}\">DEA's CSOS "
@@ -714,7 +713,14 @@ class RequestPage(WizardPage):
         self.layout_.addWidget(self.saved_note)
         self.file("certificate_file", "Certificate file you downloaded:",
                   file_filter="Certificates (*.cer *.crt *.pem *.der *.p7b *.p7c);;All files (*)")
+        self._fingerprint_details()
 
+    def _fingerprint_details(self) -> None:
+        """The request's SHA-256 one click away: a new user met it among the two lines of this page and stopped to
+        wonder whether to note it (nothing asks for it)."""
+        fingerprint = self.data.get("csr_sha256") or ""
+        if fingerprint:
+            self.details("Details", f"Request fingerprint (SHA-256): {fingerprint}", name="requestDetails")
 
     def _save_csr(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save the certificate request",
