@@ -151,7 +151,10 @@ def test_renewal_waits_for_the_coordinator_then_supersedes_the_old_certificate(w
     flow = RenewalFlow(authority=authority, certificates=book, store=store, fingerprint=old)
     flow.start()
     assert flow.data["current"]["registration"] == PHARMACY["dea_number"]
-    flow.next({})
+    with pytest.raises(WizardInputError) as early:  # a year before the end: renewal is not open yet
+        flow.next({})
+    assert early.value.code == "flow.renewal_not_open"
+    flow.next({"early_reason": "schedules"})  # something changed: renewing early is worth it
     new_password = "Second-Window-Harvest-77"
     flow.next({"key_store": "software", "key_password": new_password, "key_password_confirm": new_password})
     with pytest.raises(WizardInputError) as caught:
