@@ -200,3 +200,30 @@ def test_the_request_page_keeps_the_fingerprint_behind_details(qtbot, tmp_path):
     details = next(b for b in page.findChildren(QPushButton) if b.text() == "Details")
     details.click()
     assert "Request fingerprint (SHA-256): " + "d86ef90b" * 8 in visible_words(page)
+
+
+def test_the_last_wizard_page_offers_one_way_out(qtbot, tmp_path):
+    """'Certificate installed' showed 'Close' and 'Finish' side by side; a new user stopped to wonder which."""
+    from app.services.enrollment.authority import SandboxAuthority
+    from app.services.enrollment.enroll_flow import EnrollmentFlow
+    from app.ui.jobs import JobRunner
+    from app.ui.wizards import _CERT, _CONTEXT, _SAMPLE
+    from app.ui.wizards.host import WizardDialog
+
+    flow = EnrollmentFlow(authority=SandboxAuthority("https://127.0.0.1:1/portal", tls_bundle=tmp_path / "x.pem"),
+                          certificates=None, store=None,
+                          data={**_SAMPLE, "automatic": True, "current": _CERT, "certificate": _CERT})
+    flow.context.update(_CONTEXT)
+    views = list(flow.navmap)
+    flow.wizard.view = "installed"
+    flow.wizard.stack = views[:views.index("installed")]
+    jobs = JobRunner()
+    dialog = WizardDialog(flow, jobs=jobs)
+    qtbot.addWidget(dialog)
+    dialog.render()
+    dialog.show()
+    assert "Certificate installed" in visible_words(dialog)
+    shown = [b.text() for b in dialog.findChildren(QPushButton) if b.isVisible()]
+    assert "Finish" in shown and "Close" not in shown, shown
+    dialog.close()
+    jobs.shutdown()

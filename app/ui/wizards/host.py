@@ -179,6 +179,7 @@ class WizardDialog(QDialog):
         self.next_button.setText("Finish" if flow.is_last else ("Check now" if flow.view == "waiting"
                                                                  and flow.data.get("automatic") else "Next >"))
         self.close_button.setText("Close" if flow.is_last else "Close (continue later)")
+        self.close_button.setVisible(not flow.is_last)  # "Close" beside "Finish" made a new user stop and choose
 
     def _set_message(self, text: str | None) -> None:
         self.message.setText(text or "")
