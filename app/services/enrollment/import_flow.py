@@ -96,7 +96,7 @@ class ImportFlow(Flow):
         offer = data.get("root_offer") or {}
         if data.get("trust_root_confirmed") is not True:
             raise WizardInputError("Tick the box only if the fingerprint is the same as the one DEA publishes. If it "
-                                   "is not the same, do not trust it: press Cancel and ask your certification "
+                                   "is not the same, do not trust it: close this window and ask your certification "
                                    "authority for the right file.", field="trust_root_confirmed",
                                    code="flow.root_not_confirmed")
         root = TrustCandidate.of(x509.load_pem_x509_certificate(str(offer.get("pem", "")).encode("ascii")))

@@ -761,7 +761,7 @@ class TrustRootPage(WizardPage):
                       ("Valid", f"{_when(offer.get('not_before'))} to {_when(offer.get('not_after'))}"),
                       ("SHA-256 fingerprint", offer.get("fingerprint_grouped", ""))], name="rootOffer")
         self.check("trust_root_confirmed", "I compared the fingerprint with DEA's and it is the same: trust this root")
-        self.notice("If the fingerprint is not the same, do not trust it: press Cancel and ask your certification "
+        self.notice("If the fingerprint is not the same, do not trust it: close this window and ask your certification "
                     "authority for the right file.", name="rootOfferWarning")
 
 
