@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Qt, QTimer, Slot
 
 from app.errors import CsosError
 
@@ -115,12 +115,23 @@ class CertificateWindowsMixin:
 
     @Slot(str)
     def open_test_order(self, registration_dea: str) -> Any:
-        """After a certificate was installed: a first (practice) order for that registration."""
+        """After a certificate was installed: a first (practice) order for that registration. Once it is saved the
+        wizard finishes and the sign screen opens: a new user who saved it landed back on "Certificate installed"
+        and had to find Finish, then Sign and send, alone."""
+        wizard = self.sender() if hasattr(self.sender(), "flow") else None
         editor = self.open_editor(None)
         if editor is not None:
             found = editor.registration_combo.findData(registration_dea)
             if found >= 0 and editor.registration_combo.isEnabled():
                 editor.registration_combo.setCurrentIndex(found)
+
+            def sign_it(order_id: int) -> None:
+                if wizard is not None and wizard.isVisible() and wizard.flow.is_last:
+                    wizard.go_next()  # Finish: the certificate is in; the practice order comes next
+                if self.selected_order_id() == order_id:
+                    QTimer.singleShot(0, self.sign_selected)
+
+            editor.saved.connect(sign_it)
         return editor
 
     @Slot()

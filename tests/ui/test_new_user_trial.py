@@ -227,3 +227,35 @@ def test_the_last_wizard_page_offers_one_way_out(qtbot, tmp_path):
     assert "Finish" in shown and "Close" not in shown, shown
     dialog.close()
     jobs.shutdown()
+
+
+def test_a_saved_test_order_goes_on_to_the_sign_screen(qtbot, catalog_book, db, training_config):
+    """'Prepare a test order' on 'Certificate installed' opened the editor; saving it put the new user back on the
+    wizard's last page, with Finish and then Sign and send to find alone."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLineEdit
+
+    made = MainWindow(training_config, catalog_book, db, start_checks=False)
+    qtbot.addWidget(made)
+    made.show()
+    qtbot.waitExposed(made)
+    editor = made.open_test_order("BJ6125341")
+    assert editor.windowTitle() == "New order"
+    supplier = editor.supplier_combo
+    supplier.setCurrentIndex(supplier.findText("Acme Drug"))
+    product = next(e for e in editor.findChildren(QLineEdit)
+                   if e.placeholderText().startswith("Type a product name or NDC"))
+    qtbot.keyClicks(product, "0406-0552-01")
+    qtbot.keyClick(product, Qt.Key.Key_Return)
+    add = next(b for b in editor.findChildren(QPushButton) if b.text().replace("&", "") == "Add line")
+    qtbot.waitUntil(lambda: editor.chosen_product is not None, timeout=3000)
+    add.click()
+    save = next(b for b in editor.findChildren(QPushButton) if b.text().replace("&", "") == "Save draft")
+    save.click()
+
+    def sign_screen() -> QWidget | None:
+        return next((w for w in QApplication.topLevelWidgets()
+                     if w.isVisible() and w.windowTitle().startswith("Sign and send")), None)
+
+    qtbot.waitUntil(lambda: sign_screen() is not None, timeout=10_000)
+    sign_screen().close()
