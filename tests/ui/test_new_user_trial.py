@@ -259,3 +259,21 @@ def test_a_saved_test_order_goes_on_to_the_sign_screen(qtbot, catalog_book, db, 
 
     qtbot.waitUntil(lambda: sign_screen() is not None, timeout=10_000)
     sign_screen().close()
+
+
+def test_training_enrollment_says_made_up_details_will_do(qtbot, tmp_path):
+    """The first page asked to have ready 'your identity document' and the next one an e-mail address for the
+    reference number; in training a new user wondered whether to fetch her real license and give her real e-mail."""
+    from app.services.enrollment.authority import PortalAuthority, SandboxAuthority
+    from app.services.enrollment.enroll_flow import EnrollmentFlow
+    from app.ui.wizards.pages import PersonPage, WelcomePage
+
+    training = SandboxAuthority("https://127.0.0.1:1/portal", tls_bundle=tmp_path / "x.pem")
+    for authority, expected in ((training, True), (PortalAuthority(), False)):
+        flow = EnrollmentFlow(authority=authority, certificates=None, store=None, data={})
+        welcome, person = WelcomePage(flow), PersonPage(flow)
+        for page in (welcome, person):
+            qtbot.addWidget(page)
+            page.show()
+        assert ("made-up details will do" in visible_words(welcome)) is expected
+        assert ("arrives in the practice mailbox" in visible_words(person)) is expected

@@ -457,6 +457,10 @@ class WelcomePage(WizardPage):
                   "registration number(s) you will order for\n• for Power of Attorney: the signed power-of-attorney "
                   "document as a PDF\n• a USB token, if your pharmacy uses one\n\nYour coordinator approves the "
                   "application. You can close CSOS Desk while you wait; the wizard continues where it stopped.")
+        if self.flow.authority.training:  # a new user wondered whether to fetch her real driver's license
+            self.notice("TRAINING: made-up details will do — any name, e-mail address and document number; nothing "
+                        "is checked against real records, and every message arrives in the practice mailbox.",
+                        name="trainingWelcome")
 
 
 class RolePage(WizardPage):
@@ -473,7 +477,9 @@ class PersonPage(WizardPage):
     def build(self) -> None:
         self.text("As on your identity document. The certificate will carry this name.")
         self.line("full_name", "Full name:")
-        self.line("email", "E-mail address:", hint="The reference number is sent here.")
+        self.line("email", "E-mail address:", hint="The reference number is sent here." + (
+            " In training it arrives in the practice mailbox, not in real e-mail." if self.flow.authority.training
+            else ""))
         self.line("title", "Job title (optional):")
         self.line("phone", "Phone (optional):")
 
