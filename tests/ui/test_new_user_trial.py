@@ -277,3 +277,23 @@ def test_training_enrollment_says_made_up_details_will_do(qtbot, tmp_path):
             page.show()
         assert ("made-up details will do" in visible_words(welcome)) is expected
         assert ("arrives in the practice mailbox" in visible_words(person)) is expected
+
+
+def test_no_token_found_is_said_only_when_a_token_is_chosen(qtbot, tmp_path):
+    """With 'This computer, with a password' chosen, the page still said 'No token found. Insert your token…' — it
+    read as a problem to solve."""
+    from PySide6.QtWidgets import QRadioButton
+
+    from app.services.enrollment.authority import SandboxAuthority
+    from app.services.enrollment.enroll_flow import EnrollmentFlow
+    from app.ui.wizards.pages import KeyLocationPage
+
+    flow = EnrollmentFlow(authority=SandboxAuthority("https://127.0.0.1:1/portal", tls_bundle=tmp_path / "x.pem"),
+                          certificates=None, store=None, data={})
+    page = KeyLocationPage(flow)
+    qtbot.addWidget(page)
+    page.show()
+    assert "No token found" not in visible_words(page)
+    token = next(b for b in page.findChildren(QRadioButton) if b.text() == "A USB security token")
+    token.click()
+    assert "No token found" in visible_words(page)

@@ -355,9 +355,10 @@ class KeyLocationPage(WizardPage):
             self.tokens.setCurrentIndex(self.tokens.findData(wanted))
         self.layout_.addWidget(caption)
         self.layout_.addWidget(self.tokens)
+        self.no_token: QLabel | None = None
         if not self.context.get("tokens"):
-            self.text(self.context.get("token_problem") or "No token found. Insert your token, then go Back and "
-                      "Next to look again.", name="noToken")
+            self.no_token = self.text(self.context.get("token_problem") or "No token found. Insert your token, then "
+                                      "go Back and Next to look again.", name="noToken")
         self.layout_.addWidget(self._problem("token_serial", self.tokens))
         self.pin = self.line("key_pin", "Token PIN:", secret=True)
         self.pin_pad_note = self.text("This reader has a PIN pad: type the PIN on the reader when it asks.",
@@ -382,6 +383,8 @@ class KeyLocationPage(WizardPage):
         self.tokens.setEnabled(not software and not made)
         self.pin.setEnabled(not software and not pin_pad)
         self.pin_pad_note.setVisible(not software and pin_pad)
+        if self.no_token is not None:  # "No token found. Insert your token…" read as a problem when none was wanted
+            self.no_token.setVisible(not software)
 
 
 class UnlockPage(WizardPage):
