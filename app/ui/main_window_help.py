@@ -17,6 +17,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
 
 from app.ui import messages
+from app.ui.widgets import fit_on_show
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class HelpMixin:
             panel.setWindowTitle(self._title("Getting started"))
             panel.action_requested.connect(self.on_getting_started_action)
             panel.resize(640, 600)
+            fit_on_show(panel)  # 600 high ran past the bottom of a 1024×600 screen
             return panel
 
         return self._single("getting_started", make)
@@ -166,6 +168,7 @@ class HelpMixin:
             window.browser = browser
             window.finish()
             window.resize(780, 640)
+            fit_on_show(window)
             return window
 
         return self._single("user_guide", make)

@@ -297,3 +297,22 @@ def test_no_token_found_is_said_only_when_a_token_is_chosen(qtbot, tmp_path):
     token = next(b for b in page.findChildren(QRadioButton) if b.text() == "A USB security token")
     token.click()
     assert "No token found" in visible_words(page)
+
+
+def test_help_windows_are_kept_on_the_screen(qtbot, book, db, training_config):
+    """Help → User guide (780×640) and Help → Getting started (640×600) ran past the bottom of a 1024×600 screen;
+    each is kept on the screen whenever it opens (here made larger than the 800-pixel test screen, then reopened)."""
+    made = MainWindow(training_config, book, db, start_checks=False)
+    qtbot.addWidget(made)
+    made.show()
+    qtbot.waitExposed(made)
+    for text, title in (("&User guide", "CSOS Desk user guide"), ("&Getting started", "Getting started")):
+        action = next(a for a in made.findChildren(type(made.user_guide_action)) if a.text() == text)
+        action.trigger()
+        window = next(w for w in QApplication.topLevelWidgets() if w.isVisible() and title in w.windowTitle())
+        window.hide()
+        window.resize(1500, 1500)
+        action.trigger()  # opens the same window again
+        qtbot.waitExposed(window)
+        assert window.height() <= screen_area().height() - 40 and on_screen(window), (title, window.size())
+        window.close()
