@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.errors import CsosError
-from app.ui.widgets import FieldMessage, heading_label, make_table, training_banner
+from app.ui.widgets import FieldMessage, fit_on_show, heading_label, make_table, training_banner
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,7 @@ class ReceivingDialog(QDialog):
         self.setWindowTitle(f"Receive goods — order {order.order_number}")
         self.setAccessibleName(self.windowTitle())
         self.resize(QSize(940, 520))
+        fit_on_show(self)
         layout = QVBoxLayout(self)
         layout.addWidget(_heading(self, f"Receive goods for order {order.order_number}"))
         _banner(self, facade, layout)
@@ -307,6 +308,7 @@ class LostOrderDialog(QDialog):
         self.setWindowTitle(f"Report order {order.order_number} lost")
         self.setAccessibleName(self.windowTitle())
         self.resize(QSize(900, 620))
+        fit_on_show(self)
         layout = QVBoxLayout(self)
         layout.addWidget(_heading(self, f"Order {order.order_number} did not arrive"))
         _banner(self, facade, layout)
@@ -458,6 +460,7 @@ class CancelOrderDialog(QDialog):
         self.setWindowTitle(f"Cancel order {order.order_number}")
         self.setAccessibleName(self.windowTitle())
         self.resize(QSize(560, 300))
+        fit_on_show(self)
         layout = QVBoxLayout(self)
         layout.addWidget(_heading(self, f"Cancel order {order.order_number}?"))
         _banner(self, facade, layout)
