@@ -29,7 +29,7 @@ from app.services.enrollment.authority import Application, EnrollmentAuthority, 
 from app.services.enrollment.flows import ROLE_TEXT
 from app.ui import messages, theme
 from app.ui.jobs import JobRunner
-from app.ui.widgets import FieldMessage, RowsTableModel, make_table, training_banner
+from app.ui.widgets import FieldMessage, RowsTableModel, fit_on_show, make_table, training_banner
 
 
 def _when(application: Application) -> str:
@@ -68,6 +68,7 @@ class ApprovalsPage(QWidget):
         self.setObjectName("approvalsPage")
         self.setWindowTitle("Coordinator approvals" + (" — TRAINING" if authority.training else ""))
         self.resize(900, 560)
+        fit_on_show(self)  # a small screen: the window never runs past its edges (nor over the wizard's buttons)
         layout = QVBoxLayout(self)
         if authority.training:
             layout.addWidget(training_banner(self, "TRAINING — practice approvals on the training portal"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QHideEvent, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -22,12 +22,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from PySide6.QtCore import Qt
 
 from app.errors import CsosError
 from app.services.enrollment.authority import EnrollmentAuthority, MailMessage
 from app.ui.jobs import JobRunner
-from app.ui.widgets import RowsTableModel, make_table, training_banner
+from app.ui.widgets import RowsTableModel, fit_on_show, make_table, training_banner
 
 REFRESH_MS = 3000
 CHANNEL_TEXT = {"email": "E-mail", "postal": "Letter (post)"}
@@ -44,6 +43,7 @@ class MailboxPanel(QWidget):
         self.setObjectName("mailboxPanel")
         self.setWindowTitle("Practice mailbox — TRAINING")
         self.resize(760, 480)
+        fit_on_show(self)  # a small screen: the window never runs past its edges (nor over the wizard's buttons)
         layout = QVBoxLayout(self)
         layout.addWidget(training_banner(self, "TRAINING — the practice mailbox stands in for the e-mails and "
                                                "letters DEA's CA sends. The reference number comes by e-mail and "
