@@ -55,6 +55,7 @@ class HelpMixin:
     config: Any
     facade: Any
     windows: dict[str, Any]
+    _window: Any  # CertificateWindowsMixin._window: one window of each kind, brought forward when open
 
     def _build_help_actions(self) -> None:
         make = self._action  # type: ignore[attr-defined]
@@ -74,23 +75,6 @@ class HelpMixin:
 
     def _title(self, text: str) -> str:
         return text + (" — TRAINING" if self.config.is_training else "")
-
-    def _single(self, key: str, make: Any) -> Any:
-        window = self.windows.get(key)
-        if window is not None:
-            try:
-                window.show()
-                window.raise_()
-                window.activateWindow()
-                return window
-            except RuntimeError:
-                self.windows.pop(key, None)
-        window = make()
-        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        window.destroyed.connect(lambda *_a, k=key: self.windows.pop(k, None))
-        self.windows[key] = window
-        window.show()
-        return window
 
     # -- set-up screens ---------------------------------------------------------------------------------------------
 
@@ -123,7 +107,7 @@ class HelpMixin:
             fit_on_show(panel)  # 600 high ran past the bottom of a 1024×600 screen
             return panel
 
-        return self._single("getting_started", make)
+        return self._window("getting_started", make)
 
     @Slot()
     def open_registrations(self) -> Any:
@@ -135,7 +119,7 @@ class HelpMixin:
             window.enroll_requested.connect(self.open_enrollment)  # type: ignore[attr-defined]
             return window
 
-        return self._single("registrations", make)
+        return self._window("registrations", make)
 
     def open_settings_tab(self, tab: int | str) -> Any:
         """Settings at one tab: by index, or the first whose title contains ``tab`` (e.g. "trust")."""
@@ -171,7 +155,7 @@ class HelpMixin:
             fit_on_show(window)
             return window
 
-        return self._single("user_guide", make)
+        return self._window("user_guide", make)
 
     @Slot()
     def show_shortcuts(self) -> Any:
@@ -193,7 +177,7 @@ class HelpMixin:
             window.finish()
             return window
 
-        return self._single("shortcuts", make)
+        return self._window("shortcuts", make)
 
     @Slot()
     def start_training_over(self) -> bool:
