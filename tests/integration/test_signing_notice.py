@@ -91,3 +91,57 @@ def test_the_limit_from_settings_is_used_and_a_notice_that_cannot_be_worked_out_
     broken = OrderSigningService(book, verifier, usage_settings={"time_zones": {PURCHASER_DEA: "Nowhere/Atlantis"}})
     stored, result, event = _sign_draft(book, broken, pki, packages=50)
     assert stored.status is OrderStatus.SIGNED and result.notices == []
+
+
+def test_the_lines_signing_hands_the_notice_are_the_lines_it_would_read_itself(world, book):
+    """Signing reads the draft once (draft_load) and passes its controlled lines to the notice: the same rows, so
+    the same notices, as the notice's own query (a catalog product, one no longer in the catalog, a line that is
+    not controlled, a product whose brand name is not its substance)."""
+    from app.services.orders.history import _order_lines_statement, unusual_quantities
+    from app.services.signing.draft_load import load_draft
+    from tests.unit.orders.test_history import AMOXICILLIN, OXY_OTHER_TABLETS, OXY_SOLUTION
+
+    from decimal import Decimal
+
+    from app.models.orderbook import Product
+
+    _usual(book)
+    with book.db.session() as session:
+        session.add(Product(ndc=OXY_OTHER_TABLETS, product_ndc="59011-410", name="OxyContin", strength="10 mg",
+                            generic_name="OXYCODONE HYDROCHLORIDE", schedule="II", package_quantity=Decimal(100),
+                            unit="EA"))
+        session.add(Product(ndc=OXY_SOLUTION, product_ndc="0054-0392", name="Oxycodone Oral Solution",
+                            generic_name="Oxycodone Hydrochloride", strength="5 mg/5mL", schedule="II",
+                            package_quantity=Decimal(500), unit="ML"))
+        session.commit()
+    order = book.new_order(registration_dea=PURCHASER_DEA, supplier_name="Acme Drug")
+    for ndc, packages in ((OXY_TABLETS, 4), (AMOXICILLIN, 3), (OXY_OTHER_TABLETS, 2), (OXY_SOLUTION, 1)):
+        book.add_line(order.id, ndc=ndc, packages=packages)
+    with book.db.engine.begin() as connection:  # a product taken out of the catalog after the line was added
+        connection.exec_driver_sql("UPDATE order_lines SET ndc = '99999999999' WHERE order_id = ? AND line_number = 4",
+                                   (order.id,))
+    draft = load_draft(book.db, order.id)
+    with book.db.session() as session:
+        own = [tuple(row) for row in session.execute(_order_lines_statement(), {"order_id": order.id})]
+    assert sorted(draft.notice_lines(), key=repr) == sorted(own, key=repr) and len(own) == 3
+    now = dt.datetime.now(UTC)
+    given = unusual_quantities(book.db, order.id, now=now, lines=draft.notice_lines())
+    assert given == unusual_quantities(book.db, order.id, now=now) and [n.substance for n in given] == ["oxycodone"]
+
+
+def test_the_signed_order_returned_is_the_stored_order_detached(world, book):
+    pki, verifier = world
+    stored, result, _event = _sign_draft(book, OrderSigningService(book, verifier), pki, packages=2)
+    order = result.order
+    assert order is result.order  # built once
+    for name in ("id", "order_number", "status", "signed_document", "signed_at", "signer_fingerprint",
+                 "payload_sha256", "registration_id", "supplier_id", "created_at", "note", "replaces_order_id"):
+        assert getattr(order, name) == getattr(stored, name), name
+    assert order.registration.dea_number == stored.registration.dea_number == PURCHASER_DEA
+    assert order.supplier.name == stored.supplier.name == "Acme Drug"
+    assert [(line.id, line.line_number, line.ndc, line.packages, line.package_quantity, line.order is order)
+            for line in order.lines] == [(line.id, line.line_number, line.ndc, line.packages, line.package_quantity,
+                                          True) for line in stored.lines]
+    with book.db.session() as session:  # detached with its identity: merged, never inserted a second time
+        merged = session.merge(order, load=True)
+        assert merged.id == stored.id and len(session.new) == 0

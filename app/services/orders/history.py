@@ -527,7 +527,11 @@ def _order_lines_statement() -> Any:
 
 def _order_lines(session: Session, order_id: int, names: tuple[str, ...]) -> tuple[str | None,
                                                                                  list[tuple[str, str, Decimal]]]:
-    rows = session.execute(_order_lines_statement(), {"order_id": order_id}).all()
+    return _substance_lines(session.execute(_order_lines_statement(), {"order_id": order_id}).all(), names)
+
+
+def _substance_lines(rows: Sequence[tuple[Any, ...]], names: tuple[str, ...]) -> tuple[str | None,
+                                                                                      list[tuple[str, str, Decimal]]]:
     dea = rows[0][0] if rows else None
     lines = [(_product_substance(generic, name, description, names), unit,
               _quantity(int(packages or 0) * Decimal(str(size or 0))))
@@ -538,17 +542,22 @@ def _order_lines(session: Session, order_id: int, names: tuple[str, ...]) -> tup
 def unusual_quantities(db: Database, order_id: int, *, now: dt.datetime | None = None,
                        settings: Mapping[str, Any] | None = None, zone: Any = "settings",
                        limits: Mapping[tuple[str, str], Decimal] | None = None,
-                       factor: Decimal = DEFAULT_FACTOR) -> list[UsageNotice]:
+                       factor: Decimal = DEFAULT_FACTOR,
+                       lines: Sequence[tuple[Any, ...]] | None = None) -> list[UsageNotice]:
     """The notices for an order about to be signed: per controlled substance of its lines, this month's total with
     this order above the pharmacy's limit for it (when entered), else above ``factor`` × the average of the
     previous six months. Two queries: the order's lines, and the registration's history for those substances.
 
-    ``settings`` gives the limits (``monthly_limits``) and the zone (``time_zones``) unless passed explicitly."""
+    ``settings`` gives the limits (``monthly_limits``) and the zone (``time_zones``) unless passed explicitly.
+    ``lines``: the order's controlled lines when the caller has already read them (signing does), as the first
+    query would return them: (registration DEA number, unit, packages, package quantity, catalog generic name,
+    catalog name, description); then only the history is read."""
     now = now or dt.datetime.now(dt.timezone.utc)
     names = substance_names()
     limits = monthly_limits(settings) if limits is None else limits
     with db.session() as session:
-        dea, lines = _order_lines(session, order_id, names)
+        dea, lines = (_order_lines(session, order_id, names) if lines is None
+                      else _substance_lines(lines, names))
         if not lines or dea is None:
             return []
         if isinstance(zone, str) and zone == "settings":

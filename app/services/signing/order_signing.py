@@ -7,9 +7,9 @@ the order to ``signed`` so no order is ever "signed" without its document or the
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from cryptography import x509
@@ -22,6 +22,7 @@ from app.models.values import PackageUnit
 from app.services.orders.descriptions import ascii_text
 from app.services.orders.local_dates import local_date, zone_for
 from app.services.signing.clock import ClockCheck, ClockNotVerified, ClockOff, ClockState
+from app.services.signing.draft_load import DraftForSigning, load_draft
 from app.services.signing.cms import CmsError, SignsData, check_signature, parse_signed_document, sign_content
 from app.services.orders.orderbook import OrderBook
 from app.services.signing.usage_indicator import PRODUCTION
@@ -87,13 +88,24 @@ def interchange_ids(order: Order, *, test_indicator: str = PRODUCTION) -> dict[s
             "usage_indicator": test_indicator}
 
 
-@dataclass
 class SignedOrder:
-    order: Order
-    document: bytes
-    content: bytes
-    verdict: Verdict
-    notices: list[Any] = field(default_factory=list)  # unusual-quantity notices recorded with the signing
+    """What ``OrderSigningService.sign`` returns. ``order``: the detached order (registration, supplier and lines
+    loaded) as stored, built when first asked for (most callers never look at it)."""
+
+    def __init__(self, order: Order | Callable[[], Order], document: bytes, content: bytes, verdict: Verdict,
+                 notices: list[Any] | None = None) -> None:
+        self._order = order
+        self.document, self.content, self.verdict = document, content, verdict
+        self.notices: list[Any] = notices if notices is not None else []  # recorded with the signing
+
+    @property
+    def order(self) -> Order:
+        if callable(self._order):
+            self._order = self._order()
+        return self._order
+
+    def __repr__(self) -> str:
+        return f"SignedOrder(document={len(self.document)} bytes, notices={len(self.notices)})"
 
 
 RevocationFound = Callable[[str, dt.datetime, "str | None"], Any]
@@ -121,8 +133,10 @@ class OrderSigningService:
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self.on_revoked = on_revoked
 
-    def usage_notices(self, order_id: int, now: dt.datetime | None = None) -> list[Any]:
-        """Unusual-quantity notices for this draft (issue 21). A notice never blocks: a failure reads as none."""
+    def usage_notices(self, order_id: int, now: dt.datetime | None = None, *,
+                      draft: DraftForSigning | None = None) -> list[Any]:
+        """Unusual-quantity notices for this draft (issue 21). A notice never blocks: a failure reads as none.
+        ``draft``: the order as ``sign`` already read it, so its lines are not read again."""
         from sqlalchemy.exc import SQLAlchemyError
 
         from app.services.orders.history import unusual_quantities
@@ -130,7 +144,8 @@ class OrderSigningService:
         settings = dict(self.usage_settings or {})
         settings.setdefault("time_zones", getattr(self.book, "time_zones", None) or {})
         try:
-            return unusual_quantities(self.book.db, order_id, now=now or self.clock(), settings=settings)
+            return unusual_quantities(self.book.db, order_id, now=now or self.clock(), settings=settings,
+                                      lines=None if draft is None else draft.notice_lines())
         except (CsosError, SQLAlchemyError) as exc:
             log.info("usage notice skipped: %s", getattr(exc, "code", type(exc).__name__))
             return []
@@ -143,7 +158,7 @@ class OrderSigningService:
               now: dt.datetime | None = None) -> Verdict:
         """The pre-sign check alone (for the UI to show each rule before asking for the password)."""
         now = now or self.clock()
-        order = self.book.get_order(order_id)
+        order = load_draft(self.book.db, order_id)
         verdict = self.verifier.check_before_signing(purchase_order_from(order, signed_on=self.order_date(order, now)),
                                                      certificate, intermediates, now=now)
         self._note_revocation(verdict, certificate, intermediates, now)
@@ -180,7 +195,7 @@ class OrderSigningService:
         """
         clock = self.verify_clock()
         now = (now or self.clock()).astimezone(dt.timezone.utc).replace(microsecond=0)
-        order = self.book.order_for_signing(order_id)
+        order = load_draft(self.book.db, order_id)
         if order.status is not OrderStatus.DRAFT:
             raise NotDraft(f"Order {order.order_number} is {order.status.label.lower()}; only a draft is signed.")
         purchase_order = purchase_order_from(order, signed_on=self.order_date(order, now))
@@ -204,7 +219,7 @@ class OrderSigningService:
             raise PreSignCheckFailed(reasons)
         fingerprint = hashlib.sha256(certificate_der).hexdigest()
         payload_sha256 = hashlib.sha256(content).hexdigest()
-        notices = self.usage_notices(order_id, now)
+        notices = self.usage_notices(order_id, now, draft=order)
         if not self.book.store_signed(order_id, document=document, payload_sha256=payload_sha256, signed_at=now,
                                       signer_fingerprint=fingerprint,
                                       details={"signer_fingerprint": fingerprint,
@@ -213,10 +228,11 @@ class OrderSigningService:
                                                **({"unusual_quantity": [n.to_json() for n in notices]}
                                                   if notices else {})}):
             raise NotDraft(f"Order {order.order_number} changed while it was being signed; nothing was stored.")
-        # The detached order read at the start, brought up to date without another round trip.
-        order.signed_document, order.signed_at, order.signer_fingerprint = document, now, fingerprint
-        order.payload_sha256, order.status = payload_sha256, OrderStatus.SIGNED
-        return SignedOrder(order=order, document=document, content=content, verdict=verdict, notices=notices)
+        # The order read at the start, brought up to date without another round trip (built when asked for).
+        return SignedOrder(order=functools.partial(order.detached_order, signed_document=document, signed_at=now,
+                                                   signer_fingerprint=fingerprint, payload_sha256=payload_sha256,
+                                                   status=OrderStatus.SIGNED),
+                           document=document, content=content, verdict=verdict, notices=notices)
 
 
 def check_content(content: bytes, purchase_order: PurchaseOrder) -> list[Reason]:
