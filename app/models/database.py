@@ -225,7 +225,7 @@ def open_database(url: str, *, migrate: bool = True) -> Database:
 
 # The newest migration. Kept here so opening an up-to-date order book never loads Alembic (a fifth of start-up);
 # tests/unit/orders/test_orderbook.py checks it equals Alembic's own head, so a new migration cannot be forgotten here.
-SCHEMA_HEAD = "0004_safe_draft_descriptions"
+SCHEMA_HEAD = "0005_history_products_index"
 
 
 def _already_at_head(engine: Engine) -> bool:

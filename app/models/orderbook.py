@@ -269,7 +269,9 @@ class HistoryDay(Base):
     written by the program."""
 
     __tablename__ = "history_days"
-    __table_args__ = {"sqlite_with_rowid": False}
+    # ix_history_days_products (migration 0005): a registration's products in a few index steps, for the notice.
+    __table_args__ = (Index("ix_history_days_products", "registration_id", "ndc", "description", "day"),
+                      {"sqlite_with_rowid": False})
 
     registration_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)  # UTC date of signed_at

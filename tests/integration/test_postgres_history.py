@@ -18,6 +18,7 @@ from tests.unit.orders.test_history import (  # noqa: F401 - re-collected by pyt
     test_no_notice_without_history_or_controlled_lines,
     test_notice_when_this_month_would_pass_twice_the_usual,
     test_partial_receipts_are_fulfilled_beside_ordered,
+    test_the_notice_reads_the_same_months_as_the_charts,
     test_the_records_export_hands_the_history_page_to_the_pdf,
     test_window_is_the_last_months_and_filters_narrow,
     test_zone_and_limits_come_from_the_registrations_settings,
