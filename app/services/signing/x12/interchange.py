@@ -11,6 +11,7 @@ from typing import Any, Union
 
 from .ack855 import _SEGMENTS_855, Acknowledgement855, _parse_855_body, _write_855_body
 from .core import _BodyParser, _fail, _known_segments, _read_interchange, _write_interchange, _Writer, Envelope
+from .plain850 import read_plain_850
 from .po850 import _SEGMENTS_850, PurchaseOrder, _parse_850_body, _write_850_body
 from .ship856 import _SEGMENTS_856, Shipment856, _parse_856_body, _write_856_body
 from .void865 import _SEGMENTS_865, VoidNotice, _parse_865_body, _write_865_body
@@ -111,6 +112,10 @@ def parse_interchange(data: bytes, *, expected: str | None = None) -> Interchang
 
     Raises only :class:`X12Error`.
     """
+    if expected is None or expected == "850":
+        plain = read_plain_850(data)  # a plain canonical 850, read fast; anything else: the general reader
+        if plain is not None:
+            return Interchange(*plain)
     envelope, document = _read_interchange(data, expected, _PARSERS, _ALL_KNOWN)
     return Interchange(envelope, document)
 
