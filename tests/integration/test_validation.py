@@ -289,6 +289,21 @@ def test_repeated_validation_is_memoised_but_respects_time_boundaries(pki, cache
     assert codes(service.validate(issued.cert, at=at, now=at)) == [CERTIFICATE_REVOKED]
 
 
+def test_a_moment_next_to_a_boundary_is_memoised_for_that_moment_only(pki, cache):
+    issued = pki.issue(not_after=pki.now + timedelta(hours=2))
+    service = CertificateValidationService(trust_roots=pki.trust_roots, intermediates=pki.intermediates,
+                                           crl_cache=cache)
+    now = pki.now + MINUTE
+    at = issued.cert.not_valid_after_utc - timedelta(seconds=1)  # too close to notAfter for a window
+    first = service.validate(issued.cert, at=at, now=now)
+    assert codes(first) == [] and service.validate(issued.cert, at=at, now=now) is first
+    assert service.memo_misses == 1 and service.memo_hits == 1
+    service.validate(issued.cert, at=at - timedelta(milliseconds=500), now=now)  # another moment: worked out
+    assert service.memo_misses == 2
+    late = issued.cert.not_valid_after_utc + timedelta(seconds=3)
+    assert codes(service.validate(issued.cert, at=late, now=now)) == [CERTIFICATE_EXPIRED]
+
+
 def test_validation_from_threads(pki, cache):
     issued = [pki.issue(full_name=f"Person {i}") for i in range(4)]
     pki.revoke(issued[0].cert, at=pki.now)

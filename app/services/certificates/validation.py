@@ -293,6 +293,8 @@ class CertificateValidationService:
         self.reject_revoked_after = reject_revoked_after
         self._roots_key = tuple(sorted(info.fingerprint for info in self.trust_roots))
         self._memo: OrderedDict[tuple, list[_MemoEntry]] = OrderedDict()
+        # Results for one exact moment, where ``at`` is too close to a boundary for a window (see _memo_put).
+        self._moments: OrderedDict[tuple, ValidationResult] = OrderedDict()
         self._memo_lock = threading.Lock()
         self._memo_size = memo_size
         self.memo_hits = 0
@@ -347,6 +349,7 @@ class CertificateValidationService:
     def clear_memo(self) -> None:
         with self._memo_lock:
             self._memo.clear()
+            self._moments.clear()
 
     def leaf_revocation(self, cert, *, intermediates: Iterable = (), now: datetime | None = None
                         ) -> tuple[datetime, str | None] | None:
@@ -528,13 +531,10 @@ class CertificateValidationService:
         return points
 
     def _memo_get(self, key: tuple, at: datetime) -> ValidationResult | None:
-        entries = self._memo.get(key)
-        if not entries:
-            return None
-        for entry in entries:
+        for entry in self._memo.get(key) or ():
             if (entry.lo is None or at > entry.lo) and (entry.hi is None or at < entry.hi):
                 return entry.result
-        return None
+        return self._moments.get((key, at)) if self._moments else None
 
     def _memo_put(self, key: tuple, at: datetime, result: ValidationResult, boundaries: list[datetime]) -> None:
         lower = [b for b in boundaries if b <= at]
@@ -542,7 +542,13 @@ class CertificateValidationService:
         lo = max(lower) + _WINDOW_MARGIN if lower else None
         hi = min(upper) - _WINDOW_MARGIN if upper else None
         if (lo is not None and at <= lo) or (hi is not None and at >= hi):
-            return  # too close to a boundary: the outcome there depends on tolerances; don't memoise
+            # Too close to a boundary for a window (the outcome there depends on tolerances): this moment only. An
+            # order signed at a CRL's thisUpdate was validated in full at every re-verification.
+            with self._memo_lock:
+                self._moments[(key, at)] = result
+                while len(self._moments) > self._memo_size:
+                    self._moments.popitem(last=False)
+            return
         with self._memo_lock:
             entries = self._memo.setdefault(key, [])
             entries.append(_MemoEntry(lo, hi, result))
