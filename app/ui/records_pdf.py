@@ -1,4 +1,5 @@
-"""The records PDF (O9): Qt's PDF writer renders an HTML rendition of each order, page by page.
+"""The records PDF (O9): each order drawn on Qt's PDF writer, page by page (``RecordsSheet``), and the same order as
+HTML (``order_html``) for printing one order and for a preview.
 
 Lives in ``app.ui`` because it needs Qt; ``app.services.orders.records`` receives ``render_records_pdf`` as a plain
 callable, so services never import Qt. Works headless (``QT_QPA_PLATFORM=offscreen``): it creates an application
@@ -9,7 +10,6 @@ desktop program, tests) do not find a bare QGuiApplication in their way, which Q
 from __future__ import annotations
 
 import html
-import itertools
 import os
 import sys
 from pathlib import Path
@@ -127,13 +127,30 @@ def _ensure_application() -> Any:
 
 
 def render_records_pdf(views: Sequence[Any], meta: dict[str, Any], path: Path) -> None:
-    """Write the records of ``views`` as a PDF at ``path`` (US Letter): a cover page, then each order from a new page.
+    """Write the records of ``views`` as a PDF at ``path`` (US Letter): a cover page, the ordering history when
+    ``meta`` has one, then each order from a new page.
 
-    Each order is laid out as its own small document and painted page by page, so memory stays flat whatever the
-    number of orders (one document of 20,000 orders would hold every page in memory at once).
+    The pages are drawn straight with a painter in a plain layout (headings, paragraphs, ruled tables) rather than
+    through Qt's HTML layout: the same words as ``order_html``, about six times faster (the HTML layout was most of
+    a 20,000-order export). One order at a time, so memory stays flat whatever the number of orders.
     """
-    from PySide6.QtCore import QMarginsF, QRectF, QSizeF, Qt
-    from PySide6.QtGui import QFont, QPageLayout, QPageSize, QPainter, QPdfWriter, QTextDocument
+    sheet = RecordsSheet(records_writer(path))
+    try:
+        sheet.cover(views, meta)
+        if meta.get("history"):
+            sheet.new_page()
+            sheet.history(meta)
+        for view in views:
+            sheet.new_page()
+            sheet.order(view)
+    finally:
+        sheet.end()
+
+
+def records_writer(path: Path) -> Any:
+    """The records PDF's writer: US Letter, 15 mm margins, 300 dpi."""
+    from PySide6.QtCore import QMarginsF
+    from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter
 
     _ensure_application()
     writer = QPdfWriter(str(path))
@@ -142,48 +159,18 @@ def render_records_pdf(views: Sequence[Any], meta: dict[str, Any], path: Path) -
     writer.setResolution(300)
     writer.setTitle("CSOS order records")
     writer.setCreator("CSOS Desk")
-    painter = QPainter(writer)
-    try:
-        scale = writer.resolution() / 96.0  # lay text out at 96 units per inch, as on screen, then scale to 300
-        painter.scale(scale, scale)
-        area = writer.pageLayout().paintRectPixels(writer.resolution())
-        width, height = area.width() / scale, area.height() / scale
-        footer = 18.0
-        body = height - footer
-        footer_font = QFont("DejaVu Sans")
-        footer_font.setPixelSize(10)  # painter units are 1/96 inch: about 7.5 pt
-        page_number = 0
-        # One order's HTML at a time: building all of it first held ~100 MB for 20,000 orders.
-        sections = itertools.chain([_head_html(views, meta)], [history_html(meta)] if meta.get("history") else [],
-                                   (order_html(view) for view in views))
-        for section in sections:
-            document = QTextDocument()
-            document.setDefaultStyleSheet(_STYLE)
-            document.setHtml(f"<html><body>{section}</body></html>")
-            document.setPageSize(QSizeF(width, body))
-            for page in range(document.pageCount()):
-                if page_number:
-                    writer.newPage()
-                page_number += 1
-                painter.save()
-                painter.translate(0, -page * body)
-                document.drawContents(painter, QRectF(0, page * body, width, body))
-                painter.restore()
-                painter.setFont(footer_font)
-                painter.drawText(QRectF(0, height - footer + 4, width, footer - 4),
-                                 int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignBottom),
-                                 f"CSOS order records — page {page_number}")
-    finally:
-        painter.end()
+    return writer
+
+
+_HISTORY_TITLE = "Ordering history (controlled substances, last 24 months)"
+_HISTORY_NOTE = ("Orders signed and later; cancelled, not accepted and lost orders left out. Quantities in dosage "
+                 "units (packages × quantity in one package); received = recorded receipts of those orders.")
 
 
 def history_html(meta: dict[str, Any]) -> str:
     """The ordering-history page: per registration, each controlled substance's ordered and received quantities
     per month (``app.services.orders.history.history_rows_for_records``)."""
-    parts = ["<h2>Ordering history (controlled substances, last 24 months)</h2>",
-             "<p class='small'>Orders signed and later; cancelled, not accepted and lost orders left out. Quantities "
-             "in dosage units (packages × quantity in one package); received = recorded receipts of those orders."
-             "</p>"]
+    parts = [f"<h2>{_e(_HISTORY_TITLE)}</h2>", f"<p class='small'>{_e(_HISTORY_NOTE)}</p>"]
     registration = None
     for entry in meta.get("history", []):
         if entry["registration"] != registration:
@@ -207,3 +194,347 @@ def _head_html(views: Sequence[Any], meta: dict[str, Any]) -> str:
             f"Exported {_e(str(meta.get('exported_at', ''))[:16].replace('T', ' '))} UTC"
             f"{' by CSOS Desk ' + _e(meta['version']) if meta.get('version') else ''}.</p>")
     return head if views else head + "<p>No orders in this period.</p>"
+
+
+# =====================================================================================================================
+# The records PDF drawn with a painter
+
+
+class _Font:
+    """A font with its metrics on the PDF writer, its colour, and the widths of the texts measured so far (the same
+    headers, dates and product names come back on every page)."""
+
+    __slots__ = ("font", "metrics", "ascent", "height", "color", "_widths")
+
+    def __init__(self, device: Any, points: float, *, bold: bool = False, color: str = "#000000",
+                 family: str = "DejaVu Sans") -> None:
+        from PySide6.QtGui import QColor, QFont, QFontMetricsF
+
+        self.font = QFont(family)
+        self.font.setPointSizeF(points)
+        self.font.setBold(bold)
+        self.metrics = QFontMetricsF(self.font, device)
+        self.ascent = self.metrics.ascent()
+        self.height = self.metrics.height()
+        self.color = QColor(color)
+        self._widths: dict[str, float] = {}
+
+    def width(self, text: str) -> float:
+        found = self._widths.get(text)
+        if found is None:
+            if len(self._widths) > 20_000:
+                self._widths.clear()
+            found = self._widths[text] = self.metrics.horizontalAdvance(text)
+        return found
+
+    def wrap(self, text: str, width: float) -> list[str]:
+        """``text`` in lines no wider than ``width``: at spaces, inside a word only when the word alone is wider
+        (a SHA-256, a file name); a newline always starts a new line."""
+        lines: list[str] = []
+        for paragraph in text.split("\n"):
+            if self.width(paragraph) <= width:
+                lines.append(paragraph)
+                continue
+            line = ""
+            for word in paragraph.split(" "):
+                candidate = f"{line} {word}" if line else word
+                if self.metrics.horizontalAdvance(candidate) <= width:
+                    line = candidate
+                    continue
+                if line:
+                    lines.append(line)
+                line = word
+                while len(line) > 1 and self.metrics.horizontalAdvance(line) > width:
+                    cut = self._fitting(line, width)
+                    lines.append(line[:cut])
+                    line = line[cut:]
+            lines.append(line)
+        return lines
+
+    def _fitting(self, text: str, width: float) -> int:
+        low, high = 1, len(text)  # the longest start of ``text`` that fits (at least one character)
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self.metrics.horizontalAdvance(text[:middle]) <= width:
+                low = middle
+            else:
+                high = middle - 1
+        return low
+
+
+Run = tuple[str, _Font]  # one line of a cell or paragraph (wrapped when too wide) and its font
+
+
+class RecordsSheet:
+    """Draws the records pages on a ``QPdfWriter``: headings, paragraphs and ruled tables that continue on the next
+    page (a table's header row repeated), a page number at the foot of every page. Units are the writer's pixels
+    (300 per inch); sizes are given in points. ``painted``, when a list, collects every text drawn (tests)."""
+
+    def __init__(self, writer: Any) -> None:
+        from PySide6.QtCore import QPointF, QRectF
+        from PySide6.QtGui import QColor, QPainter, QPen
+
+        self._point, self._rect = QPointF, QRectF
+        self.writer = writer
+        self.painter = QPainter(writer)
+        if not self.painter.isActive():
+            raise OSError(f"The PDF {writer.fileName() if hasattr(writer, 'fileName') else ''} cannot be written.")
+        dpi = writer.resolution()
+        self.pt = dpi / 72.0
+        area = writer.pageLayout().paintRectPixels(dpi)
+        self.width, self.height = float(area.width()), float(area.height())
+        self.footer = _Font(writer, 7.5)
+        self.bottom = self.height - self.footer.height * 1.8
+        self.body = _Font(writer, 9)
+        self.bold = _Font(writer, 9, bold=True)
+        self.small = _Font(writer, 8, color="#444444")
+        self.flag = _Font(writer, 9, bold=True, color="#a00000")
+        self.mono = _Font(writer, 8.5, family="DejaVu Sans Mono")
+        self.h1 = _Font(writer, 15, bold=True)
+        self.h2 = _Font(writer, 12, bold=True)
+        self.h3 = _Font(writer, 10, bold=True)
+        self.pad = 2.0 * self.pt
+        self.rule = QPen(QColor("#999999"))
+        self.rule.setWidthF(0.6 * self.pt)
+        self.shade = QColor("#e6e6e6")
+        self.painted: list[str] | None = None
+        self.page = 1
+        self.y = 0.0
+        self._font: _Font | None = None
+        self._pen: Any = None
+
+    # ---------------------------------------------------------------------------------------------------- pages
+
+    def new_page(self) -> None:
+        self._foot()
+        self.writer.newPage()
+        self.page += 1
+        self.y = 0.0
+
+    def end(self) -> None:
+        if self.painter.isActive():
+            self._foot()
+            self.painter.end()
+
+    def _foot(self) -> None:
+        text = f"CSOS order records — page {self.page}"
+        self._text(self.width - self.footer.width(text), self.height - self.footer.height, text, self.footer)
+
+    def _room(self, height: float) -> bool:
+        """Start a new page unless ``height`` fits below the current line (or the page is still empty)."""
+        if self.y + height <= self.bottom or self.y == 0.0:
+            return False
+        self.new_page()
+        return True
+
+    def _text(self, x: float, top: float, text: str, font: _Font) -> None:
+        painter = self.painter
+        if font is not self._font:
+            painter.setFont(font.font)
+            painter.setPen(font.color)
+            self._font, self._pen = font, None
+        if text:
+            painter.drawText(self._point(x, top + font.ascent), text)
+        if self.painted is not None:
+            self.painted.append(text)
+
+    # ------------------------------------------------------------------------------------------------- blocks
+
+    def space(self, points: float) -> None:
+        if self.y:
+            self.y += points * self.pt
+
+    def heading(self, text: str, font: _Font, *, before: float = 0.0, after: float = 2.0) -> None:
+        self.space(before)
+        self._room(font.height * 3)  # never a heading alone at the foot of a page
+        for line in font.wrap(text, self.width):
+            self._text(0.0, self.y, line, font)
+            self.y += font.height
+        self.y += after * self.pt
+
+    def paragraph(self, runs: Sequence[Run], *, after: float = 6.0) -> None:
+        for text, font in runs:
+            for line in font.wrap(text, self.width):
+                self._room(font.height)
+                self._text(0.0, self.y, line, font)
+                self.y += font.height
+        self.y += after * self.pt
+
+    def table(self, header: Sequence[str] | None, rows: Sequence[Sequence[Sequence[Run]]], *, full: bool = True,
+              right: Sequence[int] = (), widths: Sequence[float] | None = None, after: float = 2.0) -> None:
+        """A ruled table; each cell is lines of (text, font). ``full``: as wide as the page, the room shared as
+        the contents need it; ``right``: columns aligned right; ``widths``: fixed shares of the page instead."""
+        head = [[(text, self.bold)] for text in header] if header else None
+        columns = self._columns([head, *rows] if head else rows, full=full, widths=widths)
+        lefts = [0.0]
+        for width in columns:
+            lefts.append(lefts[-1] + width)
+        wrapped_head = self._wrap_row(head, columns) if head else None
+        if wrapped_head:
+            self._room(self._height(wrapped_head) * 2 + self.pad * 4)
+            self._row(wrapped_head, lefts, right, shaded=True)
+        for row in rows:
+            wrapped = self._wrap_row(row, columns)
+            if self._room(self._height(wrapped)) and wrapped_head:
+                self._row(wrapped_head, lefts, right, shaded=True)
+            self._row(wrapped, lefts, right, shaded=False, header=wrapped_head)
+        self.y += after * self.pt
+
+    def _columns(self, rows: Sequence[Sequence[Sequence[Run]]], *, full: bool,
+                 widths: Sequence[float] | None) -> list[float]:
+        if widths is not None:
+            return [share * self.width for share in widths]
+        count = max(len(row) for row in rows)
+        natural = [2 * self.pad] * count
+        for row in rows:
+            for index, cell in enumerate(row):
+                need = max((font.width(text) for text, font in cell), default=0.0) + 2 * self.pad + self.pt
+                if need > natural[index]:
+                    natural[index] = need
+        total = sum(natural)
+        if total <= self.width:
+            return [width * self.width / total for width in natural] if full else natural
+        # Too wide: the columns narrower than an equal share keep their width, the others share what is left.
+        fixed: set[int] = set()
+        while True:
+            left = self.width - sum(natural[i] for i in fixed)
+            wide = [i for i in range(count) if i not in fixed]
+            newly = {i for i in wide if natural[i] <= left / len(wide)}
+            if not newly or len(newly) == len(wide):
+                break
+            fixed |= newly
+        wide_total = sum(natural[i] for i in wide)
+        return [natural[i] if i in fixed else natural[i] * left / wide_total for i in range(count)]
+
+    def _wrap_row(self, row: Sequence[Sequence[Run]], columns: list[float]) -> list[list[Run]]:
+        cells = []
+        for cell, width in zip(row, columns):
+            room = width - 2 * self.pad
+            cells.append([(line, font) for text, font in cell for line in font.wrap(text, room)] or
+                         [("", self.body)])
+        return cells
+
+    def _height(self, cells: list[list[Run]]) -> float:
+        return max(sum(font.height for _text, font in cell) for cell in cells) + 2 * self.pad
+
+    def _row(self, cells: list[list[Run]], lefts: list[float], right: Sequence[int], *, shaded: bool,
+             header: list[list[Run]] | None = None) -> None:
+        height = self._height(cells)
+        if self.y + height > self.bottom:  # taller than a page: what fits here, the rest on the next pages
+            cells = [list(cell) for cell in cells]
+            while self.y + self._height(cells) > self.bottom:
+                room = self.bottom - self.y - 2 * self.pad
+                here = []
+                for cell in cells:
+                    taken, used = 0, 0.0
+                    while taken < len(cell) and used + cell[taken][1].height <= room:
+                        used += cell[taken][1].height
+                        taken += 1
+                    here.append(cell[:taken] or [("", self.body)])
+                    del cell[:taken]
+                self._row(here, lefts, right, shaded=shaded)
+                self.new_page()
+                if header:
+                    self._row(header, lefts, right, shaded=True)
+            cells = [cell or [("", self.body)] for cell in cells]
+            height = self._height(cells)
+        top = self.y
+        painter = self.painter
+        if shaded:
+            painter.fillRect(self._rect(0.0, top, lefts[-1], height), self.shade)
+        for index, cell in enumerate(cells):
+            y = top + self.pad
+            for text, font in cell:
+                x = lefts[index + 1] - self.pad - font.width(text) if index in right else lefts[index] + self.pad
+                self._text(x, y, text, font)
+                y += font.height
+        painter.setPen(self.rule)
+        self._font = None
+        painter.drawRect(self._rect(0.0, top, lefts[-1], height))
+        for x in lefts[1:-1]:
+            painter.drawLine(self._point(x, top), self._point(x, top + height))
+        self.y = top + height
+
+    # -------------------------------------------------------------------------------------------------- pages
+
+    def cover(self, views: Sequence[Any], meta: dict[str, Any]) -> None:
+        self.heading("CSOS order records", self.h1)
+        version = f" by CSOS Desk {meta['version']}" if meta.get("version") else ""
+        self.paragraph([("; ".join(meta.get("registrants", [])) or "", self.body),
+                        (f"Orders created {meta.get('date_from')} to {meta.get('date_to')}: {len(views)} order(s). "
+                         f"Exported {str(meta.get('exported_at', ''))[:16].replace('T', ' ')} UTC{version}.",
+                         self.body)])
+        if not views:
+            self.paragraph([("No orders in this period.", self.body)])
+
+    def history(self, meta: dict[str, Any]) -> None:
+        self.heading(_HISTORY_TITLE, self.h2)
+        self.paragraph([(_HISTORY_NOTE, self.small)])
+        by_registration: dict[str, list[list[list[Run]]]] = {}
+        for entry in meta.get("history", []):
+            rows = by_registration.setdefault(entry["registration"], [])
+            for month, ordered, received in entry["months"]:
+                rows.append([[(str(entry["substance"]), self.body)], [(str(month), self.body)],
+                             [(f"{ordered} {entry['unit']}", self.body)],
+                             [(f"{received} {entry['unit']}", self.body)]])
+        for registration, rows in by_registration.items():
+            self.heading(f"DEA {registration}", self.h3, before=6.0)
+            self.table(["Substance", "Month", "Ordered", "Received"], rows, right=(2, 3))
+
+    def order(self, view: Any) -> None:
+        """One order: the same facts, in the same order, as ``order_html``."""
+        body, small = self.body, self.small
+        self.heading(f"Order {view.order_number} — {view.status.replace('_', ' ')}", self.h2)
+        self.table(None, [[self._party("Purchaser", view.purchaser), self._party("Supplier", view.supplier)]],
+                   widths=(0.5, 0.5), after=6.0)
+        signer = view.signer or {}
+        signed = f"Signed {_moment(view.signed_at) or 'not signed'}"
+        if signer.get("name"):
+            signed += f" by {signer['name']}"
+        if signer.get("certificate_serial"):
+            signed += f" (certificate {signer['certificate_serial']})"
+        facts: list[Run] = [(f"Created {_moment(view.created_at)}", body), (signed, body),
+                            (f"Transmitted {_moment(view.transmitted_at) or '—'}", body)]
+        if view.replaces_order_number:
+            facts.append((f"Replaces order {view.replaces_order_number}", body))
+        if getattr(view, "replaced_by", None):
+            facts.append((f"Replaced by order {', '.join(view.replaced_by)}", body))
+        if view.payload_sha256:
+            facts.append((f"Signed content SHA-256 {view.payload_sha256}", small))
+        self.paragraph(facts, after=2.0)
+        self.heading("Lines", self.h3, before=6.0)
+        self.table(["#", "NDC", "Product", "Schedule", "Packages", "Package size", "Supplier", "Received"],
+                   [[[(_s(line[key]), body)] for key in ("line_number", "ndc", "description", "schedule",
+                                                          "packages", "package_quantity", "supplier_status",
+                                                          "received")] for line in view.lines])
+        if getattr(view, "discrepancies", None):
+            self.heading("Discrepancies in the supplier's answers", self.h3, before=6.0)
+            for text in view.discrepancies:
+                self.paragraph([(f"⚠ {text}", self.flag)], after=4.0)
+        if getattr(view, "lost_statement", None):
+            self.heading("Lost-order statement (as signed)", self.h3, before=6.0)
+            self.paragraph([(str(view.lost_statement), self.mono)])
+        self.heading("Linked records", self.h3, before=6.0)
+        if view.linked_records:
+            self.table(["When", "Record", "File"], [
+                [[(_s(record["created_at"])[:16].replace("T", " "), body)],
+                 [(_s(record["summary"]), body)] + [(f"⚠ {flag}", self.flag) for flag in record.get("flags", [])],
+                 [(_s(record["file"]), small)]] for record in view.linked_records])
+        else:
+            self.paragraph([("None.", body)], after=2.0)
+        self.heading("Receipts", self.h3, before=6.0)
+        if view.receipts:
+            self.table(["Line", "Packages received", "Date", "Recorded by", "Reason"],
+                       [[[(_s(receipt[key]), body)] for key in ("line_number", "packages_received", "received_on",
+                                                                 "recorded_by", "reason")]
+                        for receipt in view.receipts], full=False)
+        else:
+            self.paragraph([("None recorded.", body)], after=2.0)
+
+    def _party(self, title: str, party: dict[str, Any]) -> list[Run]:
+        return [(title, self.bold), (_s(party.get("name")), self.body),
+                (f"DEA {party.get('dea_number') or '—'}", self.body), (_s(party.get("address") or ""), self.body)]
+
+
+def _s(value: Any) -> str:
+    return "" if value is None else str(value)

@@ -66,3 +66,67 @@ def test_cli_records_export_check_backup_and_order_commands(tmp_path, capsys):
     assert main(base + ["records", "export", "--from", "2026-02-01", "--to", "2026-01-01", "--out",
                         str(tmp_path / "x")]) == 1
     assert "ends" in capsys.readouterr().err
+
+
+def _rich_view(lines: int = 3):
+    """An order with everything the records page can show: a replacement, a lost-order statement, discrepancies,
+    flagged records, a receipt with a reason, and product names too long for their column."""
+    from app.services.orders.records import OrderRecordView
+
+    long_name = "Oxycodone Hydrochloride and Acetaminophen Extended Release Tablets 5 mg / 325 mg, bottle of 100"
+    return OrderRecordView(
+        order_number="26X000777", status="partially_received",
+        purchaser={"name": "A & B <Rx>", "dea_number": "BJ6125341", "address": "1 Main St, Springfield IL 62701"},
+        supplier={"name": "Acme Drug", "dea_number": "RA1234563", "address": "9 Depot Rd, Memphis TN 38118"},
+        created_at="2026-12-04T13:48:06.352982+00:00", signed_at="2026-12-04T13:49:06+00:00", transmitted_at=None,
+        signer={"name": "Pat Purchaser", "certificate_serial": "4c1faef7109775c93f6f1b0956552f0a2afe6602"},
+        replaces_order_number="26X000700", payload_sha256="8d0cc9ff2dbc63356c69d56c9e8c5f9f" * 2,
+        lines=[{"line_number": n, "ndc": "00406-0552-62", "description": long_name if n % 2 else "Oxycodone 5 mg",
+                "schedule": "II", "packages": 2, "package_quantity": "100 EA", "supplier_status": "accepted",
+                "packages_confirmed": 2, "received": 1} for n in range(1, lines + 1)],
+        linked_records=[{"id": 1, "kind": "acknowledgement", "direction": "in", "created_at": "2026-12-04T13:48:06",
+                         "summary": "Supplier acknowledgement 2026-12-04: accepted with changes (line 1 IQ 1)",
+                         "sha256": "ab", "file": "000001-acknowledgement-with-a-name-longer-than-its-column.x12",
+                         "flags": ["Line 3 is not on the order"]}],
+        receipts=[{"line_number": 1, "packages_received": 1, "received_on": "2026-12-06", "recorded_by": "pat",
+                   "reason": "one package damaged"}],
+        replaced_by=["26X000800"], discrepancies=["The 856 claims 5 more packages of line 1 than were ordered"],
+        lost_statement="Signed lost-order statement 2026-12-07: order 26X000777 was not received.\nReplacement "
+                       "order 26X000800")
+
+
+def test_the_pdf_page_shows_every_word_of_the_printed_order(tmp_path):
+    """The records PDF draws its pages itself; each text of ``order_html`` (what printing an order shows) is on it."""
+    import html as html_module
+
+    from app.ui.records_pdf import RecordsSheet, order_html, records_writer
+
+    view = _rich_view()
+    sheet = RecordsSheet(records_writer(tmp_path / "one.pdf"))
+    sheet.painted = []
+    sheet.order(view)
+    sheet.end()
+    painted = "".join(sheet.painted).replace(" ", "")  # lines wrapped anywhere join up again
+    texts = [html_module.unescape(text).strip() for text in re.split(r"<[^>]+>", order_html(view))]
+    assert len([text for text in texts if text]) > 40
+    for text in filter(None, texts):
+        assert re.sub(r"\s", "", text) in painted, text
+    assert "A & B <Rx>" in sheet.painted  # drawn as it is, not escaped
+
+
+def test_a_long_order_continues_on_the_next_pages_with_its_table_header(book, tmp_path):
+    view = _rich_view(lines=120)
+    render_records_pdf([view], {"date_from": "2026-12-01", "date_to": "2026-12-31"}, tmp_path / "long.pdf")
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", (tmp_path / "long.pdf").read_bytes()))
+    assert pages >= 4  # the cover, then the order over three pages or more
+
+    from app.ui.records_pdf import RecordsSheet, records_writer
+
+    sheet = RecordsSheet(records_writer(tmp_path / "again.pdf"))
+    sheet.painted = []
+    sheet.order(view)
+    sheet.end()
+    assert sheet.page == pages - 1
+    assert sheet.painted.count("Package size") >= 2  # the lines table's header on each page it runs over
+    numbers = [int(text) for text in sheet.painted if text.isdigit()]
+    assert all(n in numbers for n in range(1, 121))
