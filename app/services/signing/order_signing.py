@@ -52,17 +52,10 @@ def purchase_order_from(order: Order, *, signed_on: dt.date) -> PurchaseOrder:
     registration, supplier = order.registration, order.supplier
     # Names and addresses may hold accents ("Éclair Drug"); the 850 carries their ASCII spelling (one rule:
     # app.services.orders.descriptions.ascii_text), checked to fit when they were entered (orders.parties).
-    purchaser = Party(name=ascii_text(registration.name), dea_number=registration.dea_number,
-                      address_lines=tuple(ascii_text(line) for line in registration.address_lines),
-                      city=ascii_text(registration.city), state=registration.state,
-                      postal_code=registration.postal_code)
-    has_address = bool(supplier.address_lines and supplier.city and supplier.state and supplier.postal_code)
-    supplier_party = Party(name=ascii_text(supplier.name), dea_number=supplier.dea_number,
-                           address_lines=tuple(ascii_text(line) for line in supplier.address_lines)
-                           if has_address else (),
-                           city=ascii_text(supplier.city) if has_address else None,
-                           state=supplier.state if has_address else None,
-                           postal_code=supplier.postal_code if has_address else None)
+    purchaser = _party(registration.name, registration.dea_number, tuple(registration.address_lines),
+                       registration.city, registration.state, registration.postal_code, supplier=False)
+    supplier_party = _party(supplier.name, supplier.dea_number, tuple(supplier.address_lines or ()), supplier.city,
+                            supplier.state, supplier.postal_code, supplier=True)
     lines = tuple(
         OrderLine850(line_number=line.line_number, packages=line.packages, ndc=line.ndc,
                      description=line.description,
@@ -71,6 +64,18 @@ def purchase_order_from(order: Order, *, signed_on: dt.date) -> PurchaseOrder:
     )
     return PurchaseOrder(order_number=order.order_number, date_signed=signed_on, purchaser=purchaser,
                          supplier=supplier_party, lines=lines)
+
+
+@functools.lru_cache(maxsize=64)
+def _party(name: str, dea_number: str | None, address_lines: tuple[str, ...], city: str | None, state: str | None,
+           postal_code: str | None, *, supplier: bool) -> Party:
+    """An N1 party in ASCII (a pharmacy signs for the same few registrations and suppliers: spelled once each). The
+    supplier's address goes in only when complete (O1: the supplier completes it)."""
+    if supplier and not (address_lines and city and state and postal_code):
+        return Party(name=ascii_text(name), dea_number=dea_number)
+    return Party(name=ascii_text(name), dea_number=dea_number,
+                 address_lines=tuple(ascii_text(line) for line in address_lines), city=ascii_text(city),
+                 state=state, postal_code=postal_code)
 
 
 def _quantity(value):  # 100.000 → 100; 2.5 stays Decimal
@@ -208,8 +213,8 @@ class OrderSigningService:
         reasons = check_content(content, purchase_order)
         if reasons:
             raise PreSignCheckFailed(reasons)
-        certificate_der = certificate.public_bytes(Encoding.DER)
-        intermediates_der = [c.public_bytes(Encoding.DER) for c in intermediates]
+        certificate_der = certificate_bytes(certificate)
+        intermediates_der = [certificate_bytes(c) for c in intermediates]
         document = sign_content(content, signer=signer, certificate_der=certificate_der,
                                 intermediates_der=intermediates_der, signing_time=now)
         # What leaves the pharmacy is checked as it will be stored and sent (see check_signed_document).
@@ -217,7 +222,7 @@ class OrderSigningService:
                                         intermediates_der=intermediates_der, signing_time=now)
         if reasons:
             raise PreSignCheckFailed(reasons)
-        fingerprint = hashlib.sha256(certificate_der).hexdigest()
+        fingerprint = _fingerprint(certificate_der)
         payload_sha256 = hashlib.sha256(content).hexdigest()
         notices = self.usage_notices(order_id, now, draft=order)
         if not self.book.store_signed(order_id, document=document, payload_sha256=payload_sha256, signed_at=now,
@@ -233,6 +238,29 @@ class OrderSigningService:
                                                    signer_fingerprint=fingerprint, payload_sha256=payload_sha256,
                                                    status=OrderStatus.SIGNED),
                            document=document, content=content, verdict=verdict, notices=notices)
+
+
+_DER_MAX = 64
+_der_by_id: dict[int, tuple[x509.Certificate, bytes]] = {}
+
+
+def certificate_bytes(certificate: x509.Certificate) -> bytes:
+    """``certificate.public_bytes(DER)``, worked out once per certificate object (it costs ~16 µs each time, and
+    every signing uses the same signer certificate and intermediates, and the CMS reader hands back the same
+    certificate objects for them). Keyed on the object itself: the entry holds it, so its id cannot be reused."""
+    entry = _der_by_id.get(id(certificate))
+    if entry is not None and entry[0] is certificate:
+        return entry[1]
+    der = certificate.public_bytes(Encoding.DER)
+    if len(_der_by_id) >= _DER_MAX:
+        _der_by_id.clear()  # a handful of certificates in practice; clear() is safe beside other threads
+    _der_by_id[id(certificate)] = (certificate, der)
+    return der
+
+
+@functools.lru_cache(maxsize=16)
+def _fingerprint(certificate_der: bytes) -> str:
+    return hashlib.sha256(certificate_der).hexdigest()
 
 
 def check_content(content: bytes, purchase_order: PurchaseOrder) -> list[Reason]:
@@ -279,10 +307,10 @@ def check_signed_document(document: bytes, *, content: bytes, certificate_der: b
     reasons = [Reason(code, message) for code, message in check_signature(parsed)]
     if parsed.content != content:
         reasons.append(Reason("content_altered", "The signed document does not carry the order that was checked."))
-    if parsed.signer_certificate.public_bytes(Encoding.DER) != certificate_der:
+    if certificate_bytes(parsed.signer_certificate) != certificate_der:
         reasons.append(Reason("signature_invalid", "The signed document names another signer certificate than the "
                                                    "one that was checked."))
-    embedded = sorted(c.public_bytes(Encoding.DER) for c in parsed.certificates)
+    embedded = sorted(certificate_bytes(c) for c in parsed.certificates)
     if embedded != sorted([certificate_der, *intermediates_der]):
         reasons.append(Reason("untrusted_chain", "The signed document does not carry exactly the certificates "
                                                  "that were checked."))
