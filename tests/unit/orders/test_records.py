@@ -212,3 +212,25 @@ def test_an_order_number_used_by_two_registrations_gets_a_folder_per_registratio
         shared.order_number
     # An order number used once keeps the plain folder.
     assert (tmp_path / "out" / "archive" / "orders" / orders[1].order_number / "order.json").exists()
+
+
+def test_the_export_writes_json_exactly_as_json_dumps_would():
+    from app.services.orders.records import json_text
+
+    values = [{"b": [1, {"z": None, "a": True}], "a": "é — ⚠ \"q\" \\ \n", "c": [], "d": {}, "e": False, "f": (1, 2)},
+              [], {}, "x", 3, [[[]]], {"float": 1.5}, {"nan": float("nan")}, {1: "number key"}]
+    for value in values:
+        assert json_text(value) == json.dumps(value, indent=2, sort_keys=True)
+
+
+def test_the_manifest_lists_files_in_the_order_paths_sort(tmp_path):
+    from app.services.orders.records import write_manifest
+    from app.services.orders.records_check import files_under
+
+    for relative in ("b/x", "a-b/y", "a/b/c", "a.b", "a/b.c", "A", "a/records/1", "a/order.json", "manifest.json"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(relative)
+    assert write_manifest(tmp_path) == 8
+    listed = [entry["path"] for entry in json.loads((tmp_path / "manifest.json").read_text())["files"]]
+    assert listed == [path.relative_to(tmp_path).as_posix() for path in files_under(tmp_path)
+                      if path.name != "manifest.json"]
