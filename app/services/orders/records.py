@@ -35,6 +35,7 @@ import time
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Sequence
 
 from sqlalchemy import delete, func, select, update
@@ -43,7 +44,7 @@ from sqlalchemy.orm import Session, selectinload
 from app.errors import CsosError, StorageError
 from app.models.database import Database
 from app.models.integrity import append_audit_event
-from app.models.orderbook import LinkedRecord, LinkedRecordKind, Order, OrderLine, Receipt
+from app.models.orderbook import LinkedRecord, LinkedRecordKind, Order, OrderLine, Receipt, Registration, Supplier
 from app.models.outbox import OutboxEntry
 from app.services.orders.answers import discrepancies
 from app.services.orders.records_check import MANIFEST, INTEGRITY_IGNORED  # noqa: F401 (re-exported)
@@ -313,16 +314,41 @@ def _orders_in_range(session: Session, date_from: dt.date, date_to: dt.date) -> 
                                 .order_by(Order.created_at, Order.id)))
 
 
-def _load_orders_in_chunks(session: Session, ids: list[int], size: int = 250) -> Iterator[Order]:
-    """Orders with their lines, receipts and linked records, a few queries per few hundred orders (not per order);
-    each chunk is let go once written so memory stays flat."""
+class _Stored(SimpleNamespace):
+    """An order, line, receipt, linked record, registration or supplier as stored: the table's columns (typed as
+    the ORM types them: enums, UTC times, JSON, decimals) as attributes, read-only use. What ``order_view``,
+    ``describe_record`` and ``discrepancies`` read of an ``Order`` and its relations, without an ORM object each."""
+
+
+def _load_orders_in_chunks(session: Session, ids: list[int], size: int = 500) -> Iterator[Any]:
+    """The orders of ``ids`` in that order, with their lines, receipts, linked records, registration and supplier:
+    one query per table per few hundred orders, rows made into plain objects (building ORM objects and their
+    collections was most of the reading); each chunk is let go once written so memory stays flat."""
+    orders_t, lines_t, receipts_t, records_t = (Order.__table__, OrderLine.__table__, Receipt.__table__,
+                                                LinkedRecord.__table__)
+    parties = {}
+    for key, model in (("registration", Registration), ("supplier", Supplier)):
+        parties[key] = {row.id: _Stored(**row._mapping) for row in session.execute(select(model.__table__))}
     for start in range(0, len(ids), size):
         chunk = ids[start:start + size]
-        orders = {order.id: order for order in session.scalars(select(Order).where(Order.id.in_(chunk)).options(
-            selectinload(Order.lines).selectinload(OrderLine.receipts), selectinload(Order.linked_records)))}
+        orders: dict[int, _Stored] = {}
+        for row in session.execute(select(orders_t).where(orders_t.c.id.in_(chunk))):
+            order = orders[row.id] = _Stored(**row._mapping, lines=[], linked_records=[])
+            order.registration = parties["registration"][order.registration_id]
+            order.supplier = parties["supplier"][order.supplier_id]
+        lines: dict[int, _Stored] = {}
+        for row in session.execute(select(lines_t).where(lines_t.c.order_id.in_(chunk))
+                                   .order_by(lines_t.c.order_id, lines_t.c.line_number)):
+            line = lines[row.id] = _Stored(**row._mapping, receipts=[])
+            orders[line.order_id].lines.append(line)
+        for row in session.execute(select(receipts_t).join(lines_t, receipts_t.c.order_line_id == lines_t.c.id)
+                                   .where(lines_t.c.order_id.in_(chunk)).order_by(receipts_t.c.id)):
+            lines[row.order_line_id].receipts.append(_Stored(**row._mapping))
+        for row in session.execute(select(records_t).where(records_t.c.order_id.in_(chunk))
+                                   .order_by(records_t.c.id)):
+            orders[row.order_id].linked_records.append(_Stored(**row._mapping))
         for order_id in chunk:
             yield orders[order_id]
-        session.expunge_all()
 
 
 def _load_order(session: Session, order_id: int) -> Order:
