@@ -31,6 +31,10 @@ class SessionSigner:
     def sign(self, data: bytes) -> bytes:
         return self._session.sign(data)
 
+    def sign_later(self, data: bytes) -> Any:
+        """A token signs on its own thread while the signing service works on (``SigningSession.sign_later``)."""
+        return self._session.sign_later(data)
+
 
 class SigningSessions(QObject):
     locked = Signal(str)  # certificate fingerprint

@@ -9,6 +9,7 @@ it is returned (a faulty token must not produce a bad order).
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Future
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
@@ -29,6 +30,8 @@ class SigningStore(Protocol):
     _closed: bool
 
     def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any: ...
+
+    def _submit(self, fn: Any, *args: Any, **kwargs: Any) -> Future[Any]: ...
 
     def _w_sign(self, signer: Pkcs11Signer, data: bytes) -> bytes: ...
 
@@ -62,6 +65,14 @@ class Pkcs11Signer(Signer):
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError("data must be bytes")
         return self._store._run(self._store._w_sign, self, bytes(data))
+
+    def sign_later(self, data: bytes) -> Future[bytes]:
+        """``sign`` started, not waited for: the token signs on the module's worker thread (python-pkcs11 lets go
+        of the GIL in C_Sign) while the caller works on; ``result()`` gives the signature, checked with the public
+        key as ``sign``'s, or raises what ``sign`` would raise."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError("data must be bytes")
+        return self._store._submit(self._store._w_sign, self, bytes(data))
 
     def close(self) -> None:
         if self._login is None:

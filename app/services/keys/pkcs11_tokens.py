@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -238,6 +238,20 @@ class Pkcs11Tokens:
         if threading.get_ident() == self._mod.thread_id:
             return fn(*args, **kwargs)
         return self._mod.executor.submit(fn, *args, **kwargs).result()
+
+    def _submit(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> Future[T]:
+        """``_run`` without the wait: ``fn`` is queued on the worker thread (behind whatever is queued there), and the
+        future gives its result or its exception. On the worker thread itself it runs at once."""
+        if self._closed:
+            raise KeyStoreError("The token connection is closed.", code="key.store_closed")
+        if threading.get_ident() != self._mod.thread_id:
+            return self._mod.executor.submit(fn, *args, **kwargs)
+        done: Future[T] = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever asks the future, as the executor would
+            done.set_exception(exc)
+        return done
 
     def _w_load(self) -> None:
         self._mod.thread_id = threading.get_ident()

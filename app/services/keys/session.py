@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 
 from .base import KeyRef, KeyStore, SessionLocked, Signer, SignerClosed, TokenRemoved
 
@@ -86,15 +87,29 @@ class SigningSession:
             signer = self._active()
             try:
                 signature = signer.sign(data)
-            except (SignerClosed, TokenRemoved):
-                self._close_signer("token_removed")
-                raise
             except Exception as exc:
-                if getattr(exc, "code", "") == "key.token_session_lost":
-                    self._close_signer("token_session_lost")
+                self._after_failure(exc)
                 raise
             self._last_used = self._clock()
             return signature
+
+    def sign_later(self, data: bytes) -> "PendingSignature":
+        """``sign`` started, not waited for, where the key signs on a thread of its own (a token: see
+        ``Pkcs11Signer.sign_later``); other keys sign now. ``result()`` gives the signature or raises what ``sign``
+        would, and the session reacts the same way (use counted, a lost token locks it). A lock requested meanwhile
+        closes the token session after this signature: both go through the token's one worker thread, in order."""
+        with self._lock:
+            signer = self._active()
+            start = getattr(signer, "sign_later", None)
+            if start is None:
+                return PendingSignature(self, signature=self.sign(data))
+            try:
+                pending = start(data)
+            except Exception as exc:
+                self._after_failure(exc)
+                raise
+            self._last_used = self._clock()
+            return PendingSignature(self, pending=pending, signer=signer)
 
     def touch(self) -> None:
         """Count user activity with the key (e.g. reviewing the order about to be signed) as use."""
@@ -127,6 +142,12 @@ class SigningSession:
             raise SessionLocked("The key is locked. Enter your password or PIN to sign.")
         return self._signer
 
+    def _after_failure(self, exc: Exception) -> None:
+        if isinstance(exc, (SignerClosed, TokenRemoved)):
+            self._close_signer("token_removed")
+        elif getattr(exc, "code", "") == "key.token_session_lost":
+            self._close_signer("token_session_lost")
+
     def _expire_locked(self) -> bool:
         if self._signer is not None and self._clock() - self._last_used >= self._idle_timeout:
             self._close_signer("idle")
@@ -144,3 +165,29 @@ class SigningSession:
         log.info("signing session locked: key=%s reason=%s", self.key_ref.key_id, reason)
         if self._on_lock is not None:
             self._on_lock(reason)
+
+
+class PendingSignature:
+    """A signature a ``SigningSession`` has started (``sign_later``); ``result()`` waits for it."""
+
+    def __init__(self, session: SigningSession, *, pending: Future[bytes] | None = None,
+                 signature: bytes | None = None, signer: Signer | None = None) -> None:
+        self._session = session
+        self._pending = pending
+        self._signature = signature
+        self._signer = signer  # the session's signer that started it: only that one is closed after a failure
+
+    def result(self) -> bytes:
+        if self._signature is None:
+            assert self._pending is not None
+            try:
+                self._signature = self._pending.result()
+            except Exception as exc:
+                with self._session._lock:
+                    if self._session._signer is self._signer:
+                        self._session._after_failure(exc)
+                raise
+            with self._session._lock:
+                if self._session._signer is self._signer:
+                    self._session._last_used = self._session._clock()
+        return self._signature

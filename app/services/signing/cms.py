@@ -132,17 +132,34 @@ def _certificate_set(certificates_der: tuple[bytes, ...]) -> bytes:
     return _tlv(0xA0, b"".join(sorted(certificates_der)))
 
 
-def sign_content(content: bytes, *, signer: SignsData, certificate_der: bytes,
-                 intermediates_der: Sequence[bytes] = (), signing_time: dt.datetime) -> bytes:
-    """Return DER ContentInfo(SignedData) with ``content`` attached, signed by ``signer``.
+@dataclass(frozen=True)
+class UnsignedDocument:
+    """A CMS SignedData short of its signature. ``to_sign`` is what the key signs (the signed attributes as an
+    explicit SET OF, RFC 5652 §5.4); ``with_signature`` gives the finished DER ContentInfo."""
 
-    Written straight as DER: everything but the digest, the time and the signature is fixed per certificate and
-    encoded once (``_signer_pieces``, ``_certificate_set``). The output is byte for byte what asn1crypto builds for
-    the same structure (tests/integration/test_signing.py compares them), at a few percent of its cost.
-    """
+    to_sign: bytes
+    algorithm: str
+    attributes: bytes
+    signer_identifier: bytes
+    content: bytes
+    certificates: bytes
+
+    def with_signature(self, signature: bytes) -> bytes:
+        signer_info = _tlv(0x30, _VERSION_1 + self.signer_identifier + _SHA256_ALGORITHM
+                           + _tlv(0xA0, self.attributes) + _SIGNATURE_ALGORITHMS[self.algorithm]
+                           + _tlv(0x04, signature))
+        signed_data = _tlv(0x30, _VERSION_1 + _tlv(0x31, _SHA256_ALGORITHM)
+                           + _tlv(0x30, _OID_DATA + _tlv(0xA0, _tlv(0x04, self.content)))
+                           + self.certificates + _tlv(0x31, signer_info))
+        return _tlv(0x30, _OID_SIGNED_DATA + _tlv(0xA0, signed_data))
+
+
+def prepare_signed_document(content: bytes, *, algorithm: str, certificate_der: bytes,
+                            intermediates_der: Sequence[bytes] = (), signing_time: dt.datetime) -> UnsignedDocument:
+    """Everything of ``sign_content``'s document but the signature, for a caller that has the key sign ``to_sign``
+    itself (a token signing on its own thread while the caller works on)."""
     if not content:
         raise CmsError("There is nothing to sign.", code="malformed")
-    algorithm = signer.signature_algorithm
     if algorithm not in _SIGNATURE_ALGORITHMS:
         raise CmsError(f"This kind of signature ({algorithm}) is not allowed for CSOS orders: only RSA or ECDSA with "
                        "SHA-256.", code="malformed")
@@ -155,13 +172,22 @@ def sign_content(content: bytes, *, signer: SignsData, certificate_der: bytes,
         _attribute(_OID_SIGNING_TIME, _time(signing_time)),
         pieces.signing_certificate_v2,
     )))
-    signature = signer.sign(_tlv(0x31, attributes))  # RFC 5652 §5.4: signed as an explicit SET OF
-    signer_info = _tlv(0x30, _VERSION_1 + pieces.signer_identifier + _SHA256_ALGORITHM + _tlv(0xA0, attributes)
-                       + _SIGNATURE_ALGORITHMS[algorithm] + _tlv(0x04, signature))
-    signed_data = _tlv(0x30, _VERSION_1 + _tlv(0x31, _SHA256_ALGORITHM)
-                       + _tlv(0x30, _OID_DATA + _tlv(0xA0, _tlv(0x04, content)))
-                       + certificates + _tlv(0x31, signer_info))
-    return _tlv(0x30, _OID_SIGNED_DATA + _tlv(0xA0, signed_data))
+    return UnsignedDocument(to_sign=_tlv(0x31, attributes), algorithm=algorithm, attributes=attributes,
+                            signer_identifier=pieces.signer_identifier, content=content, certificates=certificates)
+
+
+def sign_content(content: bytes, *, signer: SignsData, certificate_der: bytes,
+                 intermediates_der: Sequence[bytes] = (), signing_time: dt.datetime) -> bytes:
+    """Return DER ContentInfo(SignedData) with ``content`` attached, signed by ``signer``.
+
+    Written straight as DER: everything but the digest, the time and the signature is fixed per certificate and
+    encoded once (``_signer_pieces``, ``_certificate_set``). The output is byte for byte what asn1crypto builds for
+    the same structure (tests/integration/test_signing.py compares them), at a few percent of its cost.
+    """
+    unsigned = prepare_signed_document(content, algorithm=signer.signature_algorithm,
+                                       certificate_der=certificate_der, intermediates_der=intermediates_der,
+                                       signing_time=signing_time)
+    return unsigned.with_signature(signer.sign(unsigned.to_sign))
 
 
 @dataclass

@@ -23,7 +23,8 @@ from app.services.orders.descriptions import ascii_text
 from app.services.orders.local_dates import local_date, zone_for
 from app.services.signing.clock import ClockCheck, ClockNotVerified, ClockOff, ClockState
 from app.services.signing.draft_load import DraftForSigning, load_draft
-from app.services.signing.cms import CmsError, SignsData, check_signature, parse_signed_document, sign_content
+from app.services.signing.cms import CmsError, SignsData, check_signature, parse_signed_document
+from app.services.signing.cms import prepare_signed_document
 from app.services.orders.orderbook import OrderBook
 from app.services.signing.usage_indicator import PRODUCTION
 from app.services.signing.verifier import OrderVerifier, Reason, Verdict
@@ -194,6 +195,10 @@ class OrderSigningService:
         """Clock rule → order (one query) → pre-sign check → 850 (read back) → CMS → final check of the exact
         bytes → ONE transaction: document stored, ``draft → signed``, audit event (``OrderBook.store_signed``).
 
+        A signer that offers ``sign_later`` (a token: it signs on its own worker thread, off the GIL) is started
+        and the unusual-quantity notice is worked out while it signs; with any other the notice comes after the
+        final check. Either way nothing is stored before the final check has passed.
+
         The returned ``SignedOrder.order`` is the detached order read at the start (registration, supplier and
         lines loaded), brought up to date; ``verdict`` is the pre-sign check's, which the final check pins to the
         stored bytes (see ``check_signed_document``).
@@ -215,8 +220,18 @@ class OrderSigningService:
             raise PreSignCheckFailed(reasons)
         certificate_der = certificate_bytes(certificate)
         intermediates_der = [certificate_bytes(c) for c in intermediates]
-        document = sign_content(content, signer=signer, certificate_der=certificate_der,
-                                intermediates_der=intermediates_der, signing_time=now)
+        unsigned = prepare_signed_document(content, algorithm=signer.signature_algorithm,
+                                           certificate_der=certificate_der, intermediates_der=intermediates_der,
+                                           signing_time=now)
+        sign_later = getattr(signer, "sign_later", None)
+        if sign_later is not None:
+            # A token signs on its own thread without holding the GIL: the notice is worked out meanwhile.
+            pending = sign_later(unsigned.to_sign)
+            notices: list[Any] | None = self.usage_notices(order_id, now, draft=order)
+            signature = pending.result()
+        else:
+            notices, signature = None, signer.sign(unsigned.to_sign)
+        document = unsigned.with_signature(signature)
         # What leaves the pharmacy is checked as it will be stored and sent (see check_signed_document).
         reasons = check_signed_document(document, content=content, certificate_der=certificate_der,
                                         intermediates_der=intermediates_der, signing_time=now)
@@ -224,7 +239,8 @@ class OrderSigningService:
             raise PreSignCheckFailed(reasons)
         fingerprint = _fingerprint(certificate_der)
         payload_sha256 = hashlib.sha256(content).hexdigest()
-        notices = self.usage_notices(order_id, now, draft=order)
+        if notices is None:
+            notices = self.usage_notices(order_id, now, draft=order)
         if not self.book.store_signed(order_id, document=document, payload_sha256=payload_sha256, signed_at=now,
                                       signer_fingerprint=fingerprint,
                                       details={"signer_fingerprint": fingerprint,
