@@ -30,7 +30,7 @@ from app.ui.jobs import Job
 from app.ui.main_window_certificates import CertificateWindowsMixin
 from app.ui.main_window_detail import SelectedOrderMixin
 from app.ui.main_window_help import HelpMixin
-from app.ui.main_window_list import OrderListMixin
+from app.ui.main_window_list import OrderListMixin, first_page_selection
 from app.ui.main_window_status import StatusBarMixin
 from app.ui.order_table_model import OrderBookSource, OrderSource, OrderTableModel
 from app.ui.widgets import fit_on_show
@@ -58,6 +58,8 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
     order_list_shown = Signal()
     # The status bar was read and the background work (clock check, outbox) started; the sandbox may follow.
     checks_started = Signal()
+    # The order book was attached: the real list, search, filters and commands (``attach``).
+    book_attached = Signal()
 
     def __init__(self, config: Any, book: Any = None, db: Any = None, *, source: OrderSource | None = None,
                  facade: AppFacade | None = None, start_checks: bool = True,
@@ -68,6 +70,7 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         self.book: Any = None
         self.db: Any = None
         self.model: OrderTableModel | None = None
+        self.first_page_model: OrderTableModel | None = None  # shown before the book is attached (show_first_page)
         self.editor: Any = None
         self.settings_dialog: Any = None
         self.dialog: Any = None  # the last sign/receive/lost/cancel/records dialog opened (tests look at it)
@@ -134,11 +137,19 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         if self.facade.book is None:
             self.facade.attach(book, db)
         self.book, self.db = book, db
+        self._release_detail_place()
         self._build_detail()
+        # The first page shown while the book was opening (show_first_page) gives way to the real list, keeping
+        # the selected order and where the list was scrolled to.
+        first_page, self.first_page_model = self.first_page_model, None
+        was_selected = first_page_selection(self.table, first_page)
+        scrolled = self.table.verticalScrollBar().value()
         self.model = OrderTableModel(source or OrderBookSource(book, db), parent=self)
         self.table.setModel(self.model)
         self._size_columns()
         self.table.horizontalHeader().setSortIndicator(OrderTableModel.COL_CREATED, Qt.SortOrder.DescendingOrder)
+        if first_page is not None:
+            first_page.deleteLater()
         self.model.total_changed.connect(self._on_total_changed)
         self.model.modelReset.connect(self._update_empty_state)
         self.model.rowsInserted.connect(self._update_empty_state)
@@ -153,20 +164,31 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
 
         self._on_total_changed(self.model.total)
         self._update_empty_state()
+        if was_selected is not None:
+            self.select_order(was_selected)
+            self.table.verticalScrollBar().setValue(scrolled)
         self._show_selected()
         if self.isVisible():
             self.search_box.setFocus()
-        shown = self.view_stack.currentWidget()
-        self._list_target = self.table.viewport() if shown is self.table else shown
-        self._list_target.installEventFilter(self)
+        if not self._list_shown:
+            self._watch_list_paint()
         if not self._start_checks:
             self._started = True
             self.refresh_status()
+        elif self._list_shown:  # its first page was painted already: the checks need not wait for a paint
+            QTimer.singleShot(0, self._after_first_paint)
         else:
             # The status bar (certificates, reminders) and the background work start once the order list has been
             # painted: neither the window's nor the list's first paint waits for them (start-up benchmark, issue
             # 9/10). A window that is never shown starts them after a second anyway.
             QTimer.singleShot(1000, self._after_first_paint)
+        self.book_attached.emit()
+
+    def _watch_list_paint(self) -> None:
+        """``order_list_shown`` once what stands in the list's place (the list, or its hint) is painted."""
+        shown = self.view_stack.currentWidget()
+        self._list_target = self.table.viewport() if shown is self.table else shown
+        self._list_target.installEventFilter(self)
 
     def eventFilter(self, watched: Any, event: Any) -> bool:
         if event.type() == QEvent.Type.Paint and not self._list_shown \

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDateEdit,
+    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -39,6 +40,7 @@ from app.ui.order_table_model import OrderTableModel
 from app.ui.widgets import ElidingComboBox
 
 if TYPE_CHECKING:  # imported with the order book, not with the window's frame
+    from app.models.first_page import FirstPage, FirstPageKey, FirstPageRow
     from app.services.orders.orderbook import OrderFilter
 
 SEARCH_DELAY_MS = 250
@@ -53,12 +55,44 @@ def _local_midnight_utc(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time()).astimezone().astimezone(dt.timezone.utc)
 
 
+class FirstPageSource:
+    """``OrderSource`` over the first page read at start-up: its orders, newest first, and the book's total.
+
+    Asked for more (scrolling past it, the other sort order), it has nothing: the real list replaces it as soon as
+    the order book is open, and the filters and sorting are disabled until then."""
+
+    EVERY_ORDER = "every order"  # the only filter it answers (the list's filters are disabled meanwhile)
+
+    def __init__(self, page: FirstPage) -> None:
+        self._page = page
+
+    def page(self, order_filter: Any, *, after: Any, limit: int, newest_first: bool) -> list[FirstPageKey]:
+        if after is not None or not newest_first or order_filter is not self.EVERY_ORDER:
+            return []
+        return list(self._page.keys[:limit])
+
+    def count(self, order_filter: Any) -> int:
+        return self._page.total if order_filter is self.EVERY_ORDER else 0
+
+    def rows(self, ids: Any) -> dict[int, FirstPageRow]:
+        return {order_id: self._page.rows[order_id] for order_id in ids if order_id in self._page.rows}
+
+
+def first_page_selection(table: QTableView, first_page: OrderTableModel | None) -> int | None:
+    """The order selected in the first page's list, if it is still the table's model."""
+    if first_page is None or table.model() is not first_page:
+        return None
+    rows = table.selectionModel().selectedRows()
+    return first_page.order_id(rows[0].row()) if rows else None
+
+
 class OrderListMixin:
     """The order list and its filters; ``model`` is None until the order book is attached."""
 
     config: Any
     book: Any
     model: OrderTableModel | None
+    first_page_model: OrderTableModel | None
 
     # -- building ------------------------------------------------------------------------------------------------
 
@@ -205,6 +239,51 @@ class OrderListMixin:
         column.addStretch(3)
         return page
 
+    def show_first_page(self, page: FirstPage) -> bool:
+        """While the order book is still opening: its newest orders, read without SQLAlchemy at start-up
+        (``app.models.first_page``), in the list's place — the same rows, formatted by the same model, as the full
+        list shows. Search, filters and commands stay disabled until ``attach`` swaps in the real list. Returns
+        whether it was shown (not for an empty book, whose checklist needs the book; not once attached)."""
+        if self.model is not None or self.first_page_model is not None or getattr(self, "closing", False) \
+                or not page.keys:
+            return False
+        self.first_page_model = OrderTableModel(FirstPageSource(page), order_filter=FirstPageSource.EVERY_ORDER,
+                                                parent=self.table)
+        self.table.setModel(self.first_page_model)
+        self._size_columns()
+        self.table.horizontalHeader().setSortIndicator(OrderTableModel.COL_CREATED, Qt.SortOrder.DescendingOrder)
+        self._on_total_changed(page.total)
+        self.view_stack.setCurrentWidget(self.table)
+        self._hold_detail_place()
+        self._watch_list_paint()
+        return True
+
+    def _hold_detail_place(self) -> None:
+        """Where the detail pane comes with the order book: the pane's own empty look meanwhile, so the list keeps
+        its height when the real pane replaces it (``attach``)."""
+        holder = QFrame(self.splitter)
+        holder.setObjectName("detailPane")
+        holder.setStyleSheet(theme.DETAIL_PANE_STYLE)
+        column = QVBoxLayout(holder)
+        column.setContentsMargins(2, 8, 2, 2)
+        title = QLabel("Select an order to see its details.", holder)
+        title.setProperty("role", "heading")
+        column.addWidget(title)
+        self.splitter.addWidget(holder)
+        self.splitter.setStretchFactor(1, 2)
+        height = self.splitter.height()
+        if self.splitter.isVisible() and height > 0:  # as the pane's own (``_build_detail``): list 3, details 2
+            self.splitter.setSizes([height * 3 // 5, height - height * 3 // 5])
+        self.detail_place_holder: QFrame | None = holder
+
+    def _release_detail_place(self) -> None:
+        holder = getattr(self, "detail_place_holder", None)
+        if holder is not None:
+            self.detail_place_holder = None
+            holder.hide()
+            holder.setParent(None)
+            holder.deleteLater()
+
     def show_loading_failed(self, message: str) -> None:
         """The order book could not be opened: the placeholder stops looking busy and says why."""
         self.loading_title.setText("The order book could not be opened")
@@ -340,9 +419,11 @@ class OrderListMixin:
     # -- reacting to the model -----------------------------------------------------------------------------------
 
     def _filtered(self) -> bool:
+        if self.model is None:  # not attached yet (the first page is never filtered): no service to import
+            return False
         from app.services.orders.orderbook import OrderFilter
 
-        return self.model is not None and self.model.order_filter != OrderFilter()
+        return self.model.order_filter != OrderFilter()
 
     @Slot(int)
     def _on_total_changed(self, total: int) -> None:

@@ -109,7 +109,9 @@ class OrderTableModel(QAbstractTableModel):
     load_failed = Signal(object)
 
     def __init__(self, source: OrderSource, *, page_size: int = 200, batch_size: int = 100,
-                 cache_limit: int = 2000, parent: QObject | None = None) -> None:
+                 cache_limit: int = 2000, order_filter: Any = None, parent: QObject | None = None) -> None:
+        """``order_filter``: what the source is asked for first; None = every order (``OrderFilter()``, which
+        imports the order book service). The start-up's first page passes its own, as it needs no service."""
         super().__init__(parent)
         if batch_size > cache_limit:
             raise ValueError("batch_size must not exceed cache_limit")
@@ -117,9 +119,11 @@ class OrderTableModel(QAbstractTableModel):
         self._page_size = page_size
         self._batch_size = batch_size
         self._cache_limit = cache_limit
-        from app.services.orders.orderbook import OrderFilter
+        if order_filter is None:
+            from app.services.orders.orderbook import OrderFilter
 
-        self._filter = OrderFilter()
+            order_filter = OrderFilter()
+        self._filter = order_filter
         self._newest_first = True
         self._keys: list[PageKey] = []
         self._row_of: dict[int, int] = {}

@@ -205,10 +205,12 @@ def test_closing_the_window_while_the_order_book_opens_closes_it_cleanly(qtbot, 
     import threading
 
     closed = threading.Event()
+    started = threading.Event()
     opened: list = []
     real_open = app_module._open_order_book
 
     def slow_open(config, holder):
+        started.set()
         assert closed.wait(10), "the window was not closed"
         book = real_open(config, holder)
         opened.extend(holder)
@@ -217,6 +219,9 @@ def test_closing_the_window_while_the_order_book_opens_closes_it_cleanly(qtbot, 
     shown: list[str] = []
 
     def close_now() -> None:
+        if not started.is_set():  # closed once the opening is under way
+            QTimer.singleShot(10, close_now)
+            return
         windows = _visible_main_windows()
         shown.extend(window.view_stack.currentWidget().objectName() for window in windows)
         closed.set()  # the worker goes on now; closing waits for it
@@ -261,4 +266,110 @@ def test_the_benchmark_hook_prints_the_first_paint_and_the_order_list(tmp_path):
     assert done.returncode == 0, done.stderr
     figures = dict(line.split("=", 1) for line in done.stdout.splitlines() if "-ms=" in line)
     assert 0 < float(figures["first-paint-ms"]) <= float(figures["order-book-ready-ms"]) < 60_000
+    assert float(figures["first-paint-ms"]) <= float(figures["order-book-attached-ms"]) < 60_000
     assert "Traceback" not in done.stderr
+
+
+def _cells(model) -> list[tuple]:
+    from PySide6.QtCore import Qt
+
+    roles = (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole, Qt.ItemDataRole.TextAlignmentRole,
+             model.OrderIdRole)
+    cells = []
+    for row in range(model.rowCount()):
+        for column in range(model.columnCount()):
+            index = model.index(row, column)
+            colour = model.data(index, Qt.ItemDataRole.ForegroundRole)
+            cells.append(tuple(model.data(index, role) for role in roles) + (colour.name() if colour else None,))
+    return cells
+
+
+def test_an_existing_order_book_shows_its_newest_orders_before_it_is_open(qtbot, tmp_path, monkeypatch):
+    """The newest orders (read with sqlite3) are shown as soon as the window is; the order book opens after that
+    list is painted, then the real list takes its place: the same cells, the selection kept, commands enabled."""
+    from app.config import load_config
+    from app.models.database import open_database
+
+    data = tmp_path / "data"
+    db = open_database(load_config(data_dir=data, profile="training").database_url)
+    try:
+        bulk_orders(db, 230)
+    finally:
+        db.close()
+    events: list[str] = []
+    seen: dict[str, object] = {}
+    real_open, real_attach, real_show = app_module._open_order_book, MainWindow.attach, MainWindow.show_first_page
+
+    def show_first_page(window, page):
+        shown = real_show(window, page)
+        events.append("first page")
+        window.order_list_shown.connect(lambda: events.append("list painted"))
+        return shown
+
+    def open_book(config, holder):
+        events.append("opening")
+        return real_open(config, holder)
+
+    def attach(window, book, db, **kwargs):
+        events.append("attach")
+        first = window.first_page_model
+        seen["first page"] = _cells(first)
+        seen["first total"] = window.count_label.text()
+        seen["while opening"] = (window.model, window.view_stack.currentWidget() is window.table,
+                                 window.new_order_action.isEnabled(), window.search_box.isEnabled(),
+                                 window.status_combo.isEnabled(), window.location_label.text())
+        window.grab().save(str(SCREENSHOTS / "startup-first-page.png"))
+        window.table.selectRow(3)
+        seen["selected"] = first.order_id(3)
+        real_attach(window, book, db, **kwargs)
+        seen["attached"] = _cells(window.model)[:len(seen["first page"])]
+        seen["selected after"] = window.selected_order_id()
+        seen["attached total"] = window.count_label.text()
+        seen["first page model"] = window.first_page_model
+        seen["detail"] = window.detail_title.text()
+
+    def start_training(window, starter=None):
+        events.append("checks")
+        QTimer.singleShot(0, window.close)
+
+    monkeypatch.setattr(MainWindow, "show_first_page", show_first_page)
+    monkeypatch.setattr(app_module, "_open_order_book", open_book)
+    monkeypatch.setattr(MainWindow, "attach", attach)
+    monkeypatch.setattr(MainWindow, "start_training", start_training)
+    code = app_module.run_gui(data_dir=str(data), database_url=None, profile="training")
+    assert code == app_module.EXIT_OK
+    assert events == ["first page", "list painted", "opening", "attach", "checks"]
+    assert seen["while opening"] == (None, True, False, False, False, "Order book: opening…")
+    assert len(seen["first page"]) == 200 * 7  # the first page, every cell as the real list shows it
+    assert seen["first page"] == seen["attached"]
+    assert seen["first total"] == seen["attached total"] == "230 orders"
+    assert seen["selected"] is not None and seen["selected after"] == seen["selected"]
+    assert seen["detail"].startswith("Order 25X")
+    assert seen["first page model"] is None
+
+
+def test_a_window_closed_before_the_order_book_opens_opens_nothing(qtbot, tmp_path, monkeypatch):
+    """Closed while only its first page is shown: the order book is never opened, the program ends cleanly."""
+    from app.config import load_config
+    from app.models.database import open_database
+
+    data = tmp_path / "data"
+    db = open_database(load_config(data_dir=data, profile="production").database_url)
+    try:
+        bulk_orders(db, 5)
+    finally:
+        db.close()
+    opened = []
+    monkeypatch.setattr(app_module, "_open_order_book", lambda config, holder: opened.append(config))
+    real_show = MainWindow.show_first_page
+
+    def show_then_close(window, page):
+        shown = real_show(window, page)
+        window.order_list_shown.connect(window.close)  # before the start connects the opening to it
+        return shown
+
+    monkeypatch.setattr(MainWindow, "show_first_page", show_then_close)
+    code = app_module.run_gui(data_dir=str(data), database_url=None, profile="production")
+    assert code == app_module.EXIT_OK
+    qtbot.wait(300)  # past the opening's fallback timer
+    assert not opened and not _visible_main_windows()
