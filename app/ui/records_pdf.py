@@ -204,12 +204,15 @@ class _Font:
     """A font with its metrics on the PDF writer, its colour, and the widths of the texts measured so far (the same
     headers, dates and product names come back on every page)."""
 
-    __slots__ = ("font", "metrics", "ascent", "height", "color", "_widths")
+    __slots__ = ("font", "metrics", "ascent", "height", "color", "_device", "_widths", "_runs", "_seen")
 
     def __init__(self, device: Any, points: float, *, bold: bool = False, color: str = "#000000",
                  family: str = "DejaVu Sans") -> None:
         from PySide6.QtGui import QColor, QFont, QFontMetricsF
 
+        self._device = device
+        self._runs: dict[str, Any] = {}
+        self._seen: set[str] = set()
         self.font = QFont(family)
         self.font.setPointSizeF(points)
         self.font.setBold(bold)
@@ -225,6 +228,27 @@ class _Font:
             if len(self._widths) > 20_000:
                 self._widths.clear()
             found = self._widths[text] = self.metrics.horizontalAdvance(text)
+        return found
+
+    def glyphs(self, text: str) -> Any:
+        """The glyph runs of a text drawn before (shaped once, then drawn as glyphs: headers, names, products and
+        dates come back on page after page), or None the first time."""
+        found = self._runs.get(text)
+        if found is None:
+            if text not in self._seen:
+                if len(self._seen) > 50_000:
+                    self._seen.clear()
+                self._seen.add(text)
+                return None
+            from PySide6.QtGui import QTextLayout
+
+            if len(self._runs) > 20_000:
+                self._runs.clear()
+            layout = QTextLayout(text, self.font, self._device)
+            layout.beginLayout()
+            layout.createLine().setNumColumns(len(text))
+            layout.endLayout()
+            found = self._runs[text] = layout.glyphRuns()
         return found
 
     def wrap(self, text: str, width: float) -> list[str]:
@@ -271,10 +295,10 @@ class RecordsSheet:
     (300 per inch); sizes are given in points. ``painted``, when a list, collects every text drawn (tests)."""
 
     def __init__(self, writer: Any) -> None:
-        from PySide6.QtCore import QPointF, QRectF
+        from PySide6.QtCore import QLineF, QPointF, QRectF
         from PySide6.QtGui import QColor, QPainter, QPen
 
-        self._point, self._rect = QPointF, QRectF
+        self._point, self._rect, self._line = QPointF, QRectF, QLineF
         self.writer = writer
         self.painter = QPainter(writer)
         if not self.painter.isActive():
@@ -334,7 +358,13 @@ class RecordsSheet:
             painter.setPen(font.color)
             self._font, self._pen = font, None
         if text:
-            painter.drawText(self._point(x, top + font.ascent), text)
+            runs = font.glyphs(text)
+            if runs is None:
+                painter.drawText(self._point(x, top + font.ascent), text)
+            else:
+                point = self._point(x, top)
+                for run in runs:
+                    painter.drawGlyphRun(point, run)
         if self.painted is not None:
             self.painted.append(text)
 
@@ -369,15 +399,16 @@ class RecordsSheet:
         lefts = [0.0]
         for width in columns:
             lefts.append(lefts[-1] + width)
-        wrapped_head = self._wrap_row(head, columns) if head else None
-        if wrapped_head:
-            self._room(self._height(wrapped_head) * 2 + self.pad * 4)
-            self._row(wrapped_head, lefts, right, shaded=True)
+        rooms = [width - 2 * self.pad for width in columns]
+        laid_head = self._lay_out(head, rooms) if head else None
+        if laid_head:
+            self._room(laid_head[1] * 2)
+            self._row(laid_head, lefts, right, shaded=True)
         for row in rows:
-            wrapped = self._wrap_row(row, columns)
-            if self._room(self._height(wrapped)) and wrapped_head:
-                self._row(wrapped_head, lefts, right, shaded=True)
-            self._row(wrapped, lefts, right, shaded=False, header=wrapped_head)
+            laid = self._lay_out(row, rooms)
+            if self._room(laid[1]) and laid_head:
+                self._row(laid_head, lefts, right, shaded=True)
+            self._row(laid, lefts, right, shaded=False, header=laid_head)
         self.y += after * self.pt
 
     def _columns(self, rows: Sequence[Sequence[Sequence[Run]]], *, full: bool,
@@ -385,12 +416,14 @@ class RecordsSheet:
         if widths is not None:
             return [share * self.width for share in widths]
         count = max(len(row) for row in rows)
-        natural = [2 * self.pad] * count
+        natural = [0.0] * count
         for row in rows:
             for index, cell in enumerate(row):
-                need = max((font.width(text) for text, font in cell), default=0.0) + 2 * self.pad + self.pt
-                if need > natural[index]:
-                    natural[index] = need
+                for text, font in cell:
+                    need = font.width(text)
+                    if need > natural[index]:
+                        natural[index] = need
+        natural = [width + 2 * self.pad + self.pt for width in natural]
         total = sum(natural)
         if total <= self.width:
             return [width * self.width / total for width in natural] if full else natural
@@ -406,20 +439,31 @@ class RecordsSheet:
         wide_total = sum(natural[i] for i in wide)
         return [natural[i] if i in fixed else natural[i] * left / wide_total for i in range(count)]
 
-    def _wrap_row(self, row: Sequence[Sequence[Run]], columns: list[float]) -> list[list[Run]]:
-        cells = []
-        for cell, width in zip(row, columns):
-            room = width - 2 * self.pad
-            cells.append([(line, font) for text, font in cell for line in font.wrap(text, room)] or
-                         [("", self.body)])
-        return cells
+    def _lay_out(self, row: Sequence[Sequence[Run]], rooms: list[float]) -> tuple[list[list[Run]], float]:
+        """A row's cells in lines that fit their columns, and the row's height."""
+        cells, tallest = [], 0.0
+        for cell, room in zip(row, rooms):
+            lines: list[Run] = []
+            height = 0.0
+            for text, font in cell:
+                if font.width(text) <= room and "\n" not in text:
+                    lines.append((text, font))
+                    height += font.height
+                else:
+                    for line in font.wrap(text, room):
+                        lines.append((line, font))
+                        height += font.height
+            if not lines:
+                lines.append(("", self.body))
+                height = self.body.height
+            cells.append(lines)
+            if height > tallest:
+                tallest = height
+        return cells, tallest + 2 * self.pad
 
-    def _height(self, cells: list[list[Run]]) -> float:
-        return max(sum(font.height for _text, font in cell) for cell in cells) + 2 * self.pad
-
-    def _row(self, cells: list[list[Run]], lefts: list[float], right: Sequence[int], *, shaded: bool,
-             header: list[list[Run]] | None = None) -> None:
-        height = self._height(cells)
+    def _row(self, laid: tuple[list[list[Run]], float], lefts: list[float], right: Sequence[int], *, shaded: bool,
+             header: tuple[list[list[Run]], float] | None = None) -> None:
+        cells, height = laid
         if self.y + height > self.bottom:  # taller than a page: what fits here, the rest on the next pages
             cells = [list(cell) for cell in cells]
             while self.y + self._height(cells) > self.bottom:
@@ -432,7 +476,7 @@ class RecordsSheet:
                         taken += 1
                     here.append(cell[:taken] or [("", self.body)])
                     del cell[:taken]
-                self._row(here, lefts, right, shaded=shaded)
+                self._row((here, self._height(here)), lefts, right, shaded=shaded)
                 self.new_page()
                 if header:
                     self._row(header, lefts, right, shaded=True)
@@ -442,18 +486,23 @@ class RecordsSheet:
         painter = self.painter
         if shaded:
             painter.fillRect(self._rect(0.0, top, lefts[-1], height), self.shade)
+        pad = self.pad
         for index, cell in enumerate(cells):
-            y = top + self.pad
+            y = top + pad
+            aligned_right = index in right
             for text, font in cell:
-                x = lefts[index + 1] - self.pad - font.width(text) if index in right else lefts[index] + self.pad
-                self._text(x, y, text, font)
+                self._text(lefts[index + 1] - pad - font.width(text) if aligned_right else lefts[index] + pad, y,
+                           text, font)
                 y += font.height
         painter.setPen(self.rule)
         self._font = None
-        painter.drawRect(self._rect(0.0, top, lefts[-1], height))
-        for x in lefts[1:-1]:
-            painter.drawLine(self._point(x, top), self._point(x, top + height))
-        self.y = top + height
+        bottom, line = top + height, self._line
+        painter.drawLines([line(0.0, top, lefts[-1], top), line(0.0, bottom, lefts[-1], bottom),
+                           *[line(x, top, x, bottom) for x in lefts]])
+        self.y = bottom
+
+    def _height(self, cells: list[list[Run]]) -> float:
+        return max(sum(font.height for _text, font in cell) for cell in cells) + 2 * self.pad
 
     # -------------------------------------------------------------------------------------------------- pages
 
