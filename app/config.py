@@ -116,6 +116,20 @@ class AppConfig:
         os.replace(tmp, self.settings_path)
 
 
+# Beside (not inside) the profiles' folders: the profile last chosen in Settings, opened when none is given.
+PROFILE_CHOICE_FILE = "profile-choice.json"
+
+
+def remembered_profile(data_root: Path) -> str | None:
+    """The profile last chosen in Settings (``app.services.app_settings.remember_profile`` writes it); read here so
+    the start, which needs it before its first window, imports nothing more than this module."""
+    try:
+        value = json.loads((data_root / PROFILE_CHOICE_FILE).read_text()).get("profile")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if value in ("training", "production") else None
+
+
 def load_config(*, data_dir: str | Path | None = None, database_url: str | None = None,
                 profile: str | Profile | None = None) -> AppConfig:
     """Resolve configuration: explicit arguments, then environment (CSOS_*), then settings file, then defaults."""

@@ -201,7 +201,7 @@ def update_supplier(book: Any, supplier_id: int, form: SupplierForm) -> None:
 
 # -- which profile opens when none is given ----------------------------------------------------------------------
 
-PROFILE_CHOICE_FILE = "profile-choice.json"
+from app.config import PROFILE_CHOICE_FILE, remembered_profile  # noqa: E402,F401 - the start reads it from app.config
 
 
 def remember_profile(data_root: Path, profile: str) -> None:
@@ -217,12 +217,3 @@ def remember_profile(data_root: Path, profile: str) -> None:
     tmp.write_text(json.dumps({"profile": profile}))
     os.replace(tmp, target)
 
-
-def remembered_profile(data_root: Path) -> str | None:
-    import json
-
-    try:
-        value = json.loads((data_root / PROFILE_CHOICE_FILE).read_text()).get("profile")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if value in ("training", "production") else None

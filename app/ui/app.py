@@ -140,8 +140,32 @@ def _open_order_book(config: Any, opened: list[Any]) -> Any:
     return book
 
 
-# The order book's full opening waits at most this long for the first page's list to be painted.
+# The order book's full opening waits at most this long for the first page's list to be painted; the first page's
+# reading as long for the window's first paint.
 FIRST_PAGE_PAINT_WAIT_MS = 200
+
+
+def _once_painted(widget: Any, then: Any) -> None:
+    """``then()`` once, just after ``widget``'s first paint (or after FIRST_PAGE_PAINT_WAIT_MS if it is not painted,
+    e.g. started minimised)."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    done: list[bool] = []
+
+    def once() -> None:
+        if not done:
+            done.append(True)
+            then()
+
+    class Painted(QObject):
+        def eventFilter(self, watched: Any, event: Any) -> bool:
+            if event.type() == QEvent.Type.Paint:
+                watched.removeEventFilter(self)
+                QTimer.singleShot(0, once)
+            return False
+
+    widget.installEventFilter(Painted(widget))
+    QTimer.singleShot(FIRST_PAGE_PAINT_WAIT_MS, once)
 
 
 def _read_first_page(config: Any) -> Any:
@@ -157,8 +181,7 @@ def _profile_to_open(data_dir: str | Path | None, profile: str | None) -> str | 
     """An explicit choice wins (argument, CSOS_PROFILE); otherwise the profile last chosen in Settings."""
     import os
 
-    from app.config import default_data_root
-    from app.services.app_settings import remembered_profile
+    from app.config import default_data_root, remembered_profile
 
     if profile or os.environ.get("CSOS_PROFILE"):
         return profile
@@ -303,9 +326,14 @@ def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | N
             else:
                 open_book()
 
-        # The newest orders first, read without SQLAlchemy (app.models.first_page); then the order book itself.
-        facade.jobs.run("Reading the newest orders", lambda _context: _read_first_page(config),
-                        on_success=first_page_read, on_failure=open_book, announce=False)
+        def read_first_page() -> None:
+            if not window.closing:
+                facade.jobs.run("Reading the newest orders", lambda _context: _read_first_page(config),
+                                on_success=first_page_read, on_failure=open_book, announce=False)
+
+        # Once the window is painted, the newest orders, read without SQLAlchemy (app.models.first_page); once they
+        # are painted, the order book itself. Nothing runs beside the window's first paint.
+        _once_painted(window, read_first_page)
         log.info("gui started (profile %s)", config.profile.value)
         code = int(app.exec())
         facade.shutdown()  # stops the outbox, locks keys, stops the training sandbox; waits for the opening

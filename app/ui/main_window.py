@@ -374,6 +374,10 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         self.toolbar.addAction(self.certificates_action)
         self.toolbar.addAction(self.settings_action)  # Refresh (F5) and the rest are in the menus
         for action in self.toolbar.actions():
+            if action.isSeparator():
+                # Its widget is of a class private to Qt: PySide6 would look through, and set up, every widget class
+                # it knows (about 50 Python enums, ~15 ms before the first paint) to name its type.
+                continue
             button = self.toolbar.widgetForAction(action)
             if button is not None:
                 button.setAccessibleName(action.text().replace("&", "").rstrip("…"))
