@@ -139,3 +139,16 @@ def test_timeout_cannot_exceed_ten_minutes(key):
     store, ref = key
     with pytest.raises(ValueError):
         SigningSession(store, ref, idle_timeout=11 * 60)
+
+
+def test_sign_later_with_a_key_that_signs_at_once_is_sign(session):
+    """A software key has no thread of its own: ``sign_later`` signs now, with ``sign``'s rules (locked → refused,
+    use restarts the idle timer)."""
+    with pytest.raises(SessionLocked):
+        session.sign_later(b"order")
+    session.unlock(PASSWORD)
+    session.clock.now += 9 * 60
+    pending = session.sign_later(b"order")
+    session.spy.opened[0].public_key.verify(pending.result(), b"order", ec.ECDSA(hashes.SHA256()))
+    session.clock.now += 9 * 60  # 18 minutes after unlock, 9 after last use
+    assert session.is_unlocked
