@@ -445,7 +445,7 @@ def _export_into(db: Database, work: Path, *, date_from: dt.date, date_to: dt.da
                              for line in view.lines)
             if progress is not None:
                 progress(done, total)
-        _stop_if_cancelled(cancelled)  # Stop pressed during the last order still stops, before the slow PDF and zip
+        _stop_if_cancelled(cancelled)  # Stop pressed during the last order still stops, before the slow PDF
         (archive / "README.txt").write_text(_README.format(
             registrants="; ".join(sorted(registrants)) or "(none)", date_from=date_from, date_to=date_to,
             count=len(view_files), exported_at=now.strftime("%Y-%m-%d %H:%M"), version=version or "-"))
