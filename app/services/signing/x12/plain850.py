@@ -14,6 +14,7 @@ Domain values (DEA number, NDC, order number, state) are checked by their own co
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -56,6 +57,7 @@ def _int_pattern(digits: int, minimum: int) -> str:
     raise AssertionError(f"unexpected minimum {minimum}")
 
 
+@functools.lru_cache(maxsize=4096)  # dates and times are immutable, and the same few come in order after order
 def _to_date(text: str) -> _dt.date:
     try:
         return _dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
@@ -63,6 +65,7 @@ def _to_date(text: str) -> _dt.date:
         raise _Refused from None
 
 
+@functools.lru_cache(maxsize=4096)
 def _to_time(text: str) -> _dt.time:
     return _dt.time(int(text[:2]), int(text[2:]))
 
@@ -114,7 +117,8 @@ def _element(codec: _Codec) -> tuple[str, Callable[[str], Any] | None]:
         return re.escape(codec.literal), None  # type: ignore[attr-defined]
     if kind is _Code:
         mapping = codec.mapping  # type: ignore[attr-defined]
-        return "|".join(re.escape(key) for key in mapping), mapping.__getitem__
+        identity = all(type(value) is str and value == key for key, value in mapping.items())
+        return "|".join(re.escape(key) for key in mapping), None if identity else mapping.__getitem__
     if kind is _Int:
         return _int_pattern(codec.max_digits, codec.minimum), int  # type: ignore[attr-defined]
     if kind is _Date8:
@@ -133,9 +137,10 @@ def _element(codec: _Codec) -> tuple[str, Callable[[str], Any] | None]:
 
 
 class _Segment:
-    """One segment id with its spec. ``read(text)`` gives the values ``_decode`` gives, except for the elements that
-    must be empty and the required fixed codes (``_Literal``), which the pattern checks and leaves out; or raises
-    ``_Refused``."""
+    """One segment id with its spec: ``source``, a pattern with one group per element ``_decode`` gives a value for
+    (not the elements that must be empty, nor the required fixed codes, ``_Literal``, which the pattern checks), and
+    ``convert``, those groups → the values ``_decode`` gives. A trailing empty element is not excluded here (the
+    reader refuses ``*~`` anywhere)."""
 
     def __init__(self, segment_id: str, spec: _Spec) -> None:
         assert isinstance(spec, tuple) and spec
@@ -159,23 +164,38 @@ class _Segment:
                 part = f"(?:{part}"
                 closing += ")?"
             pattern += part
-        self.fullmatch = re.compile(pattern + closing).fullmatch
+        self.source = pattern + closing
         self.size = groups
-        assert re.compile(pattern + closing).groups == groups
+        assert re.compile(self.source).groups == groups
 
-    def read(self, text: str) -> Any:
-        match = self.fullmatch(text)
-        if match is None or text[-1] == "*":  # a trailing empty element is an error
-            raise _Refused
-        values = match.groups()
-        if not self.converters:
-            return values
-        out = list(values)
+
+class _Layout:
+    """A pattern made of segments (each followed by the terminator) and bits of pattern around them; ``at[name]`` is
+    where a segment's groups start."""
+
+    def __init__(self) -> None:
+        self.source, self.size, self.at = "", 0, {}
+        self.converters: list[tuple[int, Callable[[str], Any]]] = []  # (group index, converter) of every segment
+
+    def add(self, name: str, segment: _Segment) -> None:
+        self.at[name] = self.size
+        self.converters += [(self.size + index, converter) for index, converter in segment.converters]
+        self.source += segment.source + "~"
+        self.size += segment.size
+
+    def values(self, groups: tuple) -> list[Any]:
+        """The groups of a match with every segment's converter applied: what ``_decode`` gives, segment by
+        segment."""
+        out = list(groups)
         for index, converter in self.converters:
             value = out[index]
             if value is not None:
                 out[index] = converter(value)
         return out
+
+    def raw(self, pattern: str, groups: int = 0) -> None:
+        self.source += pattern
+        self.size += groups
 
 
 _GS = _Segment("GS", _GS_SPEC)
@@ -194,10 +214,50 @@ _IEA = _Segment("IEA", _IEA_SPEC)
 
 # ISA as _parse_isa accepts it (fixed widths, ISA01-ISA04 blank, qualifiers, ids of 2-15 characters padded with
 # spaces, YYMMDD, HHMM, U, 00401, control number, 0/1, P/T, '>') and its terminator.
-_ISA = re.compile(
-    rf"ISA\*00\* {{10}}\*00\* {{10}}\*([0-9A-Z]{{2}})\*({_CHAR}{{15}})\*([0-9A-Z]{{2}})\*({_CHAR}{{15}})"
-    rf"\*([0-9]{{6}})\*((?:[01][0-9]|2[0-3])[0-5][0-9])\*U\*00401\*([0-9]{{9}})\*([01])\*([PT])\*>~")
+_ISA = (rf"ISA\*00\* {{10}}\*00\* {{10}}\*([0-9A-Z]{{2}})\*({_CHAR}{{15}})\*([0-9A-Z]{{2}})\*({_CHAR}{{15}})"
+        rf"\*([0-9]{{6}})\*((?:[01][0-9]|2[0-3])[0-5][0-9])\*U\*00401\*([0-9]{{9}})\*([01])\*([PT])\*>~")
 assert _CONTROL_ISA.width == 9 and _Time4.pattern.pattern == "([01][0-9]|2[0-3])[0-5][0-9]"
+
+
+def _party_layout(layout: _Layout, name: str, *, address_required: bool) -> None:
+    """N1, then N3 [N3] N4 (required or not): at most two N3, N4 only after an N3, as ``po850._parse_party``."""
+    layout.add(name, _N1)
+    layout.raw("" if address_required else "(?:")
+    layout.add(name + ".N3", _N3)
+    layout.raw("(?:")
+    layout.add(name + ".N3b", _N3)
+    layout.raw(")?")
+    layout.add(name + ".N4", _N4)
+    layout.raw("" if address_required else ")?")
+
+
+def _document_layout() -> _Layout:
+    """The whole interchange: ISA GS ST BEG N1*BY N3 [N3] N4 N1*SU [N3 [N3] N4] (PO1 PID PO4)... CTT SE GE IEA."""
+    layout = _Layout()
+    layout.raw(_ISA, 9)
+    for name, segment in (("GS", _GS), ("ST", _ST), ("BEG", _BEG)):
+        layout.add(name, segment)
+    _party_layout(layout, "BY", address_required=True)
+    _party_layout(layout, "SU", address_required=False)
+    layout.at["lines"] = layout.size  # one group holding every line; its inner groups (the last line's) unused
+    layout.raw(f"((?:{_LINE.source})+)", 1 + _LINE.size)
+    for name, segment in (("CTT", _CTT), ("SE", _SE), ("GE", _GE), ("IEA", _IEA)):
+        layout.add(name, segment)
+    return layout
+
+
+def _line_layout() -> _Layout:
+    layout = _Layout()
+    for name, segment in (("PO1", _PO1), ("PID", _PID), ("PO4", _PO4)):
+        layout.add(name, segment)
+    return layout
+
+
+_LINE = _line_layout()
+_DOCUMENT = _document_layout()
+_DOCUMENT_MATCH = re.compile(_DOCUMENT.source).fullmatch
+_LINE_MATCH = re.compile(_LINE.source).match
+assert re.compile(_DOCUMENT.source).groups == _DOCUMENT.size and re.compile(_LINE.source).groups == _LINE.size
 
 
 def _isa_id(field: str) -> str:
@@ -209,60 +269,50 @@ def _isa_id(field: str) -> str:
 
 def read_plain_850(data: Any) -> tuple[Envelope, PurchaseOrder] | None:
     """The envelope and order of a plain canonical 850, or None (the general reader then decides)."""
-    if type(data) is not bytes or not data.startswith(b"ISA*"):
+    if type(data) is not bytes or not data.startswith(b"ISA*") or b"*~" in data:  # *~: a trailing empty element
         return None
     try:
         return _read(data.decode("ascii"))
-    except (_Refused, UnicodeDecodeError, StopIteration):
+    except (_Refused, UnicodeDecodeError):
         return None
 
 
 def _read(text: str) -> tuple[Envelope, PurchaseOrder]:
-    isa = _ISA.match(text)
-    if isa is None or isa.end() != _ISA_LENGTH:
+    match = _DOCUMENT_MATCH(text)
+    if match is None:
         raise _Refused
+    g = _DOCUMENT.values(match.groups())
     (sender_qualifier, sender, receiver_qualifier, receiver, isa_date, isa_time, isa_control, acknowledgment,
-     usage) = isa.groups()
+     usage) = g[:9]
     sender, receiver, isa_control_number = _isa_id(sender), _isa_id(receiver), _to_control(isa_control)
-    pieces = text[_ISA_LENGTH:].split("~")
-    if pieces.pop() != "":
-        raise _Refused  # trailing data or whitespace, or a missing terminator
-    segments = iter(pieces)
-    functional_id, app_sender, app_receiver, group_date, group_time, group_control = _GS.read(next(segments))
+    functional_id, app_sender, app_receiver, group_date, group_time, group_control = g[_GS_AT:_GS_AT + 6]
     if (functional_id != _TX_FUNCTIONAL_ID["850"]
             or f"{group_date.year % 100:02d}{group_date.month:02d}{group_date.day:02d}" != isa_date
             or f"{group_time.hour:02d}{group_time.minute:02d}" != isa_time):
         raise _Refused
-    transaction_set, transaction_control = _ST.read(next(segments))
+    transaction_set, transaction_control, order_number, date_signed = g[_ST_AT:_ST_AT + 4]  # ST, BEG
     if transaction_set != "850":
         raise _Refused
-    order_number, date_signed = _BEG.read(next(segments))
-    piece = next(segments)
-    purchaser, piece = _party(piece, segments, "BY", require_dea=True, require_address=True)
-    supplier, piece = _party(piece, segments, "SU", require_dea=False, require_address=False)
+    purchaser = _party(g, _BY_AT, "BY", require_dea=True)
+    supplier = _party(g, _SU_AT, "SU", require_dea=False)
     lines: list[OrderLine850] = []
     seen: set[int] = set()
-    while piece.startswith("PO1*"):
-        line_number, packages, ndc = _PO1.read(piece)
+    block, pos = g[_LINES_AT], 0
+    while pos < len(block):
+        line = _LINE_MATCH(block, pos)
+        if line is None:
+            raise _Refused  # cannot happen: the block is made of lines
+        line_number, packages, ndc, description, quantity, unit = _LINE.values(line.groups())  # PO1, PID, PO4
         if line_number in seen:
             raise _Refused
         seen.add(line_number)
-        (description,) = _PID.read(next(segments))
-        quantity, unit = _PO4.read(next(segments))
         lines.append(OrderLine850(line_number, packages, ndc, description, quantity, unit))
-        piece = next(segments)
-    (count,) = _CTT.read(piece)
-    if not lines or count != len(lines):
-        raise _Refused
-    # ST is segment 3 of the interchange; SE01 counts ST to SE.
-    se_count, se_control = _SE.read(next(segments))
-    if se_count != len(pieces) - 3 or se_control != transaction_control:
-        raise _Refused
-    group_count, ge_control = _GE.read(next(segments))
-    interchange_count, iea_control = _IEA.read(next(segments))
-    if group_count != 1 or ge_control != group_control or interchange_count != 1 or iea_control != isa_control_number:
-        raise _Refused
-    if next(segments, None) is not None:
+        pos = line.end()
+    count, se_count, se_control, group_count, ge_control, interchange_count, iea_control = g[_CTT_AT:]
+    # SE01 counts ST to SE: every segment but ISA, GS, GE and IEA.
+    if (count != len(lines) or se_count != text.count("~") - 4 or se_control != transaction_control
+            or group_count != 1 or ge_control != group_control or interchange_count != 1
+            or iea_control != isa_control_number):
         raise _Refused
     envelope = Envelope(
         sender_id=sender, receiver_id=receiver, created_at=_dt.datetime.combine(group_date, group_time),
@@ -274,27 +324,22 @@ def _read(text: str) -> tuple[Envelope, PurchaseOrder]:
     return envelope, PurchaseOrder(order_number, date_signed, purchaser, supplier, tuple(lines))
 
 
-def _party(piece: str, segments, entity: str, *, require_dea: bool, require_address: bool) -> tuple[Party, str]:
-    """N1 [N3 [N3] N4] as ``po850._parse_party`` reads it; returns the party and the segment after it."""
-    code, name, qualifier, dea = _N1.read(piece)
+def _party(g: list, at: int, entity: str, *, require_dea: bool) -> Party:
+    """The party as ``po850._parse_party`` reads it, from the values of ``_party_layout`` (N1, N3, N3, N4)."""
+    code, name, qualifier, dea, line1, line2, line3, line4, city, state, postal = g[at:at + 11]
     if code != entity or (qualifier is None) != (dea is None) or (require_dea and dea is None):
         raise _Refused
-    lines: list[str] = []
-    piece = next(segments)
-    n3_count = 0
-    while piece.startswith("N3*"):
-        n3_count += 1
-        pair = [value for value in _N3.read(piece) if value is not None]
-        piece = next(segments)
-        if n3_count > 2 or (len(pair) == 1 and piece.startswith("N3*")):
-            raise _Refused
-        lines.extend(pair)
-    city = state = postal = None
-    if piece.startswith("N4*"):
-        if not lines:
-            raise _Refused
-        city, state, postal = _N4.read(piece)
-        piece = next(segments)
-    elif lines or require_address:
-        raise _Refused
-    return Party(name, dea, tuple(lines), city, state, postal), piece
+    if line3 is not None and line2 is None:
+        raise _Refused  # one spelling only: lines go two to an N3, so only the last N3 may carry a single line
+    lines = tuple(line for line in (line1, line2, line3, line4) if line is not None)
+    return Party(name, dea, lines, city, state, postal)
+
+
+# Where the values of each part start, and the layout the unpacking above relies on.
+_GS_AT, _ST_AT, _BY_AT, _SU_AT = _DOCUMENT.at["GS"], _DOCUMENT.at["ST"], _DOCUMENT.at["BY"], _DOCUMENT.at["SU"]
+_LINES_AT, _CTT_AT = _DOCUMENT.at["lines"], _DOCUMENT.at["CTT"]
+assert (_GS.size, _ST.size, _BEG.size, _N1.size, _N3.size, _N4.size) == (6, 2, 2, 4, 2, 3)
+assert _DOCUMENT.at["BEG"] == _ST_AT + 2 and _BY_AT == _ST_AT + 4 and _SU_AT == _BY_AT + 11
+assert _DOCUMENT.at["BY.N4"] == _BY_AT + 8 and _DOCUMENT.at["SU.N4"] == _SU_AT + 8 and _LINES_AT == _SU_AT + 11
+assert (_PO1.size, _PID.size, _PO4.size) == (3, 1, 2) and _LINE.size == 6
+assert _CTT_AT == _LINES_AT + 1 + _LINE.size and _DOCUMENT.size == _CTT_AT + 7
