@@ -335,6 +335,10 @@ _RD_CERTIFICATE_SETS_MAX = 256
 # Signers send the same certificates with every order; keyed by the certificates' own bytes, never the document's.
 _rd_certificate_sets: dict[bytes, tuple[tuple[x509.Certificate, int, bytes, tuple], ...]] = {}
 _rd_lock = threading.Lock()
+# An attribute's whole DER → (name, value) for contentType and signingCertificateV2 (a function of those bytes alone):
+# a signer sends the same two with every order.
+_RD_FIXED_ATTRIBUTES_MAX = 256
+_rd_fixed_attributes: dict[bytes, tuple[str, object]] = {}
 
 
 def _rd_header(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
@@ -462,27 +466,45 @@ def _read_der(data: bytes) -> SignedDocument:
         raise _NotPlainDer
     # Signed attributes: each known, once, with exactly one value of the expected type
     values: dict[str, tuple[int, int]] = {}
+    fixed: dict[str, object] = {}  # contentType and signingCertificateV2, the same in every order of a signer
     pos = attributes_start
     while pos < attributes_end:
         start, attribute_end = h(data, pos, attributes_end, 0x30)
+        raw = data[pos:attribute_end]
+        known = _rd_fixed_attributes.get(raw)
+        if known is not None:  # read before, from these very bytes
+            if known[0] in values or known[0] in fixed:
+                raise _NotPlainDer
+            fixed[known[0]] = known[1]
+            pos = attribute_end
+            continue
         oid_start, oid_end = h(data, start, attribute_end, 0x06)
         known = _RD_ATTRIBUTES.get(data[oid_start:oid_end])
-        if known is None or known[0] in values:
+        if known is None or known[0] in values or known[0] in fixed:
             raise _NotPlainDer
         start, set_end = h(data, oid_end, attribute_end, 0x31)
         value_start, value_end = h(data, start, set_end, known[1])
         if set_end != attribute_end or value_end != set_end:
             raise _NotPlainDer
-        values[known[0]] = (value_start, value_end)
+        if known[0] == "content_type":
+            if data[value_start:value_end] != _RD_DATA:
+                raise _NotPlainDer
+            fixed["content_type"] = "data"
+        elif known[0] == "signing_certificate_v2":
+            fixed["signing_certificate_v2"] = _rd_v2_hash(data, value_start, value_end)
+        else:
+            values[known[0]] = (value_start, value_end)
+            pos = attribute_end
+            continue
+        if len(_rd_fixed_attributes) >= _RD_FIXED_ATTRIBUTES_MAX:
+            _rd_fixed_attributes.clear()
+        _rd_fixed_attributes[raw] = (known[0], fixed[known[0]])
         pos = attribute_end
-    if not values:
+    if not values and not fixed:
         raise _NotPlainDer
-    content_type = message_digest = signing_time = v2_hash = None
-    if "content_type" in values:
-        start, stop = values["content_type"]
-        if data[start:stop] != _RD_DATA:
-            raise _NotPlainDer
-        content_type = "data"
+    content_type = fixed.get("content_type")
+    v2_hash = fixed.get("signing_certificate_v2")
+    message_digest = signing_time = None
     if "message_digest" in values:
         start, stop = values["message_digest"]
         message_digest = data[start:stop]
@@ -494,8 +516,6 @@ def _read_der(data: bytes) -> SignedDocument:
         year = int(text[0:2])
         signing_time = dt.datetime(year + (2000 if year < 50 else 1900), int(text[2:4]), int(text[4:6]),
                                    int(text[6:8]), int(text[8:10]), int(text[10:12]), tzinfo=dt.timezone.utc)
-    if "signing_certificate_v2" in values:
-        v2_hash = _rd_v2_hash(data, *values["signing_certificate_v2"])
     # The signer among the certificates, matched on serial and issuer as received (else: general reader)
     certificates = _rd_certificates(data[certificates_start:certificates_end])
     for certificate, certificate_serial, certificate_issuer, facts in certificates:
