@@ -271,6 +271,8 @@ def order_reasons_for(order: PurchaseOrder, signer: CsosCertificate | None,
     if not order.lines:
         reasons.append(Reason("missing_field:lines", "The order has no lines."))
     for line in order.lines:
+        if line.ndc and line.description and line.packages and line.package_quantity:
+            continue  # all there (a true str, int or Decimal is none of None, "", 0)
         for name, value in (("ndc", line.ndc), ("description", line.description), ("packages", line.packages),
                             ("package_quantity", line.package_quantity)):
             if value in (None, "", 0):

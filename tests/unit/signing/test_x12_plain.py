@@ -31,6 +31,7 @@ def check(data: bytes) -> bool:
     if plain is None:
         return False
     assert general(data) == ("ok", plain)
+    assert read_plain_850(data, envelope=False) == (None, plain[1]) and x12.parse_850(data) == plain[1]
     return True
 
 

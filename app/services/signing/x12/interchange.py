@@ -126,6 +126,9 @@ def parse_any(data: bytes) -> Document:
 
 
 def parse_850(data: bytes) -> PurchaseOrder:
+    plain = read_plain_850(data, envelope=False)  # the order alone: the envelope is checked, not built
+    if plain is not None:
+        return plain[1]
     return parse_interchange(data, expected="850").document  # type: ignore[return-value]
 
 

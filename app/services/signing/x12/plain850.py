@@ -267,17 +267,18 @@ def _isa_id(field: str) -> str:
     return value
 
 
-def read_plain_850(data: Any) -> tuple[Envelope, PurchaseOrder] | None:
-    """The envelope and order of a plain canonical 850, or None (the general reader then decides)."""
+def read_plain_850(data: Any, *, envelope: bool = True) -> tuple[Envelope | None, PurchaseOrder] | None:
+    """The envelope and order of a plain canonical 850, or None (the general reader then decides). With
+    ``envelope=False`` the envelope is checked all the same but not built (None in its place)."""
     if type(data) is not bytes or not data.startswith(b"ISA*") or b"*~" in data:  # *~: a trailing empty element
         return None
     try:
-        return _read(data.decode("ascii"))
+        return _read(data.decode("ascii"), envelope)
     except (_Refused, UnicodeDecodeError):
         return None
 
 
-def _read(text: str) -> tuple[Envelope, PurchaseOrder]:
+def _read(text: str, with_envelope: bool) -> tuple[Envelope | None, PurchaseOrder]:
     match = _DOCUMENT_MATCH(text)
     if match is None:
         raise _Refused
@@ -314,6 +315,9 @@ def _read(text: str) -> tuple[Envelope, PurchaseOrder]:
             or group_count != 1 or ge_control != group_control or interchange_count != 1
             or iea_control != isa_control_number):
         raise _Refused
+    order = PurchaseOrder(order_number, date_signed, purchaser, supplier, tuple(lines))
+    if not with_envelope:
+        return None, order
     envelope = Envelope(
         sender_id=sender, receiver_id=receiver, created_at=_dt.datetime.combine(group_date, group_time),
         interchange_control_number=isa_control_number, group_control_number=group_control,
@@ -321,7 +325,7 @@ def _read(text: str) -> tuple[Envelope, PurchaseOrder]:
         receiver_qualifier=receiver_qualifier, usage_indicator=usage, acknowledgment_requested=acknowledgment == "1",
         application_sender_id=app_sender, application_receiver_id=app_receiver,
     )
-    return envelope, PurchaseOrder(order_number, date_signed, purchaser, supplier, tuple(lines))
+    return envelope, order
 
 
 def _party(g: list, at: int, entity: str, *, require_dea: bool) -> Party:
