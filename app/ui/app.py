@@ -260,11 +260,15 @@ def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | N
     title = f"{APP_DISPLAY_NAME} cannot start"
     try:
         config = load_config(data_dir=data_dir, database_url=database_url, profile=profile)
-        setup_logging(config.data_dir)
     except CsosError as exc:
         log.info("cannot start: %s", exc.code)
         show_error(title, exc.message)
         return EXIT_CANNOT_START
+
+    def start_logging() -> None:
+        """The log file is set up once the window is painted (its rotating handler imports socket and pickle,
+        ~8 ms), or before anything that happens earlier is logged; setting it up again does nothing."""
+        setup_logging(config.data_dir)
 
     import os
 
@@ -291,6 +295,7 @@ def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | N
                 window.attach(book, opened[0])
 
         def cannot_open(error: CsosError) -> None:
+            start_logging()
             failures.append(error)
             log.info("cannot start: %s", error.code)
             if not window.closing:
@@ -301,13 +306,6 @@ def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | N
 
         facade.profile_switch_requested.connect(switch)
         facade.training_reset_requested.connect(lambda: switch(RESET_TRAINING))
-        if measuring:
-            # The benchmark measures the real start: both figures, then quit (no sandbox).
-            _exit_after_first_paint(app, window)
-        elif config.is_training:
-            # After the order list, the status bar and the background checks: the sandbox comes up behind them.
-            window.checks_started.connect(lambda: window.start_training())
-        window.show()
         opening: list[bool] = []
 
         def open_book(*_args: Any) -> None:
@@ -327,6 +325,8 @@ def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | N
                 open_book()
 
         def read_first_page() -> None:
+            start_logging()
+            log.info("gui started (profile %s)", config.profile.value)
             if not window.closing:
                 facade.jobs.run("Reading the newest orders", lambda _context: _read_first_page(config),
                                 on_success=first_page_read, on_failure=open_book, announce=False)
@@ -334,17 +334,26 @@ def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | N
         # Once the window is painted, the newest orders, read without SQLAlchemy (app.models.first_page); once they
         # are painted, the order book itself. Nothing runs beside the window's first paint.
         _once_painted(window, read_first_page)
-        log.info("gui started (profile %s)", config.profile.value)
+        if measuring:
+            # The benchmark measures the real start: its figures, then quit (no sandbox). Its watcher is installed
+            # last, so it sees each paint first and reports it before the work that follows the paint.
+            _exit_after_first_paint(app, window)
+        elif config.is_training:
+            # After the order list, the status bar and the background checks: the sandbox comes up behind them.
+            window.checks_started.connect(lambda: window.start_training())
+        window.show()
         code = int(app.exec())
         facade.shutdown()  # stops the outbox, locks keys, stops the training sandbox; waits for the opening
         if failures:
             return EXIT_CANNOT_START
         return switch_to[-1] if switch_to else code
     except CsosError as exc:
+        start_logging()
         log.info("cannot start: %s", exc.code)
         show_error(title, exc.message)
         return EXIT_CANNOT_START
     finally:
+        start_logging()  # a window closed before its first paint
         facade.shutdown()
         for db in opened:
             db.close()

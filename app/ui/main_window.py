@@ -159,6 +159,7 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         self.model.modelReset.connect(self._show_selected)
         self.table.activated.connect(self._on_row_activated)
         self._show_location(db.url)
+        self._fill_schedule_choices()
         self._reload_filter_choices()
         self._set_book_enabled(True)
 

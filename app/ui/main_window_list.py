@@ -9,7 +9,6 @@ the order filter comes from the services when the list is filtered (start-up rul
 from __future__ import annotations
 
 import datetime as dt
-import html
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QDate, QItemSelection, QModelIndex, Qt, QTimer, Slot
@@ -33,7 +32,6 @@ from PySide6.QtWidgets import (
 
 from app.errors import CsosError
 from app.models.states import OrderStatus
-from app.models.values import Schedule
 from app.ui import theme
 from app.ui.main_window_status import describe_location
 from app.ui.order_table_model import OrderTableModel
@@ -143,9 +141,7 @@ class OrderListMixin:
                                               "Re&gistration:", filters)
         self.supplier_combo = self._combo(body, "supplierFilter", "Supplier filter", "Su&pplier:", filters)
         self.schedule_combo = self._combo(body, "scheduleFilter", "Schedule filter", "Sche&dule:", filters)
-        self.schedule_combo.addItem("Any schedule", None)
-        for schedule in Schedule:
-            self.schedule_combo.addItem(schedule.label, schedule)
+        self.schedule_combo.addItem("Any schedule", None)  # the schedules come with the order book (attach)
         self.created_combo = self._combo(body, "createdFilter", "Created filter", "Crea&ted:", filters)
         for text, value in CREATED_RANGES:
             self.created_combo.addItem(text, value)
@@ -318,6 +314,14 @@ class OrderListMixin:
 
     # -- filtering and sorting -----------------------------------------------------------------------------------
 
+    def _fill_schedule_choices(self) -> None:
+        """The schedule filter's entries (the DEA value module is not needed before the window's first paint)."""
+        from app.models.values import Schedule
+
+        if self.schedule_combo.count() == 1:
+            for schedule in Schedule:
+                self.schedule_combo.addItem(schedule.label, schedule)
+
     def _reload_filter_choices(self) -> None:
         """Registration and supplier filters list what the order book has (after Settings changed it too)."""
         if self.book is None:
@@ -451,6 +455,8 @@ class OrderListMixin:
             return
         title, text = ("No orders match these filters.",
                        "Clear the search box or press “Clear filters” to see every order.")
+        import html
+
         self.empty_hint.setText(f"<p style='font-size:14pt; font-weight:600'>{html.escape(title)}</p>"
                                 f"<p>{html.escape(text)}</p>")
         self.view_stack.setCurrentWidget(self.empty_hint)

@@ -8,7 +8,6 @@ needs the frame's ``config``, ``db``, ``facade``, ``training_notice``, ``search_
 
 from __future__ import annotations
 
-import html
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,14 @@ if TYPE_CHECKING:  # imported with the order book (``attach``), not with the win
     from app.services.orders.details import Notice
 
 log = logging.getLogger(__name__)
+
+
+def _escape(text: str) -> str:
+    """``html.escape``, imported when first needed (html and its entity table are not needed before the window's
+    first paint)."""
+    import html
+
+    return html.escape(text)
 
 
 def describe_location(url: str) -> str:
@@ -155,7 +162,7 @@ class StatusBarMixin:
                                               "can be prepared, but only a certificate holder can sign them.")
         else:
             colour = theme.CLOCK_COLOURS["ok" if certificate.days_left > 30 else "unknown"]
-            who = html.escape(certificate.subscriber_name or "certificate")
+            who = _escape(certificate.subscriber_name or "certificate")
             self.certificate_label.setText(f"Certificate: {who}, <span style='color:{colour}'>"
                                            f"{certificate.days_left} days left</span>")
             self.certificate_label.setToolTip(f"Expires {format_local(certificate.not_after)}"
@@ -192,7 +199,7 @@ class StatusBarMixin:
         if not shown:
             self.notice_bar.setVisible(False)
             return
-        lines = [f"<b>{html.escape(n.message)}</b> {html.escape(n.action)}" for n in shown[:3]]
+        lines = [f"<b>{_escape(n.message)}</b> {_escape(n.action)}" for n in shown[:3]]
         if len(shown) > 3:
             lines.append(f"…and {len(shown) - 3} more.")
         self.notice_text.setText("<br>".join(lines))
@@ -262,7 +269,7 @@ class StatusBarMixin:
 
     def _set_clock(self, state: str, text: str, tip: str) -> None:
         colour = theme.CLOCK_COLOURS.get(state, theme.CLOCK_COLOURS["unchecked"])
-        self.clock_label.setText(f"<span style='color:{colour}'>●</span> {html.escape(text)}")
+        self.clock_label.setText(f"<span style='color:{colour}'>●</span> {_escape(text)}")
         self.clock_label.setToolTip(tip)
         self.clock_label.setAccessibleDescription(f"{text}. {tip}")
         self.clock_label.setProperty("state", state)

@@ -172,6 +172,8 @@ def test_run_gui_shows_the_window_first_then_the_order_book_then_the_checks_then
         ["attach (window visible)", "checks", "sandbox"]
     assert (tmp_path / "data" / "training" / "orderbook.sqlite3").exists()
     assert not _visible_main_windows()
+    # The log file is set up after the first paint, and nothing logged is lost.
+    assert "gui started (profile training)" in (tmp_path / "data" / "training" / "logs" / "csos-desk.log").read_text()
 
 
 @pytest.mark.parametrize("broken", ["corrupt", "a folder"])
@@ -197,6 +199,7 @@ def test_an_order_book_that_cannot_be_opened_gives_the_plain_cannot_start_messag
     title, message, placeholder = shown[0]
     assert title == "CSOS Desk cannot start" and expected in message
     assert placeholder == "The order book could not be opened"  # the window shown meanwhile says so too
+    assert "cannot start: storage." in (tmp_path / "data" / "training" / "logs" / "csos-desk.log").read_text()
     assert "Traceback" not in message and "Traceback" not in capfd.readouterr().err
     assert not _visible_main_windows()
 
