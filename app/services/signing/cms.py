@@ -337,6 +337,10 @@ _rd_certificate_sets: dict[bytes, tuple[tuple[x509.Certificate, int, bytes, tupl
 _rd_lock = threading.Lock()
 # An attribute's whole DER → (name, value) for contentType and signingCertificateV2 (a function of those bytes alone):
 # a signer sends the same two with every order.
+# The last SignerInfo head (version, sid, digestAlgorithm: bytes, issuer DER, serial) and certificate set (bytes,
+# entry) read: orders come signer after signer, so the next is most often the same (checked byte for byte).
+_rd_signer_head: tuple[bytes, bytes, int] | None = None
+_rd_last_certificates: tuple[bytes, tuple] | None = None
 _RD_FIXED_ATTRIBUTES_MAX = 256
 _rd_fixed_attributes: dict[bytes, tuple[str, object]] = {}
 
@@ -371,6 +375,18 @@ def _rd_algorithm(data: bytes, start: int, end: int) -> bytes:
     return data[oid_start:oid_end]
 
 
+def _rd_certificates_in(data: bytes, start: int, end: int) -> tuple[tuple[x509.Certificate, int, bytes, tuple], ...]:
+    """``_rd_certificates(data[start:end])``; the same certificates as last time are recognised without the copy."""
+    global _rd_last_certificates
+    last = _rd_last_certificates
+    if last is not None and len(last[0]) == end - start and data.startswith(last[0], start):
+        return last[1]
+    raw = data[start:end]
+    entry = _rd_certificates(raw)
+    _rd_last_certificates = (raw, entry)
+    return entry
+
+
 def _rd_certificates(raw: bytes) -> tuple[tuple[x509.Certificate, int, bytes, tuple], ...]:
     entry = _rd_certificate_sets.get(raw)
     if entry is not None:
@@ -390,6 +406,27 @@ def _rd_certificates(raw: bytes) -> tuple[tuple[x509.Certificate, int, bytes, tu
             del _rd_certificate_sets[next(iter(_rd_certificate_sets))]
         _rd_certificate_sets[raw] = entry
     return entry
+
+
+def _rd_signer_identifier(data: bytes, start: int, end: int) -> tuple[bytes, int, int]:
+    """SignerInfo's version, sid (issuerAndSerialNumber) and digestAlgorithm (SHA-256) from ``start`` → (issuer DER,
+    serial, where the signed attributes start). Remembers those bytes (``_rd_signer_head``): a signer's are the same
+    in every order."""
+    global _rd_signer_head
+    h = _rd_header
+    _, pos = h(data, start, end, 0x02)
+    sid_start, sid_end = h(data, pos, end, 0x30)
+    _, issuer_end = h(data, sid_start, sid_end, 0x30)
+    serial_start, serial_end = h(data, issuer_end, sid_end, 0x02)
+    if serial_end != sid_end or serial_start == serial_end:
+        raise _NotPlainDer
+    issuer_der = data[sid_start:issuer_end]
+    serial = int.from_bytes(data[serial_start:serial_end], "big", signed=True)
+    algorithm_start, pos = h(data, sid_end, end, 0x30)
+    if _rd_algorithm(data, algorithm_start, pos) != _RD_SHA256:
+        raise _NotPlainDer
+    _rd_signer_head = (data[start:pos], issuer_der, serial)
+    return issuer_der, serial, pos
 
 
 def _rd_v2_hash(data: bytes, start: int, end: int) -> bytes:
@@ -447,17 +484,13 @@ def _read_der(data: bytes) -> SignedDocument:
         raise _NotPlainDer  # exactly one SignerInfo
     # SignerInfo { version, sid issuerAndSerialNumber, digestAlgorithm, [0] signedAttrs, signatureAlgorithm,
     #              signature }  (subjectKeyIdentifier, unsignedAttrs → general reader)
-    _, pos = h(data, start, info_end, 0x02)
-    sid_start, sid_end = h(data, pos, info_end, 0x30)
-    _, issuer_end = h(data, sid_start, sid_end, 0x30)
-    serial_start, serial_end = h(data, issuer_end, sid_end, 0x02)
-    if serial_end != sid_end or serial_start == serial_end:
-        raise _NotPlainDer
-    issuer_der = data[sid_start:issuer_end]
-    serial = int.from_bytes(data[serial_start:serial_end], "big", signed=True)
-    start, pos = h(data, sid_end, info_end, 0x30)
-    if _rd_algorithm(data, start, pos) != _RD_SHA256:
-        raise _NotPlainDer
+    known_head = _rd_signer_head
+    if (known_head is not None and start + len(known_head[0]) <= info_end
+            and data.startswith(known_head[0], start)):  # the same version, sid and digestAlgorithm as last time
+        _, issuer_der, serial = known_head
+        pos = start + len(known_head[0])
+    else:
+        issuer_der, serial, pos = _rd_signer_identifier(data, start, info_end)
     attributes_start, attributes_end = h(data, pos, info_end, 0xA0)
     start, pos = h(data, attributes_end, info_end, 0x30)
     algorithm = _RD_SIGNATURE_ALGORITHMS.get(_rd_algorithm(data, start, pos))
@@ -517,7 +550,7 @@ def _read_der(data: bytes) -> SignedDocument:
         signing_time = dt.datetime(year + (2000 if year < 50 else 1900), int(text[2:4]), int(text[4:6]),
                                    int(text[6:8]), int(text[8:10]), int(text[10:12]), tzinfo=dt.timezone.utc)
     # The signer among the certificates, matched on serial and issuer as received (else: general reader)
-    certificates = _rd_certificates(data[certificates_start:certificates_end])
+    certificates = _rd_certificates_in(data, certificates_start, certificates_end)
     for certificate, certificate_serial, certificate_issuer, facts in certificates:
         if certificate_serial == serial:
             if certificate_issuer != issuer_der:
@@ -591,6 +624,9 @@ def _find_signer(signer_info: cms.SignerInfo, certificates: list[x509.Certificat
     raise CmsError("The signer's certificate is not included in the signed document.")
 
 
+_PKCS1V15, _SHA256, _ECDSA_SHA256 = padding.PKCS1v15(), hashes.SHA256(), ec.ECDSA(hashes.SHA256())  # stateless
+
+
 def check_signature(document: SignedDocument) -> list[tuple[str, str]]:
     """The cryptographic rules: content digest, signature, signingCertificateV2. Returns (code, message) pairs."""
     problems: list[tuple[str, str]] = []
@@ -616,11 +652,10 @@ def check_signature(document: SignedDocument) -> list[tuple[str, str]]:
     try:
         if isinstance(public_key, rsa.RSAPublicKey) and document.signature_algorithm in (
                 "sha256_rsa", "rsassa_pkcs1v15"):
-            public_key.verify(document.signature, document.signed_attributes_der, padding.PKCS1v15(),
-                              hashes.SHA256())
+            public_key.verify(document.signature, document.signed_attributes_der, _PKCS1V15, _SHA256)
         elif isinstance(public_key, ec.EllipticCurvePublicKey) and document.signature_algorithm in (
                 "sha256_ecdsa", "ecdsa"):
-            public_key.verify(document.signature, document.signed_attributes_der, ec.ECDSA(hashes.SHA256()))
+            public_key.verify(document.signature, document.signed_attributes_der, _ECDSA_SHA256)
         else:
             problems.append(("signature_invalid", f"Signature algorithm {document.signature_algorithm} does not "
                                                   "fit the signer's key or is not allowed."))
