@@ -376,3 +376,32 @@ def test_a_window_closed_before_the_order_book_opens_opens_nothing(qtbot, tmp_pa
     assert code == app_module.EXIT_OK
     qtbot.wait(300)  # past the opening's fallback timer
     assert not opened and not _visible_main_windows()
+
+
+def test_a_shared_postgresql_order_book_opens_without_a_first_page(qtbot, tmp_path, monkeypatch, postgres_url):
+    """PostgreSQL: no sqlite3 first page; the list waits for the full opening, as before, and shows its orders."""
+    from app.models.database import open_database
+
+    db = open_database(postgres_url)
+    try:
+        bulk_orders(db, 12)
+    finally:
+        db.close()
+    seen: dict[str, object] = {}
+    real_attach = MainWindow.attach
+
+    def attach(window, book, db, **kwargs):
+        seen["first page before"] = window.first_page_model
+        seen["placeholder before"] = window.view_stack.currentWidget().objectName()
+        real_attach(window, book, db, **kwargs)
+        seen["rows"] = window.model.rowCount()
+        seen["count"] = window.count_label.text()
+
+    def start_training(window, starter=None):
+        QTimer.singleShot(0, window.close)
+
+    monkeypatch.setattr(MainWindow, "attach", attach)
+    monkeypatch.setattr(MainWindow, "start_training", start_training)
+    code = app_module.run_gui(data_dir=str(tmp_path / "data"), database_url=postgres_url, profile="training")
+    assert code == app_module.EXIT_OK
+    assert seen == {"first page before": None, "placeholder before": "loadingPage", "rows": 12, "count": "12 orders"}
