@@ -257,6 +257,12 @@ _LINE = _line_layout()
 _DOCUMENT = _document_layout()
 _DOCUMENT_MATCH = re.compile(_DOCUMENT.source).fullmatch
 _LINE_MATCH = re.compile(_LINE.source).match
+# The converters of a line's values (PO1: line number, packages, NDC; PID: description as is; PO4: quantity, unit),
+# every element of a line being required (so no value is None).
+_TO_LINE_NUMBER, _TO_PACKAGES, _TO_NDC, _TO_QUANTITY, _TO_UNIT = (dict(_LINE.converters)[index]
+                                                                  for index in (0, 1, 2, 4, 5))
+assert [index for index, _ in _LINE.converters] == [0, 1, 2, 4, 5]
+assert all(element[1] for element in (*_PO1_850_SPEC, *_PID_SPEC, *_PO4_SPEC) if element is not None)
 assert re.compile(_DOCUMENT.source).groups == _DOCUMENT.size and re.compile(_LINE.source).groups == _LINE.size
 
 
@@ -303,11 +309,13 @@ def _read(text: str, with_envelope: bool) -> tuple[Envelope | None, PurchaseOrde
         line = _LINE_MATCH(block, pos)
         if line is None:
             raise _Refused  # cannot happen: the block is made of lines
-        line_number, packages, ndc, description, quantity, unit = _LINE.values(line.groups())  # PO1, PID, PO4
+        line_number, packages, ndc, description, quantity, unit = line.groups()  # PO1, PID, PO4: all required
+        line_number = _TO_LINE_NUMBER(line_number)
         if line_number in seen:
             raise _Refused
         seen.add(line_number)
-        lines.append(OrderLine850(line_number, packages, ndc, description, quantity, unit))
+        lines.append(OrderLine850(line_number, _TO_PACKAGES(packages), _TO_NDC(ndc), description,
+                                  _TO_QUANTITY(quantity), _TO_UNIT(unit)))
         pos = line.end()
     count, se_count, se_control, group_count, ge_control, interchange_count, iea_control = g[_CTT_AT:]
     # SE01 counts ST to SE: every segment but ISA, GS, GE and IEA.
