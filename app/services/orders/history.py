@@ -47,6 +47,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from app.errors import InvalidValue
@@ -526,7 +527,7 @@ def _order_lines_statement() -> Any:
             .where(line.order_id == bindparam("order_id"), line.schedule != "NC"))
 
 
-def _order_lines(session: Session, order_id: int, names: tuple[str, ...]) -> tuple[str | None,
+def _order_lines(session: Session | Connection, order_id: int, names: tuple[str, ...]) -> tuple[str | None,
                                                                                  list[tuple[str, str, Decimal]]]:
     return _substance_lines(session.execute(_order_lines_statement(), {"order_id": order_id}).all(), names)
 
@@ -553,7 +554,7 @@ def _registration_products_statement() -> Any:
             .select_from(pairs.outerjoin(Product.__table__, product.ndc == pairs.c.ndc)))
 
 
-def _substance_pairs(session: Session, registration: str, substances: Sequence[str],
+def _substance_pairs(session: Session | Connection, registration: str, substances: Sequence[str],
                      names: tuple[str, ...]) -> tuple[int | None, list[tuple[str, str, str]]]:
     """The registration's id and the (NDC, description, substance) of its history that name one of
     ``substances`` — named as the charts name them (the product's names, then the line's description)."""
@@ -618,7 +619,7 @@ def _notice_statement(pair_count: int, bound_count: int, split_count: int) -> An
     return union_all(whole, split_days, side)
 
 
-def _monthly_units(session: Session, registration_id: int, pairs: Sequence[tuple[str, str, str]],
+def _monthly_units(session: Session | Connection, registration_id: int, pairs: Sequence[tuple[str, str, str]],
                    bounds: Sequence[dt.datetime]) -> dict[tuple[str, str], list[Decimal]]:
     """Dosage units per (substance, unit) and local month (between ``bounds``) of the given pairs."""
     months = len(bounds) - 1
@@ -668,7 +669,8 @@ def unusual_quantities(db: Database, order_id: int, *, now: dt.datetime | None =
     now = now or dt.datetime.now(dt.timezone.utc)
     names = substance_names()
     limits = monthly_limits(settings) if limits is None else limits
-    with db.session() as session:
+    # A Core connection, not an ORM session: these are plain SELECTs, and the notice runs at every signing.
+    with db.engine.connect() as session:
         dea, lines = (_order_lines(session, order_id, names) if lines is None
                       else _substance_lines(lines, names))
         if not lines or dea is None:
