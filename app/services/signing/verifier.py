@@ -222,6 +222,22 @@ def _csos_view(certificate: x509.Certificate) -> CsosCertificate:
     return view
 
 
+# signer.matches_dea (a SHA-1 per call) per signer and DEA number: the same pair comes order after order. Found by
+# identity (each entry holds its signer, so the id() cannot be reused meanwhile), as _views_by_object.
+_dea_matches: dict[tuple[int, str], tuple[CsosCertificate, bool]] = {}
+
+
+def _matches_dea(signer: CsosCertificate, dea_number: str) -> bool:
+    entry = _dea_matches.get((id(signer), dea_number))
+    if entry is not None and entry[0] is signer:
+        return entry[1]
+    matches = signer.matches_dea(dea_number)
+    if len(_dea_matches) >= 1024:
+        _dea_matches.clear()
+    _dea_matches[(id(signer), dea_number)] = (signer, matches)
+    return matches
+
+
 def _parse_order(document: SignedDocument) -> tuple[PurchaseOrder | None, list[Reason]]:
     try:
         return parse_850(document.content), []
@@ -300,7 +316,7 @@ def order_reasons_for(order: PurchaseOrder, signer: CsosCertificate | None,
         reasons.append(Reason("order_number_invalid", exc.message))
     # S1: the purchaser DEA number in the order is the one the certificate was issued for.
     if signer is not None and order.purchaser.dea_number:
-        if signer.can_sign_orders and not signer.matches_dea(order.purchaser.dea_number):
+        if signer.can_sign_orders and not _matches_dea(signer, order.purchaser.dea_number):
             reasons.append(Reason("dea_number_mismatch",
                                   f"The certificate was not issued for DEA number {order.purchaser.dea_number}. "
                                   "Sign with the certificate of that registration."))
