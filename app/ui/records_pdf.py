@@ -236,13 +236,13 @@ class _Font:
         found = self._runs.get(text)
         if found is None:
             if text not in self._seen:
-                if len(self._seen) > 50_000:
+                if len(self._seen) > 20_000:
                     self._seen.clear()
                 self._seen.add(text)
                 return None
             from PySide6.QtGui import QTextLayout
 
-            if len(self._runs) > 20_000:
+            if len(self._runs) > 5_000:  # texts that recur: headers, names, products, days
                 self._runs.clear()
             layout = QTextLayout(text, self.font, self._device)
             layout.beginLayout()
