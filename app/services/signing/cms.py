@@ -330,6 +330,19 @@ _RD_ATTRIBUTES = {
 _RD_SIGNATURE_ALGORITHMS = {_rd_oid(dotted): name for dotted, name in algos.SignedDigestAlgorithmId._map.items()
                             if name in ("sha256_rsa", "rsassa_pkcs1v15", "sha256_ecdsa", "ecdsa")}
 _RD_UTC_TIME = re.compile(rb"[0-9]{12}Z")
+# An attribute SEQUENCE { type, SET { value } } whose value is a SHA-256 digest (messageDigest) or a UTCTime
+# (signingTime), up to the value's contents: what the loop over the attributes reads from these bytes.
+_RD_ATTRIBUTE_OIDS = {name: oid for oid, (name, _) in _RD_ATTRIBUTES.items()}
+
+
+def _rd_value_prefix(name: str, size: int) -> tuple[bytes, str]:
+    tag = next(tag for known, tag in _RD_ATTRIBUTES.values() if known == name)
+    whole = _tlv(0x30, _tlv(0x06, _RD_ATTRIBUTE_OIDS[name]) + _tlv(0x31, _tlv(tag, bytes(size))))
+    return whole[:-size], name
+
+
+_RD_VALUE_PREFIXES = (_rd_value_prefix("message_digest", 32), _rd_value_prefix("signing_time", 13))
+assert len(_RD_VALUE_PREFIXES) == 2 and all(prefix[-1] in (32, 13) for prefix, _ in _RD_VALUE_PREFIXES)
 _RD_CERTIFICATE_SETS_MAX = 256
 # Raw certificates [0] SET contents → ((certificate, serial, issuer DER, (certificate, SHA-256, public key)), ...).
 # Signers send the same certificates with every order; keyed by the certificates' own bytes, never the document's.
@@ -509,6 +522,17 @@ def _read_der(data: bytes) -> SignedDocument:
             if known[0] in values or known[0] in fixed:
                 raise _NotPlainDer
             fixed[known[0]] = known[1]
+            pos = attribute_end
+            continue
+        for prefix, name in _RD_VALUE_PREFIXES:  # messageDigest, signingTime: the usual bytes around the value
+            if attribute_end - pos == len(prefix) + prefix[-1] and data.startswith(prefix, pos):
+                if name in values or name in fixed:
+                    raise _NotPlainDer
+                values[name] = (pos + len(prefix), attribute_end)
+                break
+        else:
+            name = None
+        if name is not None:
             pos = attribute_end
             continue
         oid_start, oid_end = h(data, start, attribute_end, 0x06)
