@@ -167,24 +167,7 @@ class OrderListMixin:
                       self.created_combo):
             combo.currentIndexChanged.connect(lambda _i: self.apply_filter())
 
-        self.table = QTableView(body)
-        self.table.setObjectName("orderTable")
-        self.table.setAccessibleName("Order book")
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setAlternatingRowColors(True)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setTabKeyNavigation(False)
-        self.table.setWordWrap(False)
-        self.table.setShowGrid(False)
-        self.table.setStyleSheet(theme.FOCUS_STYLE)
-        self.table.verticalHeader().setVisible(False)
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
-        self.table.verticalHeader().setDefaultSectionSize(QFontMetrics(self.table.font()).height() + 10)
-        header = self.table.horizontalHeader()
-        header.setSectionsClickable(True)
-        header.setSortIndicatorShown(True)
-        header.sectionClicked.connect(self._on_header_clicked)  # columns are sized when the model comes (attach)
+        self._order_table: QTableView | None = None  # made when first needed (``table``)
 
         self.empty_hint = QLabel(body)
         self.empty_hint.setObjectName("emptyHint")
@@ -196,10 +179,40 @@ class OrderListMixin:
         self.loading_page = self._build_loading_page(body)
 
         self.view_stack = QStackedWidget(body)
-        self.view_stack.addWidget(self.table)
         self.view_stack.addWidget(self.empty_hint)
         self.view_stack.addWidget(self.loading_page)
         self.view_stack.setCurrentWidget(self.loading_page)
+
+    @property
+    def table(self) -> QTableView:
+        """The order list's table, made when first needed — the first page or the order book, never before the
+        window's first paint (Qt's first item view costs ~6 ms to make)."""
+        if self._order_table is None:
+            self._order_table = self._build_table()
+        return self._order_table
+
+    def _build_table(self) -> QTableView:
+        table = QTableView(self.view_stack)
+        table.setObjectName("orderTable")
+        table.setAccessibleName("Order book")
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        table.setAlternatingRowColors(True)
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setTabKeyNavigation(False)
+        table.setWordWrap(False)
+        table.setShowGrid(False)
+        table.setStyleSheet(theme.FOCUS_STYLE)
+        table.verticalHeader().setVisible(False)
+        table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        table.verticalHeader().setDefaultSectionSize(QFontMetrics(table.font()).height() + 10)
+        header = table.horizontalHeader()
+        header.setSectionsClickable(True)
+        header.setSortIndicatorShown(True)
+        header.sectionClicked.connect(self._on_header_clicked)  # columns are sized when the model comes (attach)
+        self.view_stack.insertWidget(0, table)
+        self.setTabOrder(self.to_date, table)  # the end of the chain (``_set_tab_order``)
+        return table
 
     def _build_loading_page(self, parent: QWidget) -> QWidget:
         """What the order list's place shows while the order book is being opened: says so, and that it is busy."""
@@ -307,8 +320,9 @@ class OrderListMixin:
 
     def _set_tab_order(self) -> None:
         chain = [self.search_box, self.clear_filters_button, self.status_combo, self.registration_combo,
-                 self.supplier_combo, self.schedule_combo, self.created_combo, self.from_date, self.to_date,
-                 self.table]
+                 self.supplier_combo, self.schedule_combo, self.created_combo, self.from_date, self.to_date]
+        if self._order_table is not None:
+            chain.append(self._order_table)  # else it joins the chain when it is made
         for first, second in zip(chain, chain[1:]):
             self.setTabOrder(first, second)
 
