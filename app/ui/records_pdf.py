@@ -302,7 +302,10 @@ class RecordsSheet:
         self.writer = writer
         self.painter = QPainter(writer)
         if not self.painter.isActive():
-            raise OSError(f"The PDF {writer.fileName() if hasattr(writer, 'fileName') else ''} cannot be written.")
+            from app.services.orders.records import RecordsError
+
+            raise RecordsError("The records PDF could not be written; check that the folder can be written and has "
+                               "room.", code="records.pdf_unwritable")
         dpi = writer.resolution()
         self.pt = dpi / 72.0
         area = writer.pageLayout().paintRectPixels(dpi)

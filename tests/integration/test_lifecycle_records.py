@@ -130,3 +130,13 @@ def test_a_long_order_continues_on_the_next_pages_with_its_table_header(book, tm
     assert sheet.painted.count("Package size") >= 2  # the lines table's header on each page it runs over
     numbers = [int(text) for text in sheet.painted if text.isdigit()]
     assert all(n in numbers for n in range(1, 121))
+
+
+def test_a_pdf_that_cannot_be_written_is_a_typed_error(tmp_path):
+    import pytest
+
+    from app.services.orders.records import RecordsError
+
+    with pytest.raises(RecordsError) as caught:
+        render_records_pdf([], {}, tmp_path / "no such folder" / "records.pdf")
+    assert caught.value.code == "records.pdf_unwritable"
