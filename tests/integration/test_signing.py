@@ -301,3 +301,56 @@ def test_an_order_changed_while_it_is_being_signed_is_not_stored(world, book):
     after = book.get_order(order.id)
     assert after.status is OrderStatus.CANCELLED and after.signed_document is None
     assert _audit_count(book) == events + 1  # the cancellation's event only
+
+
+class _EditsWhileSigning(KeySigner):
+    """Signs as KeySigner, but first does what another window could do in that moment: ``edit(book, order_id)``."""
+
+    def __init__(self, key, book, order_id, edit):
+        super().__init__(key)
+        self.book, self.order_id, self.edit = book, order_id, edit
+
+    def sign(self, data: bytes) -> bytes:
+        self.edit(self.book, self.order_id)
+        return super().sign(data)
+
+
+def _more_packages(book, order_id):
+    from app.models.orderbook import OrderLine
+
+    with book.db.session() as session, session.begin():
+        line = session.scalars(select(OrderLine).where(OrderLine.order_id == order_id)).first()
+        line.packages += 5
+
+
+def _another_line(book, order_id):
+    from tests.factories import PRODUCTS
+
+    book.add_line(order_id, ndc=PRODUCTS[2][0], packages=3)
+
+
+def _one_line_less(book, order_id):
+    book.remove_line(order_id, 1)
+
+
+@pytest.mark.parametrize("edit", [_more_packages, _another_line, _one_line_less])
+def test_a_line_changed_in_another_window_while_signing_is_never_stored_under_the_old_signature(world, book, edit):
+    """The document carries the lines as read at the start; if the book's lines differ by the time it is stored,
+    nothing is stored (the order stays a draft with the new lines) and signing again signs the new lines."""
+    from app.services.signing.x12 import parse_interchange
+    from app.services.signing.cms import parse_signed_document
+
+    pki, verifier = world
+    service = OrderSigningService(book, verifier)
+    order = draft_order(book)
+    subscriber = pki.issue()
+    with pytest.raises(NotDraft, match="changed while it was being signed; nothing was stored"):
+        service.sign(order.id, signer=_EditsWhileSigning(subscriber.key, book, order.id, edit),
+                     certificate=subscriber.cert, intermediates=pki.intermediates)
+    changed = book.get_order(order.id)
+    assert changed.status is OrderStatus.DRAFT and changed.signed_document is None
+    signed = _sign(book, service, pki, subscriber, changed)
+    stored = book.get_order(order.id)
+    assert stored.status is OrderStatus.SIGNED
+    lines = parse_interchange(parse_signed_document(signed.document).content).document.lines
+    assert [(line.ndc, line.packages) for line in lines] == [(line.ndc, line.packages) for line in stored.lines]

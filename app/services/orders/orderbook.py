@@ -587,7 +587,8 @@ class OrderBook:
         return order
 
     def store_signed(self, order_id: int, *, document: bytes, payload_sha256: str, signed_at: dt.datetime,
-                     signer_fingerprint: str, details: dict[str, Any] | None = None) -> bool:
+                     signer_fingerprint: str, details: dict[str, Any] | None = None,
+                     signed_lines: Sequence[Mapping[str, Any]] | None = None) -> bool:
         """Store a signed document and move the order ``draft → signed`` with its audit event, in ONE transaction.
 
         Returns False (and writes nothing) when the order is no longer an unsigned draft. The transition is checked
@@ -595,9 +596,18 @@ class OrderBook:
         is written with one conditional UPDATE (``status = draft AND signed_document IS NULL``), an atomic
         compare-and-set, so a document is never stored over another even by a racing workstation. Signed content is
         immutable from then on: later ORM updates meet the before-flush rule of ``app.models.integrity``.
+
+        ``signed_lines``: the order's lines as they were read for signing (every column, in line order). Also
+        False, nothing written, when they are no longer the lines in the book — a line added, changed or removed
+        in another window while this one signed — so the stored lines are always the ones the document carries.
+        Read under the writer lock, so no edit can slip in between this check and the store.
         """
         check_transition(OrderStatus.DRAFT, OrderStatus.SIGNED)
         with _WriteConnection(self.db) as connection:
+            if signed_lines is not None:
+                current = connection.execute(_DRAFT_LINES, {"b_order_id": order_id}).mappings().all()
+                if [dict(line) for line in current] != [dict(line) for line in signed_lines]:
+                    return False  # nothing was written; the empty transaction ends
             stored = connection.execute(_STORE_SIGNED, {
                 "b_order_id": order_id, "signed_document": document, "payload_sha256": payload_sha256,
                 "signed_at": signed_at, "signer_fingerprint": signer_fingerprint, "status": OrderStatus.SIGNED,
@@ -673,6 +683,8 @@ class OrderBook:
 
 # The signing path's two statements, built once (building a statement costs more than running it on SQLite).
 _SIGNING_LOAD = select(Order).where(Order.id == bindparam("order_id")).options(joinedload(Order.lines))
+_DRAFT_LINES = (select(OrderLine.__table__).where(OrderLine.__table__.c.order_id == bindparam("b_order_id"))
+                .order_by(OrderLine.__table__.c.line_number))
 _STORE_SIGNED = update(Order.__table__).where(  # SET columns come from the execute() parameters
     Order.__table__.c.id == bindparam("b_order_id"), Order.__table__.c.status == OrderStatus.DRAFT,
     Order.__table__.c.signed_document.is_(None))

@@ -242,7 +242,7 @@ class OrderSigningService:
         if notices is None:
             notices = self.usage_notices(order_id, now, draft=order)
         if not self.book.store_signed(order_id, document=document, payload_sha256=payload_sha256, signed_at=now,
-                                      signer_fingerprint=fingerprint,
+                                      signer_fingerprint=fingerprint, signed_lines=order.columns[3],
                                       details={"signer_fingerprint": fingerprint,
                                                "document_sha256": hashlib.sha256(document).hexdigest(),
                                                **({"clock": clock.audit_note} if clock else {}),
