@@ -3,9 +3,14 @@
 Qt and the order book are imported inside the functions, so `csos-desk --help` and the CLI commands stay fast.
 
 The main window appears first (issue 9/10): its frame — menus, toolbar, an "Opening the order book…" placeholder — is
-built and shown without SQLAlchemy or the services; a worker opens the database and the order book meanwhile, and the
-window attaches it on the GUI thread. Then the status bar is read and the background checks start, then (training)
-the sandbox. If the order book cannot be opened, the person gets the same plain "cannot start" message as ever.
+built and shown without SQLAlchemy or the services. Once it is painted (issue 20), the log file is set up and a worker
+reads the newest orders of a SQLite order book with sqlite3 (app.models.first_page); the window shows them, its
+commands still disabled. Once that list is painted, a worker opens the database and the order book (SQLAlchemy,
+migrations, services) and the window attaches it on the GUI thread: the real list, search, filters and commands. Then
+the status bar is read and the background checks start, then (training) the sandbox. Nothing heavy runs beside a
+first paint: Python code on a worker would compete with the GUI thread for the interpreter. Without a first page
+(PostgreSQL, a new or empty book) the placeholder stays until the order book is attached. If the order book cannot
+be opened, the person gets the same plain "cannot start" message as ever.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ show comes from services through the facade they are given.
 
 Start-up (issue 9/10): the window can be built before the order book is open — ``MainWindow(config, facade=...)``
 shows its menus, toolbar and an "Opening the order book…" placeholder at once, with the actions that need the order
-book disabled, and ``attach(book, db)`` fills it in once a worker has opened the book. ``MainWindow(config, book,
-db)`` attaches at once. These modules import no SQLAlchemy and no service that does: those come with ``attach``.
+book disabled; ``show_first_page(page)`` may show the newest orders read at start-up meanwhile (issue 20), and
+``attach(book, db)`` fills it in once a worker has opened the book. ``MainWindow(config, book, db)`` attaches at once.
+These modules import no SQLAlchemy and no service that does: those come with ``attach``.
 """
 
 from __future__ import annotations
