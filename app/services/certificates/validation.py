@@ -293,6 +293,7 @@ class CertificateValidationService:
         self.reject_revoked_after = reject_revoked_after
         self._roots_key = tuple(sorted(info.fingerprint for info in self.trust_roots))
         self._memo: OrderedDict[tuple, list[_MemoEntry]] = OrderedDict()
+        self._shapes: dict[tuple, tuple] = {}  # see _shape
         # Results for one exact moment, where ``at`` is too close to a boundary for a window (see _memo_put).
         self._moments: OrderedDict[tuple, ValidationResult] = OrderedDict()
         self._memo_lock = threading.Lock()
@@ -327,12 +328,10 @@ class CertificateValidationService:
             given_crls = [_crl_entry(c) for c in (crls or ())]
         except (ValueError, TypeError, x509.DuplicateExtension, x509.InvalidVersion) as exc:
             return ValidationResult(False, (Problem(MALFORMED, f"The certificate or CRL cannot be read ({exc})."),))
-        inter = list({i.fingerprint: i for i in (*self.intermediates, *extra)}.values())
-        chain = self._name_chain(leaf, inter)
-        crl_set, failures = self._gather_crls(chain, inter, given_crls, fetch=fetch, now=now)
+        inter, chain, issuers, inter_key = self._shape(leaf, extra)
+        crl_set, failures = self._gather_crls(chain, inter, given_crls, fetch=fetch, now=now, issuers=issuers)
 
-        key = (leaf.fingerprint, tuple(sorted({i.fingerprint for i in inter})),
-               tuple(sorted(c.fingerprint for c in crl_set)), failures, strict)
+        key = (leaf.fingerprint, inter_key, tuple(sorted(c.fingerprint for c in crl_set)), failures, strict)
         hit = self._memo_get(key, at)
         if hit is not None:
             self.memo_hits += 1
@@ -350,6 +349,7 @@ class CertificateValidationService:
         with self._memo_lock:
             self._memo.clear()
             self._moments.clear()
+            self._shapes.clear()
 
     def leaf_revocation(self, cert, *, intermediates: Iterable = (), now: datetime | None = None
                         ) -> tuple[datetime, str | None] | None:
@@ -377,6 +377,23 @@ class CertificateValidationService:
 
     # -- CRLs -------------------------------------------------------------------------------------------------------
 
+    def _shape(self, leaf: _CertInfo, extra: list[_CertInfo]) -> tuple[list[_CertInfo], list[_CertInfo], tuple, tuple]:
+        """(intermediates, name chain, issuers of each chain member, intermediates' key) for a leaf and the
+        intermediates given with it: names only, no time, no CRL, so worked out once per certificate set (orders
+        come with the same certificates). Treat as read-only."""
+        key = (leaf, *extra)  # _CertInfo objects (compared by identity), held by the entry
+        shape = self._shapes.get(key)
+        if shape is None:
+            inter = list({i.fingerprint: i for i in (*self.intermediates, *extra)}.values())
+            chain = self._name_chain(leaf, inter)
+            shape = (inter, chain, tuple(self._issuers_of(info, inter) for info in chain),
+                     tuple(sorted({i.fingerprint for i in inter})))
+            with self._memo_lock:
+                if len(self._shapes) >= 1024:
+                    self._shapes.clear()
+                self._shapes[key] = shape
+        return shape
+
     def _name_chain(self, leaf: _CertInfo, inter: list[_CertInfo]) -> list[_CertInfo]:
         """Leaf and the intermediates above it, found by issuer name (for choosing which CRLs to fetch)."""
         chain, current = [leaf], leaf
@@ -393,8 +410,9 @@ class CertificateValidationService:
     def _issuers_of(self, info: _CertInfo, inter: list[_CertInfo]) -> list[x509.Certificate]:
         return [c.cert for c in (*inter, *self.trust_roots) if c.subject_key == info.issuer_key]
 
-    def _gather_crls(self, chain, inter, given: list[CachedCrl], *, fetch: bool, now: datetime
+    def _gather_crls(self, chain, inter, given: list[CachedCrl], *, fetch: bool, now: datetime, issuers=None
                      ) -> tuple[list[CachedCrl], tuple[tuple[str, str, str], ...]]:
+        """``issuers``: ``_issuers_of`` each chain member, when already worked out (``_shape``)."""
         usable: dict[str, CachedCrl] = {}
         failures: list[tuple[str, str, str]] = []
         for entry in given:
@@ -405,13 +423,13 @@ class CertificateValidationService:
             else:
                 failures.append((entry.url or entry.issuer.rfc4514_string(), problem.code, problem.message))
         if self.crl_cache is not None:
-            for info in chain:
+            for index, info in enumerate(chain):
                 if info.self_issued:
                     continue
                 for url in info.crl_urls:
                     try:
-                        entry = self.crl_cache.get(url, fetch=fetch, now=now,
-                                                   issuers=self._issuers_of(info, inter))
+                        entry = self.crl_cache.get(url, fetch=fetch, now=now, issuers=(
+                            issuers[index] if issuers is not None else self._issuers_of(info, inter)))
                     except CrlUnavailable as exc:
                         failures.append((url, exc.code, exc.message))
                         continue
