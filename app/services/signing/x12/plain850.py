@@ -1,4 +1,5 @@
-"""The fast reader of ``parse_850``/``parse_interchange``: a plain 850 read with one regular expression per segment.
+"""The fast reader of ``parse_850``/``parse_interchange``: a plain 850 read with one regular expression for the
+whole interchange (and one per order line).
 
 Verification reads an 850 per order, so this is on the hot path of every check. The general reader (``core``:
 tokenize, then decode element by element through the codecs) stays the one that decides: this reader accepts only
@@ -6,7 +7,7 @@ the common shape, a canonical 850 in ASCII without whitespace between segments, 
 else, so the general reader runs and words the error exactly as before. When it does accept, its result is the one
 the general reader would give (tests/unit/signing/test_x12_plain.py compares the two on many mutated documents).
 
-Its segment patterns are built from the very element specs the general reader decodes with (``_N1_SPEC``...), so a
+Its patterns are built from the very element specs the general reader decodes with (``_N1_SPEC``...), so a
 change to a spec changes both readers; an element codec it does not know stops the import rather than guessing.
 Domain values (DEA number, NDC, order number, state) are checked by their own codec, as the general reader does.
 """
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .core import (
-    _CONTROL_ISA, _CTT_SPEC, _GE_SPEC, _GS_SPEC, _IEA_SPEC, _ISA_LENGTH, _SE_SPEC, _ST_SPEC, _TX_FUNCTIONAL_ID,
+    _CONTROL_ISA, _CTT_SPEC, _GE_SPEC, _GS_SPEC, _IEA_SPEC, _SE_SPEC, _ST_SPEC, _TX_FUNCTIONAL_ID,
     _Code, _Codec, _Control, _Date8, _Domain, _HERE, _Int, _Literal, _Spec, _Text, _Time4, Envelope,
     X12Error,
 )
