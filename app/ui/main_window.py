@@ -127,7 +127,7 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         for action in self.book_actions:
             action.setEnabled(enabled)
         for widget in (self.search_box, self.clear_filters_button, self.status_combo, self.registration_combo,
-                       self.supplier_combo, self.schedule_combo, self.created_combo, self.from_date, self.to_date):
+                       self.supplier_combo, self.schedule_combo, self.created_combo, *self.made_date_fields()):
             widget.setEnabled(enabled)
 
     def attach(self, book: Any, db: Any, *, source: OrderSource | None = None) -> None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QDate, QItemSelection, QModelIndex, Qt, QTimer, Slot
+from PySide6.QtCore import QItemSelection, QModelIndex, Qt, QTimer, Slot
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QDateEdit,
     QFrame,
     QHBoxLayout,
     QHeaderView,
@@ -38,6 +37,8 @@ from app.ui.order_table_model import OrderTableModel
 from app.ui.widgets import ElidingComboBox
 
 if TYPE_CHECKING:  # imported with the order book, not with the window's frame
+    from PySide6.QtWidgets import QDateEdit
+
     from app.models.first_page import FirstPage, FirstPageKey, FirstPageRow
     from app.services.orders.orderbook import OrderFilter
 
@@ -145,22 +146,10 @@ class OrderListMixin:
         self.created_combo = self._combo(body, "createdFilter", "Created filter", "Crea&ted:", filters)
         for text, value in CREATED_RANGES:
             self.created_combo.addItem(text, value)
-        today = QDate.currentDate()
-        self.from_date = QDateEdit(today.addDays(-30), body)
-        self.to_date = QDateEdit(today, body)
-        for edit, name, accessible in ((self.from_date, "fromDate", "Created from"),
-                                       (self.to_date, "toDate", "Created until")):
-            edit.setObjectName(name)
-            edit.setAccessibleName(accessible)
-            edit.setCalendarPopup(True)
-            edit.setDisplayFormat("MMM d, yyyy")
-            edit.setVisible(False)
-            edit.dateChanged.connect(lambda _d: self.apply_filter())
-        self.date_dash = QLabel("to", body)
-        self.date_dash.setVisible(False)
-        filters.addWidget(self.from_date)
-        filters.addWidget(self.date_dash)
-        filters.addWidget(self.to_date)
+        # "Between dates…" shows two date fields, made when first needed (``_date_fields``: ~7 ms before the first
+        # paint otherwise); they go here, before the stretch.
+        self._filters_row = filters
+        self._date_widgets: tuple[QDateEdit, QLabel, QDateEdit] | None = None
         filters.addStretch(1)
         body_layout.addLayout(filters)
         for combo in (self.status_combo, self.registration_combo, self.supplier_combo, self.schedule_combo,
@@ -182,6 +171,50 @@ class OrderListMixin:
         self.view_stack.addWidget(self.empty_hint)
         self.view_stack.addWidget(self.loading_page)
         self.view_stack.setCurrentWidget(self.loading_page)
+
+    @property
+    def from_date(self) -> QDateEdit:
+        return self._date_fields()[0]
+
+    @property
+    def date_dash(self) -> QLabel:
+        return self._date_fields()[1]
+
+    @property
+    def to_date(self) -> QDateEdit:
+        return self._date_fields()[2]
+
+    def made_date_fields(self) -> tuple[QWidget, ...]:
+        """The date fields if they were made (``_set_book_enabled`` does not make them)."""
+        return () if self._date_widgets is None else (self._date_widgets[0], self._date_widgets[2])
+
+    def _date_fields(self) -> tuple[QDateEdit, QLabel, QDateEdit]:
+        """From, "to", until: made hidden, enabled as the other filters are, after "Created:" in the tab order."""
+        if self._date_widgets is not None:
+            return self._date_widgets
+        from PySide6.QtCore import QDate
+        from PySide6.QtWidgets import QDateEdit
+
+        parent = self.created_combo.parentWidget()
+        today = QDate.currentDate()
+        from_date, to_date = QDateEdit(today.addDays(-30), parent), QDateEdit(today, parent)
+        dash = QLabel("to", parent)
+        dash.setVisible(False)
+        for edit, name, accessible in ((from_date, "fromDate", "Created from"), (to_date, "toDate", "Created until")):
+            edit.setObjectName(name)
+            edit.setAccessibleName(accessible)
+            edit.setCalendarPopup(True)
+            edit.setDisplayFormat("MMM d, yyyy")
+            edit.setVisible(False)
+            edit.setEnabled(self.created_combo.isEnabled())
+            edit.dateChanged.connect(lambda _d: self.apply_filter())
+        at = self._filters_row.count() - 1  # before the stretch
+        for offset, widget in enumerate((from_date, dash, to_date)):
+            self._filters_row.insertWidget(at + offset, widget)
+        self._date_widgets = (from_date, dash, to_date)
+        self.setTabOrder(self.created_combo, from_date)
+        self.setTabOrder(from_date, to_date)
+        return self._date_widgets
 
     @property
     def table(self) -> QTableView:
@@ -211,7 +244,8 @@ class OrderListMixin:
         header.setSortIndicatorShown(True)
         header.sectionClicked.connect(self._on_header_clicked)  # columns are sized when the model comes (attach)
         self.view_stack.insertWidget(0, table)
-        self.setTabOrder(self.to_date, table)  # the end of the chain (``_set_tab_order``)
+        last = self._date_widgets[2] if self._date_widgets is not None else self.created_combo
+        self.setTabOrder(last, table)  # the end of the chain (``_set_tab_order``)
         return table
 
     def _build_loading_page(self, parent: QWidget) -> QWidget:
@@ -320,7 +354,7 @@ class OrderListMixin:
 
     def _set_tab_order(self) -> None:
         chain = [self.search_box, self.clear_filters_button, self.status_combo, self.registration_combo,
-                 self.supplier_combo, self.schedule_combo, self.created_combo, self.from_date, self.to_date]
+                 self.supplier_combo, self.schedule_combo, self.created_combo, *self.made_date_fields()]
         if self._order_table is not None:
             chain.append(self._order_table)  # else it joins the chain when it is made
         for first, second in zip(chain, chain[1:]):
@@ -394,8 +428,9 @@ class OrderListMixin:
         if self.model is None:
             return
         between = self.created_combo.currentData() == "between"
-        for widget in (self.from_date, self.date_dash, self.to_date):
-            widget.setVisible(between)
+        if between or self._date_widgets is not None:
+            for widget in self._date_fields():
+                widget.setVisible(between)
         wanted = self.current_filter()
         if wanted != self.model.order_filter:
             self.model.set_filter(wanted)

@@ -405,3 +405,28 @@ def test_a_shared_postgresql_order_book_opens_without_a_first_page(qtbot, tmp_pa
     code = app_module.run_gui(data_dir=str(tmp_path / "data"), database_url=postgres_url, profile="training")
     assert code == app_module.EXIT_OK
     assert seen == {"first page before": None, "placeholder before": "loadingPage", "rows": 12, "count": "12 orders"}
+
+
+def test_hidden_parts_are_made_when_first_needed_and_join_the_tab_order(qtbot, training_config, db, book):
+    """The order table and the 'Between dates…' fields are not made before the window's first paint (issue 20);
+    made later, they sit where they always did: Created → from → until → the list."""
+    bulk_orders(db, 3)
+    window = MainWindow(training_config, facade=AppFacade(training_config), start_checks=False)
+    qtbot.addWidget(window)
+    assert window._order_table is None and window.made_date_fields() == ()
+    window.show()
+    qtbot.waitExposed(window)
+    window.attach(book, db)
+    assert window._order_table is not None and window.made_date_fields() == ()
+    window.created_combo.setCurrentIndex(window.created_combo.findData("between"))
+    assert window.from_date.isVisible() and window.to_date.isVisible() and window.date_dash.isVisible()
+    assert window.from_date.isEnabled() and window.to_date.isEnabled()
+    assert window.from_date.parentWidget() is window.created_combo.parentWidget()
+    wanted = {window.created_combo, window.from_date, window.to_date, window.table}
+    order, widget = [], window.search_box
+    for _ in range(200):  # the window's focus chain, as Tab walks it (a date field tabs through its own sections)
+        widget = widget.nextInFocusChain()
+        if widget in wanted and widget not in order:
+            order.append(widget)
+    assert order == [window.created_combo, window.from_date, window.to_date, window.table]
+    window.close()
