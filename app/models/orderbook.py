@@ -270,7 +270,7 @@ class HistoryDay(Base):
 
     __tablename__ = "history_days"
     # ix_history_days_products (migration 0005): a registration's products in a few index steps, for the notice.
-    __table_args__ = (Index("ix_history_days_products", "registration_id", "ndc", "description", "day"),
+    __table_args__ = (Index("ix_history_days_products", "registration_id", "ndc", "description", "unit", "day"),
                       {"sqlite_with_rowid": False})
 
     registration_id: Mapped[int] = mapped_column(Integer, primary_key=True)
