@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.errors import StorageError
 from app.models.integrity import install_integrity_rules
+from app.models.order_rows import SCHEMA_HEAD
 
 log = logging.getLogger(__name__)
 
@@ -223,9 +224,7 @@ def open_database(url: str, *, migrate: bool = True) -> Database:
     return Database(url=url, engine=engine, session_factory=factory)
 
 
-# The newest migration. Kept here so opening an up-to-date order book never loads Alembic (a fifth of start-up);
-# tests/unit/orders/test_orderbook.py checks it equals Alembic's own head, so a new migration cannot be forgotten here.
-SCHEMA_HEAD = "0005_history_products_index"
+# The newest migration (app.models.order_rows): an up-to-date order book never loads Alembic (a fifth of start-up).
 
 
 def _already_at_head(engine: Engine) -> bool:

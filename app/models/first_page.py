@@ -28,42 +28,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from app.models.order_rows import SCHEMA_HEAD, OrderRow, PageKey
 from app.models.states import OrderStatus
 
 log = logging.getLogger(__name__)
-
-# The newest migration, as in app.models.database (tests/unit/orders/test_first_page.py checks they are the same).
-SCHEMA_HEAD = "0005_history_products_index"
-
-
-@dataclass(frozen=True)
-class FirstPageKey:
-    """Like ``app.services.orders.orderbook.PageKey``."""
-
-    created_at: dt.datetime
-    id: int
-
-
-@dataclass(frozen=True)
-class FirstPageRow:
-    """Like ``app.services.orders.orderbook.OrderRow``: what one row of the order list shows."""
-
-    id: int
-    order_number: str
-    status: OrderStatus
-    registration_dea: str
-    supplier_name: str
-    created_at: dt.datetime
-    signed_at: dt.datetime | None
-    line_count: int
-
 
 @dataclass(frozen=True)
 class FirstPage:
     """The newest orders (``keys`` newest first, each with its row) and how many orders the book holds."""
 
-    keys: tuple[FirstPageKey, ...]
-    rows: dict[int, FirstPageRow]
+    keys: tuple[PageKey, ...]
+    rows: dict[int, OrderRow]
     total: int
 
 
@@ -113,16 +88,16 @@ def read_first_page(path: Path, *, limit: int = 200) -> FirstPage | None:
         version = connection.execute("SELECT version_num FROM alembic_version").fetchall()
         if version != [(SCHEMA_HEAD,)]:
             return None
-        keys = tuple(FirstPageKey(_utc(created), order_id)  # type: ignore[arg-type]
+        keys = tuple(PageKey(_utc(created), order_id)  # type: ignore[arg-type]
                      for created, order_id in connection.execute(_KEYS, (limit,)))
         total = int(connection.execute(_COUNT).fetchone()[0])
-        rows: dict[int, FirstPageRow] = {}
+        rows: dict[int, OrderRow] = {}
         if keys:
             ids = [key.id for key in keys]
             marks = ", ".join("?" * len(ids))
             for (order_id, number, status, dea, supplier, created, signed,
                  lines) in connection.execute(_ROWS.format(ids=marks), ids + ids):
-                rows[order_id] = FirstPageRow(order_id, number, OrderStatus(status), dea, supplier,
+                rows[order_id] = OrderRow(order_id, number, OrderStatus(status), dea, supplier,
                                               _utc(created), _utc(signed), int(lines))  # type: ignore[arg-type]
         return FirstPage(keys=keys, rows=rows, total=total)
     except (sqlite3.Error, ValueError, TypeError) as exc:  # locked, damaged, a value this program does not know

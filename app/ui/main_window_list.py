@@ -39,7 +39,8 @@ from app.ui.widgets import ElidingComboBox
 if TYPE_CHECKING:  # imported with the order book, not with the window's frame
     from PySide6.QtWidgets import QDateEdit
 
-    from app.models.first_page import FirstPage, FirstPageKey, FirstPageRow
+    from app.models.first_page import FirstPage
+    from app.models.order_rows import OrderRow, PageKey
     from app.services.orders.orderbook import OrderFilter
 
 SEARCH_DELAY_MS = 250
@@ -65,7 +66,7 @@ class FirstPageSource:
     def __init__(self, page: FirstPage) -> None:
         self._page = page
 
-    def page(self, order_filter: Any, *, after: Any, limit: int, newest_first: bool) -> list[FirstPageKey]:
+    def page(self, order_filter: Any, *, after: Any, limit: int, newest_first: bool) -> list[PageKey]:
         if after is not None or not newest_first or order_filter is not self.EVERY_ORDER:
             return []
         return list(self._page.keys[:limit])
@@ -73,7 +74,7 @@ class FirstPageSource:
     def count(self, order_filter: Any) -> int:
         return self._page.total if order_filter is self.EVERY_ORDER else 0
 
-    def rows(self, ids: Any) -> dict[int, FirstPageRow]:
+    def rows(self, ids: Any) -> dict[int, OrderRow]:
         return {order_id: self._page.rows[order_id] for order_id in ids if order_id in self._page.rows}
 
 

@@ -35,6 +35,7 @@ from app.models.orderbook import (
     UtcDateTime,
     utcnow,
 )
+from app.models.order_rows import OrderRow, PageKey
 from app.models.states import OrderStatus, check_transition
 from app.models.values import DeaNumber, Ndc, OrderNumber, Schedule
 from app.services.orders.parties import (
@@ -160,24 +161,6 @@ def _ndc_prefix(text: str) -> str | None:
     return "".join(padded)
 
 
-@dataclass(frozen=True)
-class OrderRow:
-    """What one row of the order book table shows."""
-
-    id: int
-    order_number: str
-    status: OrderStatus
-    registration_dea: str
-    supplier_name: str
-    created_at: dt.datetime
-    signed_at: dt.datetime | None
-    line_count: int
-
-
-@dataclass(frozen=True)
-class PageKey:
-    created_at: dt.datetime
-    id: int
 
 
 @dataclass

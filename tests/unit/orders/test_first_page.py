@@ -10,8 +10,7 @@ import sqlite3
 import pytest
 from sqlalchemy import insert, text
 
-from app.models import database
-from app.models.first_page import SCHEMA_HEAD, read_first_page, sqlite_path
+from app.models.first_page import read_first_page, sqlite_path
 from app.models.orderbook import Order
 from app.models.states import OrderStatus
 from app.services.orders.orderbook import OrderBook
@@ -30,10 +29,6 @@ def _service_view(db, limit):
 
 def _path(db):
     return sqlite_path(db.url)
-
-
-def test_the_schema_it_reads_is_the_one_this_program_writes():
-    assert SCHEMA_HEAD == database.SCHEMA_HEAD
 
 
 def test_the_first_page_is_what_the_order_book_service_lists(db):

@@ -404,6 +404,6 @@ def test_an_order_book_from_the_first_release_is_upgraded_without_losing_anythin
 
 
 def test_the_schema_head_constant_is_alembics_head():
-    from app.models.database import SCHEMA_HEAD
+    from app.models.order_rows import SCHEMA_HEAD
 
     assert SCHEMA_HEAD == head_revision()
