@@ -99,21 +99,15 @@ def test_the_lines_signing_hands_the_notice_are_the_lines_it_would_read_itself(w
     not controlled, a product whose brand name is not its substance)."""
     from app.services.orders.history import _order_lines_statement, unusual_quantities
     from app.services.signing.draft_load import load_draft
-    from tests.unit.orders.test_history import AMOXICILLIN, OXY_OTHER_TABLETS, OXY_SOLUTION
-
-    from decimal import Decimal
-
-    from app.models.orderbook import Product
+    from tests.unit.orders.test_history import (
+        AMOXICILLIN,
+        OXY_OTHER_TABLETS,
+        OXY_SOLUTION,
+        add_more_oxycodone_products,
+    )
 
     _usual(book)
-    with book.db.session() as session:
-        session.add(Product(ndc=OXY_OTHER_TABLETS, product_ndc="59011-410", name="OxyContin", strength="10 mg",
-                            generic_name="OXYCODONE HYDROCHLORIDE", schedule="II", package_quantity=Decimal(100),
-                            unit="EA"))
-        session.add(Product(ndc=OXY_SOLUTION, product_ndc="0054-0392", name="Oxycodone Oral Solution",
-                            generic_name="Oxycodone Hydrochloride", strength="5 mg/5mL", schedule="II",
-                            package_quantity=Decimal(500), unit="ML"))
-        session.commit()
+    add_more_oxycodone_products(book)
     order = book.new_order(registration_dea=PURCHASER_DEA, supplier_name="Acme Drug")
     for ndc, packages in ((OXY_TABLETS, 4), (AMOXICILLIN, 3), (OXY_OTHER_TABLETS, 2), (OXY_SOLUTION, 1)):
         book.add_line(order.id, ndc=ndc, packages=packages)

@@ -40,6 +40,13 @@ AMOXICILLIN = "00093310905"
 def world(book):
     seed(book)
     book.add_supplier(name="Bay Wholesale", dea_number="RB1234563")
+    add_more_oxycodone_products(book)
+    return book
+
+
+def add_more_oxycodone_products(book):
+    """A brand-name oxycodone (its generic name says oxycodone) and an oral solution in mL, beside the factories'
+    tablets: three NDCs of one substance, two units."""
     with book.db.session() as session:
         session.add(Product(ndc=OXY_OTHER_TABLETS, product_ndc="59011-410", name="OxyContin", strength="10 mg",
                             generic_name="OXYCODONE HYDROCHLORIDE", schedule="II", package_quantity=Decimal(100),
@@ -48,7 +55,6 @@ def world(book):
                             generic_name="Oxycodone Hydrochloride", strength="5 mg/5mL", schedule="II",
                             package_quantity=Decimal(500), unit="ML"))
         session.commit()
-    return book
 
 
 def signed(book, lines, *, at, status=OrderStatus.SIGNED, supplier="Acme Drug", received=()):
