@@ -39,7 +39,12 @@ OXYCODONE = ("00406055201", "Oxycodone Hydrochloride 5 mg", 100)  # CII (narcoti
 XANAX = ("00009005501", "Xanax 0.5 mg", 100)  # CIV
 VYVANSE = ("59417010310", "Vyvanse 30 mg", 100)  # CIIN, backordered at blue-river
 AMOXICILLIN = ("65862001701", "Amoxicillin 500 mg", 100)  # not controlled
-NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def now() -> dt.datetime:
+    """Read when a test runs, not when the file is collected: the module's certificates are issued when its first
+    test runs, and in a long suite a collection-time "now" came before their notBefore (orders refused)."""
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
 
 @dataclasses.dataclass
@@ -74,7 +79,8 @@ def world(sandbox, sandbox_client) -> World:
 
 
 def make_order(registration: dict, supplier, *lines, number: str | None = None,
-               signed: dt.datetime = NOW) -> PurchaseOrder:
+               signed: dt.datetime | None = None) -> PurchaseOrder:
+    signed = signed or now()
     return PurchaseOrder(
         order_number=number or new_order_number(signed), date_signed=signed.date(),
         purchaser=Party(name=registration["name"], dea_number=registration["dea_number"],
@@ -86,7 +92,8 @@ def make_order(registration: dict, supplier, *lines, number: str | None = None,
     )
 
 
-def sign(subscriber: Enrolled, order: PurchaseOrder, *, signed: dt.datetime = NOW) -> bytes:
+def sign(subscriber: Enrolled, order: PurchaseOrder, *, signed: dt.datetime | None = None) -> bytes:
+    signed = signed or now()
     content = write_850(order, interchange_control_number=1, group_control_number=1,
                         sender_id=order.purchaser.dea_number, receiver_id=order.supplier.dea_number or "SUPPLIER",
                         created_at=signed)
@@ -158,7 +165,7 @@ def test_orders_are_not_accepted_for_each_reason_with_a_statement_of_non_accepta
         PHARMACY, acme, (("12345678901", "Nothing 1 mg", 100), 1)))
     cases["not_signing_certificate"] = sign(world.coordinator, make_order(PHARMACY, acme, (XANAX, 1)))
     cases["wrong_supplier"] = sign(world.pharmacy, make_order(PHARMACY, world.sandbox.supplier("summit"), (XANAX, 1)))
-    old = NOW - dt.timedelta(days=61)
+    old = now() - dt.timedelta(days=61)
     cases["order_expired"] = sign(world.pharmacy, make_order(PHARMACY, acme, (XANAX, 1), signed=old), signed=old)
     good = sign(world.pharmacy, make_order(PHARMACY, acme, (XANAX, 1)))
     cases["content_altered"] = good.replace(b"Xanax 0.5 mg", b"Xanax 2.0 mg")
@@ -233,10 +240,10 @@ def test_the_operator_can_reject_the_next_order(world):
 
 def statement_for(subscriber: Enrolled, registration: dict, number: str) -> bytes:
     content = json.dumps({"type": "lost_order_statement", "order_number": number,
-                          "purchaser_dea": registration["dea_number"], "date": NOW.date().isoformat(),
+                          "purchaser_dea": registration["dea_number"], "date": now().date().isoformat(),
                           "lines_not_received": [{"line_number": 1, "ndc": XANAX[0], "packages": 1}]}).encode()
     return sign_content(content, signer=KeySigner(subscriber.key), certificate_der=subscriber.der,
-                        intermediates_der=subscriber.intermediates_der, signing_time=NOW)
+                        intermediates_der=subscriber.intermediates_der, signing_time=now())
 
 
 def test_after_a_lost_order_statement_the_late_original_is_not_accepted(world):
@@ -265,7 +272,7 @@ def test_partial_shipments_and_voids_produce_parseable_records(world):
     order = make_order(PHARMACY, acme, (OXYCODONE, 5), (XANAX, 2), (AMOXICILLIN, 1))
     assert world.post("acme", sign(world.pharmacy, order)).json()["status"] == "accepted"
     key = {"purchaser_dea": PHARMACY["dea_number"], "order_number": order.order_number}
-    later = (NOW + dt.timedelta(days=3)).date()
+    later = (now() + dt.timedelta(days=3)).date()
     first = world.control("acme", "ship", {**key, "lines": [{"line_number": 1, "packages": 2}],
                                           "ship_date": later.isoformat()})
     assert first.status_code == 200, first.text
@@ -276,7 +283,7 @@ def test_partial_shipments_and_voids_produce_parseable_records(world):
 
     too_many = world.control("acme", "ship", {**key, "lines": [{"line_number": 1, "packages": 4}]})
     assert too_many.status_code == 409 and too_many.json()["error"] == "exceeds_remaining"
-    too_late = world.control("acme", "ship", {**key, "ship_date": (NOW + dt.timedelta(days=61)).date().isoformat()})
+    too_late = world.control("acme", "ship", {**key, "ship_date": (now() + dt.timedelta(days=61)).date().isoformat()})
     assert too_late.status_code == 409 and too_late.json()["error"] == "beyond_60_days"
     shipped_void = world.control("acme", "void", {**key, "lines": [1], "reason": "no"})
     assert shipped_void.json()["error"] == "line_already_shipped"
@@ -304,7 +311,7 @@ def test_partial_shipments_and_voids_produce_parseable_records(world):
     rows = [r for r in csv.DictReader(io.StringIO(report.text)) if r["order_number"] == order.order_number]
     # Only the Schedule II line, one row per shipment, in ship-date order (the second shipment went out today).
     assert [(r["line_number"], r["packages_shipped"], r["schedule"], r["ship_date"]) for r in rows] == [
-        ("1", "3", "II", NOW.date().isoformat()), ("1", "2", "II", later.isoformat())]
+        ("1", "3", "II", now().date().isoformat()), ("1", "2", "II", later.isoformat())]
     due = dt.date.fromisoformat(rows[1]["report_due_by"])
     assert due > later and due.weekday() < 5 and (due - later).days <= 4
 
