@@ -229,6 +229,41 @@ def test_linked_records_and_audit_events_are_append_only(book, signed_order):
             session.commit()
 
 
+def test_every_book_opened_in_one_process_keeps_the_rules(tmp_path):
+    """The program opens books again and again (start-over, switching books, the tests); each must refuse edits.
+
+    SQLAlchemy's event registry remembers a listener by id(): a new session factory born at the address of a
+    collected one used to look "already installed" and got no rules at all.
+    """
+    import gc
+
+    from app.models.integrity import install_integrity_rules
+    from sqlalchemy.orm import sessionmaker
+
+    without_rules = 0
+    for attempt in range(100):
+        factory = sessionmaker()
+        install_integrity_rules(factory)
+        without_rules += not list(factory().dispatch.before_flush)
+        del factory
+        if attempt % 10 == 0:
+            gc.collect()
+    assert without_rules == 0
+    for attempt in range(2):
+        db = open_database(sqlite_url(tmp_path / f"book{attempt}.sqlite"))
+        book = OrderBook(db, actor="test")
+        seed(book)
+        order = draft_order(book)
+        sign_for_test(book, order.id)
+        with db.session() as session:
+            session.get(Order, order.id).signed_document = b"forged"
+            with pytest.raises(ImmutableRecord):
+                session.commit()
+        db.close()
+        del db, book
+        gc.collect()
+
+
 # -- audit chain ----------------------------------------------------------------------------------------------
 
 def test_audit_chain_detects_an_edited_event(book, signed_order, db):
