@@ -22,9 +22,9 @@ from typing import Any, Callable, Mapping, Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from app.errors import CsosError, InvalidValue
+from app.errors import CsosError, InvalidValue, NotFound
 from app.models.integrity import append_audit_event
 from app.models.orderbook import (
     LineStatus,
@@ -169,24 +169,33 @@ class Lifecycle:
     # supplier documents
 
     def apply_delivery(self, session: Session, order_id: int, delivery: Delivery) -> list[AppliedRecord]:
-        """The order has left: QUEUED → TRANSMITTED, then whatever the supplier answered at once."""
-        order = _order(session, order_id)
+        """The order has left: QUEUED → TRANSMITTED, then whatever the supplier answered at once.
+
+        The order is read once for the whole delivery, with its lines (what an answer changes); its receipts and
+        linked records load only if a record needs them (an 856 or 865 arriving with the delivery), in this session.
+        """
+        order = _delivery_order(session, order_id)
         if order.status is S.QUEUED:
             order.transmitted_at = self.clock()
             self.book.transition(order_id, S.TRANSMITTED, session=session,
                                  details={"where": delivery.where, "answered": delivery.answered})
         applied = []
         for record in delivery.records:
-            applied.append(self.apply_record(session, order_id, record, answer=delivery.answer))
+            applied.append(self._apply_record_to(session, order, record, answer=delivery.answer))
         if delivery.answered and not delivery.records and delivery.status:
             # An answer without its 855: keep the answer itself so the verdict is on record.
-            applied.append(self._apply_bare_answer(session, order_id, delivery))
+            applied.append(self._apply_bare_answer(session, order, delivery))
         return applied
 
     def apply_record(self, session: Session, order_id: int, record: SupplierRecord, *,
                      answer: Mapping[str, Any] | None = None) -> AppliedRecord:
         """Link one supplier document to the order (once) and drive the state machine from it."""
-        order = _order(session, order_id)
+        return self._apply_record_to(session, _order(session, order_id), record, answer=answer)
+
+    def _apply_record_to(self, session: Session, order: Order, record: SupplierRecord, *,
+                         answer: Mapping[str, Any] | None = None) -> AppliedRecord:
+        """``apply_record`` for an order already read in ``session``."""
+        order_id = order.id
         before = order.status
         existing = session.scalar(select(LinkedRecord.id).where(
             LinkedRecord.order_id == order_id, LinkedRecord.raw_sha256 == record.sha256,
@@ -369,8 +378,8 @@ class Lifecycle:
             self._move(session, order, S.RECEIVED, via="void of the rest")
         return kind, flags
 
-    def _apply_bare_answer(self, session: Session, order_id: int, delivery: Delivery) -> AppliedRecord:
-        order = _order(session, order_id)
+    def _apply_bare_answer(self, session: Session, order: Order, delivery: Delivery) -> AppliedRecord:
+        order_id = order.id
         before = order.status
         content = {"answer": delivery.answer, "status": delivery.status, "reasons": list(delivery.reasons)}
         rejected = delivery.status == "rejected"
@@ -787,6 +796,14 @@ def read_lost_statement(content: bytes) -> dict[str, Any]:
 
 
 _order = load_order
+
+
+def _delivery_order(session: Session, order_id: int) -> Order:
+    """The order a delivery is recorded on, with its lines; other collections load when first used."""
+    order = session.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines)))
+    if order is None:
+        raise NotFound(f"Order {order_id} does not exist.", code="order.not_found")
+    return order
 _expected = expected
 _received_by_line = received_by_line
 _fully_received = fully_received
