@@ -316,9 +316,12 @@ class As2Connector(Connector):
         self.session = requests.Session()
         self.session.trust_env = False  # no proxies or CA bundles from the environment between us and the supplier
         self.verify: str | bool = settings.tls_bundle or True  # https is always verified
+        # The records API is usually the AS2 server's own host: its requests share this session (one connection
+        # pool, so a server that keeps connections open answers over the one the message went on), each verified
+        # against the same bundle.
         self.records = (HttpsConnector(settings.records_url, tls_bundle=settings.tls_bundle,
                                        connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
-                                       max_attempts=1)
+                                       max_attempts=1, session=self.session)
                         if settings.records_url and settings.tls_bundle else None)
 
     @property

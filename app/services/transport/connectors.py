@@ -149,7 +149,10 @@ class HttpsConnector(Connector):
     def __init__(self, url: str, *, tls_bundle: str | Path, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
                  read_timeout: float = DEFAULT_READ_TIMEOUT, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
                  backoff: float = DEFAULT_BACKOFF, sleep: Callable[[float], None] = time.sleep,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, session: Any = None) -> None:
+        """``session``: a requests session to share (the AS2 connector's, so the records of the same host can go
+        over its pooled connection); it keeps its owner's settings and is closed by its owner. Every request here
+        names this connector's bundle itself, so TLS is verified against it either way."""
         import requests
 
         base = url.rstrip("/")
@@ -171,8 +174,10 @@ class HttpsConnector(Connector):
         self.backoff = float(backoff)
         self.sleep = sleep
         self.rng = rng or random.Random()
-        self.session = requests.Session()
-        self.session.verify = self.tls_bundle
+        self._owns_session = session is None
+        self.session = requests.Session() if session is None else session
+        if self._owns_session:
+            self.session.verify = self.tls_bundle
         self.session.trust_env = False  # no proxies or CA bundles from the environment between us and the supplier
 
     @property
@@ -180,7 +185,8 @@ class HttpsConnector(Connector):
         return True
 
     def close(self) -> None:
-        self.session.close()
+        if self._owns_session:
+            self.session.close()
 
     def send_order(self, *, order_number: str, purchaser_dea: str, document: bytes) -> Delivery:
         url = f"{self.url}/orders"
@@ -254,7 +260,7 @@ class HttpsConnector(Connector):
 
         try:
             response = self.session.request(method, url, timeout=self.timeout, allow_redirects=False, stream=True,
-                                            **kwargs)
+                                            verify=self.tls_bundle, **kwargs)
         except requests.exceptions.SSLError:
             raise TransportError(f"The supplier at {self.url} could not prove its identity (TLS certificate not "
                                  "trusted by the configured bundle). Nothing was sent.", code="transport.tls",
