@@ -558,20 +558,23 @@ class OrderBook:
     # -- the signing path (app.services.signing.order_signing) ---------------------------------------------------------------------
 
     def order_for_signing(self, order_id: int) -> Order:
-        """A draft's order row with its registration, supplier and lines, in ONE query (what the 850 needs).
+        """An order row with its registration, supplier and lines, in ONE query, detached (each line's ``order``
+        set): ``SignedOrder.order`` of a signing.
 
         ``get_order`` also loads receipts and linked records (three more round trips); a draft has neither use for
         them when it is signed, and on the returned (detached) order they are left unloaded.
         """
         with self.db.session() as session:
             order = session.scalars(_SIGNING_LOAD, {"order_id": order_id}).unique().one_or_none()
+            for line in order.lines if order is not None else ():
+                line.order  # noqa: B018 - the back-reference, from the identity map (no query), usable detached
         if order is None:
             raise NotFound(f"Order {order_id} does not exist.", code="order.not_found")
         return order
 
     def store_signed(self, order_id: int, *, document: bytes, payload_sha256: str, signed_at: dt.datetime,
                      signer_fingerprint: str, details: dict[str, Any] | None = None,
-                     signed_lines: Sequence[Mapping[str, Any]] | None = None) -> bool:
+                     signed_lines: Sequence[Sequence[Any]] | None = None) -> bool:
         """Store a signed document and move the order ``draft → signed`` with its audit event, in ONE transaction.
 
         Returns False (and writes nothing) when the order is no longer an unsigned draft. The transition is checked
@@ -580,26 +583,32 @@ class OrderBook:
         compare-and-set, so a document is never stored over another even by a racing workstation. Signed content is
         immutable from then on: later ORM updates meet the before-flush rule of ``app.models.integrity``.
 
-        ``signed_lines``: the order's lines as they were read for signing (every column, in line order). Also
-        False, nothing written, when they are no longer the lines in the book — a line added, changed or removed
-        in another window while this one signed — so the stored lines are always the ones the document carries.
-        Read under the writer lock, so no edit can slip in between this check and the store.
+        ``signed_lines``: the order's lines as they were read for signing (each line's columns in table order, in
+        line order; ``app.services.signing.draft_load``). Also False, nothing written, when they are no longer the
+        lines in the book — a line added, changed or removed in another window while this one signed — so the
+        stored lines are always the ones the document carries. They are read after the UPDATE, in its transaction:
+        on SQLite the UPDATE is what takes the write lock (a SELECT before it would run outside any write
+        transaction), on PostgreSQL the writer lock is held from the start; either way no edit can slip in between
+        this check and the store.
         """
         check_transition(OrderStatus.DRAFT, OrderStatus.SIGNED)
-        with _WriteConnection(self.db) as connection:
-            if signed_lines is not None:
-                current = connection.execute(_DRAFT_LINES, {"b_order_id": order_id}).mappings().all()
-                if [dict(line) for line in current] != [dict(line) for line in signed_lines]:
+        try:
+            with _WriteConnection(self.db) as connection:
+                stored = connection.execute(_STORE_SIGNED, {
+                    "b_order_id": order_id, "signed_document": document, "payload_sha256": payload_sha256,
+                    "signed_at": signed_at, "signer_fingerprint": signer_fingerprint, "status": OrderStatus.SIGNED,
+                    "updated_at": self.clock()})
+                if stored.rowcount != 1:
                     return False  # nothing was written; the empty transaction ends
-            stored = connection.execute(_STORE_SIGNED, {
-                "b_order_id": order_id, "signed_document": document, "payload_sha256": payload_sha256,
-                "signed_at": signed_at, "signer_fingerprint": signer_fingerprint, "status": OrderStatus.SIGNED,
-                "updated_at": self.clock()})
-            if stored.rowcount != 1:
-                return False  # nothing was written; the empty transaction ends
-            append_audit_row(connection, action="order.status", actor=self.actor, order_id=order_id,
-                             details={"from": OrderStatus.DRAFT.value, "to": OrderStatus.SIGNED.value,
-                                      **(details or {})})
+                if signed_lines is not None:
+                    current = connection.execute(_DRAFT_LINES, {"b_order_id": order_id}).all()
+                    if [tuple(line) for line in current] != [tuple(line) for line in signed_lines]:
+                        raise _LinesChanged  # the UPDATE is rolled back
+                append_audit_row(connection, action="order.status", actor=self.actor, order_id=order_id,
+                                 details={"from": OrderStatus.DRAFT.value, "to": OrderStatus.SIGNED.value,
+                                          **(details or {})})
+        except _LinesChanged:
+            return False
         return True
 
     def link_record(self, session: Session, order_id: int, record: LinkedRecord) -> LinkedRecord:
@@ -671,6 +680,10 @@ _DRAFT_LINES = (select(OrderLine.__table__).where(OrderLine.__table__.c.order_id
 _STORE_SIGNED = update(Order.__table__).where(  # SET columns come from the execute() parameters
     Order.__table__.c.id == bindparam("b_order_id"), Order.__table__.c.status == OrderStatus.DRAFT,
     Order.__table__.c.signed_document.is_(None))
+
+
+class _LinesChanged(Exception):
+    """``store_signed``: the draft's lines are not the ones signed (rolls its transaction back)."""
 
 
 class _WriteTransaction:

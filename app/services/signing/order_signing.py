@@ -96,7 +96,7 @@ def interchange_ids(order: Order, *, test_indicator: str = PRODUCTION) -> dict[s
 
 class SignedOrder:
     """What ``OrderSigningService.sign`` returns. ``order``: the detached order (registration, supplier and lines
-    loaded) as stored, built when first asked for (most callers never look at it)."""
+    loaded) as stored, read when first asked for (most callers never look at it)."""
 
     def __init__(self, order: Order | Callable[[], Order], document: bytes, content: bytes, verdict: Verdict,
                  notices: list[Any] | None = None) -> None:
@@ -199,8 +199,8 @@ class OrderSigningService:
         and the unusual-quantity notice is worked out while it signs; with any other the notice comes after the
         final check. Either way nothing is stored before the final check has passed.
 
-        The returned ``SignedOrder.order`` is the detached order read at the start (registration, supplier and
-        lines loaded), brought up to date; ``verdict`` is the pre-sign check's, which the final check pins to the
+        The returned ``SignedOrder.order`` is the detached order as stored (registration, supplier and lines
+        loaded), read when first asked for; ``verdict`` is the pre-sign check's, which the final check pins to the
         stored bytes (see ``check_signed_document``).
         """
         clock = self.verify_clock()
@@ -242,17 +242,15 @@ class OrderSigningService:
         if notices is None:
             notices = self.usage_notices(order_id, now, draft=order)
         if not self.book.store_signed(order_id, document=document, payload_sha256=payload_sha256, signed_at=now,
-                                      signer_fingerprint=fingerprint, signed_lines=order.columns[3],
+                                      signer_fingerprint=fingerprint, signed_lines=order.line_rows,
                                       details={"signer_fingerprint": fingerprint,
                                                "document_sha256": hashlib.sha256(document).hexdigest(),
                                                **({"clock": clock.audit_note} if clock else {}),
                                                **({"unusual_quantity": [n.to_json() for n in notices]}
                                                   if notices else {})}):
             raise NotDraft(f"Order {order.order_number} changed while it was being signed; nothing was stored.")
-        # The order read at the start, brought up to date without another round trip (built when asked for).
-        return SignedOrder(order=functools.partial(order.detached_order, signed_document=document, signed_at=now,
-                                                   signer_fingerprint=fingerprint, payload_sha256=payload_sha256,
-                                                   status=OrderStatus.SIGNED),
+        # The order as stored, read when first asked for (most callers never look at it).
+        return SignedOrder(order=functools.partial(self.book.order_for_signing, order_id),
                            document=document, content=content, verdict=verdict, notices=notices)
 
 

@@ -124,6 +124,41 @@ def test_store_signed_refuses_an_order_that_is_no_longer_a_draft(book):
     assert len(_events(book, order.id)) == events
 
 
+def test_store_signed_compares_the_lines_inside_its_write_transaction(book):
+    """A line changed by another writer just before the store (after the lines were read for signing, before the
+    UPDATE): nothing is stored. On SQLite the comparison has to come after the UPDATE, which is what takes the write
+    lock; a SELECT before it ran outside any write transaction and the change slipped in between (stored: True)."""
+    from sqlalchemy import event
+
+    from app.services.signing.draft_load import load_draft
+
+    seed(book)
+    order = draft_order(book, lines=2)
+    signed_lines = load_draft(book.db, order.id).line_rows
+    changed = []
+
+    def other_writer(connection, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().startswith("UPDATE orders") and not changed:
+            other = sqlite3.connect(book.db.engine.url.database, timeout=5)
+            other.execute("UPDATE order_lines SET packages = packages + 1 WHERE order_id = ?", (order.id,))
+            other.commit()
+            other.close()
+            changed.append(True)
+
+    event.listen(book.db.engine, "before_cursor_execute", other_writer)
+    try:
+        events = len(_events(book, order.id))
+        stored = book.store_signed(order.id, document=b"cms", payload_sha256="a" * 64, signer_fingerprint="b" * 64,
+                                   signed_at=dt.datetime(2026, 5, 6, tzinfo=dt.timezone.utc),
+                                   signed_lines=signed_lines)
+    finally:
+        event.remove(book.db.engine, "before_cursor_execute", other_writer)
+    assert changed and stored is False
+    after = book.get_order(order.id)
+    assert after.status is OrderStatus.DRAFT and after.signed_document is None
+    assert len(_events(book, order.id)) == events
+
+
 # -- drafts ---------------------------------------------------------------------------------------------------
 
 def test_lines_take_description_package_and_schedule_from_the_catalog(book):
