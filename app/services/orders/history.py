@@ -29,6 +29,7 @@ import bisect
 import datetime as dt
 import functools
 import logging
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
@@ -562,7 +563,7 @@ def _substance_products(session: Session | Connection, registration: str, substa
     wanted = set(substances)
     registration_id, found = None, []
     for registration_id, ndc, description, unit, generic, name in session.execute(
-            _registration_products_statement(), {"registration": registration}):
+            _registration_products_statement(), {"registration": registration}).all():
         substance = _product_substance(generic, name, description, names)
         if substance in wanted:
             found.append((ndc, description, unit, substance))
@@ -575,8 +576,14 @@ def _is_product(ndc: Any, description: Any, unit: Any, index: int) -> Any:
                 unit == bindparam(f"product_unit_{index}", type_=String))
 
 
+def _ndcs_in(column: Any, ndc_count: int) -> Any:
+    """``column IN (:ndc_0, …)``: one bound value per NDC, not an expanding one, whose SQL is rewritten at every
+    execution."""
+    return column.in_([bindparam(f"ndc_{i}", type_=String) for i in range(ndc_count)])
+
+
 @functools.lru_cache(maxsize=64)
-def _notice_days_statement(product_count: int, bound_count: int, split_count: int) -> Any:
+def _notice_days_statement(product_count: int, bound_count: int, split_count: int, ndc_count: int) -> Any:
     """Whole UTC days of the notice's products: one row per day (grouped in the primary key's own order, so the
     database sorts nothing) with one sum of dosage units per product and the day's month. A few milliseconds on a
     300k-order book, where a chart's grouping by supplier, schedule and package took several times that."""
@@ -587,19 +594,18 @@ def _notice_days_statement(product_count: int, bound_count: int, split_count: in
                            days.packages * days.package_quantity))) for i in range(product_count)]
     return (select(_month_case(days.day, day_bound, 0, len(day_bound) - 1), *sums)
             .where(days.registration_id == bindparam("registration_id", type_=Integer), days.lines > 0,
-                   days.ndc.in_(bindparam("ndcs", expanding=True)), days.day >= day_bound[0],
+                   _ndcs_in(days.ndc, ndc_count), days.day >= day_bound[0],
                    days.day < day_bound[-1], *([days.day.not_in(split)] if split else []))
             .group_by(days.day))
 
 
 @functools.lru_cache(maxsize=64)
-def _notice_split_statement(product_count: int, split_count: int) -> Any:
+def _notice_split_statement(product_count: int, split_count: int, ndc_count: int) -> Any:
     """The UTC days a local month starts inside (see ``_history_statement``): per product and split day, the day's
     ``history_days`` total (kind 1) and its smaller side's lines (kind 2); ``_monthly_units`` moves the smaller
     side into its own month."""
     o, line, days = Order.__table__.c, OrderLine.__table__.c, HistoryDay.__table__.c
     split = [bindparam(f"split_{i}", type_=Date) for i in range(split_count)]
-    ndcs = bindparam("ndcs", expanding=True)
 
     def product_of(ndc: Any, description: Any, unit: Any) -> Any:
         return case(*[(_is_product(ndc, description, unit, i), literal(i)) for i in range(product_count)])
@@ -609,7 +615,7 @@ def _notice_split_statement(product_count: int, split_count: int) -> Any:
     split_days = (select(literal(1).label("kind"), day_product.label("product"), split_position.label("position"),
                          func.sum(days.packages * days.package_quantity).label("units"))
                   .where(days.registration_id == bindparam("registration_id", type_=Integer), days.lines > 0,
-                         days.ndc.in_(ndcs), days.day.in_(split))
+                         _ndcs_in(days.ndc, ndc_count), days.day.in_(split))
                   .group_by(day_product, split_position))
     ranges = [(bindparam(f"split_from_{i}", type_=UtcDateTime), bindparam(f"split_to_{i}", type_=UtcDateTime))
               for i in range(split_count)]
@@ -620,7 +626,8 @@ def _notice_split_statement(product_count: int, split_count: int) -> Any:
             .select_from(OrderLine.__table__.join(Order.__table__, o.id == line.order_id))
             .where(or_(*[and_(o.signed_at >= start, o.signed_at < end) for start, end in ranges]),
                    o.status.in_([s.value for s in COUNTED_STATUSES]), line.schedule != "NC",
-                   o.registration_id == bindparam("registration_id", type_=Integer), line.ndc.in_(ndcs))
+                   o.registration_id == bindparam("registration_id", type_=Integer),
+                   _ndcs_in(line.ndc, ndc_count))
             .group_by(line_product, side_position))
     return union_all(split_days, side)
 
@@ -632,9 +639,10 @@ def _monthly_units(session: Session | Connection, registration_id: int,
     days from ``history_days`` by day, and the UTC days a local month starts inside split as the charts split
     them."""
     months = len(bounds) - 1
-    thresholds, split = _day_plan(bounds)
-    values: dict[str, Any] = {"registration_id": registration_id,
-                              "ndcs": sorted({ndc for ndc, _d, _u, _s in products})}
+    thresholds, split = _day_plan_of(tuple(bounds))
+    ndcs = sorted({ndc for ndc, _d, _u, _s in products})
+    values: dict[str, Any] = {"registration_id": registration_id}
+    values.update({f"ndc_{i}": ndc for i, ndc in enumerate(ndcs)})
     values.update({f"day_{i}": d for i, d in enumerate(thresholds)})
     for i, (ndc, description, unit, _substance) in enumerate(products):
         values.update({f"product_ndc_{i}": ndc, f"product_description_{i}": description, f"product_unit_{i}": unit})
@@ -644,7 +652,7 @@ def _monthly_units(session: Session | Connection, registration_id: int,
     totals: dict[tuple[str, str], list[Decimal]] = {key: [Decimal(0)] * months for key in keys}
     exact: list[list[Any]] = [[0] * months for _ in keys]  # per product: ints summed as ints, else Decimals
     for position, *amounts in session.execute(
-            _notice_days_statement(len(products), len(bounds), len(split)), values):
+            _notice_days_statement(len(products), len(bounds), len(split), len(ndcs)), values).all():
         if position is None:
             continue
         for index, amount in enumerate(amounts):
@@ -657,8 +665,8 @@ def _monthly_units(session: Session | Connection, registration_id: int,
     if not split:
         return totals
     sides = [bisect.bisect_right(bounds, part.start) - 1 for part in split]  # each smaller side's month
-    for kind, product, position, amount in session.execute(_notice_split_statement(len(products), len(split)),
-                                                             values):
+    for kind, product, position, amount in session.execute(
+            _notice_split_statement(len(products), len(split), len(ndcs)), values).all():
         if product is None or position is None or not amount:
             continue
         row, amount, other = totals[keys[product]], _quantity(amount), split[position].other
@@ -670,6 +678,26 @@ def _monthly_units(session: Session | Connection, registration_id: int,
             if 0 <= sides[position] < months:
                 row[sides[position]] += amount
     return totals
+
+
+@functools.lru_cache(maxsize=32)
+def _day_plan_of(bounds: tuple[dt.datetime, ...]) -> tuple[list[dt.date], list[_SplitDay]]:
+    """``_day_plan``, once per window (the notice's window changes once a month). Callers do not change them."""
+    return _day_plan(bounds)
+
+
+def _notice_months(now: dt.datetime, zone: Any) -> tuple[list[dt.date], list[dt.datetime]]:
+    """``month_window(now, BASELINE_MONTHS + 1, zone)``, worked out once per local month and zone (the computer's
+    zone, None, keyed by its current names, so a change of the computer's zone is a new key)."""
+    local_now = _local(now, zone)
+    return _notice_months_of(local_now.year, local_now.month, zone, None if zone is not None else time.tzname)
+
+
+@functools.lru_cache(maxsize=32)
+def _notice_months_of(year: int, month: int, zone: Any, _local_names: Any) -> tuple[list[dt.date], list[dt.datetime]]:
+    # The middle of the month: its local month is (year, month) in any zone.
+    return month_window(dt.datetime(year, month, 15, 12, tzinfo=zone) if zone is not None
+                        else dt.datetime(year, month, 15, 12).astimezone(), BASELINE_MONTHS + 1, zone)
 
 
 def unusual_quantities(db: Database, order_id: int, *, now: dt.datetime | None = None,
@@ -700,7 +728,7 @@ def unusual_quantities(db: Database, order_id: int, *, now: dt.datetime | None =
         wanted: dict[tuple[str, str], Decimal] = {}
         for name, unit, units in lines:
             wanted[(name, unit)] = wanted.get((name, unit), Decimal(0)) + units
-        firsts, bounds = month_window(now, BASELINE_MONTHS + 1, zone)
+        firsts, bounds = _notice_months(now, zone)
         substances = tuple(sorted({n for n, _u in wanted}))
         registration_id, products = _substance_products(session, dea, substances, names)
         found = _monthly_units(session, registration_id, products, bounds) if products and registration_id else {}
