@@ -325,3 +325,34 @@ def test_the_notice_reads_the_same_months_as_the_charts(world, db, zone_name):
         assert notice.month_before == per_month[-1]
         assert notice.usual == (sum(per_month[:-1], Decimal(0)) / 6).quantize(Decimal("0.1"))
         assert sum(per_month) > 0
+
+
+@pytest.mark.parametrize("zone", [None, ZoneInfo("America/New_York"), ZoneInfo("Pacific/Auckland"), ZoneInfo("UTC")])
+def test_the_notices_months_kept_per_month_are_the_window_of_each_moment(zone):
+    """The notice's window is worked out once per local month and zone: any moment gets the window it would get
+    worked out afresh, across month ends, year ends and daylight-saving changes in either hemisphere."""
+    from app.services.orders.history import BASELINE_MONTHS, _notice_months, month_window
+
+    start = dt.datetime(2025, 12, 30, tzinfo=dt.timezone.utc)
+    moments = [start + dt.timedelta(hours=7 * step) for step in range(0, 24 * 480 // 7)]  # 16 months, 7-hour steps
+    for moment in moments:
+        assert _notice_months(moment, zone) == month_window(moment, BASELINE_MONTHS + 1, zone), moment
+
+
+def test_the_notices_months_follow_a_change_of_the_computers_zone(monkeypatch):
+    import time
+
+    from app.services.orders.history import BASELINE_MONTHS, _notice_months, month_window
+
+    moment = dt.datetime(2026, 3, 31, 23, 30, tzinfo=dt.timezone.utc)  # April in Tokyo, March in UTC and Los Angeles
+    try:
+        windows = []
+        for name in ("UTC", "Asia/Tokyo", "America/Los_Angeles", "UTC"):
+            monkeypatch.setenv("TZ", name)
+            time.tzset()
+            windows.append(_notice_months(moment, None))
+            assert windows[-1] == month_window(moment, BASELINE_MONTHS + 1, None), name
+        assert windows[0] == windows[3] and len({tuple(w[1]) for w in windows}) == 3
+    finally:
+        monkeypatch.undo()
+        time.tzset()
