@@ -46,10 +46,12 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    type_coerce,
     union_all,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
+from sqlalchemy.types import NullType
 
 from app.errors import InvalidValue
 from app.models.database import Database
@@ -590,8 +592,11 @@ def _notice_days_statement(product_count: int, bound_count: int, split_count: in
     days = HistoryDay.__table__.c
     day_bound = [bindparam(f"day_{i}", type_=Date) for i in range(bound_count)]
     split = [bindparam(f"split_{i}", type_=Date) for i in range(split_count)]
-    sums = [func.sum(case((_is_product(days.ndc, days.description, days.unit, i),
-                           days.packages * days.package_quantity))) for i in range(product_count)]
+    # The sums as the driver gives them (SQLite: int or float, PostgreSQL: Decimal), without Numeric's conversion
+    # of each one: ``_monthly_units`` sums exact values per month and rounds once (``_quantity``).
+    sums = [type_coerce(func.sum(case((_is_product(days.ndc, days.description, days.unit, i),
+                                       days.packages * days.package_quantity))), NullType())
+            for i in range(product_count)]
     return (select(_month_case(days.day, day_bound, 0, len(day_bound) - 1), *sums)
             .where(days.registration_id == bindparam("registration_id", type_=Integer), days.lines > 0,
                    _ndcs_in(days.ndc, ndc_count), days.day >= day_bound[0],
