@@ -31,7 +31,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import case, or_, select, update
 
 from app.errors import CsosError, StorageError
 from app.models.orderbook import LinkedRecord, LinkedRecordKind, Order, Supplier, utcnow
@@ -187,11 +187,15 @@ class Outbox:
             total.failed += report.failed
             total.skipped += report.skipped
             total.unreadable += report.unreadable
-            if not report.tried:
+            if not report.tried or order_ids is not None:
+                # Asked for given orders: each of their due entries has been tried once; one that failed waits for
+                # its next try (at least 15 s away), so another round could not find it due.
                 break
         return total
 
-    def _claim(self, entry_id: int) -> tuple[OutboxEntry, Order] | None:
+    def _claim(self, entry_id: int) -> tuple[OutboxEntry, Order, bytes | None] | None:
+        """Claim a due entry (attempts + 1, a short lease) and commit; with it, read the document to send back from
+        the order book (checked against the queued SHA-256 by ``_document``)."""
         now = self.clock()
         with self.book._write() as session:
             claimed = session.execute(
@@ -205,14 +209,14 @@ class Outbox:
                 return None  # another worker has it, or it was cancelled meanwhile
             entry = session.get(OutboxEntry, entry_id)
             order = session.get(Order, entry.order_id)
-            return entry, order
-
-    def _document(self, entry: OutboxEntry) -> bytes:
-        with self.db.session() as session:
             if entry.purpose is OutboxPurpose.ORDER:
-                document = session.scalar(select(Order.signed_document).where(Order.id == entry.order_id))
+                document = order.signed_document
             else:
                 document = session.scalar(select(LinkedRecord.raw).where(LinkedRecord.id == entry.linked_record_id))
+            return entry, order, document
+
+    @staticmethod
+    def _document(entry: OutboxEntry, document: bytes | None) -> bytes:
         if not document or hashlib.sha256(document).hexdigest() != entry.document_sha256:
             raise OutboxError("The stored document no longer matches the one queued; it was not sent. Run "
                               "`csos-desk records check`.", code="outbox.document_changed")
@@ -222,7 +226,7 @@ class Outbox:
         claim = self._claim(entry_id)
         if claim is None:
             return
-        entry, order = claim
+        entry, order, stored_document = claim
         number = order.order_number
         if entry.purpose is OutboxPurpose.ORDER and order.status is not OrderStatus.QUEUED:
             self._settle(entry, state={OrderStatus.CANCELLED: OutboxState.CANCELLED,
@@ -235,7 +239,7 @@ class Outbox:
             report.skipped.append(number)
             return
         try:
-            document = self._document(entry)
+            document = self._document(entry, stored_document)
             connector = connectors.get(order.supplier_id)
             if connector is None:
                 connector = connectors[order.supplier_id] = self.connector_for(order.supplier)
@@ -283,16 +287,15 @@ class Outbox:
             self._link_proofs(session, entry.order_id, delivery)
             if entry.purpose is OutboxPurpose.ORDER:
                 self.lifecycle.apply_delivery(session, entry.order_id, delivery)
-            stored = session.get(OutboxEntry, entry.id)
-            stored.state = OutboxState.SENT
-            stored.sent_at = now
-            stored.claimed_until = None
-            stored.last_error = ""
-            stored.last_error_code = ""
-            stored.answer = dict(delivery.answer or {}) | {"where": delivery.where}
+            values: dict[str, Any] = {"state": OutboxState.SENT, "sent_at": now, "claimed_until": None,
+                                      "last_error": "", "last_error_code": "",
+                                      "answer": dict(delivery.answer or {}) | {"where": delivery.where}}
             seqs = [r.seq for r in delivery.records if r.seq is not None]
-            if seqs:
-                stored.records_after = max(stored.records_after, *seqs)
+            table = OutboxEntry.__table__
+            if seqs:  # never below what a sync already fetched
+                values["records_after"] = case((table.c.records_after < max(seqs), max(seqs)),
+                                               else_=table.c.records_after)
+            session.execute(update(table).where(table.c.id == entry.id).values(**values))
         log.info("outbox entry %s sent (%s)", entry.id, "answered" if delivery.answered else "handed over")
 
     def _delivered_unreadable(self, entry: OutboxEntry, code: str, message: str, *, answer: dict[str, Any],
