@@ -522,3 +522,20 @@ def test_an_address_split_one_line_per_n3_is_refused_as_a_second_spelling():
     with pytest.raises(x12.X12Error) as refused:
         x12.parse_850(split)
     assert refused.value.code == "x12.missing_element" and refused.value.segment == "N3"
+
+
+def test_parties_written_once_are_written_alike_after():
+    """The N1/N3/N4 segments of a party already written are reused: the bytes are those written afresh, and a
+    party refused once is refused again at its place (refusals are never kept)."""
+    from app.services.signing.x12 import po850
+
+    po850._PARTY_SEGMENTS.clear()
+    fresh = write_order()
+    assert po850._PARTY_SEGMENTS and write_order() == fresh == KNOWN_850
+    other = replace_purchaser(address_lines=("9 ELM ST", "SUITE 2", "BLDG 3"))
+    assert write_order(other) != fresh and x12.parse_850(write_order(other)) == other
+    assert write_order(other) == write_order(other)
+    for _ in range(2):
+        with pytest.raises(X12Error) as info:
+            write_order(replace_purchaser(city="SPRING*FIELD"))
+        assert (info.value.segment, info.value.position) == ("N4", (7, 1))

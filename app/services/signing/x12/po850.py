@@ -147,7 +147,31 @@ _PO4_SPEC: _Spec = (_req(_Literal("1", "pack", code="x12.bad_element")), _req(_P
 # Writing
 
 
+# The N1/N3/N4 segments of the parties already written: a pharmacy signs for the same few registrations and
+# suppliers, each written out once (segments are plain text, the same wherever they stand in an interchange).
+_PARTY_SEGMENTS: dict[tuple[Any, ...], tuple[str, ...]] = {}
+_PARTY_SEGMENTS_MAX = 64
+
+
 def _write_party(w: _Writer, entity: str, party: Party, *, require_dea: bool, require_address: bool) -> None:
+    try:
+        key: tuple[Any, ...] | None = (type(party), entity, party, require_dea, require_address)
+        written = _PARTY_SEGMENTS.get(key)  # type: ignore[arg-type]
+    except TypeError:  # a field that cannot be a key (not text): written, and refused, the long way
+        key, written = None, None
+    if written is not None:
+        w.segments.extend(written)
+        return
+    start = len(w.segments)
+    _write_party_segments(w, entity, party, require_dea=require_dea, require_address=require_address)
+    if key is not None and type(party) is Party:
+        if len(_PARTY_SEGMENTS) >= _PARTY_SEGMENTS_MAX:
+            _PARTY_SEGMENTS.clear()
+        _PARTY_SEGMENTS[key] = tuple(w.segments[start:])
+
+
+def _write_party_segments(w: _Writer, entity: str, party: Party, *, require_dea: bool,
+                          require_address: bool) -> None:
     _expect_type(party, Party, w.loc("N1"))
     if require_dea and party.dea_number is None:
         raise _fail("x12.missing_element", w.loc("N1", 4), "the purchaser's DEA number is required.")
