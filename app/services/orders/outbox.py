@@ -31,12 +31,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import bindparam, case, insert, or_, select, update
 
 from app.errors import CsosError, StorageError
 from app.models.orderbook import LinkedRecord, LinkedRecordKind, Order, Supplier, utcnow
 from app.models.outbox import OutboxEntry, OutboxPurpose, OutboxState
-from app.models.states import OrderStatus
+from app.models.integrity import append_audit_row
+from app.models.states import OrderStatus, check_transition
 from app.services.orders.lifecycle import Lifecycle, LifecycleError
 from app.services.orders.orderbook import OrderBook
 from app.services.transport.connectors import Connector, TransportError
@@ -48,6 +49,16 @@ log = logging.getLogger(__name__)
 CLAIM_LEASE = dt.timedelta(minutes=2)
 RETRY_BASE = dt.timedelta(seconds=30)
 RETRY_CAP = dt.timedelta(minutes=30)
+
+
+_ORDERS = Order.__table__
+_ORDER_TO_QUEUE = select(_ORDERS.c.order_number, _ORDERS.c.status, _ORDERS.c.signed_document).where(
+    _ORDERS.c.id == bindparam("b_order_id"))
+_ORDER_ENTRY = select(OutboxEntry.__table__.c.id).where(OutboxEntry.__table__.c.order_id == bindparam("b_order_id"),
+                                                        OutboxEntry.__table__.c.purpose == OutboxPurpose.ORDER)
+_INSERT_ENTRY = insert(OutboxEntry.__table__)
+_QUEUE_ORDER = update(_ORDERS).where(_ORDERS.c.id == bindparam("b_order_id"),  # SET from the execute() parameters
+                                     _ORDERS.c.status == OrderStatus.SIGNED)
 
 
 class OutboxError(CsosError):
@@ -110,26 +121,39 @@ class Outbox:
     # -- queueing ---------------------------------------------------------------------------------------------------
 
     def enqueue(self, order_id: int) -> OutboxEntry:
-        """Queue a signed order (signed → queued). Queuing an order already queued or sent changes nothing."""
+        """Queue a signed order (signed → queued). Queuing an order already queued or sent changes nothing.
+
+        One transaction of Core statements: the order's status and document, the new entry, the status change made
+        only if the order is still signed (checked by the state machine, audited like ``OrderBook.transition``).
+        The returned entry is detached, with the values stored."""
         now = self.clock()
+        check_transition(OrderStatus.SIGNED, OrderStatus.QUEUED)
         with self.book._write() as session:
-            order = session.get(Order, order_id)
+            connection = session.connection()
+            order = connection.execute(_ORDER_TO_QUEUE, {"b_order_id": order_id}).one_or_none()
             if order is None:
                 raise OutboxError(f"Order {order_id} does not exist.", code="order.not_found")
-            existing = session.scalar(select(OutboxEntry).where(OutboxEntry.order_id == order_id,
+            if connection.execute(_ORDER_ENTRY, {"b_order_id": order_id}).first() is not None:
+                return session.scalar(select(OutboxEntry).where(OutboxEntry.order_id == order_id,
                                                                OutboxEntry.purpose == OutboxPurpose.ORDER))
-            if existing is not None:
-                return existing
             if order.status is not OrderStatus.SIGNED or not order.signed_document:
-                raise OutboxError(f"Order {order.order_number} is {order.status.label.lower()}; only a signed order is "
-                                  "sent.", code="outbox.not_signed")
-            entry = OutboxEntry(order_id=order_id, purpose=OutboxPurpose.ORDER,
-                                document_sha256=hashlib.sha256(order.signed_document).hexdigest(),
-                                state=OutboxState.QUEUED, attempts=0, queued_at=now, next_attempt_at=now)
-            session.add(entry)
-            session.flush()
-            self.book.transition(order_id, OrderStatus.QUEUED, session=session, details={"outbox_entry": entry.id})
-        return entry
+                raise OutboxError(f"Order {order.order_number} is {order.status.label.lower()}; only a signed order "
+                                  "is sent.", code="outbox.not_signed")
+            values = {"order_id": order_id, "purpose": OutboxPurpose.ORDER, "linked_record_id": None,
+                      "document_sha256": hashlib.sha256(order.signed_document).hexdigest(),
+                      "state": OutboxState.QUEUED, "attempts": 0, "queued_at": now, "next_attempt_at": now,
+                      "last_attempt_at": None, "claimed_until": None, "last_error": "", "last_error_code": "",
+                      "sent_at": None, "answer": {}, "records_after": 0, "last_sync_at": None}
+            values["id"] = connection.execute(_INSERT_ENTRY, values).inserted_primary_key[0]
+            moved = connection.execute(_QUEUE_ORDER, {"b_order_id": order_id, "status": OrderStatus.QUEUED,
+                                                      "updated_at": self.book.clock()})
+            if moved.rowcount != 1:  # cannot happen under the writer lock; never queue half an order
+                raise OutboxError(f"Order {order.order_number} changed while it was queued; try again.",
+                                  code="outbox.not_signed")
+            append_audit_row(connection, action="order.status", actor=self.book.actor, order_id=order_id,
+                             details={"from": OrderStatus.SIGNED.value, "to": OrderStatus.QUEUED.value,
+                                      "outbox_entry": values["id"]})
+        return OutboxEntry(**values)
 
     def retry_now(self, order_id: int) -> None:
         """Make a waiting (or failed) entry due at once, e.g. after the supplier said it is back."""
