@@ -539,3 +539,21 @@ def test_parties_written_once_are_written_alike_after():
         with pytest.raises(X12Error) as info:
             write_order(replace_purchaser(city="SPRING*FIELD"))
         assert (info.value.segment, info.value.position) == ("N4", (7, 1))
+
+
+def test_segments_kept_once_encoded_still_tell_values_apart():
+    """Segments are reused by spec and values with their types: True after 1, or a float after the equal Decimal,
+    is still refused; a refused segment is refused again."""
+    from app.services.signing.x12 import core
+
+    core._ENCODED.clear()
+    assert x12.parse_850(write_order(replace_line(packages=1))).lines[0].packages == 1
+    for _ in range(2):
+        with pytest.raises(X12Error) as info:
+            write_order(replace_line(packages=True))
+        assert (info.value.code, info.value.segment) == ("x12.bad_element", "PO1")
+    write_order(replace_line(package_quantity=Decimal("2.5")))
+    with pytest.raises(X12Error) as info:
+        write_order(replace_line(package_quantity=2.5))
+    assert (info.value.code, info.value.segment) == ("x12.bad_element", "PO4")
+    assert write_order() == KNOWN_850 and core._ENCODED

@@ -23,6 +23,7 @@ The names with a leading underscore are the package's own: the transaction set m
 from __future__ import annotations
 
 import datetime as _dt
+import decimal as _decimal
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -413,6 +414,22 @@ _MSG_SPEC: _Spec = (_req(_Text(1, 264, "reason")),)
 # Writing
 
 
+# Segments already encoded (``_Writer.emit``), by segment id, spec and values.
+_ENCODED: dict[tuple[Any, ...], str] = {}
+_ENCODED_MAX = 2048
+
+
+def _value_key(value: Any) -> Any:
+    """``value`` with its type (True is not 1, 2.5 is not Decimal("2.5")); Decimals and floats with their spelling
+    too (Decimal("30.0") equals Decimal("30") but is another value to encode)."""
+    kind = type(value)
+    if kind is str or kind is int or value is None:
+        return kind, value
+    if isinstance(value, (float, _decimal.Decimal)):
+        return kind, repr(value)
+    return kind, value
+
+
 class _Writer:
     def __init__(self) -> None:
         self.segments: list[str] = []
@@ -426,8 +443,26 @@ class _Writer:
 
     def emit(self, segment: str, spec: _Spec, values: Sequence[Any]) -> None:
         """Encode one segment. Like ``_decode``, codecs get ``_HERE`` and the location is built only on failure;
-        as ``_HERE`` tells codecs the characters were checked, text is checked here first (and the output after)."""
+        as ``_HERE`` tells codecs the characters were checked, text is checked here first (and the output after).
+
+        A segment already encoded from the same spec and values (same types, and the same spelling for Decimals
+        and floats) is reused: encoding is a function of them alone, and a refused one is never kept."""
         assert len(values) == len(spec), segment
+        try:
+            key: tuple[Any, ...] | None = (segment, spec, *[_value_key(value) for value in values])
+            kept = _ENCODED.get(key)  # type: ignore[arg-type]
+        except TypeError:  # a value that cannot be a key: encoded (or refused) the long way
+            key, kept = None, None
+        if kept is not None:
+            self.segments.append(kept)
+            return
+        self.segments.append(self._encode(segment, spec, values))
+        if key is not None:
+            if len(_ENCODED) >= _ENCODED_MAX:
+                _ENCODED.clear()  # a few hundred distinct segments in practice
+            _ENCODED[key] = self.segments[-1]
+
+    def _encode(self, segment: str, spec: _Spec, values: Sequence[Any]) -> str:
         out: list[str] = []
         number = 0
         try:
@@ -453,7 +488,7 @@ class _Writer:
         while out and out[-1] == "":
             out.pop()
         out.insert(0, segment)
-        self.segments.append(ELEMENT_SEPARATOR.join(out))
+        return ELEMENT_SEPARATOR.join(out)
 
     def raw(self, text: str) -> None:
         self.segments.append(text)
