@@ -277,7 +277,7 @@ def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | N
 
     import os
 
-    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtCore import QTimer
 
     from app.ui.facade import AppFacade
     from app.ui.main_window import MainWindow
@@ -289,7 +289,6 @@ def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | N
     facade = AppFacade(config)
     try:
         window = MainWindow(config, facade=facade)
-        window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
 
         def switch(target: str) -> None:
             switch_to.append(target)
@@ -330,6 +329,10 @@ def _run_profile(app: Any, *, data_dir: str | Path | None, database_url: str | N
                 open_book()
 
         def read_first_page() -> None:
+            from PySide6.QtCore import Qt
+
+            # Set once painted: Qt's namespace is not made before the window's first paint (app/ui/lazy_qt.py).
+            window.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
             start_logging()
             log.info("gui started (profile %s)", config.profile.value)
             if not window.closing:

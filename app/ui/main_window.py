@@ -20,7 +20,7 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QEvent, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QSize, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QToolBar, QVBoxLayout, QWidget
 
@@ -28,6 +28,7 @@ from app.errors import CsosError
 from app.ui import messages, theme
 from app.ui.facade import AppFacade
 from app.ui.jobs import Job
+from app.ui.lazy_qt import Qt, set_properties
 from app.ui.main_window_certificates import CertificateWindowsMixin
 from app.ui.main_window_detail import SelectedOrderMixin
 from app.ui.main_window_help import HelpMixin
@@ -229,7 +230,8 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
                 tip: str) -> QAction:
         action = QAction(theme.icon(icon), text, self)
         if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
+            # As setShortcut sets it (one sequence), which would have PySide6 make Qt's namespace (app/ui/lazy_qt.py)
+            action.setShortcuts([QKeySequence(shortcut)])
         shown = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
         action.setToolTip(f"{tip} ({shown})" if shown else tip)
         action.setStatusTip(tip)
@@ -253,7 +255,7 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         self.refresh_action = self._action("&Refresh", "refresh", QKeySequence.StandardKey.Refresh, self.refresh,
                                            "Read the order book again")
         if self.refresh_action.shortcut().isEmpty():
-            self.refresh_action.setShortcut(QKeySequence("F5"))
+            self.refresh_action.setShortcuts([QKeySequence("F5")])
         self.settings_action = self._action("&Settings…", "settings", "Ctrl+,", self.open_settings,
                                             "Suppliers, signing devices, data location, clock and reminders")
         self.settings_action.setMenuRole(QAction.MenuRole.PreferencesRole)
@@ -366,7 +368,8 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         self.toolbar.setAccessibleName("Main tools")
         self.toolbar.setMovable(False)
         self.toolbar.setIconSize(QSize(22, 22))
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        # By name, as the other enum properties the frame sets before its first paint (app/ui/lazy_qt.py).
+        set_properties(self.toolbar, toolButtonStyle="ToolButtonTextBesideIcon")
         for action in (self.new_order_action, self.edit_order_action, self.reorder_action):
             self.toolbar.addAction(action)
         self.toolbar.addSeparator()
@@ -383,7 +386,7 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
             button = self.toolbar.widgetForAction(action)
             if button is not None:
                 button.setAccessibleName(action.text().replace("&", "").rstrip("…"))
-        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
+        self.addToolBar(self.toolbar)  # at the top
 
     def _build_central(self) -> None:
         central = QWidget(self)
@@ -394,7 +397,7 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         self.training_banner = QLabel(TRAINING_TEXT, central)
         self.training_banner.setObjectName("trainingBanner")
         self.training_banner.setStyleSheet(theme.TRAINING_BANNER_STYLE)
-        self.training_banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        set_properties(self.training_banner, alignment="AlignCenter")
         self.training_banner.setAccessibleName("Training mode")
         self.training_banner.setVisible(bool(self.config.is_training))
         layout.addWidget(self.training_banner)
@@ -409,7 +412,8 @@ class MainWindow(OrderListMixin, SelectedOrderMixin, StatusBarMixin, Certificate
         layout.addWidget(body, 1)
         self._build_order_list(body, body_layout)
 
-        self.splitter = QSplitter(Qt.Orientation.Vertical, body)
+        self.splitter = QSplitter(parent=body)  # by keyword: QSplitter(body) tries the (Qt.Orientation, …) overload
+        set_properties(self.splitter, orientation="Vertical")
         self.splitter.setObjectName("mainSplitter")
         self.splitter.setChildrenCollapsible(False)
         self.splitter.addWidget(self.view_stack)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtCore import QTimer, Slot
 
 from app.errors import CsosError
+from app.ui.lazy_qt import Qt
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QModelIndex, Qt, Slot
+from PySide6.QtCore import QModelIndex, Slot
 
 from app.errors import CsosError
 from app.models.states import SHIPPABLE_STATUSES, TRANSITIONS, OrderStatus
+from app.ui.lazy_qt import Qt
 
 if TYPE_CHECKING:
     from app.ui.order_detail import OrderDetailPane

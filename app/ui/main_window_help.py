@@ -12,11 +12,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt, Slot
+from PySide6.QtCore import Slot
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from app.ui import messages
+from app.ui.lazy_qt import Qt
 from app.ui.widgets import fit_on_show
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,8 @@ class HelpMixin:
 
     @Slot()
     def open_user_guide(self) -> Any:
+        from PySide6.QtWidgets import QTextBrowser
+
         def make() -> Any:
             window = CloseableWindow(self._title("CSOS Desk user guide"), self)  # type: ignore[arg-type]
             browser = QTextBrowser(window)

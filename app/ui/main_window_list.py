@@ -11,20 +11,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QItemSelection, QModelIndex, Qt, QTimer, Slot
+from PySide6.QtCore import QItemSelection, QModelIndex, QTimer, Slot
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QFrame,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
     QStackedWidget,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -32,12 +29,13 @@ from PySide6.QtWidgets import (
 from app.errors import CsosError
 from app.models.states import OrderStatus
 from app.ui import theme
+from app.ui.lazy_qt import Qt, set_properties
 from app.ui.main_window_status import describe_location
 from app.ui.order_table_model import OrderTableModel
 from app.ui.widgets import ElidingComboBox
 
-if TYPE_CHECKING:  # imported with the order book, not with the window's frame
-    from PySide6.QtWidgets import QDateEdit
+if TYPE_CHECKING:  # imported with the order book or the list, not with the window's frame
+    from PySide6.QtWidgets import QDateEdit, QTableView
 
     from app.models.first_page import FirstPage
     from app.models.order_rows import OrderRow, PageKey
@@ -162,16 +160,14 @@ class OrderListMixin:
         self.empty_hint = QLabel(body)
         self.empty_hint.setObjectName("emptyHint")
         self.empty_hint.setStyleSheet(theme.EMPTY_HINT_STYLE)
-        self.empty_hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.empty_hint.setWordWrap(True)
-        self.empty_hint.setTextFormat(Qt.TextFormat.RichText)
+        set_properties(self.empty_hint, alignment="AlignCenter", textFormat="RichText")  # no Qt.* before the paint
 
         self.loading_page = self._build_loading_page(body)
 
         self.view_stack = QStackedWidget(body)
+        self.view_stack.addWidget(self.loading_page)  # the first is shown
         self.view_stack.addWidget(self.empty_hint)
-        self.view_stack.addWidget(self.loading_page)
-        self.view_stack.setCurrentWidget(self.loading_page)
 
     @property
     def from_date(self) -> QDateEdit:
@@ -226,6 +222,8 @@ class OrderListMixin:
         return self._order_table
 
     def _build_table(self) -> QTableView:
+        from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
+
         table = QTableView(self.view_stack)
         table.setObjectName("orderTable")
         table.setAccessibleName("Order book")
@@ -261,7 +259,7 @@ class OrderListMixin:
         column.addStretch(2)
         self.loading_title = QLabel(LOADING_TITLE, page)
         self.loading_title.setObjectName("loadingTitle")
-        self.loading_title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        set_properties(self.loading_title, alignment="AlignCenter")  # no Qt.* value before the first paint (lazy_qt)
         column.addWidget(self.loading_title)
         self.loading_bar = QProgressBar(page)
         self.loading_bar.setObjectName("loadingBar")
@@ -269,12 +267,15 @@ class OrderListMixin:
         self.loading_bar.setRange(0, 0)  # busy: how long it takes is not known
         self.loading_bar.setTextVisible(False)
         self.loading_bar.setFixedWidth(320)
-        column.addWidget(self.loading_bar, 0, Qt.AlignmentFlag.AlignHCenter)
+        centred = QHBoxLayout()
+        centred.addStretch(1)
+        centred.addWidget(self.loading_bar)
+        centred.addStretch(1)
+        column.addLayout(centred)
         self.loading_text = QLabel(page)
         self.loading_text.setObjectName("loadingText")
-        self.loading_text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.loading_text.setWordWrap(True)
-        self.loading_text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        set_properties(self.loading_text, alignment="AlignCenter", textInteractionFlags="TextSelectableByMouse")
         url = str(self.config.database_url or "")
         where = f" from {describe_location(url)}" if url.startswith("sqlite:///") else ""
         self.loading_text.setText(f"Reading your orders{where}.\nYour orders, filters and the order commands "
@@ -336,6 +337,8 @@ class OrderListMixin:
 
     def _size_columns(self) -> None:
         """Fixed widths from sample text: resizing to contents would read every row and defeat lazy loading."""
+        from PySide6.QtWidgets import QHeaderView
+
         metrics = QFontMetrics(self.table.font())
         padding = 28
         samples = {

@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSize, Qt, Slot
+from PySide6.QtCore import QSize, Slot
 from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QToolButton, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from app.errors import CsosError
 from app.ui import theme
 from app.ui.jobs import Job
+from app.ui.lazy_qt import Qt, set_properties
 from app.ui.order_table_model import format_local
 
 if TYPE_CHECKING:  # imported with the order book (``attach``), not with the window's frame
@@ -58,10 +59,23 @@ class StatusBarMixin:
     # -- building ------------------------------------------------------------------------------------------------
 
     def _build_notice_bar(self, parent: QWidget) -> QFrame:
+        """The reminders bar, hidden: what it shows is made when it first has reminders (``_notice_parts``), not
+        before the window's first paint."""
         bar = QFrame(parent)
         bar.setObjectName("noticeBar")
         bar.setStyleSheet(theme.NOTICE_STYLE)
         bar.setAccessibleName("Reminders")
+        bar.setVisible(False)
+        self.notice_text: QLabel | None = None
+        return bar
+
+    def _notice_parts(self) -> QLabel:
+        """The reminders bar's icon, text and "Remind me later" button, made the first time; returns the text."""
+        if self.notice_text is not None:
+            return self.notice_text
+        from PySide6.QtWidgets import QToolButton
+
+        bar = self.notice_bar
         row = QHBoxLayout(bar)
         row.setContentsMargins(12, 6, 8, 6)
         self.notice_icon = QLabel(bar)
@@ -82,8 +96,11 @@ class StatusBarMixin:
         self.notice_dismiss.setIcon(theme.icon("close"))
         self.notice_dismiss.clicked.connect(self.dismiss_reminders)
         row.addWidget(self.notice_dismiss, 0, Qt.AlignmentFlag.AlignTop)
-        bar.setVisible(False)
-        return bar
+        # Made last, the button would be last in the tab order: it goes before the search box, the list's chain
+        # after it, so Tab goes round in the order it always did.
+        self.setTabOrder(self.notice_dismiss, self.search_box)
+        self._set_tab_order()  # type: ignore[attr-defined]
+        return self.notice_text
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -117,7 +134,7 @@ class StatusBarMixin:
 
         self.location_label = QLabel(self)
         self.location_label.setObjectName("databaseLocation")
-        self.location_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        set_properties(self.location_label, textInteractionFlags="TextSelectableByMouse")  # no Qt.* before the paint
         self.location_label.setText("Order book: opening…")
         bar.addPermanentWidget(self.location_label)
 
@@ -132,7 +149,7 @@ class StatusBarMixin:
         label.setObjectName(name)
         label.setAccessibleName(accessible)
         label.setContentsMargins(10, 0, 0, 0)
-        label.setTextFormat(Qt.TextFormat.RichText)
+        set_properties(label, textFormat="RichText")
         return label
 
     # -- status bar and reminders --------------------------------------------------------------------------------
@@ -202,7 +219,7 @@ class StatusBarMixin:
         lines = [f"<b>{_escape(n.message)}</b> {_escape(n.action)}" for n in shown[:3]]
         if len(shown) > 3:
             lines.append(f"…and {len(shown) - 3} more.")
-        self.notice_text.setText("<br>".join(lines))
+        self._notice_parts().setText("<br>".join(lines))
         self.notice_bar.setAccessibleDescription(" ".join(f"{n.message} {n.action}" for n in shown))
         self.notice_bar.setProperty("urgent", any(n.urgent for n in shown))
         self.notice_bar.style().unpolish(self.notice_bar)

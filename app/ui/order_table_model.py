@@ -22,12 +22,13 @@ import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal, Slot
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Signal, Slot
 from PySide6.QtGui import QColor
 
 from app.errors import CsosError
 from app.models.states import OrderStatus
 from app.ui import theme
+from app.ui.lazy_qt import DISPLAY_ROLE, USER_ROLE, Qt
 
 if TYPE_CHECKING:  # the order book service (SQLAlchemy) is imported when a model is built, not with the window
     from app.services.orders.orderbook import OrderFilter, OrderRow, PageKey
@@ -101,7 +102,7 @@ class OrderTableModel(QAbstractTableModel):
     HEADERS = ("Order number", "Status", "Registration", "Supplier", "Created", "Signed", "Lines")
     SORTABLE_COLUMNS = frozenset({COL_CREATED})
 
-    OrderIdRole = Qt.ItemDataRole.UserRole + 1
+    OrderIdRole = USER_ROLE + 1
 
     # Emitted after a reset/refresh with the number of orders matching the filter.
     total_changed = Signal(int)
@@ -313,7 +314,7 @@ class OrderTableModel(QAbstractTableModel):
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
     def headerData(self, section: int, orientation: Qt.Orientation,
-                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+                   role: int = DISPLAY_ROLE) -> Any:
         if orientation == Qt.Orientation.Horizontal and 0 <= section < len(self.HEADERS):
             if role == Qt.ItemDataRole.DisplayRole:
                 return self.HEADERS[section]
@@ -324,7 +325,7 @@ class OrderTableModel(QAbstractTableModel):
                 return "Click to sort newest first / oldest first"
         return None
 
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(self, index: AnyIndex, role: int = DISPLAY_ROLE) -> Any:
         if not index.isValid() or index.row() >= len(self._keys) or not 0 <= index.column() < len(self.HEADERS):
             return None
         column = index.column()
@@ -370,8 +371,9 @@ class OrderTableModel(QAbstractTableModel):
             return format_local(order.signed_at)
         return str(order.line_count)
 
-    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
-        """Created column only: descending = newest first. Other columns are not sortable (see module doc)."""
+    def sort(self, column: int, order: Qt.SortOrder | None = None) -> None:
+        """Created column only: descending = newest first, else (or no order given) oldest first. Other columns are
+        not sortable (see module doc)."""
         if column not in self.SORTABLE_COLUMNS:
             return
         newest_first = order == Qt.SortOrder.DescendingOrder

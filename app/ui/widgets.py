@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QObject, QPersistentModelIndex, QSize, Qt
-from PySide6.QtGui import QFontMetrics
-from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QComboBox,
-    QHBoxLayout,
-    QHeaderView,
-    QLabel,
-    QStyle,
-    QStyleOptionComboBox,
-    QStylePainter,
-    QTableView,
-    QWidget,
-)
+from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QObject, QPersistentModelIndex, QSize
+from PySide6.QtGui import QFontMetrics, QFontMetricsF
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
 from app.ui import theme
+from app.ui.lazy_qt import DISPLAY_ROLE, Qt
+
+if TYPE_CHECKING:  # imported where used: the main window's frame is painted before PySide6 builds these classes
+    from PySide6.QtWidgets import QTableView
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 
@@ -109,7 +102,7 @@ class RowsTableModel(QAbstractTableModel):
             return Qt.ItemFlag.NoItemFlags
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
 
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = DISPLAY_ROLE) -> Any:
         if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.headers):
             return None
         if role == Qt.ItemDataRole.DisplayRole:
@@ -122,7 +115,7 @@ class RowsTableModel(QAbstractTableModel):
         horizontal = Qt.AlignmentFlag.AlignRight if column in self.numeric_columns else Qt.AlignmentFlag.AlignLeft
         return horizontal | Qt.AlignmentFlag.AlignVCenter
 
-    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(self, index: AnyIndex, role: int = DISPLAY_ROLE) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows) or not 0 <= index.column() < len(self.headers):
             return None
         if role == Qt.ItemDataRole.DisplayRole:
@@ -139,6 +132,8 @@ class RowsTableModel(QAbstractTableModel):
 
 def make_table(parent: QWidget, model: QAbstractTableModel, *, name: str, accessible_name: str,
                stretch_column: int | None = None) -> QTableView:
+    from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
+
     table = QTableView(parent)
     table.setObjectName(name)
     table.setAccessibleName(accessible_name)
@@ -187,9 +182,30 @@ def training_banner(parent: QWidget, text: str) -> QLabel:
     return banner
 
 
+def elide_right(metrics: QFontMetricsF, text: str, room: float) -> str:
+    """``text`` cut short with "…" so it takes at most ``room`` pixels, as ``QFontMetrics.elidedText`` with
+    ``Qt.TextElideMode.ElideRight`` does, without Qt's namespace of enums: a filter of the main window may be elided
+    in its first paint, before which that namespace is not made (app/ui/lazy_qt.py)."""
+    if len(text) <= 1 or metrics.horizontalAdvance(text) <= room:
+        return text
+    room -= metrics.horizontalAdvance("…")
+    kept, too_long = 0, len(text)  # the longest start of the text that fits beside the "…": kept ≤ it < too_long
+    while too_long - kept > 1:
+        middle = (kept + too_long) // 2
+        if metrics.horizontalAdvance(text[:middle]) <= room:
+            kept = middle
+        else:
+            too_long = middle
+    return text[:kept] + "…" if room >= 0 else ""
+
+
 class ElidingComboBox(QComboBox):
     """A combo box that may be narrower than its longest entry (a small screen): the shown text ends in "…" and the
     whole of it is the tooltip; the open list stays wide enough to read every entry."""
+
+    # Room for the frame and the arrow beside the text (Fusion and Windows styles take about 25 pixels): asked for by
+    # ``sizeHint``; a combo box at least this much wider than its text shows it whole.
+    TEXT_ALLOWANCE = 48
 
     def __init__(self, parent: QWidget | None = None, *, minimum_characters: int = 10) -> None:
         super().__init__(parent)
@@ -200,7 +216,8 @@ class ElidingComboBox(QComboBox):
 
     def sizeHint(self) -> QSize:  # as wide as the chosen entry when there is room (the layout shares by what shows)
         hint = super().sizeHint()
-        return QSize(max(hint.width(), self.fontMetrics().horizontalAdvance(self.currentText()) + 48), hint.height())
+        return QSize(max(hint.width(), self.fontMetrics().horizontalAdvance(self.currentText()) + self.TEXT_ALLOWANCE),
+                     hint.height())
 
     def showPopup(self) -> None:
         widest = max((self.fontMetrics().horizontalAdvance(self.itemText(i)) for i in range(self.count())),
@@ -210,13 +227,22 @@ class ElidingComboBox(QComboBox):
 
     def shown_text(self) -> str:
         """The text as painted (elided to the room there is)."""
+        from PySide6.QtWidgets import QStyle, QStyleOptionComboBox
+
         option = QStyleOptionComboBox()
         self.initStyleOption(option)
         room = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
                                            QStyle.SubControl.SC_ComboBoxEditField, self).width() - 4
-        return self.fontMetrics().elidedText(self.currentText(), Qt.TextElideMode.ElideRight, max(room, 0))
+        return elide_right(QFontMetricsF(self.fontMetrics()), self.currentText(), max(room, 0))
 
-    def paintEvent(self, _event: Any) -> None:
+    def paintEvent(self, event: Any) -> None:
+        if self.fontMetrics().horizontalAdvance(self.currentText()) + self.TEXT_ALLOWANCE <= self.width():
+            # The whole text fits: Qt paints it as it is (the window's first paint then needs none of PySide6's
+            # style classes, ~10 ms to make).
+            super().paintEvent(event)
+            return
+        from PySide6.QtWidgets import QStyle, QStyleOptionComboBox, QStylePainter
+
         painter = QStylePainter(self)
         option = QStyleOptionComboBox()
         self.initStyleOption(option)

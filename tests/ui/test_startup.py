@@ -273,6 +273,40 @@ def test_the_benchmark_hook_prints_the_first_paint_and_the_order_list(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+# What PySide6 would make before the first paint for nothing (issue 20): the Python enums of Qt's namespace (~95,
+# app/ui/lazy_qt.py) and classes the frame does not show yet (the order table, message boxes, the user guide).
+NOT_BEFORE_THE_FIRST_PAINT = (("PySide6.QtCore", "Qt"), ("PySide6.QtWidgets", "QTableView"),
+                              ("PySide6.QtWidgets", "QHeaderView"), ("PySide6.QtWidgets", "QMessageBox"),
+                              ("PySide6.QtWidgets", "QTextBrowser"))
+
+
+def test_the_window_is_painted_before_qts_namespace_and_the_list_classes_are_made(tmp_path):
+    """PySide6 makes a class's Python enums when the class is first imported (``Qt``: ~15 ms); the start-up's first
+    paint needs none of these. Checked at the real start (the benchmark's), at the main window's first paint."""
+    code = ("import sys\n"
+            "from PySide6.QtCore import QEvent, QObject\n"
+            "from app.ui import app as gui\n"
+            f"wanted = {NOT_BEFORE_THE_FIRST_PAINT!r}\n"
+            "class Watch(QObject):\n"
+            "    def eventFilter(self, watched, event):\n"
+            "        if event.type() == QEvent.Type.Paint:\n"
+            "            watched.removeEventFilter(self)\n"
+            "            made = [name for module, name in wanted if name in vars(sys.modules[module])]\n"
+            "            print('made before the first paint:', made, flush=True)\n"
+            "        return False\n"
+            "once_painted = gui._once_painted\n"
+            "def watched(widget, then):\n"
+            "    once_painted(widget, then)\n"
+            "    widget.installEventFilter(Watch(widget))  # installed last: sees the paint first\n"
+            "gui._once_painted = watched\n"
+            f"sys.exit(gui.run_gui(data_dir={str(tmp_path / 'data')!r}, database_url=None, profile='training'))\n")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", CSOS_EXIT_AFTER_FIRST_PAINT="1")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "made before the first paint: []" in done.stdout.splitlines(), done.stdout
+
+
 def _cells(model) -> list[tuple]:
     from PySide6.QtCore import Qt
 
@@ -408,14 +442,24 @@ def test_a_shared_postgresql_order_book_opens_without_a_first_page(qtbot, tmp_pa
 
 
 def test_hidden_parts_are_made_when_first_needed_and_join_the_tab_order(qtbot, training_config, db, book):
-    """The order table and the 'Between dates…' fields are not made before the window's first paint (issue 20);
-    made later, they sit where they always did: Created → from → until → the list."""
+    """The order table, the 'Between dates…' fields and the reminders bar's parts are not made before the window's
+    first paint (issue 20); made later, they sit where they always did: reminders → search … Created → from → until
+    → the list."""
+    from PySide6.QtCore import Qt
+
+    from app.services.orders.details import Notice
+
     bulk_orders(db, 3)
     window = MainWindow(training_config, facade=AppFacade(training_config), start_checks=False)
     qtbot.addWidget(window)
     assert window._order_table is None and window.made_date_fields() == ()
     window.show()
     qtbot.waitExposed(window)
+    assert window.notice_text is None and window.notice_bar.isHidden()  # the reminders bar's parts: when it has some
+    window.notices = [Notice(key="test", stage=0, message="Renew your certificate.", action="Certificates…",
+                             urgent=False)]
+    window._show_reminders()
+    assert window.notice_bar.isVisible() and "Renew your certificate." in window.notice_text.text()
     window.attach(book, db)
     assert window._order_table is not None and window.made_date_fields() == ()
     window.created_combo.setCurrentIndex(window.created_combo.findData("between"))
@@ -429,4 +473,9 @@ def test_hidden_parts_are_made_when_first_needed_and_join_the_tab_order(qtbot, t
         if widget in wanted and widget not in order:
             order.append(widget)
     assert order == [window.created_combo, window.from_date, window.to_date, window.table]
+
+    widget = window.notice_dismiss.nextInFocusChain()  # made before the detail pane, still just before the search box
+    while not widget.focusPolicy() & Qt.FocusPolicy.TabFocus:
+        widget = widget.nextInFocusChain()
+    assert widget is window.search_box
     window.close()
