@@ -57,6 +57,15 @@ _ORDER_TO_QUEUE = select(_ORDERS.c.order_number, _ORDERS.c.status, _ORDERS.c.sig
 _ORDER_ENTRY = select(OutboxEntry.__table__.c.id).where(OutboxEntry.__table__.c.order_id == bindparam("b_order_id"),
                                                         OutboxEntry.__table__.c.purpose == OutboxPurpose.ORDER)
 _INSERT_ENTRY = insert(OutboxEntry.__table__)
+# Built once (building a statement costs more than running it on SQLite); "due": queued, its time come, not held by
+# another worker's lease.
+_ENTRIES = OutboxEntry.__table__
+_IS_DUE = (_ENTRIES.c.state == OutboxState.QUEUED, _ENTRIES.c.next_attempt_at <= bindparam("b_now"),
+           or_(_ENTRIES.c.claimed_until.is_(None), _ENTRIES.c.claimed_until < bindparam("b_now_lease")))
+_DUE = select(_ENTRIES.c.id).where(*_IS_DUE).order_by(_ENTRIES.c.next_attempt_at, _ENTRIES.c.id)
+_DUE_FOR_ORDERS = _DUE.where(_ENTRIES.c.order_id.in_(bindparam("b_order_ids", expanding=True)))
+_CLAIM = (update(_ENTRIES).where(_ENTRIES.c.id == bindparam("b_entry_id"), *_IS_DUE)  # SET also from the parameters
+          .values(attempts=_ENTRIES.c.attempts + 1))
 _QUEUE_ORDER = update(_ORDERS).where(_ORDERS.c.id == bindparam("b_order_id"),  # SET from the execute() parameters
                                      _ORDERS.c.status == OrderStatus.SIGNED)
 
@@ -167,13 +176,11 @@ class Outbox:
 
     def due_entries(self, *, now: dt.datetime | None = None, order_ids: list[int] | None = None) -> list[int]:
         now = now or self.clock()
+        params: dict[str, Any] = {"b_now": now, "b_now_lease": now}
+        if order_ids is not None:
+            params["b_order_ids"] = list(order_ids)
         with self.db.session() as session:
-            query = select(OutboxEntry.id).where(
-                OutboxEntry.state == OutboxState.QUEUED, OutboxEntry.next_attempt_at <= now,
-                or_(OutboxEntry.claimed_until.is_(None), OutboxEntry.claimed_until < now))
-            if order_ids is not None:
-                query = query.where(OutboxEntry.order_id.in_(order_ids))
-            return list(session.scalars(query.order_by(OutboxEntry.next_attempt_at, OutboxEntry.id)))
+            return list(session.scalars(_DUE if order_ids is None else _DUE_FOR_ORDERS, params))
 
     def next_due_at(self) -> dt.datetime | None:
         with self.db.session() as session:
@@ -222,13 +229,8 @@ class Outbox:
         the order book (checked against the queued SHA-256 by ``_document``)."""
         now = self.clock()
         with self.book._write() as session:
-            claimed = session.execute(
-                update(OutboxEntry)
-                .where(OutboxEntry.id == entry_id, OutboxEntry.state == OutboxState.QUEUED,
-                       OutboxEntry.next_attempt_at <= now,
-                       or_(OutboxEntry.claimed_until.is_(None), OutboxEntry.claimed_until < now))
-                .values(claimed_until=now + CLAIM_LEASE, attempts=OutboxEntry.attempts + 1, last_attempt_at=now)
-            ).rowcount
+            claimed = session.execute(_CLAIM, {"b_entry_id": entry_id, "b_now": now, "b_now_lease": now,
+                                               "claimed_until": now + CLAIM_LEASE, "last_attempt_at": now}).rowcount
             if claimed != 1:
                 return None  # another worker has it, or it was cancelled meanwhile
             entry = session.get(OutboxEntry, entry_id)
