@@ -94,7 +94,7 @@ def bench_sign(folder: Path, signer, raw_sign, orders: int, label: str) -> dict:
                          os_synchronised=lambda: False)
         service = OrderSigningService(book, verifier, clock_check=rule, usage_settings=settings,
                                       test_indicator="T")
-        drafts = [draft_order(book, lines=3).id for _ in range(2 * orders + 3)]
+        drafts = [draft_order(book, lines=3).id for _ in range(2 * orders + 3 + PHASE_ORDERS)]
         for order_id in drafts[:3]:  # warm caches (CRL fetch, memo, statement cache)
             service.sign(order_id, signer=signer, certificate=certificate, intermediates=pki.intermediates)
         # One of each in turn (our signing, the bare floor, floor_with_rows), so a load that comes and goes on the
@@ -103,7 +103,7 @@ def bench_sign(folder: Path, signer, raw_sign, orders: int, label: str) -> dict:
         ours, floor, floor_with_rows = [], [], []
         payload = os.urandom(900)
         with db.engine.connect() as connection:
-            for order_id, floor_order_id in zip(drafts[3:orders + 3], drafts[orders + 3:]):
+            for order_id, floor_order_id in zip(drafts[3:orders + 3], drafts[orders + 3:2 * orders + 3]):
                 started = time.perf_counter()
                 signed = service.sign(order_id, signer=signer, certificate=certificate,
                                       intermediates=pki.intermediates)
@@ -115,6 +115,10 @@ def bench_sign(folder: Path, signer, raw_sign, orders: int, label: str) -> dict:
                 floor.append(time.perf_counter() - started)
                 floor_with_rows.append(_floor_with_rows_once(connection, raw_sign, floor_order_id,
                                                              len(signed.document), payload))
+        # Where the time goes, on further drafts after the timed ones (the timed figures carry no timers).
+        phases = _phases(service, signer, book, drafts[2 * orders + 3:],
+                         lambda order_id: service.sign(order_id, signer=signer, certificate=certificate,
+                                                       intermediates=pki.intermediates))
     db.close()
     ours_ms, floor_ms, rows_ms = _median(ours), _median(floor), _median(floor_with_rows)
     # The ratio is judged against the raw sign plus the rows our one transaction must write, in raw SQL: the
@@ -124,7 +128,60 @@ def bench_sign(folder: Path, signer, raw_sign, orders: int, label: str) -> dict:
             "ratio": ours_ms / rows_ms, "target": f"≤ {SIGN_TARGET}×", "ok": ours_ms / rows_ms <= SIGN_TARGET,
             "floor_with_rows_ms": rows_ms,
             "floor_with_rows_name": "raw sign + raw SQL: document/status UPDATE, tip SELECT, audit INSERT, 1 commit",
-            "floor_bare_ms": floor_ms, "ratio_to_bare": ours_ms / floor_ms}
+            "floor_bare_ms": floor_ms, "ratio_to_bare": ours_ms / floor_ms, "phases_ms": phases}
+
+
+PHASE_ORDERS = 15
+# The parts of a signing, each with the duty it serves (DESIGN.md §1, docs/compliance.md).
+_PHASES = (
+    ("order_signing", "load_draft", "order read (one statement)"),
+    ("verifier", "check_before_signing", "pre-sign check"),
+    ("order_signing", "write_850", "850 written"),
+    ("order_signing", "check_content", "850 read back"),
+    ("order_signing", "prepare_signed_document", "CMS built"),
+    ("signer", "sign", "signature"),
+    ("order_signing", "check_signed_document", "final check of the stored bytes"),
+    ("service", "usage_notices", "unusual-quantity notice (issue 21)"),
+    ("book", "store_signed", "store + lines check + audit chain + commit"),
+)
+
+
+def _phases(service, signer, book, order_ids, sign) -> dict[str, float]:
+    """Median ms per part of a signing, and of the whole (``total``), timed by wrapping each part in turn."""
+    import collections
+
+    from app.services.signing import order_signing
+
+    owners = {"order_signing": order_signing, "verifier": service.verifier, "signer": signer, "service": service,
+              "book": book}
+    spent: dict[str, list[float]] = collections.defaultdict(list)
+
+    def timed(label, function):
+        def run(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[label].append(time.perf_counter() - started)
+        return run
+
+    restore = []
+    try:
+        for owner, name, label in _PHASES:
+            target = owners[owner]
+            restore.append((target, name, vars(target).get(name, restore)))  # ``restore``: none of its own
+            setattr(target, name, timed(label, getattr(target, name)))
+        for order_id in order_ids:
+            started = time.perf_counter()
+            sign(order_id)
+            spent["total"].append(time.perf_counter() - started)
+    finally:
+        for target, name, own in reversed(restore):
+            if own is restore:
+                delattr(target, name)
+            else:
+                setattr(target, name, own)
+    return {label: round(_median(values), 3) for label, values in spent.items()}
 
 
 def _floor_with_rows_once(connection, raw_sign, order_id: int, document_size: int, payload: bytes) -> float:
@@ -222,6 +279,8 @@ def main() -> None:
         unit = row["unit"]
         print(f"{row['figure']:<34}{row['value']:>9.2f} {unit:<3}{row['floor']:>9.2f} {unit:<3}"
               f"{row['ratio']:>6.2f}x  {row['target']} {'ok' if row['ok'] else 'MISS'}")
+        for label, ms in row.get("phases_ms", {}).items():
+            print(f"    {label:<48}{ms:>7.3f} ms")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 
