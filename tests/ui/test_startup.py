@@ -268,6 +268,7 @@ def test_the_benchmark_hook_prints_the_first_paint_and_the_order_list(tmp_path):
                            "training"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
     figures = dict(line.split("=", 1) for line in done.stdout.splitlines() if "-ms=" in line)
+    assert 0 < float(figures["window-built-ms"]) <= float(figures["first-paint-ms"])
     assert 0 < float(figures["first-paint-ms"]) <= float(figures["order-book-ready-ms"]) < 60_000
     assert float(figures["first-paint-ms"]) <= float(figures["order-book-attached-ms"]) < 60_000
     assert "Traceback" not in done.stderr
