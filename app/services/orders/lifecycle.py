@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from app.errors import CsosError, InvalidValue, NotFound
@@ -197,9 +197,7 @@ class Lifecycle:
         """``apply_record`` for an order already read in ``session``."""
         order_id = order.id
         before = order.status
-        existing = session.scalar(select(LinkedRecord.id).where(
-            LinkedRecord.order_id == order_id, LinkedRecord.raw_sha256 == record.sha256,
-            LinkedRecord.direction == "in"))
+        existing = session.scalar(_INCOMING_BY_DIGEST, {"b_order_id": order_id, "b_sha256": record.sha256})
         if existing is not None:
             return AppliedRecord(order_id, order.order_number, record.kind, existing, before.value, before.value,
                                  duplicate=True)
@@ -798,9 +796,16 @@ def read_lost_statement(content: bytes) -> dict[str, Any]:
 _order = load_order
 
 
+# Built once (building a statement costs more than running it on SQLite).
+_DELIVERY_ORDER = select(Order).where(Order.id == bindparam("b_order_id")).options(selectinload(Order.lines))
+_INCOMING_BY_DIGEST = select(LinkedRecord.__table__.c.id).where(
+    LinkedRecord.__table__.c.order_id == bindparam("b_order_id"),
+    LinkedRecord.__table__.c.raw_sha256 == bindparam("b_sha256"), LinkedRecord.__table__.c.direction == "in")
+
+
 def _delivery_order(session: Session, order_id: int) -> Order:
     """The order a delivery is recorded on, with its lines; other collections load when first used."""
-    order = session.scalar(select(Order).where(Order.id == order_id).options(selectinload(Order.lines)))
+    order = session.scalar(_DELIVERY_ORDER, {"b_order_id": order_id})
     if order is None:
         raise NotFound(f"Order {order_id} does not exist.", code="order.not_found")
     return order

@@ -64,6 +64,12 @@ _IS_DUE = (_ENTRIES.c.state == OutboxState.QUEUED, _ENTRIES.c.next_attempt_at <=
            or_(_ENTRIES.c.claimed_until.is_(None), _ENTRIES.c.claimed_until < bindparam("b_now_lease")))
 _DUE = select(_ENTRIES.c.id).where(*_IS_DUE).order_by(_ENTRIES.c.next_attempt_at, _ENTRIES.c.id)
 _DUE_FOR_ORDERS = _DUE.where(_ENTRIES.c.order_id.in_(bindparam("b_order_ids", expanding=True)))
+_MARK_SENT = update(_ENTRIES).where(_ENTRIES.c.id == bindparam("b_entry_id"))  # SET from the parameters
+_MARK_SENT_WITH_SEQ = _MARK_SENT.values(records_after=case(
+    (_ENTRIES.c.records_after < bindparam("b_seq"), bindparam("b_seq")), else_=_ENTRIES.c.records_after))
+_LINKED_BY_DIGEST = select(LinkedRecord.__table__.c.id).where(
+    LinkedRecord.__table__.c.order_id == bindparam("b_order_id"),
+    LinkedRecord.__table__.c.raw_sha256 == bindparam("b_sha256"))
 _CLAIM = (update(_ENTRIES).where(_ENTRIES.c.id == bindparam("b_entry_id"), *_IS_DUE)  # SET also from the parameters
           .values(attempts=_ENTRIES.c.attempts + 1))
 _QUEUE_ORDER = update(_ORDERS).where(_ORDERS.c.id == bindparam("b_order_id"),  # SET from the execute() parameters
@@ -300,8 +306,7 @@ class Outbox:
         """A connector's proof of delivery (the supplier system's signed AS2 MDN) joins the order's linked records,
         once, in the same transaction that records the delivery."""
         for proof in getattr(delivery, "proofs", ()):
-            known = session.scalar(select(LinkedRecord.id).where(LinkedRecord.order_id == order_id,
-                                                                 LinkedRecord.raw_sha256 == proof.sha256))
+            known = session.scalar(_LINKED_BY_DIGEST, {"b_order_id": order_id, "b_sha256": proof.sha256})
             if known is None:
                 self.book.link_record(session, order_id, LinkedRecord(
                     kind=LinkedRecordKind.DELIVERY_RECEIPT, direction="in", media_type=proof.media_type,
@@ -313,15 +318,13 @@ class Outbox:
             self._link_proofs(session, entry.order_id, delivery)
             if entry.purpose is OutboxPurpose.ORDER:
                 self.lifecycle.apply_delivery(session, entry.order_id, delivery)
-            values: dict[str, Any] = {"state": OutboxState.SENT, "sent_at": now, "claimed_until": None,
-                                      "last_error": "", "last_error_code": "",
+            values: dict[str, Any] = {"b_entry_id": entry.id, "state": OutboxState.SENT, "sent_at": now,
+                                      "claimed_until": None, "last_error": "", "last_error_code": "",
                                       "answer": dict(delivery.answer or {}) | {"where": delivery.where}}
             seqs = [r.seq for r in delivery.records if r.seq is not None]
-            table = OutboxEntry.__table__
             if seqs:  # never below what a sync already fetched
-                values["records_after"] = case((table.c.records_after < max(seqs), max(seqs)),
-                                               else_=table.c.records_after)
-            session.execute(update(table).where(table.c.id == entry.id).values(**values))
+                values["b_seq"] = max(seqs)
+            session.execute(_MARK_SENT_WITH_SEQ if seqs else _MARK_SENT, values)
         log.info("outbox entry %s sent (%s)", entry.id, "answered" if delivery.answered else "handed over")
 
     def _delivered_unreadable(self, entry: OutboxEntry, code: str, message: str, *, answer: dict[str, Any],
