@@ -22,7 +22,7 @@ def supplier(tmp_path):
 
 
 def _connections(session: requests.Session) -> int:
-    pools = session.get_adapter("https://").poolmanager.pools
+    pools = session.get_adapter("https://").poolmanager.pools  # urllib3's container refuses plain iteration
     return sum(pools[key].num_connections for key in pools.keys())
 
 
