@@ -96,8 +96,8 @@ class StatusBarMixin:
         self.notice_dismiss.setIcon(theme.icon("close"))
         self.notice_dismiss.clicked.connect(self.dismiss_reminders)
         row.addWidget(self.notice_dismiss, 0, Qt.AlignmentFlag.AlignTop)
-        # Made last, the button would be last in the tab order: it goes before the search box, the list's chain
-        # after it, so Tab goes round in the order it always did.
+        # Made now, the button would come after what was made since the window (the detail pane…): it goes before
+        # the search box, where the bar is, and the list's chain after it, as when it was made with the window.
         self.setTabOrder(self.notice_dismiss, self.search_box)
         self._set_tab_order()  # type: ignore[attr-defined]
         return self.notice_text

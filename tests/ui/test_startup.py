@@ -308,6 +308,42 @@ def test_the_window_is_painted_before_qts_namespace_and_the_list_classes_are_mad
     assert "made before the first paint: []" in done.stdout.splitlines(), done.stdout
 
 
+def test_the_lazy_qt_namespace_is_qts_and_properties_are_set_by_name(qapp):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QLabel
+
+    from app.ui import lazy_qt
+
+    assert lazy_qt.Qt.AlignmentFlag is Qt.AlignmentFlag and lazy_qt.Qt.ItemDataRole is Qt.ItemDataRole
+    assert lazy_qt.DISPLAY_ROLE == Qt.ItemDataRole.DisplayRole and lazy_qt.USER_ROLE == Qt.ItemDataRole.UserRole
+    label = QLabel()
+    lazy_qt.set_properties(label, alignment="AlignCenter", textFormat="RichText")
+    assert label.alignment() == Qt.AlignmentFlag.AlignCenter and label.textFormat() == Qt.TextFormat.RichText
+    with pytest.raises(ValueError):
+        lazy_qt.set_properties(label, alignment="AlignMiddle")  # no such value: an error, not ignored
+    with pytest.raises(ValueError):
+        lazy_qt.set_properties(label, alignement="AlignCenter")
+
+
+def test_a_filter_is_elided_as_qt_elides_it(qapp):
+    """``elide_right`` (no Qt enums, so a squeezed filter can be elided in the window's first paint) gives what
+    ``QFontMetrics.elidedText`` gives, give or take a character where the two round a width differently."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QFontMetricsF
+    from PySide6.QtWidgets import QLabel
+
+    from app.ui.widgets import elide_right
+
+    metrics = QLabel().fontMetrics()
+    exact = QFontMetricsF(metrics)
+    for text in ("All statuses", "Any schedule", "BJ6125341 — Main Street Pharmacy", "Acme Drug Wholesale Co."):
+        for room in range(0, 260, 7):
+            ours, qts = elide_right(exact, text, room), metrics.elidedText(text, Qt.TextElideMode.ElideRight, room)
+            assert ours == text or (ours.endswith("…") and text.startswith(ours[:-1])) or ours == "", (text, room)
+            assert exact.horizontalAdvance(ours) <= room or ours == text, (text, room, ours)
+            assert abs(len(ours) - len(qts)) <= 1, (text, room, ours, qts)
+
+
 def _cells(model) -> list[tuple]:
     from PySide6.QtCore import Qt
 
