@@ -22,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 
 from app.errors import CsosError, InvalidValue, NotFound
 from app.models.integrity import append_audit_event
@@ -797,15 +797,15 @@ _order = load_order
 
 
 # Built once (building a statement costs more than running it on SQLite).
-_DELIVERY_ORDER = select(Order).where(Order.id == bindparam("b_order_id")).options(selectinload(Order.lines))
+_DELIVERY_ORDER = select(Order).where(Order.id == bindparam("b_order_id")).options(joinedload(Order.lines))
 _INCOMING_BY_DIGEST = select(LinkedRecord.__table__.c.id).where(
     LinkedRecord.__table__.c.order_id == bindparam("b_order_id"),
     LinkedRecord.__table__.c.raw_sha256 == bindparam("b_sha256"), LinkedRecord.__table__.c.direction == "in")
 
 
 def _delivery_order(session: Session, order_id: int) -> Order:
-    """The order a delivery is recorded on, with its lines; other collections load when first used."""
-    order = session.scalar(_DELIVERY_ORDER, {"b_order_id": order_id})
+    """The order a delivery is recorded on, with its lines (one query); other collections load when first used."""
+    order = session.scalars(_DELIVERY_ORDER, {"b_order_id": order_id}).unique().one_or_none()
     if order is None:
         raise NotFound(f"Order {order_id} does not exist.", code="order.not_found")
     return order
