@@ -146,23 +146,30 @@ def append_audit_event(session: Session, *, action: str, actor: str = "", order_
 
 
 def append_audit_row(connection: Connection, *, action: str, actor: str = "", order_id: int | None = None,
-                     details: dict[str, Any] | None = None, at: dt.datetime | None = None) -> int:
+                     details: dict[str, Any] | None = None, at: dt.datetime | None = None,
+                     chain_tip: str | None = None) -> int:
     """``append_audit_event`` for a Core ``connection`` inside a write transaction; returns the new event's id.
 
     The caller holds the writer lock (``OrderBook``'s write helpers take it first on PostgreSQL; SQLite lets one
     writer in by itself). The tip is read and the row inserted with two Core statements in the caller's
     transaction: an append-only row gains nothing from the ORM's unit of work, which cost about as much again as
     the two statements themselves.
+
+    ``chain_tip``: the tip's ``event_hash`` when the caller has read it in this same write transaction, under the
+    writer lock (``chain_tip_statement``, e.g. beside rows it reads anyway); None reads it here. A wrong one cannot
+    fork the chain: ``previous_hash`` is unique.
     """
-    return _append(connection, action=action, actor=actor, order_id=order_id, details=details, at=at)[0]
+    return _append(connection, action=action, actor=actor, order_id=order_id, details=details, at=at,
+                   chain_tip=chain_tip)[0]
 
 
 def _append(connection: Connection, *, action: str, actor: str, order_id: int | None,
-            details: dict[str, Any] | None, at: dt.datetime | None) -> tuple[int, dict[str, Any]]:
+            details: dict[str, Any] | None, at: dt.datetime | None,
+            chain_tip: str | None = None) -> tuple[int, dict[str, Any]]:
     at = at or dt.datetime.now(dt.timezone.utc)
     # Round-trip through JSON now so the hash covers exactly what the database will give back.
     details = json.loads(json.dumps(details or {}, sort_keys=True, default=str))
-    previous_hash = connection.execute(_CHAIN_TIP).scalar() or GENESIS_HASH
+    previous_hash = chain_tip or connection.execute(_CHAIN_TIP).scalar() or GENESIS_HASH
     digest = hashlib.sha256(canonical_event_content(
         at=at, actor=actor, action=action, order_id=order_id, details=details, previous_hash=previous_hash,
     )).hexdigest()
@@ -172,6 +179,11 @@ def _append(connection: Connection, *, action: str, actor: str, order_id: int | 
 
 
 _CHAIN_TIP = select(AuditEvent.__table__.c.event_hash).order_by(AuditEvent.__table__.c.id.desc()).limit(1)
+
+
+def chain_tip_statement() -> Any:
+    """The SELECT of the chain's tip (``event_hash`` of the newest event), to read it beside other rows."""
+    return _CHAIN_TIP
 _INSERT_EVENT = insert(AuditEvent.__table__)
 
 

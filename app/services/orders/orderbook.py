@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, joinedload
 from app.errors import CsosError, InvalidValue, NotFound
 from app.models.database import Database, explain_storage_failure
 from app.models.locking import lock_writers
-from app.models.integrity import append_audit_event, append_audit_row
+from app.models.integrity import append_audit_event, append_audit_row, chain_tip_statement
 from app.models.orderbook import (
     LinkedRecord,
     Order,
@@ -600,13 +600,16 @@ class OrderBook:
                     "updated_at": self.clock()})
                 if stored.rowcount != 1:
                     return False  # nothing was written; the empty transaction ends
+                tip = None
                 if signed_lines is not None:
-                    current = connection.execute(_DRAFT_LINES, {"b_order_id": order_id}).all()
-                    if [tuple(line) for line in current] != [tuple(line) for line in signed_lines]:
+                    # The lines, and on each row the audit chain's tip (one statement; the writer lock is held).
+                    current = connection.execute(_DRAFT_LINES_AND_TIP, {"b_order_id": order_id}).all()
+                    if [tuple(line[:-1]) for line in current] != [tuple(line) for line in signed_lines]:
                         raise _LinesChanged  # the UPDATE is rolled back
+                    tip = current[0][-1] if current else None
                 append_audit_row(connection, action="order.status", actor=self.actor, order_id=order_id,
                                  details={"from": OrderStatus.DRAFT.value, "to": OrderStatus.SIGNED.value,
-                                          **(details or {})})
+                                          **(details or {})}, chain_tip=tip)
         except _LinesChanged:
             return False
         return True
@@ -675,8 +678,9 @@ class OrderBook:
 
 # The signing path's two statements, built once (building a statement costs more than running it on SQLite).
 _SIGNING_LOAD = select(Order).where(Order.id == bindparam("order_id")).options(joinedload(Order.lines))
-_DRAFT_LINES = (select(OrderLine.__table__).where(OrderLine.__table__.c.order_id == bindparam("b_order_id"))
-                .order_by(OrderLine.__table__.c.line_number))
+_DRAFT_LINES_AND_TIP = (
+    select(OrderLine.__table__, chain_tip_statement().scalar_subquery())
+    .where(OrderLine.__table__.c.order_id == bindparam("b_order_id")).order_by(OrderLine.__table__.c.line_number))
 _STORE_SIGNED = update(Order.__table__).where(  # SET columns come from the execute() parameters
     Order.__table__.c.id == bindparam("b_order_id"), Order.__table__.c.status == OrderStatus.DRAFT,
     Order.__table__.c.signed_document.is_(None))
