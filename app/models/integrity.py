@@ -184,6 +184,8 @@ _CHAIN_TIP = select(AuditEvent.__table__.c.event_hash).order_by(AuditEvent.__tab
 def chain_tip_statement() -> Any:
     """The SELECT of the chain's tip (``event_hash`` of the newest event), to read it beside other rows."""
     return _CHAIN_TIP
+
+
 _INSERT_EVENT = insert(AuditEvent.__table__)
 
 
