@@ -22,9 +22,9 @@ from typing import Any, Callable, Mapping, Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
-from app.errors import CsosError, InvalidValue, NotFound
+from app.errors import CsosError, InvalidValue
 from app.models.integrity import append_audit_event
 from app.models.orderbook import (
     LineStatus,
@@ -37,7 +37,7 @@ from app.models.orderbook import (
 from app.models.outbox import OutboxEntry, OutboxPurpose, OutboxState
 from app.models.states import TRANSITIONS, OrderStatus
 from app.services.signing.cms import MEDIA_TYPE, SignsData, sign_content
-from app.services.orders.orderbook import OrderBook
+from app.services.orders.orderbook import OrderBook, order_with_lines
 from app.services.transport.connectors import (
     X12_MEDIA_TYPE,
     Connector,
@@ -174,7 +174,7 @@ class Lifecycle:
         The order is read once for the whole delivery, with its lines (what an answer changes); its receipts and
         linked records load only if a record needs them (an 856 or 865 arriving with the delivery), in this session.
         """
-        order = _delivery_order(session, order_id)
+        order = order_with_lines(session, order_id)
         if order.status is S.QUEUED:
             order.transmitted_at = self.clock()
             self.book.transition(order_id, S.TRANSMITTED, session=session,
@@ -794,21 +794,12 @@ def read_lost_statement(content: bytes) -> dict[str, Any]:
 
 
 _order = load_order
-
-
-# Built once (building a statement costs more than running it on SQLite).
-_DELIVERY_ORDER = select(Order).where(Order.id == bindparam("b_order_id")).options(joinedload(Order.lines))
-_INCOMING_BY_DIGEST = select(LinkedRecord.__table__.c.id).where(
-    LinkedRecord.__table__.c.order_id == bindparam("b_order_id"),
-    LinkedRecord.__table__.c.raw_sha256 == bindparam("b_sha256"), LinkedRecord.__table__.c.direction == "in")
-
-
-def _delivery_order(session: Session, order_id: int) -> Order:
-    """The order a delivery is recorded on, with its lines (one query); other collections load when first used."""
-    order = session.scalars(_DELIVERY_ORDER, {"b_order_id": order_id}).unique().one_or_none()
-    if order is None:
-        raise NotFound(f"Order {order_id} does not exist.", code="order.not_found")
-    return order
 _expected = expected
 _received_by_line = received_by_line
 _fully_received = fully_received
+
+
+# Built once (building a statement costs more than running it on SQLite).
+_INCOMING_BY_DIGEST = select(LinkedRecord.__table__.c.id).where(
+    LinkedRecord.__table__.c.order_id == bindparam("b_order_id"),
+    LinkedRecord.__table__.c.raw_sha256 == bindparam("b_sha256"), LinkedRecord.__table__.c.direction == "in")

@@ -565,11 +565,9 @@ class OrderBook:
         them when it is signed, and on the returned (detached) order they are left unloaded.
         """
         with self.db.session() as session:
-            order = session.scalars(_SIGNING_LOAD, {"order_id": order_id}).unique().one_or_none()
-            for line in order.lines if order is not None else ():
+            order = order_with_lines(session, order_id)
+            for line in order.lines:
                 line.order  # noqa: B018 - the back-reference, from the identity map (no query), usable detached
-        if order is None:
-            raise NotFound(f"Order {order_id} does not exist.", code="order.not_found")
         return order
 
     def store_signed(self, order_id: int, *, document: bytes, payload_sha256: str, signed_at: dt.datetime,
@@ -677,7 +675,18 @@ class OrderBook:
 
 
 # The signing path's two statements, built once (building a statement costs more than running it on SQLite).
-_SIGNING_LOAD = select(Order).where(Order.id == bindparam("order_id")).options(joinedload(Order.lines))
+_ORDER_WITH_LINES = select(Order).where(Order.id == bindparam("b_order_id")).options(joinedload(Order.lines))
+
+
+def order_with_lines(session: Session, order_id: int) -> Order:
+    """An order with its lines in one query (signing, recording a delivery); its other collections load when first
+    used in ``session``."""
+    order = session.scalars(_ORDER_WITH_LINES, {"b_order_id": order_id}).unique().one_or_none()
+    if order is None:
+        raise NotFound(f"Order {order_id} does not exist.", code="order.not_found")
+    return order
+
+
 _DRAFT_LINES_AND_TIP = (
     select(OrderLine.__table__, chain_tip_statement().scalar_subquery())
     .where(OrderLine.__table__.c.order_id == bindparam("b_order_id")).order_by(OrderLine.__table__.c.line_number))
