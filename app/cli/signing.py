@@ -166,12 +166,14 @@ def cmd_order_sign(args: argparse.Namespace) -> int:
             for reason in verdict.reasons:
                 print(f"{reason.code}: {reason.message}", file=sys.stderr)
             return EXIT_RULE
-        for notice in service.usage_notices(order.id):  # a notice, never a block (issue 21)
+        shown = service.notices_to_show(order.id)
+        for notice in shown.notices:  # a notice, never a block (issue 21); recorded with the signing
             print(f"warning: {notice.message}", file=sys.stderr)
         secret = read_secret(args, f"Password or PIN for {record.subscriber_name or 'your key'}: ")
         signer = certificates.open_signer(record, secret=secret)
         try:
-            signed = service.sign(order.id, signer=signer, certificate=certificate, intermediates=intermediates)
+            signed = service.sign(order.id, signer=signer, certificate=certificate, intermediates=intermediates,
+                                  shown_notices=shown)
         finally:
             signer.close()
     if args.json:

@@ -109,6 +109,7 @@ class Preparation:
     on_token: bool
     rules: list[RuleResult]
     notices: list[Any] = field(default_factory=list)  # unusual quantities: told, never a block (issue 21)
+    shown_notices: Any = None  # the same, as signing records them (order_signing.ShownNotices)
     pin_notice: str = ""  # from the token's PIN flags, e.g. one try left before it locks (issue 19)
 
     @property
@@ -168,6 +169,7 @@ def prepare(facade: Any, order_id: int) -> Preparation:
     record, certificate_problem, pin_pad, on_token, reasons, clock = None, None, False, False, [], None
     pin_notice = ""
     notices: list[Any] = []
+    shown_notices = None
     certificate_text = ""
     if order.status is OrderStatus.DRAFT:
         try:
@@ -194,8 +196,9 @@ def prepare(facade: Any, order_id: int) -> Preparation:
             service = OrderSigningService(facade.book, facade.verifier(), clock=facade.clock,
                                           on_revoked=facade.certificates.record_crl_revocation)
             reasons = service.check(order_id, certificate=certificate, intermediates=intermediates, now=now).reasons
-        notices = OrderSigningService(facade.book, facade.verifier(), clock=facade.clock,
-                                      usage_settings=facade.settings).usage_notices(order_id, now)
+        shown_notices = OrderSigningService(facade.book, facade.verifier(), clock=facade.clock,
+                                            usage_settings=facade.settings).notices_to_show(order_id, now)
+        notices = list(shown_notices.notices)
         check = facade.clock_check()
         clock = check() if check is not None else None
     rules = presign_rules(reasons, certificate_problem=certificate_problem, clock=clock) \
@@ -205,7 +208,7 @@ def prepare(facade: Any, order_id: int) -> Preparation:
                        order_html=purchase_order_html(po), x12_text=x12_text, record=record,
                        certificate_text=certificate_text, pin_pad=pin_pad, on_token=on_token, rules=rules,
                        pin_notice=pin_notice,
-                       notices=notices)
+                       notices=notices, shown_notices=shown_notices)
 
 
 def send_order(facade: Any, order_id: int) -> Outcome:
@@ -564,7 +567,9 @@ class SignAndSendDialog(QDialog):
             service = OrderSigningService(facade.book, facade.verifier(), clock_check=facade.clock_check(),
                                           clock=facade.clock, on_revoked=facade.certificates.record_crl_revocation,
                                           usage_settings=facade.settings, test_indicator=for_profile(facade.config))
-            service.sign(order_id, signer=signer, certificate=certificate, intermediates=intermediates)
+            # The notices recorded with the signing are the ones shown above, while they still hold.
+            service.sign(order_id, signer=signer, certificate=certificate, intermediates=intermediates,
+                         shown_notices=preparation.shown_notices)
             return self._send(context, facade, order_id)
 
         self._start("Signing and sending the order", work)

@@ -139,3 +139,104 @@ def test_the_signed_order_returned_is_the_stored_order_detached(world, book):
     with book.db.session() as session:  # detached with its identity: merged, never inserted a second time
         merged = session.merge(order, load=True)
         assert merged.id == stored.id and len(session.new) == 0
+
+
+def _signing_event(book, order_id: int) -> dict:
+    with book.db.session() as session:
+        (details,) = [e.details for e in session.scalars(select(AuditEvent).where(AuditEvent.order_id == order_id))
+                      if e.details.get("to") == "signed"]
+        assert verify_audit_chain(session) == []
+    return details
+
+
+def _draft(book, packages: int) -> int:
+    order = book.new_order(registration_dea=PURCHASER_DEA, supplier_name="Acme Drug")
+    book.add_line(order.id, ndc=OXY_TABLETS, packages=packages)
+    return order.id
+
+
+def test_the_notices_shown_before_the_password_are_the_ones_recorded(world, book):
+    """The sign screen works the notice out before the password and signing records that one, with the moment it
+    was worked out, instead of working it out again: what the signer decided on is what the audit trail keeps."""
+    pki, verifier = world
+    _usual(book)
+    service = OrderSigningService(book, verifier)
+    subscriber = pki.issue()
+    # Shown as "nothing unusual" a moment ago (another window signed a big order since): recorded as shown.
+    quiet = _draft(book, packages=1)
+    shown_quiet = service.notices_to_show(quiet)
+    assert shown_quiet.notices == ()
+    signed(book, [(OXY_TABLETS, 20)], at=dt.datetime.now(UTC), status=OrderStatus.ACCEPTED)
+    assert service.notices_to_show(quiet).notices != ()  # worked out now, it would say something
+    service.sign(quiet, signer=KeySigner(subscriber.key), certificate=subscriber.cert,
+                 intermediates=pki.intermediates, shown_notices=shown_quiet)
+    assert "unusual_quantity" not in _signing_event(book, quiet)
+    # Shown with a notice: the same notice, figures and all, is recorded.
+    order_id = _draft(book, packages=5)
+    shown = service.notices_to_show(order_id)
+    assert [n.substance for n in shown.notices] == ["oxycodone"]
+    result = service.sign(order_id, signer=KeySigner(subscriber.key), certificate=subscriber.cert,
+                          intermediates=pki.intermediates, shown_notices=shown)
+    details = _signing_event(book, order_id)
+    assert details["unusual_quantity"] == [n.to_json() for n in shown.notices] == [n.to_json() for n in result.notices]
+    assert details["unusual_quantity_shown_at"] == shown.worked_out_at.isoformat()
+
+
+def test_notices_that_no_longer_describe_the_signing_are_worked_out_again(world, book):
+    """Lines changed since they were shown, or shown too long ago: signing works the notice out again, as when
+    none were shown, and records that one (without a "shown at")."""
+    from app.services.signing.order_signing import SHOWN_NOTICES_STAND_FOR, ShownNotices
+
+    pki, verifier = world
+    _usual(book)
+    service = OrderSigningService(book, verifier)
+    subscriber = pki.issue()
+
+    def sign(order_id, shown):
+        service.sign(order_id, signer=KeySigner(subscriber.key), certificate=subscriber.cert,
+                     intermediates=pki.intermediates, shown_notices=shown)
+        return _signing_event(book, order_id)
+
+    # Shown for 1 package (nothing unusual), then the line is replaced by 5 packages in another window.
+    changed = _draft(book, packages=1)
+    shown = service.notices_to_show(changed)
+    assert shown.notices == ()
+    book.remove_line(changed, 1)
+    book.add_line(changed, ndc=OXY_TABLETS, packages=5)
+    details = sign(changed, shown)
+    assert [n["substance"] for n in details["unusual_quantity"]] == ["oxycodone"]
+    assert "unusual_quantity_shown_at" not in details
+    # Shown (as nothing unusual) longer ago than they stand for.
+    old = _draft(book, packages=5)
+    fresh = service.notices_to_show(old)
+    assert fresh.notices != ()
+    stale = ShownNotices(notices=(), line_rows=fresh.line_rows,
+                         worked_out_at=fresh.worked_out_at - SHOWN_NOTICES_STAND_FOR - dt.timedelta(seconds=5))
+    details = sign(old, stale)
+    assert [n["substance"] for n in details["unusual_quantity"]] == ["oxycodone"]
+    # The same, shown a moment ago: they stand, and "nothing unusual" is what is recorded.
+    recent = _draft(book, packages=5)
+    fresh = service.notices_to_show(recent)
+    details = sign(recent, ShownNotices(notices=(), line_rows=fresh.line_rows, worked_out_at=fresh.worked_out_at))
+    assert "unusual_quantity" not in details
+
+
+def test_notices_shown_in_another_month_do_not_stand(world, book):
+    """Shown a minute before the pharmacy's month turned: the month's total is another one, so they no longer
+    describe the signing (the rule alone, around a month boundary in the pharmacy's zone)."""
+    from app.services.signing.draft_load import load_draft
+    from app.services.signing.order_signing import ShownNotices
+
+    _pki, verifier = world
+    book.time_zones = {PURCHASER_DEA: "America/Chicago"}
+    service = OrderSigningService(book, verifier)
+    draft = load_draft(book.db, _draft(book, packages=5))
+    lines = tuple(tuple(row) for row in draft.line_rows)
+    turn = dt.datetime(2026, 12, 1, 6, 0, tzinfo=UTC)  # midnight in Chicago
+    before = ShownNotices(notices=("shown",), line_rows=lines, worked_out_at=turn - dt.timedelta(minutes=1))
+    assert service._still_shown(before, draft, turn + dt.timedelta(seconds=30)) is None
+    assert service._still_shown(before, draft, turn - dt.timedelta(seconds=10)) == ["shown"]
+    # In UTC it is already December at 05:59 Chicago time; in Chicago it is still November: the same month.
+    utc_turn = dt.datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+    shown = ShownNotices(notices=("shown",), line_rows=lines, worked_out_at=utc_turn - dt.timedelta(minutes=1))
+    assert service._still_shown(shown, draft, utc_turn + dt.timedelta(seconds=30)) == ["shown"]

@@ -43,6 +43,9 @@ def test_the_notice_is_shown_does_not_block_and_is_audited(qtbot, facade, world)
         (signing,) = [d for d in details if d.get("to") == "signed"]
         assert [n["substance"] for n in signing["unusual_quantity"]] == ["oxycodone"]
         assert signing["unusual_quantity"][0]["limit"] == "50"
+        # The notice recorded is the one the dialog showed before the password (not worked out a second time).
+        assert signing["unusual_quantity"][0]["message"] in text
+        assert signing["unusual_quantity_shown_at"] == dialog.preparation.shown_notices.worked_out_at.isoformat()
         dialog.close()
     finally:
         facade.settings.pop("monthly_limits", None)

@@ -10,6 +10,7 @@ import datetime as dt
 import functools
 import hashlib
 import logging
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 from cryptography import x509
@@ -116,6 +117,23 @@ class SignedOrder:
 
 RevocationFound = Callable[[str, dt.datetime, "str | None"], Any]
 
+# How long the notices shown before the password stand for the signing's record (see ``ShownNotices``).
+SHOWN_NOTICES_STAND_FOR = dt.timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class ShownNotices:
+    """The unusual-quantity notices as the signer read them before signing (the sign dialog, ``order sign``), with
+    the draft's lines and the moment they were worked out for (``OrderSigningService.notices_to_show``).
+
+    ``sign`` records these, the ones the decision was made on, instead of working them out a second time after the
+    password: only while they still describe this signing — the same lines, the same local month, and worked out
+    less than ``SHOWN_NOTICES_STAND_FOR`` before. Otherwise it works them out again, as when none are given."""
+
+    notices: tuple[Any, ...]
+    line_rows: tuple[tuple[Any, ...], ...]
+    worked_out_at: dt.datetime
+
 
 class OrderSigningService:
     """``clock_check``: the K6 rule (``ClockRule``) every signing front end passes. ``on_revoked(fingerprint,
@@ -156,6 +174,24 @@ class OrderSigningService:
             log.info("usage notice skipped: %s", getattr(exc, "code", type(exc).__name__))
             return []
 
+    def notices_to_show(self, order_id: int, now: dt.datetime | None = None) -> ShownNotices:
+        """The notices to show before the password, kept with what they were worked out for (``ShownNotices``)."""
+        now = (now or self.clock()).astimezone(dt.timezone.utc)
+        draft = load_draft(self.book.db, order_id)
+        return ShownNotices(notices=tuple(self.usage_notices(order_id, now, draft=draft)),
+                            line_rows=tuple(tuple(row) for row in draft.line_rows), worked_out_at=now)
+
+    def _still_shown(self, shown: ShownNotices | None, order: DraftForSigning, now: dt.datetime) -> list[Any] | None:
+        """``shown``'s notices when they still describe signing ``order`` at ``now`` (see ``ShownNotices``)."""
+        # -1 s: a signing's ``now`` is cut to the second, so it may read just before the moment they were shown.
+        if shown is None or not -dt.timedelta(seconds=1) < now - shown.worked_out_at < SHOWN_NOTICES_STAND_FOR:
+            return None
+        if self.order_date(order, now).replace(day=1) != self.order_date(order, shown.worked_out_at).replace(day=1):
+            return None
+        if shown.line_rows != tuple(tuple(row) for row in order.line_rows):
+            return None
+        return list(shown.notices)
+
     def order_date(self, order: Order, now: dt.datetime) -> dt.date:
         """BEG05: the pharmacy's local date at ``now`` (signingTime stays UTC)."""
         return local_date(now, zone_for(getattr(self.book, "time_zones", None), order.registration.dea_number))
@@ -191,13 +227,16 @@ class OrderSigningService:
         return clock
 
     def sign(self, order_id: int, *, signer: SignsData, certificate: x509.Certificate,
-             intermediates: Sequence[x509.Certificate] = (), now: dt.datetime | None = None) -> SignedOrder:
+             intermediates: Sequence[x509.Certificate] = (), now: dt.datetime | None = None,
+             shown_notices: ShownNotices | None = None) -> SignedOrder:
         """Clock rule → order (one query) → pre-sign check → 850 (read back) → CMS → final check of the exact
         bytes → ONE transaction: document stored, ``draft → signed``, audit event (``OrderBook.store_signed``).
 
-        A signer that offers ``sign_later`` (a token: it signs on its own worker thread, off the GIL) is started
-        and the unusual-quantity notice is worked out while it signs; with any other the notice comes after the
-        final check. Either way nothing is stored before the final check has passed.
+        The unusual-quantity notices recorded with the signing are ``shown_notices``, the ones the signer read
+        before the password, while they still describe this signing (``ShownNotices``); otherwise they are worked
+        out here. Then a signer that offers ``sign_later`` (a token: it signs on its own worker thread) is started
+        and the notice is worked out while it signs; with any other the notice comes after the final check. Either
+        way nothing is stored before the final check has passed.
 
         The returned ``SignedOrder.order`` is the detached order as stored (registration, supplier and lines
         loaded), read when first asked for; ``verdict`` is the pre-sign check's, which the final check pins to the
@@ -223,14 +262,16 @@ class OrderSigningService:
         unsigned = prepare_signed_document(content, algorithm=signer.signature_algorithm,
                                            certificate_der=certificate_der, intermediates_der=intermediates_der,
                                            signing_time=now)
-        sign_later = getattr(signer, "sign_later", None)
+        notices: list[Any] | None = self._still_shown(shown_notices, order, now)
+        shown_at = shown_notices.worked_out_at if notices is not None and shown_notices is not None else None
+        sign_later = getattr(signer, "sign_later", None) if notices is None else None
         if sign_later is not None:
             # A token signs on its own thread without holding the GIL: the notice is worked out meanwhile.
             pending = sign_later(unsigned.to_sign)
-            notices: list[Any] | None = self.usage_notices(order_id, now, draft=order)
+            notices = self.usage_notices(order_id, now, draft=order)
             signature = pending.result()
         else:
-            notices, signature = None, signer.sign(unsigned.to_sign)
+            signature = signer.sign(unsigned.to_sign)
         document = unsigned.with_signature(signature)
         # What leaves the pharmacy is checked as it will be stored and sent (see check_signed_document).
         reasons = check_signed_document(document, content=content, certificate_der=certificate_der,
@@ -247,7 +288,9 @@ class OrderSigningService:
                                                "document_sha256": hashlib.sha256(document).hexdigest(),
                                                **({"clock": clock.audit_note} if clock else {}),
                                                **({"unusual_quantity": [n.to_json() for n in notices]}
-                                                  if notices else {})}):
+                                                  if notices else {}),
+                                               **({"unusual_quantity_shown_at": shown_at.isoformat()}
+                                                  if notices and shown_at else {})}):
             raise NotDraft(f"Order {order.order_number} changed while it was being signed; nothing was stored.")
         # The order as stored, read when first asked for (most callers never look at it).
         return SignedOrder(order=functools.partial(self.book.order_for_signing, order_id),
