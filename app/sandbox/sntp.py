@@ -21,6 +21,7 @@ class SntpServer:
         self.offset = offset
         self.stratum = stratum
         self.answer = True
+        self.answered = 0  # queries answered (tests count how often the clock is checked)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._socket.bind((host, port))
         self._socket.settimeout(0.2)
@@ -67,3 +68,4 @@ class SntpServer:
             struct.pack_into("!II", reply, 32, *_ntp(received))
             struct.pack_into("!II", reply, 40, *_ntp(time.time() + self.offset))
             self._socket.sendto(bytes(reply), peer)
+            self.answered += 1

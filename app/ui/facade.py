@@ -49,6 +49,7 @@ class AppFacade(QObject):
         self.clock = clock
         self._certificates: Any = None
         self._sessions: Any = None
+        self._clock_rule: tuple[Any, Any] | None = None  # (what it was made for, the ClockRule)
         self.outbox_runner: Any = None
         self.training_environment: Any = None
 
@@ -133,13 +134,20 @@ class AppFacade(QObject):
         return host, int(port or 123)
 
     def clock_check(self) -> Callable[[], Any]:
-        """The K6 rule signing obeys (no time server set in training: the memory of a check and the OS only)."""
+        """The K6 rule signing obeys (no time server set in training: the memory of a check and the OS only).
+
+        One rule for the profile and its time server, kept: a check that verified is reused for a minute while the
+        clock is untouched (``ClockRule.check``), so the sign screen's check when it opens serves the signing that
+        follows instead of asking the time server again after the password."""
         from app.services.signing.clock import STATE_FILE, ClockRule
 
         server = self.clock_server()
         host, port = server if server is not None else (None, 123)
-        return ClockRule(self.config.data_dir / STATE_FILE, server=host, port=port,
-                         production=not self.is_training)
+        made_for = (self.config.data_dir, host, port, not self.is_training)
+        if self._clock_rule is None or self._clock_rule[0] != made_for:
+            self._clock_rule = (made_for, ClockRule(self.config.data_dir / STATE_FILE, server=host, port=port,
+                                                    production=not self.is_training))
+        return self._clock_rule[1]
 
     def connector(self, supplier: Any) -> Any:
         from app.services.signing.usage_indicator import for_profile

@@ -5,7 +5,7 @@ Run: .venv/bin/python -m tests.bench.bench_sign_send [--orders N]
 The training sandbox runs on loopback (its suppliers, CA, CRLs and SNTP server); a purchaser is enrolled with it.
 Each timed order is what the sign screen's "Sign and send" does after the password (``app.ui.sign_dialog``): a
 new signing service with the profile's clock rule, CRL cache, usage settings and ISA15 T signs the draft (with the
-unusual-quantity notices the screen showed before the password, worked out untimed); a new
+clock check and the unusual-quantity notices the screen made when it opened, before the password, untimed); a new
 outbox queues it and sends it now (a new connector: new TLS connection; over AS2 signed + encrypted, MDN verified);
 the supplier's answer is recorded; the order's details are read as the screen shows them (``order_details``).
 
@@ -85,15 +85,19 @@ def collect(*, orders: int) -> list[dict]:
                 book.add_line(order.id, ndc="00406055201", packages=1)
                 return order.id
 
+            # The profile's one clock rule, as the screens share it (AppFacade.clock_check).
+            rule = ClockRule(config.data_dir / STATE_FILE, server=host or None, port=int(port or 123),
+                             production=False)
+
             def service() -> OrderSigningService:  # as the sign screen builds one per signing
-                rule = ClockRule(config.data_dir / STATE_FILE, server=host or None, port=int(port or 123),
-                                 production=False)
                 return OrderSigningService(book, verifier, clock_check=rule, usage_settings=config.settings,
                                            test_indicator="T")
 
             def sign_and_send(order_id: int, phases: dict[str, list[float]] | None = None) -> None:
-                # The sign screen works the unusual-quantity notices out when it opens, before the password, and
-                # hands them to the signing that records them (order_signing.ShownNotices): not timed here.
+                # What the sign screen does when it opens, before the password (not timed here): the clock check,
+                # which the signing reuses for a minute (ClockRule.check), and the unusual-quantity notices, which
+                # it hands to the signing that records them (order_signing.ShownNotices).
+                rule()
                 shown_notices = service().notices_to_show(order_id)
                 started = time.perf_counter()
                 service().sign(order_id, signer=signer, certificate=purchaser.certificate,
