@@ -116,6 +116,12 @@ class SandboxHandle:
 class _QuietHandler(WSGIRequestHandler):
     """Requests go to our logger at debug level instead of werkzeug's console lines."""
 
+    def setup(self) -> None:
+        super().setup()
+        # The answer goes out as soon as it is written. Werkzeug waits ~10 ms after each response before closing,
+        # and without this the kernel held the answer's last write back until that close (Nagle's algorithm).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         log.debug("%s %s -> %s", self.command, getattr(self, "path", "?"), code)
 
