@@ -4,6 +4,7 @@ server on loopback counts the questions). Real training sandbox, real key."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -29,37 +30,36 @@ def world(tmp_path_factory):
     made.stop()
 
 
-def test_the_time_server_is_asked_once_for_the_screen_and_its_signing(qtbot, facade, world):
+@contextlib.contextmanager
+def _time_server(facade):
+    """A loopback SNTP server set as the profile's time server for the duration."""
     saved = facade.settings.get("sntp_server")
     with SntpServer() as sntp:
         facade.settings["sntp_server"] = f"{sntp.host}:{sntp.port}"
         try:
-            assert facade.clock_check() is facade.clock_check()  # one rule for the profile and its server
-            order = world.new_order()
-            dialog = open_dialog(qtbot, facade, order.id)
-            assert sntp.answered == 1  # the screen's check, before the password
-            sign(qtbot, dialog, KEY_PASSWORD)
-            assert world.book.get_order(order.id).status is not OrderStatus.DRAFT, dialog.status_label.text()
-            assert sntp.answered == 1  # the signing reused it
-            with world.db.session() as session:
-                (signing,) = [e.details for e in session.scalars(
-                    select(AuditEvent).where(AuditEvent.order_id == order.id)) if e.details.get("to") == "signed"]
-            assert signing["clock"] == ClockBasis.TIME_SERVER.value  # verified by the time server, a moment ago
-            dialog.close()
+            yield sntp
         finally:
             if saved is None:
                 facade.settings.pop("sntp_server", None)
             else:
                 facade.settings["sntp_server"] = saved
-    # Another time server set: another rule, which asks it.
-    with SntpServer() as other:
-        facade.settings["sntp_server"] = f"{other.host}:{other.port}"
-        try:
-            rule = facade.clock_check()
-            assert rule.server == other.host and rule.port == other.port
-            assert rule().verified and other.answered == 1
-        finally:
-            if saved is None:
-                facade.settings.pop("sntp_server", None)
-            else:
-                facade.settings["sntp_server"] = saved
+
+
+def test_the_time_server_is_asked_once_for_the_screen_and_its_signing(qtbot, facade, world):
+    with _time_server(facade) as sntp:
+        assert facade.clock_check() is facade.clock_check()  # one rule for the profile and its server
+        order = world.new_order()
+        dialog = open_dialog(qtbot, facade, order.id)
+        assert sntp.answered == 1  # the screen's check, before the password
+        sign(qtbot, dialog, KEY_PASSWORD)
+        assert world.book.get_order(order.id).status is not OrderStatus.DRAFT, dialog.status_label.text()
+        assert sntp.answered == 1  # the signing reused it
+        with world.db.session() as session:
+            (signing,) = [e.details for e in session.scalars(
+                select(AuditEvent).where(AuditEvent.order_id == order.id)) if e.details.get("to") == "signed"]
+        assert signing["clock"] == ClockBasis.TIME_SERVER.value  # verified by the time server, a moment ago
+        dialog.close()
+    with _time_server(facade) as other:  # another time server set: another rule, which asks it
+        rule = facade.clock_check()
+        assert rule.server == other.host and rule.port == other.port
+        assert rule().verified and other.answered == 1
