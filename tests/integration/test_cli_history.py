@@ -23,6 +23,10 @@ def test_order_sign_warns_above_the_monthly_limit_and_still_signs(world, tmp_pat
     assert json.loads(signed.stdout)["status"] == "signed"  # a notice, never a block
     warnings = [line for line in signed.stderr.splitlines() if line.startswith("warning: Oxycodone")]
     assert len(warnings) == 1 and "above the 150 units a month you set" in warnings[0]
+    # The audit trail keeps the notice printed before the password, with when it was worked out.
+    (signing,) = [details for details in _audit_details(tmp_path, number) if details.get("to") == "signed"]
+    assert ["warning: " + n["message"] for n in signing["unusual_quantity"]] == warnings
+    assert signing["unusual_quantity_shown_at"]
     # The history now holds the order: oxycodone under its substance, in this month.
     history = json.loads(run("history", "--registration", DEA, "--json").stdout)
     substances = {row["substance"]: row for row in history["rows"]}
@@ -33,3 +37,20 @@ def test_order_sign_warns_above_the_monthly_limit_and_still_signs(world, tmp_pat
     run("history", "limit", "--registration", DEA, "--substance", "oxycodone", "--remove")
     assert "twice your usual" in run("history", "limit", "--registration", DEA, "--substance", "oxycodone",
                                      "--remove").stdout
+
+
+def _audit_details(tmp_path, order_number: str) -> list[dict]:
+    from sqlalchemy import select
+
+    from app.config import load_config
+    from app.models.database import open_database
+    from app.models.orderbook import AuditEvent, Order
+
+    db = open_database(load_config(data_dir=tmp_path / "data", profile="training").database_url)
+    try:
+        with db.session() as session:
+            order_id = session.scalar(select(Order.id).where(Order.order_number == order_number))
+            return [event.details for event in session.scalars(select(AuditEvent)
+                                                               .where(AuditEvent.order_id == order_id))]
+    finally:
+        db.close()
