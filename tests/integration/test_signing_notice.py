@@ -214,6 +214,12 @@ def test_notices_that_no_longer_describe_the_signing_are_worked_out_again(world,
                          worked_out_at=fresh.worked_out_at - SHOWN_NOTICES_STAND_FOR - dt.timedelta(seconds=5))
     details = sign(old, stale)
     assert [n["substance"] for n in details["unusual_quantity"]] == ["oxycodone"]
+    # None could be worked out when the screen opened (the draft could not be read then): worked out at signing.
+    unread = service.notices_to_show(10**9)  # no such order: no notice, and no error on the way to the password
+    assert unread.notices == () and unread.line_rows == ()
+    unread_then = _draft(book, packages=5)
+    details = sign(unread_then, ShownNotices(notices=(), line_rows=(), worked_out_at=unread.worked_out_at))
+    assert [n["substance"] for n in details["unusual_quantity"]] == ["oxycodone"]
     # The same, shown a moment ago: they stand, and "nothing unusual" is what is recorded.
     recent = _draft(book, packages=5)
     fresh = service.notices_to_show(recent)

@@ -175,9 +175,16 @@ class OrderSigningService:
             return []
 
     def notices_to_show(self, order_id: int, now: dt.datetime | None = None) -> ShownNotices:
-        """The notices to show before the password, kept with what they were worked out for (``ShownNotices``)."""
+        """The notices to show before the password, kept with what they were worked out for (``ShownNotices``).
+        Never a block: when the draft cannot be read, none are shown, and the signing works them out itself."""
+        from sqlalchemy.exc import SQLAlchemyError
+
         now = (now or self.clock()).astimezone(dt.timezone.utc)
-        draft = load_draft(self.book.db, order_id)
+        try:
+            draft = load_draft(self.book.db, order_id)
+        except (CsosError, SQLAlchemyError) as exc:
+            log.info("usage notice skipped: %s", getattr(exc, "code", type(exc).__name__))
+            return ShownNotices(notices=(), line_rows=(), worked_out_at=now)  # no lines: never stands for a signing
         return ShownNotices(notices=tuple(self.usage_notices(order_id, now, draft=draft)),
                             line_rows=tuple(tuple(row) for row in draft.line_rows), worked_out_at=now)
 
@@ -188,7 +195,7 @@ class OrderSigningService:
             return None
         if self.order_date(order, now).replace(day=1) != self.order_date(order, shown.worked_out_at).replace(day=1):
             return None
-        if shown.line_rows != tuple(tuple(row) for row in order.line_rows):
+        if not shown.line_rows or shown.line_rows != tuple(tuple(row) for row in order.line_rows):
             return None
         return list(shown.notices)
 
