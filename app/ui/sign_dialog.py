@@ -108,9 +108,13 @@ class Preparation:
     pin_pad: bool
     on_token: bool
     rules: list[RuleResult]
-    notices: list[Any] = field(default_factory=list)  # unusual quantities: told, never a block (issue 21)
-    shown_notices: Any = None  # the same, as signing records them (order_signing.ShownNotices)
+    # The unusual quantities (issue 21): told, never a block; signing records these (order_signing.ShownNotices).
+    shown_notices: Any = None
     pin_notice: str = ""  # from the token's PIN flags, e.g. one try left before it locks (issue 19)
+
+    @property
+    def notices(self) -> list[Any]:
+        return list(self.shown_notices.notices) if self.shown_notices is not None else []
 
     @property
     def needs_signing(self) -> bool:
@@ -168,7 +172,6 @@ def prepare(facade: Any, order_id: int) -> Preparation:
                          **interchange_ids(order, test_indicator=for_profile(facade.config))).decode("ascii", "replace")
     record, certificate_problem, pin_pad, on_token, reasons, clock = None, None, False, False, [], None
     pin_notice = ""
-    notices: list[Any] = []
     shown_notices = None
     certificate_text = ""
     if order.status is OrderStatus.DRAFT:
@@ -198,7 +201,6 @@ def prepare(facade: Any, order_id: int) -> Preparation:
             reasons = service.check(order_id, certificate=certificate, intermediates=intermediates, now=now).reasons
         shown_notices = OrderSigningService(facade.book, facade.verifier(), clock=facade.clock,
                                             usage_settings=facade.settings).notices_to_show(order_id, now)
-        notices = list(shown_notices.notices)
         check = facade.clock_check()
         clock = check() if check is not None else None
     rules = presign_rules(reasons, certificate_problem=certificate_problem, clock=clock) \
@@ -208,7 +210,7 @@ def prepare(facade: Any, order_id: int) -> Preparation:
                        order_html=purchase_order_html(po), x12_text=x12_text, record=record,
                        certificate_text=certificate_text, pin_pad=pin_pad, on_token=on_token, rules=rules,
                        pin_notice=pin_notice,
-                       notices=notices, shown_notices=shown_notices)
+                       shown_notices=shown_notices)
 
 
 def send_order(facade: Any, order_id: int) -> Outcome:

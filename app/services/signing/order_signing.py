@@ -186,18 +186,19 @@ class OrderSigningService:
             log.info("usage notice skipped: %s", getattr(exc, "code", type(exc).__name__))
             return ShownNotices(notices=(), line_rows=(), worked_out_at=now)  # no lines: never stands for a signing
         return ShownNotices(notices=tuple(self.usage_notices(order_id, now, draft=draft)),
-                            line_rows=tuple(tuple(row) for row in draft.line_rows), worked_out_at=now)
+                            line_rows=tuple(draft.line_rows), worked_out_at=now)
 
-    def _still_shown(self, shown: ShownNotices | None, order: DraftForSigning, now: dt.datetime) -> list[Any] | None:
-        """``shown``'s notices when they still describe signing ``order`` at ``now`` (see ``ShownNotices``)."""
+    def _still_shown(self, shown: ShownNotices | None, order: DraftForSigning,
+                     now: dt.datetime) -> ShownNotices | None:
+        """``shown`` when it still describes signing ``order`` at ``now`` (see ``ShownNotices``), else None."""
         # -1 s: a signing's ``now`` is cut to the second, so it may read just before the moment they were shown.
         if shown is None or not -dt.timedelta(seconds=1) < now - shown.worked_out_at < SHOWN_NOTICES_STAND_FOR:
             return None
         if self.order_date(order, now).replace(day=1) != self.order_date(order, shown.worked_out_at).replace(day=1):
             return None
-        if not shown.line_rows or shown.line_rows != tuple(tuple(row) for row in order.line_rows):
+        if not shown.line_rows or shown.line_rows != tuple(order.line_rows):
             return None
-        return list(shown.notices)
+        return shown
 
     def order_date(self, order: Order, now: dt.datetime) -> dt.date:
         """BEG05: the pharmacy's local date at ``now`` (signingTime stays UTC)."""
@@ -269,9 +270,9 @@ class OrderSigningService:
         unsigned = prepare_signed_document(content, algorithm=signer.signature_algorithm,
                                            certificate_der=certificate_der, intermediates_der=intermediates_der,
                                            signing_time=now)
-        notices: list[Any] | None = self._still_shown(shown_notices, order, now)
-        shown_at = shown_notices.worked_out_at if notices is not None and shown_notices is not None else None
-        sign_later = getattr(signer, "sign_later", None) if notices is None else None
+        shown = self._still_shown(shown_notices, order, now)
+        notices: list[Any] | None = list(shown.notices) if shown is not None else None
+        sign_later = getattr(signer, "sign_later", None) if shown is None else None
         if sign_later is not None:
             # A token signs on its own thread without holding the GIL: the notice is worked out meanwhile.
             pending = sign_later(unsigned.to_sign)
@@ -296,8 +297,8 @@ class OrderSigningService:
                                                **({"clock": clock.audit_note} if clock else {}),
                                                **({"unusual_quantity": [n.to_json() for n in notices]}
                                                   if notices else {}),
-                                               **({"unusual_quantity_shown_at": shown_at.isoformat()}
-                                                  if notices and shown_at else {})}):
+                                               **({"unusual_quantity_shown_at": shown.worked_out_at.isoformat()}
+                                                  if notices and shown is not None else {})}):
             raise NotDraft(f"Order {order.order_number} changed while it was being signed; nothing was stored.")
         # The order as stored, read when first asked for (most callers never look at it).
         return SignedOrder(order=functools.partial(self.book.order_for_signing, order_id),
