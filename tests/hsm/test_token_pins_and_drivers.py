@@ -147,12 +147,28 @@ def _slotd_running() -> bool:
 
 
 def _pid_of_slotd() -> int | None:
+    """The running pkcsslotd's pid: from its pid file when that names a live pkcsslotd, else from /proc. (It makes
+    its sockets before it writes the pid file, so right after start the file can still be missing or stale.)"""
     for pid_file in ("/run/pkcsslotd.pid", "/var/run/pkcsslotd.pid"):
         try:
-            return int(Path(pid_file).read_text().strip())
+            pid = int(Path(pid_file).read_text().strip())
         except (OSError, ValueError):
             continue
-    return None
+        if _is_slotd(pid):
+            return pid
+    found = [int(entry.name) for entry in Path("/proc").iterdir()
+             if entry.name.isdigit() and _is_slotd(int(entry.name))]
+    return found[0] if len(found) == 1 else None
+
+
+def _is_slotd(pid: int) -> bool:
+    """A live pkcsslotd (not one that has exited and waits to be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    name, _, rest = stat.partition("(")[2].rpartition(")")
+    return name == "pkcsslotd" and rest.split()[:1] != ["Z"]
 
 
 @pytest.fixture
@@ -165,9 +181,10 @@ def slotd_started():
         return
     subprocess.run([PKCSSLOTD], check=True, timeout=30)
     deadline = time.monotonic() + 10
-    while not _slotd_running() and time.monotonic() < deadline:
+    while not (_slotd_running() and _pid_of_slotd()) and time.monotonic() < deadline:
         time.sleep(0.1)
     pid = _pid_of_slotd()
+    assert pid is not None, "pkcsslotd started but its process was not found: it would be left running"
     try:
         yield pid
     finally:
