@@ -18,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -232,10 +232,16 @@ def fully_received(order: Order) -> bool:
 
 
 def discrepancies(order: Order) -> list[str]:
-    """Every stored discrepancy of an order in plain words, oldest first (detail pane, records)."""
+    """Every stored discrepancy of an order in plain words, oldest first (records, the answer dialogs)."""
+    return discrepancies_in(record.parsed for record in order.linked_records)
+
+
+def discrepancies_in(parsed_records: Iterable[Any]) -> list[str]:
+    """``discrepancies`` from the linked records' parsed values, in record order (the detail pane reads only
+    those)."""
     found: list[str] = []
-    for record in order.linked_records:
-        parsed = record.parsed if isinstance(record.parsed, dict) else {}
+    for parsed in parsed_records:
+        parsed = parsed if isinstance(parsed, dict) else {}
         for flag in parsed.get("flags", []) or []:
             if isinstance(flag, dict) and flag.get("message") and flag["message"] not in found:
                 found.append(str(flag["message"]))

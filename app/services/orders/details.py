@@ -9,7 +9,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import InvalidValue, NotFound
@@ -22,8 +22,11 @@ from app.models.orderbook import (
     Order,
     OrderLine,
     Receipt,
+    Registration,
+    Supplier,
     utcnow,
 )
+from app.models.outbox import OutboxEntry, OutboxPurpose, OutboxState
 from app.models.states import OrderStatus
 from app.models.values import Ndc, Schedule
 
@@ -120,14 +123,14 @@ _KIND_WORDS = {
 _DIRECTION_WORDS = {"in": "from supplier", "out": "to supplier", "local": "kept here"}
 
 
-def _record_summary(record: LinkedRecord) -> str:
-    parsed = record.parsed if isinstance(record.parsed, dict) else {}
+def _record_summary(parsed: Any, direction: str, size: int | None) -> str:
+    """A linked record in a line: its own summary, else how much is kept (``size``: its raw bytes)."""
+    parsed = parsed if isinstance(parsed, dict) else {}
     for key in ("summary", "message", "reason", "status"):
         value = parsed.get(key)
         if isinstance(value, str) and value.strip():
             return value.strip()
-    size = len(record.raw or b"")
-    return f"{size:,} bytes kept exactly as {'received' if record.direction == 'in' else 'sent'}" if size else ""
+    return f"{size:,} bytes kept exactly as {'received' if direction == 'in' else 'sent'}" if size else ""
 
 
 _ACTION_WORDS = {
@@ -182,66 +185,101 @@ def _address(lines: Sequence[str] | None, city: str | None, state: str | None, p
 
 
 def order_details(db: Any, order_id: int) -> OrderDetails:
-    """Everything the detail pane shows about one order, read in one short session."""
+    """Everything the detail pane shows about one order: six statements on one connection, built once.
+
+    Core, not the ORM: the pane shows values, it changes nothing. The ORM loaded the signed document and every
+    linked record's bytes only to count them, and spent more on building and tracking objects than SQLite on the
+    statements (about 2 ms an order here, what the pharmacist waits for after "Sign and send")."""
     try:
-        with db.session() as session:
-            return _order_details(session, order_id)
+        with db.engine.connect() as connection:
+            return _order_details(connection, order_id)
     except SQLAlchemyError as exc:
         raise explain_storage_failure(exc, db.url) from exc
 
 
-def _order_details(session: Any, order_id: int) -> OrderDetails:
-    order = session.get(Order, order_id)
+def _order_details(connection: Any, order_id: int) -> OrderDetails:
+    from app.services.orders.answers import discrepancies_in, sent_state_words
+
+    key = {"b_order_id": order_id}
+    order = connection.execute(_DETAILS_ORDER, key).first()
     if order is None:
         raise NotFound("This order is no longer in the order book. Press F5 to refresh the list.",
                        code="order.not_found")
-    received = dict(session.execute(
-        select(Receipt.order_line_id, func.sum(Receipt.packages_received))
-        .join(OrderLine, OrderLine.id == Receipt.order_line_id)
-        .where(OrderLine.order_id == order.id).group_by(Receipt.order_line_id)).all())
     lines = tuple(LineView(
         line_number=line.line_number, ndc=_ndc_display(line.ndc), description=line.description,
         schedule=line.schedule, packages=line.packages,
         package_quantity=f"{line.package_quantity.normalize():f} {line.unit}",
         line_status=line.line_status.value.replace("_", " ").capitalize(),
-        packages_confirmed=line.packages_confirmed, packages_received=int(received.get(line.id) or 0),
-    ) for line in order.lines)
+        packages_confirmed=line.packages_confirmed, packages_received=int(line.packages_received or 0),
+    ) for line in connection.execute(_DETAILS_LINES, key))
+    records = connection.execute(_DETAILS_RECORDS, key).all()
     timeline = tuple(RecordView(at=record.created_at, kind=_KIND_WORDS.get(record.kind, record.kind.value),
                                 direction=_DIRECTION_WORDS.get(record.direction, record.direction),
-                                summary=_record_summary(record))
-                     for record in order.linked_records)
-    receipts = tuple(ReceiptView(line_number=line.line_number, description=line.description,
+                                summary=_record_summary(record.parsed, record.direction, record.size))
+                     for record in records)
+    receipts = tuple(ReceiptView(line_number=receipt.line_number, description=receipt.description,
                                  packages_received=receipt.packages_received, received_on=receipt.received_on,
                                  recorded_by=receipt.recorded_by, reason=receipt.reason)
-                     for line, receipt in session.execute(
-                         select(OrderLine, Receipt).join(Receipt, Receipt.order_line_id == OrderLine.id)
-                         .where(OrderLine.order_id == order.id).order_by(Receipt.received_on, Receipt.id)))
+                     for receipt in connection.execute(_DETAILS_RECEIPTS, key))
     audit = tuple(AuditView(at=event.at, actor=event.actor, what=describe_audit_event(event.action, event.details))
-                  for event in session.scalars(select(AuditEvent).where(AuditEvent.order_id == order.id)
-                                               .order_by(AuditEvent.id)))
-    replaces = session.get(Order, order.replaces_order_id) if order.replaces_order_id else None
-    replaced_by = tuple(session.scalars(select(Order.order_number).where(Order.replaces_order_id == order.id)
-                                        .order_by(Order.id)))
-    supplier = order.supplier
-    from app.models.outbox import OutboxEntry, OutboxPurpose, OutboxState
-    from app.services.orders.answers import discrepancies, sent_state_words
-
-    entry = session.scalar(select(OutboxEntry).where(OutboxEntry.order_id == order.id,
-                                                     OutboxEntry.purpose == OutboxPurpose.ORDER))
-    answer_problem = (sent_state_words(entry.last_error_code) if entry is not None and entry.state is
-                      OutboxState.SENT and entry.last_error_code and order.status is OrderStatus.TRANSMITTED else "")
+                  for event in connection.execute(_DETAILS_AUDIT, key))
+    replaced_by = tuple(connection.scalars(_DETAILS_REPLACED_BY, key))
+    answer_problem = (sent_state_words(order.last_error_code) if order.entry_state is OutboxState.SENT and
+                      order.last_error_code and order.status is OrderStatus.TRANSMITTED else "")
     return OrderDetails(
         id=order.id, order_number=order.order_number, status=order.status,
-        registration_dea=order.registration.dea_number, registration_name=order.registration.name,
-        supplier_name=supplier.name, supplier_dea=supplier.dea_number or "",
-        supplier_address=_address(supplier.address_lines, supplier.city, supplier.state, supplier.postal_code),
+        registration_dea=order.registration_dea, registration_name=order.registration_name,
+        supplier_name=order.supplier_name, supplier_dea=order.supplier_dea or "",
+        supplier_address=_address(order.address_lines, order.city, order.state, order.postal_code),
         created_at=order.created_at, signed_at=order.signed_at, transmitted_at=order.transmitted_at,
-        signer_fingerprint=order.signer_fingerprint or "",
-        replaces_order_number=replaces.order_number if replaces else "",
+        signer_fingerprint=order.signer_fingerprint or "", replaces_order_number=order.replaces_order_number or "",
         replaced_by_order_numbers=replaced_by, note=order.note or "",
         lines=lines, timeline=timeline, receipts=receipts, audit=audit,
-        discrepancies=tuple(discrepancies(order)), answer_problem=answer_problem,
+        discrepancies=tuple(discrepancies_in(record.parsed for record in records)), answer_problem=answer_problem,
     )
+
+
+def _details_statements() -> tuple[Any, ...]:
+    """The detail pane's statements (building one costs more than running it on SQLite, so they are built once)."""
+    orders, lines, receipts = Order.__table__, OrderLine.__table__, Receipt.__table__
+    registrations, suppliers = Registration.__table__, Supplier.__table__
+    records, events, entries = LinkedRecord.__table__, AuditEvent.__table__, OutboxEntry.__table__
+    order_id = bindparam("b_order_id")
+    replaced = orders.alias("replaced")
+    header = (select(orders.c.id, orders.c.order_number, orders.c.status, orders.c.created_at, orders.c.signed_at,
+                     orders.c.transmitted_at, orders.c.signer_fingerprint, orders.c.note,
+                     registrations.c.dea_number.label("registration_dea"),
+                     registrations.c.name.label("registration_name"), suppliers.c.name.label("supplier_name"),
+                     suppliers.c.dea_number.label("supplier_dea"), suppliers.c.address_lines, suppliers.c.city,
+                     suppliers.c.state, suppliers.c.postal_code,
+                     replaced.c.order_number.label("replaces_order_number"),
+                     entries.c.state.label("entry_state"), entries.c.last_error_code)
+              .join(registrations, registrations.c.id == orders.c.registration_id)
+              .join(suppliers, suppliers.c.id == orders.c.supplier_id)
+              .outerjoin(replaced, replaced.c.id == orders.c.replaces_order_id)
+              .outerjoin(entries, and_(entries.c.order_id == orders.c.id, entries.c.purpose == OutboxPurpose.ORDER))
+              .where(orders.c.id == order_id))
+    received = (select(func.sum(receipts.c.packages_received)).where(receipts.c.order_line_id == lines.c.id)
+                .scalar_subquery())
+    order_lines = (select(lines.c.line_number, lines.c.ndc, lines.c.description, lines.c.schedule, lines.c.packages,
+                          lines.c.package_quantity, lines.c.unit, lines.c.line_status, lines.c.packages_confirmed,
+                          received.label("packages_received"))
+                   .where(lines.c.order_id == order_id).order_by(lines.c.line_number))
+    linked = (select(records.c.created_at, records.c.kind, records.c.direction, records.c.parsed,
+                     func.length(records.c.raw).label("size"))
+              .where(records.c.order_id == order_id).order_by(records.c.id))
+    goods = (select(lines.c.line_number, lines.c.description, receipts.c.packages_received, receipts.c.received_on,
+                    receipts.c.recorded_by, receipts.c.reason)
+             .join(lines, lines.c.id == receipts.c.order_line_id)
+             .where(lines.c.order_id == order_id).order_by(receipts.c.received_on, receipts.c.id))
+    trail = (select(events.c.at, events.c.actor, events.c.action, events.c.details)
+             .where(events.c.order_id == order_id).order_by(events.c.id))
+    replaced_by = select(orders.c.order_number).where(orders.c.replaces_order_id == order_id).order_by(orders.c.id)
+    return header, order_lines, linked, goods, trail, replaced_by
+
+
+_DETAILS_ORDER, _DETAILS_LINES, _DETAILS_RECORDS, _DETAILS_RECEIPTS, _DETAILS_AUDIT, _DETAILS_REPLACED_BY = \
+    _details_statements()
 
 
 # -- reminders (S2, K3) -------------------------------------------------------------------------------------------
