@@ -218,15 +218,9 @@ def send_order(facade: Any, order_id: int) -> Outcome:
     from app.models.outbox import OutboxState
     from app.services.orders import details as order_details
 
-    outbox = facade.outbox()
-    order = facade.book.get_order(order_id)
-    if order.status is OrderStatus.SIGNED:
-        outbox.enqueue(order_id)
-    elif order.status is OrderStatus.QUEUED:
-        outbox.retry_now(order_id)
-    outbox.run_until_idle(order_ids=[order_id])
-    return describe_outcome(facade, order_id, entry_state=getattr(outbox.entry_for(order_id), "state", None),
-                            details_module=order_details, failed_state=OutboxState.FAILED)
+    entry_state = facade.outbox().send_now(order_id)
+    return describe_outcome(facade, order_id, entry_state=entry_state, details_module=order_details,
+                            failed_state=OutboxState.FAILED)
 
 
 def describe_outcome(facade: Any, order_id: int, *, entry_state: Any = None, details_module: Any = None,

@@ -6,8 +6,9 @@ The training sandbox runs on loopback (its suppliers, CA, CRLs and SNTP server);
 Each timed order is what the sign screen's "Sign and send" does after the password (``app.ui.sign_dialog``): a
 new signing service with the profile's clock rule, CRL cache, usage settings and ISA15 T signs the draft (with the
 clock check and the unusual-quantity notices the screen made when it opened, before the password, untimed); a new
-outbox queues it and sends it now (a new connector: new TLS connection; over AS2 signed + encrypted, MDN verified);
-the supplier's answer is recorded; the order's details are read as the screen shows them (``order_details``).
+outbox queues it and sends it now, as the screen's ``send_order`` (``Outbox.send_now``: a new connector, so a new TLS
+connection; over AS2 signed + encrypted, MDN verified), and the supplier's answer is recorded; the order's details
+are read as the screen shows them (``order_details``).
 
 Floor, measured in the same run: a bare ``requests.post`` of an already signed order's bytes (same size, a
 different order each time so the supplier does its full work) to the same supplier over a new verified TLS
@@ -114,8 +115,7 @@ def collect(*, orders: int) -> list[dict]:
                 outbox = Outbox(book, connector_for=lambda s: connector_for(
                     s, data_dir=config.data_dir, tls_bundle=config.settings.get("tls_bundle"),
                     test_indicator="T"), lifecycle=Lifecycle(book))
-                outbox.enqueue(order_id)
-                outbox.run_until_idle(order_ids=[order_id])
+                outbox.send_now(order_id)  # as the screen's send_order
                 sent = time.perf_counter()
                 shown = order_details(db, order_id)
                 if phases is not None:

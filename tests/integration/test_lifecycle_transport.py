@@ -20,6 +20,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from cryptography import x509
@@ -75,6 +76,7 @@ class LoopbackSupplier:
         self.records: dict[tuple[str, str], list[dict]] = {}
         self.statements: list[bytes] = []
         self.faults = {"latency_ms": 0, "fail_next": 0, "drop_next": 0, "malformed_next": 0}
+        self.on_order: Callable[[], None] | None = None  # called while an order is being taken, before the answer
         self.lock = threading.Lock()
         outer = self
 
@@ -154,6 +156,8 @@ class LoopbackSupplier:
             return 400, b'{"error":"malformed","message":"not a signed order"}'
         key = (order.purchaser.dea_number, order.order_number)
         digest = hashlib.sha256(body).hexdigest()
+        if self.on_order is not None:
+            self.on_order()
         with self.lock:
             self.received.append((order.order_number, digest))
             if key in self.answers:
@@ -270,6 +274,69 @@ def test_an_order_is_sent_over_verified_tls_and_the_855_is_linked(world, supplie
     # Nothing new to fetch: the 855 is already linked.
     report = Lifecycle(book).sync(lambda s: connector_for(s, data_dir="/nonexistent"))
     assert report.errors == [] and report.applied == []
+
+
+def test_send_now_queues_sends_and_records_with_the_entry_held_while_it_goes(world, supplier):
+    """The screen's "Sign and send": the order is queued and claimed in one transaction, so while it is on its way
+    the background worker finds nothing due (it cannot send it too, or report it waiting)."""
+    book, outbox, pki, subscriber = world
+    order = signed_order(book, pki, subscriber)
+    background = Outbox(book, connector_for=lambda s: connector_for(s, data_dir="/nonexistent"))
+    due_while_sending: list[list[int]] = []
+    supplier.on_order = lambda: due_while_sending.append(background.due_entries())
+
+    assert outbox.send_now(order.id) is OutboxState.SENT
+
+    assert due_while_sending == [[]]
+    stored = book.get_order(order.id)
+    assert stored.status is OrderStatus.ACCEPTED and stored.transmitted_at is not None
+    assert [r.kind.value for r in stored.linked_records] == ["acknowledgement"]
+    entry = outbox.entry_for(order.id)
+    assert (entry.state, entry.attempts, entry.claimed_until, entry.records_after) == (OutboxState.SENT, 1, None, 1)
+    assert supplier.distinct_documents() == {order.order_number: {hashlib.sha256(stored.signed_document).hexdigest()}}
+    with book.db.session() as session:
+        from sqlalchemy import select
+
+        from app.models.orderbook import AuditEvent
+
+        moves = [(e.details["from"], e.details["to"]) for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.order_id == order.id, AuditEvent.action == "order.status")
+            .order_by(AuditEvent.id))]
+    assert moves == [("draft", "signed"), ("signed", "queued"), ("queued", "transmitted"), ("transmitted", "accepted")]
+    # Pressed again on an order already answered: nothing is sent twice.
+    assert outbox.send_now(order.id) is OutboxState.SENT
+    assert len(supplier.received) == 1
+
+
+def test_send_now_with_the_supplier_down_leaves_the_order_waiting_and_sends_it_when_pressed_again(world, supplier):
+    book, outbox, pki, subscriber = world
+    order = signed_order(book, pki, subscriber)
+    supplier.faults.update({"fail_next": 1})
+
+    assert outbox.send_now(order.id) is OutboxState.QUEUED
+
+    entry = outbox.entry_for(order.id)
+    assert (entry.attempts, entry.last_error_code, entry.claimed_until) == (1, "transport.server_error", None)
+    assert book.get_order(order.id).status is OrderStatus.QUEUED
+    assert outbox.send_now(order.id) is OutboxState.SENT  # waiting: made due and tried at once
+    assert book.get_order(order.id).status is OrderStatus.ACCEPTED
+    assert outbox.entry_for(order.id).attempts == 2
+    assert len(supplier.distinct_documents()[order.order_number]) == 1
+
+
+def test_send_now_refuses_a_draft_and_an_order_not_in_the_book(world):
+    from app.services.orders.outbox import OutboxError
+    from tests.factories import draft_order
+
+    book, outbox, _, _ = world
+    draft = draft_order(book, lines=1)
+    with pytest.raises(OutboxError) as caught:
+        outbox.send_now(draft.id)
+    assert caught.value.code == "outbox.not_signed"
+    assert outbox.entry_for(draft.id) is None and book.get_order(draft.id).status is OrderStatus.DRAFT
+    with pytest.raises(OutboxError) as caught:
+        outbox.send_now(987654)
+    assert caught.value.code == "order.not_found"
 
 
 def test_a_rejected_order_becomes_not_accepted_with_the_statement_linked(world, supplier):

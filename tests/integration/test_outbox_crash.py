@@ -82,7 +82,8 @@ def _connector(supplier: LoopbackSupplier):
 
 
 def do_the_work(world: CrashWorld, db: Database, supplier: LoopbackSupplier, *, clock=None) -> None:
-    """What the program does: sign drafts, queue signed orders, drain the outbox, receive what was accepted.
+    """What the program does: sign drafts, queue signed orders (half of them sent at once, as "Sign and send" does),
+    drain the outbox, receive what was accepted.
 
     Safe to run again after a crash: each step looks at the committed state only."""
     book = OrderBook(db, actor="worker", **({"clock": clock} if clock else {}))
@@ -96,7 +97,10 @@ def do_the_work(world: CrashWorld, db: Database, supplier: LoopbackSupplier, *, 
                          intermediates=world.pki.intermediates)
             status = OrderStatus.SIGNED
         if status is OrderStatus.SIGNED:
-            outbox.enqueue(order_id)
+            if order_id % 2:  # the screen's "Sign and send": queued, claimed and tried in one go
+                outbox.send_now(order_id)
+            else:
+                outbox.enqueue(order_id)
     outbox.run_until_idle()
     # The goods arrive: the whole order, recorded in one transaction per order (O4).
     lifecycle = Lifecycle(book, **({"clock": clock} if clock else {}))

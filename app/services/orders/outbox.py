@@ -72,6 +72,9 @@ _LINKED_BY_DIGEST = select(LinkedRecord.__table__.c.id).where(
     LinkedRecord.__table__.c.raw_sha256 == bindparam("b_sha256"))
 _CLAIM = (update(_ENTRIES).where(_ENTRIES.c.id == bindparam("b_entry_id"), *_IS_DUE)  # SET also from the parameters
           .values(attempts=_ENTRIES.c.attempts + 1))
+_ORDER_STATUS = select(_ORDERS.c.status).where(_ORDERS.c.id == bindparam("b_order_id"))
+_ORDER_ENTRY_STATE = select(_ENTRIES.c.state).where(_ENTRIES.c.order_id == bindparam("b_order_id"),
+                                                    _ENTRIES.c.purpose == OutboxPurpose.ORDER)
 _QUEUE_ORDER = update(_ORDERS).where(_ORDERS.c.id == bindparam("b_order_id"),  # SET from the execute() parameters
                                      _ORDERS.c.status == OrderStatus.SIGNED)
 
@@ -141,33 +144,74 @@ class Outbox:
         One transaction of Core statements: the order's status and document, the new entry, the status change made
         only if the order is still signed (checked by the state machine, audited like ``OrderBook.transition``).
         The returned entry is detached, with the values stored."""
-        now = self.clock()
-        check_transition(OrderStatus.SIGNED, OrderStatus.QUEUED)
         with self.book._write() as session:
-            connection = session.connection()
-            order = connection.execute(_ORDER_TO_QUEUE, {"b_order_id": order_id}).one_or_none()
-            if order is None:
-                raise OutboxError(f"Order {order_id} does not exist.", code="order.not_found")
-            if connection.execute(_ORDER_ENTRY, {"b_order_id": order_id}).first() is not None:
+            queued = self._enqueue_in(session, order_id, claim=False)
+            if queued is None:  # already in the outbox
                 return session.scalar(select(OutboxEntry).where(OutboxEntry.order_id == order_id,
                                                                OutboxEntry.purpose == OutboxPurpose.ORDER))
-            if order.status is not OrderStatus.SIGNED or not order.signed_document:
-                raise OutboxError(f"Order {order.order_number} is {order.status.label.lower()}; only a signed order "
-                                  "is sent.", code="outbox.not_signed")
-            values = {"order_id": order_id, "purpose": OutboxPurpose.ORDER, "linked_record_id": None,
-                      "document_sha256": hashlib.sha256(order.signed_document).hexdigest(),
-                      "state": OutboxState.QUEUED, "attempts": 0, "queued_at": now, "next_attempt_at": now,
-                      "last_attempt_at": None, "claimed_until": None, "last_error": "", "last_error_code": "",
-                      "sent_at": None, "answer": {}, "records_after": 0, "last_sync_at": None}
-            values["id"] = connection.execute(_INSERT_ENTRY, values).inserted_primary_key[0]
-            moved = connection.execute(_QUEUE_ORDER, {"b_order_id": order_id, "status": OrderStatus.QUEUED,
-                                                      "updated_at": self.book.clock()})
-            if moved.rowcount != 1:  # cannot happen under the writer lock; never queue half an order
-                raise OutboxError(f"Order {order.order_number} changed while it was queued; try again.",
-                                  code="outbox.not_signed")
-            append_audit_row(connection, action="order.status", actor=self.book.actor, order_id=order_id,
-                             details={"from": OrderStatus.SIGNED.value, "to": OrderStatus.QUEUED.value,
-                                      "outbox_entry": values["id"]})
+        return queued
+
+    def send_now(self, order_id: int) -> OutboxState | None:
+        """"Sign and send" after the signing (and "Send now"): queue a signed order and try it at once, or make a
+        waiting one due and try it. Returns the state the order's entry is left in (None: it has none).
+
+        A signed order is queued and claimed for this try in one transaction, so the outbox's background worker
+        cannot take it in between (and report it waiting while it goes), and the try needs no second commit. A crash
+        before the answer is recorded leaves the entry claimed: it is due again when the lease ends, as after any
+        claim."""
+        connectors: dict[int, Connector] = {}
+        report = RunReport()
+        with self.book._write() as session:
+            queued = self._enqueue_in(session, order_id, claim=True)
+            claim = None if queued is None else (queued, session.get(Order, order_id))
+        if claim is not None:
+            entry, order = claim
+            try:
+                self._guarded(entry.id, report, lambda: self._try_claimed(entry, order, order.signed_document,
+                                                                          connectors, report))
+            finally:
+                for connector in connectors.values():
+                    connector.close()
+        else:
+            with self.db.session() as session:
+                status = session.scalar(_ORDER_STATUS, {"b_order_id": order_id})
+            if status is OrderStatus.QUEUED:
+                self.retry_now(order_id)
+            self.run_once(order_ids=[order_id])
+        with self.db.session() as session:
+            return session.scalar(_ORDER_ENTRY_STATE, {"b_order_id": order_id})
+
+    def _enqueue_in(self, session: Any, order_id: int, *, claim: bool) -> OutboxEntry | None:
+        """``enqueue``'s statements in ``session``'s write transaction; None when the order is already in the outbox.
+        ``claim``: the new entry is claimed for a try now (attempts 1, the lease), as ``_claim`` would."""
+        now = self.clock()
+        check_transition(OrderStatus.SIGNED, OrderStatus.QUEUED)
+        connection = session.connection()
+        order = connection.execute(_ORDER_TO_QUEUE, {"b_order_id": order_id}).one_or_none()
+        if order is None:
+            raise OutboxError(f"Order {order_id} does not exist.", code="order.not_found")
+        if connection.execute(_ORDER_ENTRY, {"b_order_id": order_id}).first() is not None:
+            return None
+        if order.status is not OrderStatus.SIGNED or not order.signed_document:
+            if claim and order.status is not OrderStatus.DRAFT:
+                return None  # send_now: queued or further along; tried as the outbox has it
+            raise OutboxError(f"Order {order.order_number} is {order.status.label.lower()}; only a signed order "
+                              "is sent.", code="outbox.not_signed")
+        values = {"order_id": order_id, "purpose": OutboxPurpose.ORDER, "linked_record_id": None,
+                  "document_sha256": hashlib.sha256(order.signed_document).hexdigest(),
+                  "state": OutboxState.QUEUED, "attempts": 1 if claim else 0, "queued_at": now,
+                  "next_attempt_at": now, "last_attempt_at": now if claim else None,
+                  "claimed_until": now + CLAIM_LEASE if claim else None, "last_error": "", "last_error_code": "",
+                  "sent_at": None, "answer": {}, "records_after": 0, "last_sync_at": None}
+        values["id"] = connection.execute(_INSERT_ENTRY, values).inserted_primary_key[0]
+        moved = connection.execute(_QUEUE_ORDER, {"b_order_id": order_id, "status": OrderStatus.QUEUED,
+                                                  "updated_at": self.book.clock()})
+        if moved.rowcount != 1:  # cannot happen under the writer lock; never queue half an order
+            raise OutboxError(f"Order {order.order_number} changed while it was queued; try again.",
+                              code="outbox.not_signed")
+        append_audit_row(connection, action="order.status", actor=self.book.actor, order_id=order_id,
+                         details={"from": OrderStatus.SIGNED.value, "to": OrderStatus.QUEUED.value,
+                                  "outbox_entry": values["id"]})
         return OutboxEntry(**values)
 
     def retry_now(self, order_id: int) -> None:
@@ -199,21 +243,25 @@ class Outbox:
         connectors: dict[int, Connector] = {}
         try:
             for entry_id in self.due_entries(order_ids=order_ids):
-                try:
-                    self._process(entry_id, connectors, report)
-                except StorageError:
-                    raise  # the order book itself is in trouble: nothing else can be recorded either
-                except Exception as exc:  # one entry's surprise never stops the others (issue 16.2)
-                    log.exception("outbox entry %s: unexpected problem", entry_id)
-                    message = ("Something unexpected happened while sending; it will be tried again. If it keeps "
-                               "happening, run `csos-desk support bundle`.")
-                    self._failed_by_id(entry_id, "outbox.unexpected", message)
-                    report.failed.append({"order_number": str(entry_id), "code": "outbox.unexpected",
-                                          "message": f"{message} ({type(exc).__name__})"})
+                self._guarded(entry_id, report, lambda entry_id=entry_id: self._process(entry_id, connectors, report))
         finally:
             for connector in connectors.values():
                 connector.close()
         return report
+
+    def _guarded(self, entry_id: int, report: RunReport, attempt: Callable[[], None]) -> None:
+        """One entry's try: a surprise is noted on the entry and the report, and never stops the others."""
+        try:
+            attempt()
+        except StorageError:
+            raise  # the order book itself is in trouble: nothing else can be recorded either
+        except Exception as exc:  # one entry's surprise never stops the others (issue 16.2)
+            log.exception("outbox entry %s: unexpected problem", entry_id)
+            message = ("Something unexpected happened while sending; it will be tried again. If it keeps "
+                       "happening, run `csos-desk support bundle`.")
+            self._failed_by_id(entry_id, "outbox.unexpected", message)
+            report.failed.append({"order_number": str(entry_id), "code": "outbox.unexpected",
+                                  "message": f"{message} ({type(exc).__name__})"})
 
     def run_until_idle(self, *, max_rounds: int = 100, order_ids: list[int] | None = None) -> RunReport:
         """Drain what is due now (entries that failed wait for their next try)."""
@@ -256,9 +304,12 @@ class Outbox:
 
     def _process(self, entry_id: int, connectors: dict[int, Connector], report: RunReport) -> None:
         claim = self._claim(entry_id)
-        if claim is None:
-            return
-        entry, order, stored_document = claim
+        if claim is not None:
+            self._try_claimed(*claim, connectors, report)
+
+    def _try_claimed(self, entry: OutboxEntry, order: Order, stored_document: bytes | None,
+                     connectors: dict[int, Connector], report: RunReport) -> None:
+        """Send a claimed entry's document (checked against its SHA-256) and record what came back."""
         number = order.order_number
         if entry.purpose is OutboxPurpose.ORDER and order.status is not OrderStatus.QUEUED:
             self._settle(entry, state={OrderStatus.CANCELLED: OutboxState.CANCELLED,
