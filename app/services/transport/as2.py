@@ -308,13 +308,13 @@ class As2Connector(Connector):
     kind = "as2"
 
     def __init__(self, settings: As2Settings, identity: As2Identity, *, supplier_name: str = "the supplier") -> None:
-        import requests
+        from app.services.transport.tls import verified_session
 
         self.settings = settings
         self.identity = identity
         self.name = supplier_name
-        self.session = requests.Session()
-        self.session.trust_env = False  # no proxies or CA bundles from the environment between us and the supplier
+        # No proxies or bundles from the environment; each bundle read once per process (``transport.tls``).
+        self.session = verified_session()
         self.verify: str | bool = settings.tls_bundle or True  # https is always verified
         # The records API is usually the AS2 server's own host: its requests share this session (one connection
         # pool, so a server that keeps connections open answers over the one the message went on), each verified

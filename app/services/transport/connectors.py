@@ -153,7 +153,7 @@ class HttpsConnector(Connector):
         """``session``: a requests session to share (the AS2 connector's, so the records of the same host can go
         over its pooled connection); it keeps its owner's settings and is closed by its owner. Every request here
         names this connector's bundle itself, so TLS is verified against it either way."""
-        import requests
+        from app.services.transport.tls import verified_session
 
         base = url.rstrip("/")
         if base.endswith("/orders"):
@@ -175,7 +175,8 @@ class HttpsConnector(Connector):
         self.sleep = sleep
         self.rng = rng or random.Random()
         self._owns_session = session is None
-        self.session = requests.Session() if session is None else session
+        # Its own session reads the bundle once per process, not once per connection (``transport.tls``).
+        self.session = verified_session() if session is None else session
         if self._owns_session:
             self.session.verify = self.tls_bundle
         self.session.trust_env = False  # no proxies or CA bundles from the environment between us and the supplier
