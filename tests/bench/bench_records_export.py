@@ -4,7 +4,8 @@ Run: .venv/bin/python -m tests.bench.bench_records_export [--orders N]
 The order book is filled with Core bulk inserts (one real signed document and real 855/856 bytes, reused), then
 exported twice: without and with the person-readable PDF. The floor, measured in the same run, writes the same
 signed documents and linked records as plain files and zips them — the I/O an export cannot avoid. Floor and export
-take turns, two rounds each, and each figure is the quicker of its two (this machine's disk moves one export by 4×).
+take turns, two rounds each; an export's figure is the quicker of its two, and both rows are judged against the
+quickest floor of the run (this machine's disk moves the same work by 4×).
 """
 
 from __future__ import annotations
@@ -132,16 +133,23 @@ TARGETS = {False: 2.5, True: 4.0}  # × the floor, without / with the PDF (issue
 
 
 def rows(quick: bool = False) -> list[dict]:
+    """Both rows against one floor: the quickest floor round of the run. Each export runs in a process of its own, and
+    the second process's floor was usually the slower (21.6 and 24.4 s against 8.4 and 8.7 s for the same files in
+    one run): judged against its own floor, the PDF row looked met when its export was 6.6× the floor's work."""
     orders = 2_000 if quick else 20_000
-    out = []
+    results = {}
     for pdf in (False, True):
         done = subprocess.run([sys.executable, "-m", "tests.bench.bench_records_export", "--orders", str(orders),
                                "--pdf" if pdf else "--no-pdf", "--emit"], capture_output=True, text=True, check=True)
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        results[pdf] = json.loads(done.stdout.strip().splitlines()[-1])
+    floor = min(seconds for result in results.values() for seconds in result["floor_rounds"])
+    out = []
+    for pdf, result in results.items():
         out.append({"figure": f"records export, {orders:,} orders" + (" incl. PDF" if pdf else " (CSV+archive+zip)"),
-                    "value": result["seconds"], "unit": "s", "floor": result["floor"],
-                    "floor_name": "write the same files + zip them", "ratio": result["seconds"] / result["floor"],
-                    "target": f"≤ {TARGETS[pdf]}×", "ok": result["seconds"] / result["floor"] <= TARGETS[pdf],
+                    "value": result["seconds"], "unit": "s", "floor": floor,
+                    "floor_name": "write the same files + zip them (quickest of the run's four tries)",
+                    "ratio": result["seconds"] / floor, "target": f"≤ {TARGETS[pdf]}×",
+                    "ok": result["seconds"] / floor <= TARGETS[pdf],
                     "peak_rss_mb": round(result["peak_rss_mb"]),
                     "export_rounds_s": result["export_rounds"], "floor_rounds_s": result["floor_rounds"],
                     "pdf_mb": round(result["pdf_mb"], 1)})
