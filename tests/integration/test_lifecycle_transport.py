@@ -39,16 +39,16 @@ from app.services.signing.x12 import Acknowledgement855, AckStatus, parse_850, w
 SLUG = "acme"
 
 
-def make_tls_files(directory: Path) -> tuple[Path, Path, Path]:
-    """A throwaway TLS certificate for 127.0.0.1 (the client trusts exactly this file)."""
+def make_tls_files(directory: Path, *, dns_name: str | None = None) -> tuple[Path, Path, Path]:
+    """A throwaway TLS certificate for 127.0.0.1, or for ``dns_name`` only (the client trusts exactly this file)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "loopback supplier")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name or "loopback supplier")])
+    where = x509.DNSName(dns_name) if dns_name else x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
     now = dt.datetime.now(dt.timezone.utc)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
+            .add_extension(x509.SubjectAlternativeName([where]), critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .sign(key, hashes.SHA256()))
     directory.mkdir(parents=True, exist_ok=True)

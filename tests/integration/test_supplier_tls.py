@@ -8,16 +8,11 @@ it never reads the file again for a new connection (what cost about 17 ms a conn
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 import shutil
 
 import pytest
 import urllib3.connection
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from app.models.states import OrderStatus
 from app.services.orders.outbox import Outbox
@@ -30,25 +25,6 @@ from tests.integration.test_lifecycle_transport import (  # noqa: F401 - fixture
     signed_world,
     supplier,
 )
-
-
-def _tls_files_for(directory, dns_name: str):
-    """A self-signed server certificate naming only ``dns_name`` (not 127.0.0.1)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_name)])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    directory.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path, cert_path
 
 
 @pytest.fixture
@@ -102,7 +78,7 @@ def test_another_cas_bundle_is_refused(supplier, tmp_path):
 
 
 def test_a_certificate_for_another_host_name_is_refused(tmp_path):
-    files = _tls_files_for(tmp_path / "named", "supplier.example")
+    files = make_tls_files(tmp_path / "named", dns_name="supplier.example")
     with LoopbackSupplier(tmp_path, tls_files=files) as named:
         with pytest.raises(TransportError) as caught:
             _connector(named, files[2]).fetch_records(order_number="261000001", purchaser_dea="BJ6125341", after=0)
