@@ -108,6 +108,18 @@ def test_a_bundle_changed_on_disk_is_read_again(supplier, tmp_path):
     assert _asked(supplier, bundle) == "transport.unknown_order"
 
 
+def test_a_damaged_or_missing_bundle_is_a_tls_error_and_nothing_is_sent(supplier, tmp_path):
+    bundle = tmp_path / "damaged.pem"
+    bundle.write_bytes(b"-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n")
+    connector = _connector(supplier, bundle)
+    assert _asked(supplier, bundle) == "transport.tls"
+    bundle.unlink()  # removed after the connector was set up
+    with pytest.raises(TransportError) as caught:
+        connector.send_order(order_number="261000001", purchaser_dea="BJ6125341", document=b"x")
+    assert caught.value.code == "transport.tls"
+    assert supplier.received == []
+
+
 def test_verify_false_is_refused(supplier):
     session = tls.verified_session()
     with pytest.raises(ValueError, match="always verified"):

@@ -62,7 +62,13 @@ class CachedTrustAdapter(HTTPAdapter):
         if host_params.get("scheme") == "https":
             pool_kwargs.pop("ca_certs", None)
             pool_kwargs.pop("ca_cert_dir", None)
-            pool_kwargs["ssl_context"] = verified_context(_bundle_of(verify))
+            bundle = _bundle_of(verify)
+            try:
+                pool_kwargs["ssl_context"] = verified_context(bundle)
+            except (ssl.SSLError, OSError) as exc:  # as requests reports a bundle it cannot load: nothing is sent
+                from requests.exceptions import SSLError
+
+                raise SSLError(f"The trust bundle {bundle} cannot be read ({type(exc).__name__}).") from None
         return host_params, pool_kwargs
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
