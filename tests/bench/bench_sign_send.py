@@ -29,7 +29,6 @@ send makes: the MDN does not carry the supplier's answer, which comes from its r
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import statistics
 import tempfile
 import time

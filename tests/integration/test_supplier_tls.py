@@ -2,8 +2,9 @@
 
 Against a real HTTPS supplier on loopback (``LoopbackSupplier``): an order goes through with the supplier's bundle;
 another CA's bundle, a certificate for another host name and a bundle file changed to another CA are each refused
-with the plain TLS message; ``verify=False`` is refused outright. And urllib3 is never handed the bundle's path, so
-it never reads the file again for a new connection (what cost about 17 ms a connection with a public-roots bundle).
+with the plain TLS message; a request that turns verification off is refused. And urllib3 is never handed the
+bundle's path, so it never reads the file again for a new connection (what cost about 17 ms a connection with a
+public-roots bundle).
 """
 
 from __future__ import annotations

@@ -45,16 +45,10 @@ def verified_context(bundle: str | Path) -> ssl.SSLContext:
         return context
 
 
-def contexts_built() -> int:
-    """How many bundles are held now (tests: the same bundle is read once)."""
-    with _LOCK:
-        return len(_CONTEXTS)
-
-
 class CachedTrustAdapter(HTTPAdapter):
     """An ``HTTPAdapter`` whose https connections use ``verified_context`` of the request's ``verify`` bundle.
 
-    ``verify=False`` is refused: supplier connections are always verified."""
+    A request that turns verification off is refused: supplier connections are always verified."""
 
     def build_connection_pool_key_attributes(self, request: Any, verify: Any, cert: Any = None
                                              ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -81,7 +75,7 @@ class CachedTrustAdapter(HTTPAdapter):
 
 def _bundle_of(verify: Any) -> str:
     if verify is False or verify is None:
-        raise ValueError("Supplier connections are always verified (verify=False is not allowed).")
+        raise ValueError("Supplier connections are always verified; a request without verification is refused.")
     return default_bundle() if verify is True else str(verify)
 
 
