@@ -226,9 +226,9 @@ def run_demo(out: Path, *, say: Callable[[str], None] = print, screenshots: bool
         def export() -> Any:
             renderer = None
             try:
-                from app.ui.records_pdf import render_records_pdf
+                from app.ui.records_pdf import RecordsPdfProcess
 
-                renderer = render_records_pdf
+                renderer = RecordsPdfProcess
             except ImportError:  # Qt missing: CSV and archive still written
                 renderer = None
             today = dt.date.today()

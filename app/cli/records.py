@@ -33,9 +33,9 @@ def cmd_records_export(args: argparse.Namespace) -> int:
     date_from, date_to = parse_date(args.date_from, "--from"), parse_date(args.date_to, "--to")
     renderer = None
     if not args.no_pdf:
-        from app.ui.records_pdf import render_records_pdf
+        from app.ui.records_pdf import RecordsPdfProcess
 
-        renderer = render_records_pdf
+        renderer = RecordsPdfProcess
     summary = export_records(db, date_from=date_from, date_to=date_to, out_dir=Path(args.out), render_pdf=renderer,
                              progress=_progress(args, "Exporting orders"), version=__version__)
     if args.json:

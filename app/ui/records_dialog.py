@@ -315,7 +315,7 @@ class RecordsDialog(QDialog):
             return
         from app import __version__
         from app.services.orders.records import export_records
-        from app.ui.records_pdf import render_records_pdf
+        from app.ui.records_pdf import RecordsPdfProcess
 
         db = self.facade.db
         start, end = self.from_date.date().toPython(), self.to_date.date().toPython()
@@ -323,7 +323,7 @@ class RecordsDialog(QDialog):
 
         def work(context: Any) -> Any:
             return export_records(
-                db, date_from=start, date_to=end, out_dir=out, render_pdf=render_records_pdf, version=__version__,
+                db, date_from=start, date_to=end, out_dir=out, render_pdf=RecordsPdfProcess, version=__version__,
                 progress=lambda done, total: context.progress(done, total, f"Order {done:,} of {total:,}…"),
                 cancelled=lambda: context.cancelled)
 

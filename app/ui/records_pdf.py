@@ -1,19 +1,29 @@
 """The records PDF (O9): each order drawn on Qt's PDF writer, page by page (``RecordsSheet``), and the same order as
 HTML (``order_html``) for printing one order and for a preview.
 
-Lives in ``app.ui`` because it needs Qt; ``app.services.orders.records`` receives ``render_records_pdf`` as a plain
-callable, so services never import Qt. Works headless (``QT_QPA_PLATFORM=offscreen``): it creates an application
-object only when none exists — a widgets ``QApplication``, so that windows opened later in the same process (the
+Lives in ``app.ui`` because it needs Qt; ``app.services.orders.records`` receives ``RecordsPdfProcess`` as a plain
+callable, so services never import Qt. The export's PDF is drawn in a process of its own (``RecordsPdfProcess``,
+``draw_from_stdin``) while the archive is written. Works headless (``QT_QPA_PLATFORM=offscreen``): it creates an
+application object only when none exists — a widgets ``QApplication``, so that windows opened later in the same process (the
 desktop program, tests) do not find a bare QGuiApplication in their way, which Qt answers with an abort.
 """
 
 from __future__ import annotations
 
 import html
+import json
+import logging
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import IO, Any, Iterator, Sequence
+
+log = logging.getLogger(__name__)
+
+DRAW_RECORDS_PDF = "--draw-records-pdf"  # `csos-desk --draw-records-pdf`: the child of ``RecordsPdfProcess``
+_PROBLEM = "records-pdf-problem: "  # the child's last words on stderr when it could not write the PDF
 
 _STYLE = """
 body { font-family: 'DejaVu Sans', Arial, sans-serif; font-size: 9pt; }
@@ -145,6 +155,128 @@ def render_records_pdf(views: Sequence[Any], meta: dict[str, Any], path: Path) -
             sheet.order(view)
     finally:
         sheet.end()
+
+
+class RecordsPdfProcess:
+    """The records PDF drawn in a process of its own while the export writes the archive (a ``PdfRenderer``).
+
+    Drawing 20,000 orders' pages takes longer than writing their archive, and Python draws on one core at a time:
+    in this process the pages had to wait for the archive (a thread only took turns with it). The child is this
+    program again (``DRAW_RECORDS_PDF``); it is given each order's order.json as soon as it is written, so the PDF
+    shows what the archive holds. The pipe holds a few hundred orders: the export stays that close to the pages.
+    """
+
+    def __init__(self, orders: int, meta: dict[str, Any], path: Path) -> None:
+        self._problems = tempfile.TemporaryFile()
+        try:
+            self._child = subprocess.Popen(
+                _child_command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._problems,
+                env=_child_environment(), creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+        except OSError as exc:
+            self._problems.close()
+            from app.services.orders.records import RecordsError
+
+            raise RecordsError(f"The records PDF could not be started ({exc.strerror or exc}).",
+                               code="records.pdf_failed") from None
+        self._send({"orders": orders, "meta": meta, "path": str(path)})
+
+    def add(self, view_file: str) -> None:
+        self._send(view_file)
+
+    def finish(self) -> None:
+        try:
+            self._child.stdin.close()
+        except OSError:
+            pass  # it stopped early: what it said follows
+        if self._child.wait() != 0:
+            raise self._failure()
+        self._problems.close()
+
+    def abort(self) -> None:
+        if self._child.poll() is None:
+            self._child.kill()
+        self._child.wait()
+        try:
+            self._child.stdin.close()
+        except OSError:
+            pass
+        self._problems.close()
+
+    @property
+    def running(self) -> bool:
+        return self._child.poll() is None
+
+    def _send(self, value: Any) -> None:
+        try:
+            self._child.stdin.write(json.dumps(value, default=str).encode() + b"\n")
+        except (OSError, ValueError):  # the child has stopped (broken pipe), or its input was closed
+            self._child.wait()
+            raise self._failure() from None
+
+    def _failure(self) -> Exception:
+        """The child's own words when it could say what went wrong; otherwise a plain sentence, its output logged."""
+        from app.services.orders.records import RecordsError
+
+        self._problems.seek(0)
+        said = self._problems.read().decode("utf-8", "replace").strip().splitlines()
+        self._problems.close()
+        if said and said[-1].startswith(_PROBLEM):
+            code, _, message = said[-1][len(_PROBLEM):].partition(" ")
+            return RecordsError(message, code=code)
+        log.warning("records PDF process stopped with status %s: %s", self._child.returncode, "\n".join(said[-20:]))
+        return RecordsError("The records PDF could not be made: its drawing stopped unexpectedly (the log has the "
+                            "details). Nothing was exported; try again.", code="records.pdf_failed")
+
+
+def _child_command() -> list[str]:
+    if getattr(sys, "frozen", False):  # the bundled program: its executable is `csos-desk` itself
+        return [sys.executable, DRAW_RECORDS_PDF]
+    return [sys.executable, "-m", "app", DRAW_RECORDS_PDF]
+
+
+def _child_environment() -> dict[str, str]:
+    """This environment, drawing offscreen (a file, no window), and finding this ``app`` package first."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    if not getattr(sys, "frozen", False):
+        here = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def draw_from_stdin(stream: IO[bytes] | None = None) -> int:
+    """The child's side of ``RecordsPdfProcess``: a first line with the number of orders, the cover's facts and the
+    PDF's path, then the path of each order's order.json as it is written, until the input ends."""
+    from app.errors import CsosError
+
+    stream = stream or sys.stdin.buffer
+    try:
+        head = json.loads(stream.readline())
+        render_records_pdf(_ArrivingViews(head["orders"], stream), head["meta"], Path(head["path"]))
+    except CsosError as exc:
+        print(f"{_PROBLEM}{exc.code} {exc.message}", file=sys.stderr)
+        return 3
+    except OSError as exc:  # an order.json could not be read back
+        print(f"{_PROBLEM}records.pdf_failed The records PDF could not read an order back from the archive "
+              f"({exc.strerror or exc}). Nothing was exported; try again.", file=sys.stderr)
+        return 3
+    return 0
+
+
+class _ArrivingViews:
+    """The orders' views as their order.json paths arrive on the pipe; ``len`` is the number announced (cover)."""
+
+    def __init__(self, orders: int, stream: IO[bytes]) -> None:
+        self._orders, self._stream = orders, stream
+
+    def __len__(self) -> int:
+        return self._orders
+
+    def __iter__(self) -> Iterator[Any]:
+        from app.services.orders.records import OrderRecordView
+
+        for line in self._stream:
+            with open(json.loads(line), "rb") as handle:
+                yield OrderRecordView(**json.loads(handle.read()))
 
 
 def records_writer(path: Path) -> Any:

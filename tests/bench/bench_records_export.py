@@ -99,9 +99,9 @@ def measure(orders: int, *, pdf: bool, rounds: int = ROUNDS) -> dict:
         document, records = _fill(base / "book.sqlite3", orders)
         renderer = None
         if pdf:
-            from app.ui.records_pdf import render_records_pdf
+            from app.ui.records_pdf import RecordsPdfProcess
 
-            renderer = render_records_pdf
+            renderer = RecordsPdfProcess
         today = dt.date.today()
         floors: list[float] = []
         exports: list[float] = []

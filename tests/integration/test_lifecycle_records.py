@@ -7,7 +7,7 @@ import re
 
 from app.cli import main
 from app.services.orders.records import export_records
-from app.ui.records_pdf import records_html, render_records_pdf
+from app.ui.records_pdf import RecordsPdfProcess, records_html, render_records_pdf
 from tests.factories import draft_order, seed
 
 TODAY = dt.datetime.now(dt.timezone.utc).date()
@@ -17,7 +17,7 @@ def test_the_pdf_has_a_cover_page_and_one_page_per_order(book, tmp_path):
     seed(book)
     orders = [draft_order(book) for _ in range(3)]
     summary = export_records(book.db, date_from=TODAY, date_to=TODAY, out_dir=tmp_path / "out",
-                             render_pdf=render_records_pdf)
+                             render_pdf=RecordsPdfProcess)
     data = summary.pdf.read_bytes()
     assert data.startswith(b"%PDF-")
     assert len(re.findall(rb"/Type\s*/Page[^s]", data)) == 1 + len(orders)

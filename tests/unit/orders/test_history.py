@@ -281,13 +281,14 @@ def test_report_filters_without_a_new_query(world, db):
 
 
 def test_the_records_export_hands_the_history_page_to_the_pdf(world, db, tmp_path):
-    from app.services.orders.records import export_records
+    from app.services.orders.records import drawn_in_this_process, export_records
 
     signed(world, [(OXY_TABLETS, 2), (OXY_SOLUTION, 1)], at=dt.datetime.now(UTC) - dt.timedelta(days=1))
     seen = {}
     today = dt.date.today()
     export_records(db, date_from=today - dt.timedelta(days=30), date_to=today, out_dir=tmp_path / "out",
-                   render_pdf=lambda views, meta, path: seen.update(meta) or path.write_bytes(b"%PDF-1.4\n"))
+                   render_pdf=drawn_in_this_process(
+                       lambda views, meta, path: seen.update(meta) or path.write_bytes(b"%PDF-1.4\n")))
     rows = {(entry["substance"], entry["unit"]): entry for entry in seen["history"]}
     assert set(rows) == {("Oxycodone", "units"), ("Oxycodone", "mL")}
     assert [m[1] for m in rows[("Oxycodone", "units")]["months"]] == ["200"]

@@ -23,6 +23,7 @@ from app.services.orders.records import (
     backup_order_book,
     check_records,
     delete_order_records,
+    drawn_in_this_process,
     export_records,
 )
 from app.services.signing.order_signing import OrderSigningService
@@ -85,7 +86,8 @@ def test_export_writes_csv_archive_manifest_zip_and_hands_every_order_to_the_pdf
         path.write_bytes(b"%PDF-test")
 
     progress = []
-    summary = export_records(book.db, date_from=TODAY, date_to=TODAY, out_dir=tmp_path / "out", render_pdf=renderer,
+    summary = export_records(book.db, date_from=TODAY, date_to=TODAY, out_dir=tmp_path / "out",
+                             render_pdf=drawn_in_this_process(renderer),
                              progress=lambda done, total: progress.append((done, total)))
     assert summary.orders == 2 and progress[-1] == (2, 2)
     assert seen["numbers"] == [o.order_number for o in orders]
