@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -131,8 +132,7 @@ def test_an_order_that_cannot_be_read_back_is_said_plainly(tmp_path, capsys):
 def test_the_bundled_program_starts_itself_as_the_child(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     assert records_pdf._child_command() == [sys.executable, DRAW_RECORDS_PDF]
-    assert "PYTHONPATH" not in records_pdf._child_environment() or \
-        records_pdf._child_environment()["PYTHONPATH"] == records_pdf.os.environ.get("PYTHONPATH")
+    assert records_pdf._child_environment().get("PYTHONPATH") == os.environ.get("PYTHONPATH")  # nothing added
     monkeypatch.undo()
     # The bundle's entry point (what PyInstaller runs) answers the flag as `python -m app` does.
     head = json.dumps({"orders": 0, "meta": {"date_from": "2026-12-01"}, "path": str(tmp_path / "r.pdf")})
