@@ -4,8 +4,8 @@ HTML (``order_html``) for printing one order and for a preview.
 Lives in ``app.ui`` because it needs Qt; ``app.services.orders.records`` receives ``RecordsPdfProcess`` as a plain
 callable, so services never import Qt. The export's PDF is drawn in a process of its own (``RecordsPdfProcess``,
 ``draw_from_stdin``) while the archive is written. Works headless (``QT_QPA_PLATFORM=offscreen``): it creates an
-application object only when none exists — a widgets ``QApplication``, so that windows opened later in the same process (the
-desktop program, tests) do not find a bare QGuiApplication in their way, which Qt answers with an abort.
+application object only when none exists — a widgets ``QApplication``, so that windows opened later in the same
+process (the desktop program, tests) do not find a bare QGuiApplication in their way, which Qt answers with an abort.
 """
 
 from __future__ import annotations
@@ -155,6 +155,23 @@ def render_records_pdf(views: Sequence[Any], meta: dict[str, Any], path: Path) -
             sheet.order(view)
     finally:
         sheet.end()
+    _check_complete(path)
+
+
+def _check_complete(path: Path) -> None:
+    """Qt's PDF writer says nothing when its file could not be written to the end (a full disk): a PDF ends with
+    its end-of-file mark."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, os.path.getsize(path) - 16))
+            complete = b"%%EOF" in handle.read()
+    except OSError:
+        complete = False
+    if not complete:
+        from app.services.orders.records import RecordsError
+
+        raise RecordsError("The records PDF could not be written to the end; check that the folder's drive has room. "
+                           "Nothing was exported.", code="records.pdf_unwritable")
 
 
 class RecordsPdfProcess:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
 import functools
 import hashlib
 import json
@@ -414,6 +415,14 @@ def export_records(db: Database, *, date_from: dt.date, date_to: dt.date, out_di
         if out_dir.exists():
             out_dir.rmdir()
         os.replace(work, out_dir)
+    except OSError as exc:  # a full disk, a drive pulled out: the files written so far go, nothing half-written stays
+        shutil.rmtree(work, ignore_errors=True)
+        if exc.errno == errno.ENOSPC:
+            raise RecordsError(f"The export does not fit on the drive of {out_dir.parent}: it is full. Nothing was "
+                               "exported; free some room there or choose a folder on another drive.",
+                               code="records.disk_full") from None
+        raise RecordsError(f"The export could not be written to {out_dir.parent} ({exc.strerror or exc}). Nothing "
+                           "was exported; choose another folder.", code="records.unwritable") from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
