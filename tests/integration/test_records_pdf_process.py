@@ -79,8 +79,11 @@ def test_the_child_draws_the_same_pdf_as_this_process(book, tmp_path):
     pages, fonts = _drawn(drawn_apart)
     assert len(pages) == 1 + len(orders) and len(fonts) >= 4  # a cover, the orders; two fonts, each with its map
     assert (pages, fonts) == _drawn(drawn_here)
+    later = export_records(book.db, date_from=TODAY, date_to=TODAY, out_dir=tmp_path / "x" / "later",
+                           now=NOW + dt.timedelta(minutes=1), render_pdf=RecordsPdfProcess)
+    assert _drawn(later.pdf.read_bytes()) != (pages, fonts)  # the comparison sees a cover a minute later
     assert all(order.order_number.encode() not in drawn_apart for order in orders)  # drawn as glyphs, not text
-    assert _leftovers(tmp_path / "x") == ["apart", "here"]
+    assert _leftovers(tmp_path / "x") == ["apart", "here", "later"]
 
 
 def test_a_pdf_the_child_cannot_write_fails_the_export_with_its_words_and_leaves_nothing(book, tmp_path):
