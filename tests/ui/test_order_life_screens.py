@@ -16,6 +16,7 @@ from app.models.orderbook import LinkedRecord  # noqa: E402
 from app.models.states import OrderStatus  # noqa: E402
 from app.ui.lifecycle_dialogs import CancelOrderDialog, LostOrderDialog, PackagesModel, ReceivingDialog  # noqa: E402
 from app.ui.records_dialog import RecordsDialog  # noqa: E402
+from tests.integration.test_disk_full import tiny_filesystem  # noqa: E402,F401 (a fixture)
 from app.ui.sign_dialog import send_order  # noqa: E402
 from tests.ui.training_world import KEY_PASSWORD, TrainingWorld  # noqa: E402
 
@@ -273,3 +274,22 @@ def test_every_screen_is_rendered_to_a_png(qtbot, facade, world):
     assert {p.stem for p in written if p.parent.name == "small"} >= {"main-window", "first-run-half-done"}
     assert all(path.stat().st_size > 5000 for path in written)
     assert world.book.get_order(order.id).status is OrderStatus.ACCEPTED  # screenshots change nothing
+
+
+def test_records_export_to_a_full_drive_says_so_plainly(qtbot, facade, world, tiny_filesystem, tmp_path):
+    from tests.integration.test_disk_full import _fill
+
+    accepted_order(facade, world, lines=(("00009-0055-01", 1),))
+    _fill(tiny_filesystem)
+    dialog = RecordsDialog(facade)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.export_folder.setText(str(tiny_filesystem / "export"))
+    dialog.export_button.click()
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=60_000)
+    assert dialog.last_export is None and not dialog.open_folder_button.isVisible()
+    said = dialog.export_message.text
+    assert said.startswith(f"The export does not fit on the drive of {tiny_filesystem}: it is full."), said
+    assert "choose a folder on another drive" in said and "Errno" not in said
+    assert sorted(path.name for path in tiny_filesystem.iterdir()) == ["filler"]
+    dialog.grab().save(str(tmp_path / "records-export-full-drive.png"))
