@@ -188,17 +188,17 @@ class RecordsPdfProcess:
         try:
             self._child = subprocess.Popen(
                 _child_command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._problems,
-                env=_child_environment(), creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+                env=_child_environment(), cwd=_program_root(), creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
         except OSError as exc:
             self._problems.close()
             from app.services.orders.records import RecordsError
 
             raise RecordsError(f"The records PDF could not be started ({exc.strerror or exc}).",
                                code="records.pdf_failed") from None
-        self._send({"orders": orders, "meta": meta, "path": str(path)})
+        self._send({"orders": orders, "meta": meta, "path": os.path.abspath(path)})
 
     def add(self, view_file: str) -> None:
-        self._send(view_file)
+        self._send(os.path.abspath(view_file))
 
     def finish(self) -> None:
         try:
@@ -251,12 +251,18 @@ def _child_command() -> list[str]:
     return [sys.executable, "-m", "app", DRAW_RECORDS_PDF]
 
 
+def _program_root() -> str | None:
+    """The folder holding this ``app`` package, where the child starts (``python -m`` looks in its working folder
+    first, where another ``app`` could be); the bundled program finds itself anyway."""
+    return None if getattr(sys, "frozen", False) else str(Path(__file__).resolve().parents[2])
+
+
 def _child_environment() -> dict[str, str]:
     """This environment, drawing offscreen (a file, no window), and finding this ``app`` package first."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    if not getattr(sys, "frozen", False):
-        here = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join([here, *filter(None, [env.get("PYTHONPATH")])])
+    root = _program_root()
+    if root is not None:
+        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     return env
 
 

@@ -145,10 +145,25 @@ def test_an_order_that_cannot_be_read_back_is_said_plainly(tmp_path, capsys):
     assert said.startswith("records-pdf-problem: records.pdf_failed The records PDF could not read an order back")
 
 
+def test_the_child_is_this_program_wherever_the_export_is_started_from(book, tmp_path, monkeypatch):
+    # A working folder with an `app` of its own, and an export folder given relative to it (`records export --out`).
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "__main__.py").write_text("raise SystemExit('not CSOS Desk')\n")
+    monkeypatch.chdir(tmp_path)
+    seed(book)
+    draft_order(book)
+    summary = export_records(book.db, date_from=TODAY, date_to=TODAY, out_dir=Path("relative") / "out",
+                             render_pdf=RecordsPdfProcess)
+    pages, _fonts = _drawn((tmp_path / "relative" / "out" / "records.pdf").read_bytes())
+    assert summary.orders == 1 and len(pages) == 2
+
+
 def test_the_bundled_program_starts_itself_as_the_child(monkeypatch, tmp_path):
     monkeypatch.setattr(sys, "frozen", True, raising=False)
     assert records_pdf._child_command() == [sys.executable, DRAW_RECORDS_PDF]
     assert records_pdf._child_environment().get("PYTHONPATH") == os.environ.get("PYTHONPATH")  # nothing added
+    assert records_pdf._program_root() is None
     monkeypatch.undo()
     # The bundle's entry point (what PyInstaller runs) answers the flag as `python -m app` does.
     head = json.dumps({"orders": 0, "meta": {"date_from": "2026-12-01"}, "path": str(tmp_path / "r.pdf")})
