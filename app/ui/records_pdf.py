@@ -193,8 +193,8 @@ class RecordsPdfProcess:
             self._problems.close()
             from app.services.orders.records import RecordsError
 
-            raise RecordsError(f"The records PDF could not be started ({exc.strerror or exc}).",
-                               code="records.pdf_failed") from None
+            raise RecordsError(f"The records PDF could not be started ({exc.strerror or exc}). Nothing was exported; "
+                               "try again.", code="records.pdf_failed") from None
         self._send({"orders": orders, "meta": meta, "path": os.path.abspath(path)})
 
     def add(self, view_file: str) -> None:
