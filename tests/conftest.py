@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -22,6 +24,24 @@ def db(tmp_path):
 @pytest.fixture
 def book(db):
     return OrderBook(db, actor="test")
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+    """A 2 MB tmpfs, to fill up with ``tests.full_drive.fill_up`` (needs root, as ./test has in CI); skipped with
+    the reason where mounting is not allowed (the size-limit test in test_disk_full.py covers the logic there)."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a small filesystem needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"this container may not mount a tmpfs: {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
 
 
 # -- PostgreSQL (the shared order book of several workstations) ----------------------------------------------------

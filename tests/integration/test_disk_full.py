@@ -7,13 +7,6 @@ real 2 MB tmpfs is filled up too, while an order is being signed.
 
 from __future__ import annotations
 
-import errno
-import os
-import shutil
-import subprocess
-from pathlib import Path
-
-import pytest
 from sqlalchemy import event
 
 from app.errors import StorageError
@@ -27,6 +20,7 @@ from app.services.signing.order_signing import OrderSigningService
 from app.services.certificates.validation import CertificateValidationService
 from app.services.signing.verifier import MappingSchedules, OrderVerifier
 from tests.factories import PURCHASER_DEA, draft_order, seed
+from tests.full_drive import fill_up
 from tests.pki import build_training_pki
 from tests.signers import KeySigner
 
@@ -65,37 +59,7 @@ def test_orders_added_on_a_full_disk_fail_clearly_and_earlier_ones_survive(db):
     assert draft_order(book, lines=1).status.value == "draft"
 
 
-# -- a real full filesystem -------------------------------------------------------------------------------------------
-
-@pytest.fixture
-def tiny_filesystem(tmp_path):
-    """A 2 MB tmpfs (needs root, as ./test has in CI); skipped with the reason where mounting is not allowed."""
-    mount_point = tmp_path / "tiny"
-    mount_point.mkdir()
-    if os.geteuid() != 0 or not shutil.which("mount"):
-        pytest.skip("mounting a small filesystem needs root (the size-limit test above covers the logic)")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"this container may not mount a tmpfs: {done.stderr.strip()}")
-    try:
-        yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
-
-
-def _fill(folder: Path) -> Path:
-    """Take every free byte of the filesystem."""
-    filler = folder / "filler"
-    with open(filler, "wb") as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 16384)
-                handle.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
-
+# -- a real full filesystem (``tiny_filesystem``: tests/conftest.py) -----------------------------------------------
 
 def test_signing_on_a_really_full_disk_fails_clearly_keeps_the_draft_and_works_again_with_room(tiny_filesystem):
     pki = build_training_pki(tiny_filesystem.parent / "pki")
@@ -112,7 +76,7 @@ def test_signing_on_a_really_full_disk_fails_clearly_keeps_the_draft_and_works_a
                                              certificate=subscriber.cert, intermediates=pki.intermediates)
         first = sign(draft_order(book, lines=2).id)
         waiting = [draft_order(book, lines=40).id for _ in range(3)]
-        filler = _fill(tiny_filesystem)
+        filler = fill_up(tiny_filesystem)
         error = None
         for order_id in waiting:  # the WAL may still have a page or two of room: the disk fills within three
             try:

@@ -24,7 +24,7 @@ from app.services.orders.records import (
 from app.ui import records_pdf
 from app.ui.records_pdf import DRAW_RECORDS_PDF, RecordsPdfProcess, draw_from_stdin, render_records_pdf
 from tests.factories import draft_order, seed
-from tests.integration.test_disk_full import _fill, tiny_filesystem  # noqa: F401 (a fixture)
+from tests.full_drive import fill_up
 
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -178,7 +178,7 @@ def test_an_export_on_a_full_drive_says_so_and_leaves_nothing(book, tiny_filesys
     seed(book)
     for _ in range(30):
         draft_order(book)
-    _fill(tiny_filesystem)
+    fill_up(tiny_filesystem)
     with pytest.raises(RecordsError) as caught:
         export_records(book.db, date_from=TODAY, date_to=TODAY, out_dir=tiny_filesystem / "out",
                        render_pdf=RecordsPdfProcess)
@@ -190,7 +190,7 @@ def test_an_export_on_a_full_drive_says_so_and_leaves_nothing(book, tiny_filesys
 @pytest.mark.parametrize("where", ["here", "apart"])
 def test_a_pdf_cut_short_by_a_full_drive_is_an_error_not_a_broken_file(tiny_filesystem, where):
     # Qt's PDF writer opens the file (a name takes no room) and then loses every write without a word.
-    _fill(tiny_filesystem)
+    fill_up(tiny_filesystem)
     path = tiny_filesystem / "records.pdf"
     with pytest.raises(RecordsError) as caught:
         if where == "here":

@@ -16,7 +16,6 @@ from app.models.orderbook import LinkedRecord  # noqa: E402
 from app.models.states import OrderStatus  # noqa: E402
 from app.ui.lifecycle_dialogs import CancelOrderDialog, LostOrderDialog, PackagesModel, ReceivingDialog  # noqa: E402
 from app.ui.records_dialog import RecordsDialog  # noqa: E402
-from tests.integration.test_disk_full import tiny_filesystem  # noqa: E402,F401 (a fixture)
 from app.ui.sign_dialog import send_order  # noqa: E402
 from tests.ui.training_world import KEY_PASSWORD, TrainingWorld  # noqa: E402
 
@@ -277,10 +276,10 @@ def test_every_screen_is_rendered_to_a_png(qtbot, facade, world):
 
 
 def test_records_export_to_a_full_drive_says_so_plainly(qtbot, facade, world, tiny_filesystem, tmp_path):
-    from tests.integration.test_disk_full import _fill
+    from tests.full_drive import fill_up
 
     accepted_order(facade, world, lines=(("00009-0055-01", 1),))
-    _fill(tiny_filesystem)
+    fill_up(tiny_filesystem)
     dialog = RecordsDialog(facade)
     qtbot.addWidget(dialog)
     dialog.show()
