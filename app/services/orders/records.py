@@ -338,7 +338,7 @@ def _orders_in_range(session: Session, date_from: dt.date, date_to: dt.date) -> 
 
 
 def _registrants_in_range(session: Session, date_from: dt.date, date_to: dt.date) -> list[str]:
-    """"Name (DEA number)" of each registration that created an order in the period, for the cover page."""
+    """"Name (DEA number)" of each registration that created an order in the period (README, the PDF's cover)."""
     rows = session.execute(select(Registration.name, Registration.dea_number).distinct()
                            .join(Order, Order.registration_id == Registration.id)
                            .where(_created_in(date_from, date_to)))
@@ -436,8 +436,6 @@ def _export_into(db: Database, work: Path, *, date_from: dt.date, date_to: dt.da
                  now: dt.datetime, version: str) -> tuple[int, int]:
     archive = work / "archive"
     (archive / "orders").mkdir(parents=True)
-    view_files: list[str] = []  # each order's order.json: the PDF reads the views back from there, one at a time
-    registrants: set[str] = set()
     with db.session() as session, open(work / "orders.csv", "w", newline="", encoding="utf-8") as handle, \
             zipfile.ZipFile(work / "archive.zip", "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         written = _Written(archive, bundle)
@@ -456,26 +454,27 @@ def _export_into(db: Database, work: Path, *, date_from: dt.date, date_to: dt.da
         for old_id, new_number in (session.execute(select(Order.replaces_order_id, Order.order_number).where(
                 Order.replaces_order_id.is_not(None)).order_by(Order.id)).all() if ids else []):
             successors.setdefault(old_id, []).append(new_number)
+        registrants = _registrants_in_range(session, date_from, date_to)
         pdf = None
         if render_pdf is not None:
             from app.services.orders.history import history_rows_for_records  # the PDF's ordering-history page
 
             meta = {"date_from": date_from.isoformat(), "date_to": date_to.isoformat(),
-                    "exported_at": now.isoformat(), "registrants": _registrants_in_range(session, date_from, date_to),
+                    "exported_at": now.isoformat(), "registrants": registrants,
                     "version": version, "history": history_rows_for_records(db, now=min(now, dt.datetime.combine(
                         date_to, dt.time(23, 59), dt.timezone.utc)))}
             pdf = render_pdf(total, meta, work / "records.pdf")
         try:
-            _write_orders(session, ids, written, writer, pdf, view_files, registrants, numbers=numbers,
+            exported = _write_orders(session, ids, written, writer, pdf, numbers=numbers,
                           successors=successors, shared_numbers=shared_numbers, progress=progress,
                           cancelled=cancelled)
             _stop_if_cancelled(cancelled)  # Stop pressed during the last order still stops, before the PDF's end
             (archive / "README.txt").write_text(_README.format(
-                registrants="; ".join(sorted(registrants)) or "(none)", date_from=date_from, date_to=date_to,
-                count=len(view_files), exported_at=now.strftime("%Y-%m-%d %H:%M"), version=version or "-"))
+                registrants="; ".join(registrants) or "(none)", date_from=date_from, date_to=date_to,
+                count=exported, exported_at=now.strftime("%Y-%m-%d %H:%M"), version=version or "-"))
             listed = _write_manifest(archive, extra={"period": {"from": date_from.isoformat(),
                                                                 "to": date_to.isoformat()},
-                                                     "orders": len(view_files), "created_at": now.isoformat()},
+                                                     "orders": exported, "created_at": now.isoformat()},
                                      known=written.digests)
             for relative in [*listed, MANIFEST]:  # the README, the manifest (and anything else not written above)
                 if relative not in written.digests:
@@ -486,21 +485,20 @@ def _export_into(db: Database, work: Path, *, date_from: dt.date, date_to: dt.da
             if pdf is not None:
                 pdf.abort()
             raise
-    return len(view_files), len(listed)
+    return exported, len(listed)
 
 
 def _write_orders(session: Session, ids: list[int], written: _Written, writer: Any, pdf: PdfJob | None,
-                  view_files: list[str], registrants: set[str], *, numbers: dict[int, str],
+                  *, numbers: dict[int, str],
                   successors: dict[int, list[str]], shared_numbers: set[str], progress: Progress | None,
-                  cancelled: Callable[[], bool] | None) -> None:
-    """Each order's files into the archive (and zip), its rows into the CSV, its order.json to the PDF."""
-    total = len(ids)
+                  cancelled: Callable[[], bool] | None) -> int:
+    """Each order's files into the archive (and zip), its rows into the CSV, its order.json to the PDF; how many."""
+    total, done = len(ids), 0
     for done, order in enumerate(_load_orders_in_chunks(session, ids), start=1):
         _stop_if_cancelled(cancelled)
         view = order_view(order, replaces=numbers.get(order.replaces_order_id),
                           replaced_by=successors.get(order.id, ()))
         ship_dates = ship_dates_by_line(order)
-        registrants.add(f"{order.registration.name} (DEA {order.registration.dea_number})")
         folder = f"orders/{order.order_number}/{order.registration.dea_number}" \
             if order.order_number in shared_numbers else f"orders/{order.order_number}"
         written.folder(folder)
@@ -509,9 +507,9 @@ def _write_orders(session: Session, ids: list[int], written: _Written, writer: A
             written.write(f"{folder}/{order.order_number}.csos", order.signed_document)
         for record in order.linked_records:
             written.write(f"{folder}/records/{record_file_name(record)}", record.raw)
-        view_files.append(written.write_text(f"{folder}/order.json", json_text(view.to_json())))
+        view_file = written.write_text(f"{folder}/order.json", json_text(view.to_json()))
         if pdf is not None:
-            pdf.add(view_files[-1])
+            pdf.add(view_file)  # the PDF reads the view back from the archive: it shows what the archive holds
         writer.writerows([view.order_number, view.status, view.purchaser["dea_number"], view.supplier["name"],
                           view.created_at, view.signed_at or "", (view.signer or {}).get("name", ""),
                           line["line_number"], line["ndc"], line["description"], line["schedule"],
@@ -525,6 +523,7 @@ def _write_orders(session: Session, ids: list[int], written: _Written, writer: A
                          for line in view.lines)
         if progress is not None:
             progress(done, total)
+    return done
 
 
 def _stop_if_cancelled(cancelled: Callable[[], bool] | None) -> None:
